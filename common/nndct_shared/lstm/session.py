@@ -1,0 +1,157 @@
+"""The LSTM quantization flow shared by both front ends: calib -> quant_info.json -> test ->
+xmodel and deploy-check dumps.
+
+A front end finds the LSTMs of the user's model, builds one `QuantizedLstmStack` per LSTM and
+registers it here; everything written to `output_dir` is then produced by this module, which is
+why the PyTorch and Keras flows write the same files for the same weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..deploy_check import DeployCheckWriter
+from ..messages import error
+from ..quant_info import QuantInfo, QuantInfoError, QuantInfoMismatchError, check_against, read_quant_info, write_quant_info
+from .cell import QuantizedLstmCell
+from .codegen import write_cell_module
+from .fix_positions import CellFixPositions
+from .naming import NODE_NAMES, PARAM_NAMES, scoped
+from .stack import QuantizedLstmStack, RunMode
+
+QUANT_INFO_FILE = "quant_info.json"
+DUMP_DIR = "deploy_check_data_int"
+XMODEL_DIR = "xmodel"
+
+
+@dataclass
+class FirstBatch:
+    """The first batch a stack saw in test mode (batch element 0 only), replayed for the dumps."""
+
+    x: np.ndarray
+    lengths: np.ndarray | None
+    h0: np.ndarray | None
+    c0: np.ndarray | None
+
+
+class LstmQuantSession:
+    """All quantized LSTMs of one model and the files of one output directory."""
+
+    def __init__(self, output_dir: str | Path, mode: RunMode, bit_width: int) -> None:
+        self.output_dir = Path(output_dir)
+        self.mode = mode
+        self.bit_width = bit_width
+        self.stacks: list[QuantizedLstmStack] = []
+        self._prepare_output_dir()
+
+    def _prepare_output_dir(self) -> None:
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise error("QUANTIZER_TORCH_OUTPUT_DIR", path=str(self.output_dir), reason=str(exc)) from exc
+        if not _is_writable(self.output_dir):
+            raise error("QUANTIZER_TORCH_OUTPUT_DIR", path=str(self.output_dir), reason="not writable")
+
+    @property
+    def cells(self) -> list[QuantizedLstmCell]:
+        return [cell for stack in self.stacks for cell in stack.cells]
+
+    def add_stack(self, stack: QuantizedLstmStack) -> None:
+        names = {c.graph_name for c in self.cells}
+        clash = [c.graph_name for c in stack.cells if c.graph_name in names]
+        if clash:
+            raise error("QUANTIZER_TORCH_DUPLICATE_CELL", names=", ".join(clash))
+        self.stacks.append(stack)
+        for cell in stack.cells:
+            write_cell_module(self.output_dir, cell.graph_name, cell.input_size, cell.hidden_size, cell.reverse)
+
+    # --------------------------------------------------------------------------- quant_info.json
+    def export_quant_config(self) -> Path:
+        """Calib mode: align the calibrated fix positions and write quant_info.json."""
+        if self.mode != RunMode.CALIB:
+            raise error("QUANTIZER_TORCH_EXPORT_MODE", what="export_quant_config", mode=self.mode.value, needed="calib")
+        never_run = [c.graph_name for c in self.cells if not c.calibration.param]
+        if never_run:
+            raise error("QUANTIZER_TORCH_NO_FORWARD", names=", ".join(never_run))
+        qi = QuantInfo()
+        for cell in self.cells:
+            params, outputs = cell.calibration.aligned().quant_info_entries(cell.graph_name)
+            qi.param.update(params)
+            qi.output.update(outputs)
+        return write_quant_info(qi, self.output_dir / QUANT_INFO_FILE)
+
+    def load_quant_config(self) -> None:
+        """Test mode: read quant_info.json and give every cell its fix positions."""
+        path = self.output_dir / QUANT_INFO_FILE
+        if not path.is_file():
+            raise error("QUANTIZER_TORCH_NO_QUANT_FILE", path=str(path))
+        try:
+            qi = read_quant_info(path)
+            check_against(
+                qi,
+                [scoped(c.graph_name, n) for c in self.cells for n in PARAM_NAMES],
+                [scoped(c.graph_name, n) for c in self.cells for n in NODE_NAMES],
+            )
+            for cell in self.cells:
+                cell.load_fix_positions(CellFixPositions.from_quant_info_entries(cell.graph_name, qi.param, qi.output))
+        except (QuantInfoError, QuantInfoMismatchError, ValueError) as exc:
+            raise error("QUANTIZER_TORCH_QUANT_INFO_MISMATCH", path=str(path), detail=str(exc)) from exc
+
+    # --------------------------------------------------------------------------- deploy files
+    def export_xmodel(self, output_dir: str | Path | None, first_batches: dict[int, FirstBatch] | None,
+                      deploy_check: bool) -> list[Path]:
+        """Test mode: one `<graph>_int.xmodel` per cell, and with `deploy_check` the per-frame
+        txt dumps of batch element 0 of the first batch every LSTM saw."""
+        from .xmodel_export import cell_xgraph
+        from ..xmodel import write_xmodel
+
+        if self.mode != RunMode.TEST:
+            raise error("QUANTIZER_TORCH_EXPORT_MODE", what="export_xmodel", mode=self.mode.value, needed="test")
+        out_dir = Path(output_dir) if output_dir is not None else self.output_dir
+        xdir = out_dir / XMODEL_DIR
+        xdir.mkdir(parents=True, exist_ok=True)
+        written = [write_xmodel(cell_xgraph(cell), xdir / f"{cell.graph_name}_int.xmodel") for cell in self.cells]
+        if deploy_check:
+            first_batches = first_batches or {}
+            missing = [s.prefix for k, s in enumerate(self.stacks) if k not in first_batches]
+            if missing:
+                raise error("QUANTIZER_TORCH_NO_FORWARD", names=", ".join(missing))
+            writer = DeployCheckWriter(out_dir / DUMP_DIR, data_format="txt")
+            for k, stack in enumerate(self.stacks):
+                fb = first_batches[k]
+                for graph_name, record in stack.record(fb.x, fb.lengths, fb.h0, fb.c0).items():
+                    cell = next(c for c in stack.cells if c.graph_name == graph_name)
+                    written += write_cell_frames(writer, cell, record)
+        return written
+
+
+def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedLstmCell, record) -> list[Path]:
+    """One `frame_<t>` directory per processed step: every node's value and code, and in frame 0
+    the parameters, exactly as the reference's DeployChecker in txt mode."""
+    fix = record.fix
+    bw = fix.bit_width
+    params = []
+    for name, codes in cell.param_codes().items():
+        fp = fix.param[name]
+        params.append((scoped(cell.graph_name, name), np.ldexp(codes.astype(np.float64), -fp), bw, fp))
+    paths = []
+    for t in range(record.steps):
+        records = []
+        for i, name in enumerate(NODE_NAMES):
+            codes = record.codes[name][t:t + 1]
+            fp = fix.node[i]
+            records.append((scoped(cell.graph_name, name), np.ldexp(codes.astype(np.float64), -fp), bw, fp))
+        paths.append(writer.write_frame(cell.graph_name, t, records, params))
+    return paths
+
+
+def _is_writable(path: Path) -> bool:
+    probe = path / ".nndct_write_probe"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+        return True
+    except OSError:
+        return False

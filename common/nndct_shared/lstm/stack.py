@@ -1,0 +1,94 @@
+"""A multi-layer, optionally bidirectional LSTM made of quantized StandardLstmCells.
+
+This is the framework-neutral equivalent of the reference's `StackedLstm`: each (layer,
+direction) is its own cell graph; layer l > 0 reads the concatenation of the previous layer's
+forward and backward outputs. Front ends only convert their tensors to NumPy and back.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+import numpy as np
+
+from .cell import CellRecord, QuantizedLstmCell
+from .cell_params import CellWeights
+from .naming import cell_graph_name
+
+
+class RunMode(str, Enum):
+    CALIB = "calib"
+    TEST = "test"
+
+
+class QuantizedLstmStack:
+    """`cells[l * D + d]` is layer l, direction d (0 forward, 1 backward), as in nn.LSTM's h_n."""
+
+    def __init__(self, prefix: str, weights: list[list[CellWeights]], bit_width: int,
+                 max_fix_pos: int = 12) -> None:
+        if not weights or any(len(w) != len(weights[0]) for w in weights) or len(weights[0]) not in (1, 2):
+            raise ValueError("weights must be [num_layers][1 or 2 directions]")
+        self.prefix = prefix
+        self.num_layers = len(weights)
+        self.num_directions = len(weights[0])
+        self.cells = [
+            QuantizedLstmCell(cell_graph_name(prefix, layer, bool(d)), w, reverse=bool(d),
+                              bit_width=bit_width, max_fix_pos=max_fix_pos)
+            for layer, per_dir in enumerate(weights) for d, w in enumerate(per_dir)
+        ]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.cells[0].hidden_size
+
+    @property
+    def input_size(self) -> int:
+        return self.cells[0].input_size
+
+    def check_initial_states(self, h0: np.ndarray | None, batch: int) -> None:
+        if h0 is None:
+            return
+        expected = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        if tuple(h0.shape) != expected:
+            raise ValueError(f"initial states have shape {tuple(h0.shape)}, expected {expected}: "
+                             "initial states do not match the number of layers and directions")
+
+    def forward(self, x: np.ndarray, lengths: np.ndarray | None = None, h0: np.ndarray | None = None,
+                c0: np.ndarray | None = None, mode: RunMode = RunMode.TEST):
+        """Runs every layer; returns (out [B, T, D*H], h_n [L*D, B, H], c_n [L*D, B, H])."""
+        batch = x.shape[0]
+        self.check_initial_states(h0, batch)
+        self.check_initial_states(c0, batch)
+        layer_in = x
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                k = layer * self.num_directions + d
+                cell = self.cells[k]
+                args = (layer_in, lengths, None if h0 is None else h0[k], None if c0 is None else c0[k])
+                out, h, c = cell.calibrate(*args) if mode == RunMode.CALIB else cell.run(*args)
+                outs.append(out)
+                h_n.append(h)
+                c_n.append(c)
+            layer_in = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
+        return layer_in, np.stack(h_n), np.stack(c_n)
+
+    def record(self, x: np.ndarray, lengths: np.ndarray | None = None, h0: np.ndarray | None = None,
+               c0: np.ndarray | None = None) -> dict[str, CellRecord]:
+        """Test-mode run of batch element 0 recording every node of every cell (deploy check)."""
+        x = x[:1]
+        lengths = None if lengths is None else lengths[:1]
+        h0 = None if h0 is None else h0[:, :1]
+        c0 = None if c0 is None else c0[:, :1]
+        records: dict[str, CellRecord] = {}
+        layer_in = x
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                k = layer * self.num_directions + d
+                cell = self.cells[k]
+                args = (layer_in, lengths, None if h0 is None else h0[k], None if c0 is None else c0[k])
+                out, records[cell.graph_name] = cell.record(*args)
+                outs.append(out)
+            layer_in = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
+        return records

@@ -1,0 +1,192 @@
+// Calibration mode of the quantized StandardLstmCell: the reference's fake-quantized float cell.
+//
+// One call of the reference's cell is one time step of one batch: every node computes its output
+// in float from already fake-quantized inputs, scans it with the diffs search, appends the fix
+// position to its history and fake-quantizes the output (floor) at the history's mode. Later
+// nodes and steps therefore see quantized values, exactly as in the reference. The only liberty
+// taken is float64 instead of float32 arithmetic (deterministic, and never less accurate).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "nndct/calib.h"
+#include "nndct/lstm_cell.h"
+#include "nndct/lstm_int_ops.h"
+
+namespace nndct {
+namespace lstm {
+
+bool histogram_mode(const int64_t* counts, int* fix_pos) {
+  int best = -1;
+  for (int s = 0; s < kFpSlots; ++s)
+    if (counts[s] > 0 && (best < 0 || counts[s] > counts[best])) best = s;
+  if (best < 0) return false;
+  *fix_pos = best - kFpOffset;
+  return true;
+}
+
+namespace {
+
+class NodeScanner {
+ public:
+  NodeScanner(int bit_width, int search_range, int max_fix_pos, int64_t* counts)
+      : bit_width_(bit_width), search_range_(search_range), max_fix_pos_(max_fix_pos),
+        counts_(counts), range_(CodeRange::signed_bits(bit_width)) {}
+
+  // Scans node `node`'s output v[0..n), records its fix position and fake-quantizes v in place
+  // at the mode. All-zero outputs carry no range information and do not vote.
+  void scan(int node, double* v, int64_t n, bool is_input) {
+    if (n == 0) return;
+    const bool any = std::any_of(v, v + n, [](double a) { return a != 0.0; });
+    int64_t* row = counts_ + node * kFpSlots;
+    if (any) {
+      FixPosSearch search;
+      search.bit_width = bit_width_;
+      search.search_range = is_input ? 1 : search_range_;
+      search.method = Method::kFloor;
+      search.max_fix_pos = max_fix_pos_;
+      const int fp = diffs_fix_pos<double>(v, n, search);
+      const int slot = std::clamp(fp + kFpOffset, 0, kFpSlots - 1);
+      ++row[slot];
+    }
+    int fp;
+    if (!histogram_mode(row, &fp)) return;  // nothing non-zero seen yet: v is all zero
+    for (int64_t i = 0; i < n; ++i) v[i] = dequantize(quantize_value(v[i], fp, range_), fp);
+  }
+
+  // Current fix position of a node (its mode), or max_fix_pos before any vote.
+  int fix_pos(int node) const {
+    int fp;
+    return histogram_mode(counts_ + node * kFpSlots, &fp) ? fp : max_fix_pos_;
+  }
+
+ private:
+  int bit_width_, search_range_, max_fix_pos_;
+  int64_t* counts_;
+  CodeRange range_;
+};
+
+// out[r][j] = sum_k a[r][k] * wt[k][j] + bias[j]
+void dense(const double* a, int64_t rows, int64_t in, const std::vector<double>& wt,
+           const double* bias, int64_t cols, double* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double* o = out + r * cols;
+    for (int64_t j = 0; j < cols; ++j) o[j] = bias ? bias[j] : 0.0;
+    for (int64_t k = 0; k < in; ++k) {
+      const double v = a[r * in + k];
+      if (v == 0.0) continue;
+      const double* w = wt.data() + k * cols;
+      for (int64_t j = 0; j < cols; ++j) o[j] += v * w[j];
+    }
+  }
+}
+
+std::vector<double> transpose(const double* w, int64_t rows, int64_t cols) {
+  std::vector<double> t(rows * cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) t[c * rows + r] = w[r * cols + c];
+  return t;
+}
+
+// Table lookup of values on the 2^-fin grid; results on the 2^-15 grid.
+void table(bool is_tanh, const double* in, int fin, double* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t code = static_cast<int64_t>(std::ldexp(in[i], fin));  // exact: on the grid
+    const int64_t t = is_tanh ? tanh_code(code, fin) : sigmoid_code(code, fin);
+    out[i] = dequantize(t, kTableOutputFixPos);
+  }
+}
+
+}  // namespace
+
+void calibrate_forward(int bit_width, int search_range, int max_fix_pos, const SequenceBatch& seq,
+                       const double* w_ih, const double* w_hh, const double* bias,
+                       int64_t* fp_counts, double* out, double* h_n, double* c_n) {
+  const int64_t B = seq.batch, T = seq.steps, I = seq.input_size, H = seq.hidden, G = 4 * H;
+  NodeScanner scanner(bit_width, search_range, max_fix_pos, fp_counts);
+  const std::vector<double> wih_t = transpose(w_ih, G, I);
+  const std::vector<double> whh_t = transpose(w_hh, G, H);
+  std::vector<int64_t> len(B);
+  for (int64_t b = 0; b < B; ++b)
+    len[b] = seq.lengths ? std::min<int64_t>(std::max<int64_t>(seq.lengths[b], 0), T) : T;
+  // State of every row (fake-quantized h_next / c_next of its last step).
+  std::vector<double> h(B * H, 0.0), c(B * H, 0.0);
+  if (seq.h0) std::copy(seq.h0, seq.h0 + B * H, h.begin());
+  if (seq.c0) std::copy(seq.c0, seq.c0 + B * H, c.begin());
+  std::fill(out, out + B * T * H, 0.0);
+
+  std::vector<int64_t> rows;
+  std::vector<double> x, hin, cin, ax, ah, node(kNumNodes * B * H), buf(B * G);
+  for (int64_t t = 0; t < T; ++t) {
+    rows.clear();
+    for (int64_t b = 0; b < B; ++b)
+      if (t < len[b]) rows.push_back(b);
+    const int64_t n = static_cast<int64_t>(rows.size());
+    if (n == 0) continue;
+    x.resize(n * I);
+    hin.resize(n * H);
+    cin.resize(n * H);
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t b = rows[k];
+      const int64_t pos = seq.reverse ? len[b] - 1 - t : t;
+      std::copy(seq.x + (b * T + pos) * I, seq.x + (b * T + pos + 1) * I, x.begin() + k * I);
+      std::copy(h.begin() + b * H, h.begin() + (b + 1) * H, hin.begin() + k * H);
+      std::copy(c.begin() + b * H, c.begin() + (b + 1) * H, cin.begin() + k * H);
+    }
+    scanner.scan(kInput0, x.data(), n * I, true);
+    scanner.scan(kInput1, hin.data(), n * H, true);
+    scanner.scan(kInput2, cin.data(), n * H, true);
+
+    auto node_buf = [&](int idx) { return node.data() + idx * B * H; };
+    // Gate pre-activations: dense outputs per gate gathered into each node's buffer.
+    ax.resize(n * G);
+    ah.resize(n * G);
+    dense(x.data(), n, I, wih_t, bias, G, ax.data());
+    dense(hin.data(), n, H, whh_t, nullptr, G, ah.data());
+    for (int g = 0; g < kNumGates; ++g) {
+      double* a = node_buf(dense_x_node(g));
+      double* bb = node_buf(dense_h_node(g));
+      double* y = node_buf(sum_node(g));
+      for (int64_t k = 0; k < n; ++k)
+        for (int64_t j = 0; j < H; ++j) {
+          a[k * H + j] = ax[k * G + g * H + j];
+          bb[k * H + j] = ah[k * G + g * H + j];
+        }
+      scanner.scan(dense_x_node(g), a, n * H, false);
+      scanner.scan(dense_h_node(g), bb, n * H, false);
+      for (int64_t i = 0; i < n * H; ++i) y[i] = a[i] + bb[i];
+      scanner.scan(sum_node(g), y, n * H, false);
+      table(g == 2, y, scanner.fix_pos(sum_node(g)), node_buf(gate_node(g)), n * H);
+      scanner.scan(gate_node(g), node_buf(gate_node(g)), n * H, false);
+    }
+    double* ig = node_buf(kItCct);
+    double* fc = node_buf(kFtC);
+    double* cn = node_buf(kCNext);
+    double* ct = node_buf(kCTemp);
+    double* hn = node_buf(kHNext);
+    const double *it = node_buf(kIt), *ft = node_buf(kFt), *cct = node_buf(kCct), *ot = node_buf(kOt);
+    for (int64_t i = 0; i < n * H; ++i) ig[i] = it[i] * cct[i];
+    scanner.scan(kItCct, ig, n * H, false);
+    for (int64_t i = 0; i < n * H; ++i) fc[i] = ft[i] * cin[i];
+    scanner.scan(kFtC, fc, n * H, false);
+    for (int64_t i = 0; i < n * H; ++i) cn[i] = ig[i] + fc[i];
+    scanner.scan(kCNext, cn, n * H, false);
+    table(true, cn, scanner.fix_pos(kCNext), ct, n * H);
+    scanner.scan(kCTemp, ct, n * H, false);
+    for (int64_t i = 0; i < n * H; ++i) hn[i] = ot[i] * ct[i];
+    scanner.scan(kHNext, hn, n * H, false);
+
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t b = rows[k];
+      const int64_t pos = seq.reverse ? len[b] - 1 - t : t;
+      std::copy(hn + k * H, hn + (k + 1) * H, out + (b * T + pos) * H);
+      std::copy(hn + k * H, hn + (k + 1) * H, h.begin() + b * H);
+      std::copy(cn + k * H, cn + (k + 1) * H, c.begin() + b * H);
+    }
+  }
+  std::copy(h.begin(), h.end(), h_n);
+  std::copy(c.begin(), c.end(), c_n);
+}
+
+}  // namespace lstm
+}  // namespace nndct

@@ -1,0 +1,82 @@
+"""`torch_quantizer(..., lstm=True)`: every `nn.LSTM` of the module becomes a `QuantLSTM`.
+
+Only the LSTMs are quantized (as in the reference RNN quantizer); embeddings, heads and
+activations around them stay float. The flow is the reference's: calib mode records the fix
+positions and `export_quant_config()` writes quant_info.json; test mode reads it, runs the
+integer datapath and `export_xmodel()` writes the xmodels and the deploy-check dumps.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from torch import nn
+
+from nndct_shared.lstm.naming import prefix_from_module_path
+from nndct_shared.lstm.session import FirstBatch, LstmQuantSession
+from nndct_shared.lstm.stack import RunMode
+from nndct_shared.messages import error, warn
+
+from ..nn.quant_lstm import QuantLSTM
+
+
+def find_lstms(module: nn.Module) -> list[tuple[str, nn.LSTM]]:
+    """Every `nn.LSTM` in the module tree with its attribute path, in registration order."""
+    return [(name, m) for name, m in module.named_modules() if isinstance(m, nn.LSTM)]
+
+
+def _check_supported(path: str, lstm: nn.LSTM) -> None:
+    if lstm.proj_size:
+        raise error("QUANTIZER_TORCH_UNSUPPORTED_OPS", op=f"nn.LSTM with proj_size={lstm.proj_size} ({path or 'top module'})")
+    if lstm.dropout and lstm.num_layers > 1:
+        warn("QUANTIZER_TORCH_LSTM_DROPOUT", module=path or "top module", dropout=lstm.dropout)
+
+
+def _replace_module(root: nn.Module, path: str, new: nn.Module) -> nn.Module:
+    """setattr on the parent; a root that is itself the LSTM is replaced whole."""
+    if not path:
+        return new
+    parent_path, _, attr = path.rpartition(".")
+    parent = root.get_submodule(parent_path) if parent_path else root
+    setattr(parent, attr, new)
+    return root
+
+
+class LstmTorchQuantizer:
+    """The object `torch_quantizer` returns in LSTM mode."""
+
+    def __init__(self, quant_mode: RunMode, module: nn.Module, output_dir: str, bitwidth: int) -> None:
+        lstms = find_lstms(module)
+        if not lstms:
+            raise error("QUANTIZER_TORCH_NO_LSTM", module=type(module).__name__)
+        self.quant_mode = quant_mode
+        self.output_dir = Path(output_dir)
+        self.session = LstmQuantSession(self.output_dir, quant_mode, bitwidth)
+        model = copy.deepcopy(module).cpu().eval()
+        self.quant_lstms: list[QuantLSTM] = []
+        for path, lstm in find_lstms(model):
+            _check_supported(path, lstm)
+            qlstm = QuantLSTM(lstm, prefix_from_module_path(path, type(lstm).__name__), path, bitwidth)
+            qlstm.mode = quant_mode
+            self.session.add_stack(qlstm.stack)
+            self.quant_lstms.append(qlstm)
+            model = _replace_module(model, path, qlstm)
+        self._model = model
+        if quant_mode == RunMode.TEST:
+            self.session.load_quant_config()
+
+    @property
+    def quant_model(self) -> nn.Module:
+        """The user's model with every LSTM replaced (float everywhere else)."""
+        return self._model
+
+    def export_quant_config(self) -> Path:
+        return self.session.export_quant_config()
+
+    def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> list[Path]:
+        batches = {k: FirstBatch(*q.first_batch) for k, q in enumerate(self.quant_lstms) if q.first_batch is not None}
+        if self.quant_mode == RunMode.TEST and len(batches) < len(self.quant_lstms):
+            unused = [q.module_path or "top module" for q in self.quant_lstms if q.first_batch is None]
+            raise error("QUANTIZER_TORCH_NO_FORWARD", names=", ".join(unused))
+        return self.session.export_xmodel(output_dir, batches, deploy_check)
+
