@@ -1,9 +1,13 @@
 """Shared fixtures: paths to the golden files written by the reference tool."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
+
+# tests/helpers holds independent reference implementations shared by several test modules.
+sys.path.insert(0, str(Path(__file__).parent))
 
 DATA_DIR = Path(__file__).parent / "data"
 GOLDEN_LSTM_DIR = DATA_DIR / "golden" / "vitis-rnn-lstm-cell"

@@ -6,7 +6,8 @@ reference tool for the same model must load unchanged.
 """
 from __future__ import annotations
 
-import re
+from ..graph.naming import scoped_name as scoped
+from ..graph.naming import to_op_name as op_name
 
 GATES = ("i", "f", "g", "o")
 """PyTorch gate order (Keras' i, f, c, o is the same order)."""
@@ -73,14 +74,4 @@ def cell_graph_name(prefix: str, layer: int, reverse: bool) -> str:
     return f"{prefix}_{CELL_KIND}_layer_{layer}_{direction}"
 
 
-def scoped(graph_name: str, local: str) -> str:
-    """`<graph>::<local>`: the reference's node and tensor names."""
-    return f"{graph_name}::{local}"
-
-
-_NON_ALNUM = re.compile(r"[^0-9A-Za-z]")
-
-
-def op_name(name: str) -> str:
-    """The xmodel op / dump file name: every character outside [0-9A-Za-z] becomes '_'."""
-    return _NON_ALNUM.sub("_", name)
+__all__ = ["GATES", "NODE_NAMES", "PARAM_NAMES", "cell_graph_name", "op_name", "prefix_from_module_path", "scoped"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..deploy_check import DeployCheckWriter
 from ..messages import error
-from ..quant_info import QuantInfo, QuantInfoError, QuantInfoMismatchError, check_against, read_quant_info, write_quant_info
+from ..quant_info import QuantInfo, QuantInfoError, read_quant_info, write_quant_info
 from .cell import QuantizedLstmCell
 from .codegen import write_cell_module
 from .fix_positions import CellFixPositions
@@ -50,9 +50,9 @@ class LstmQuantSession:
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise error("QUANTIZER_TORCH_OUTPUT_DIR", path=str(self.output_dir), reason=str(exc)) from exc
+            raise error("OUTPUT_DIR", path=str(self.output_dir), reason=str(exc)) from exc
         if not _is_writable(self.output_dir):
-            raise error("QUANTIZER_TORCH_OUTPUT_DIR", path=str(self.output_dir), reason="not writable")
+            raise error("OUTPUT_DIR", path=str(self.output_dir), reason="the directory is not writable")
 
     @property
     def cells(self) -> list[QuantizedLstmCell]:
@@ -62,7 +62,8 @@ class LstmQuantSession:
         names = {c.graph_name for c in self.cells}
         clash = [c.graph_name for c in stack.cells if c.graph_name in names]
         if clash:
-            raise error("QUANTIZER_TORCH_DUPLICATE_CELL", names=", ".join(clash))
+            raise error("UNSUPPORTED_RNN", module=stack.prefix,
+                        feature=f"cell graph names {clash} that another LSTM of the model already has")
         self.stacks.append(stack)
         for cell in stack.cells:
             write_cell_module(self.output_dir, cell.graph_name, cell.input_size, cell.hidden_size, cell.reverse)
@@ -71,10 +72,10 @@ class LstmQuantSession:
     def export_quant_config(self) -> Path:
         """Calib mode: align the calibrated fix positions and write quant_info.json."""
         if self.mode != RunMode.CALIB:
-            raise error("QUANTIZER_TORCH_EXPORT_MODE", what="export_quant_config", mode=self.mode.value, needed="calib")
+            raise error("EXPORT_MODE", action="export_quant_config()", required="calib", mode=self.mode.value)
         never_run = [c.graph_name for c in self.cells if not c.calibration.param]
         if never_run:
-            raise error("QUANTIZER_TORCH_NO_FORWARD", names=", ".join(never_run))
+            raise error("NO_FORWARD", action=f"export_quant_config() (never run: {', '.join(never_run)})")
         qi = QuantInfo()
         for cell in self.cells:
             params, outputs = cell.calibration.aligned().quant_info_entries(cell.graph_name)
@@ -86,18 +87,22 @@ class LstmQuantSession:
         """Test mode: read quant_info.json and give every cell its fix positions."""
         path = self.output_dir / QUANT_INFO_FILE
         if not path.is_file():
-            raise error("QUANTIZER_TORCH_NO_QUANT_FILE", path=str(path))
+            raise error("NO_CALIB_RESULT", path=str(path))
         try:
             qi = read_quant_info(path)
-            check_against(
-                qi,
-                [scoped(c.graph_name, n) for c in self.cells for n in PARAM_NAMES],
-                [scoped(c.graph_name, n) for c in self.cells for n in NODE_NAMES],
-            )
-            for cell in self.cells:
+        except QuantInfoError as exc:
+            raise error("QUANT_INFO_CORRUPT", path=str(path), reason=str(exc)) from exc
+        expected = {scoped(c.graph_name, n) for c in self.cells for n in (*PARAM_NAMES, *NODE_NAMES)}
+        have = set(qi.param) | set(qi.output)
+        missing, unexpected = sorted(expected - have), sorted(have - expected)
+        if missing or unexpected:
+            raise error("CALIB_RESULT_MISMATCH", path=str(path), n_missing=len(missing),
+                        missing=_first(missing), n_unexpected=len(unexpected), unexpected=_first(unexpected))
+        for cell in self.cells:
+            try:
                 cell.load_fix_positions(CellFixPositions.from_quant_info_entries(cell.graph_name, qi.param, qi.output))
-        except (QuantInfoError, QuantInfoMismatchError, ValueError) as exc:
-            raise error("QUANTIZER_TORCH_QUANT_INFO_MISMATCH", path=str(path), detail=str(exc)) from exc
+            except ValueError as exc:
+                raise error("QUANT_INFO_CORRUPT", path=str(path), reason=str(exc)) from exc
 
     # --------------------------------------------------------------------------- deploy files
     def export_xmodel(self, output_dir: str | Path | None, first_batches: dict[int, FirstBatch] | None,
@@ -108,7 +113,7 @@ class LstmQuantSession:
         from ..xmodel import write_xmodel
 
         if self.mode != RunMode.TEST:
-            raise error("QUANTIZER_TORCH_EXPORT_MODE", what="export_xmodel", mode=self.mode.value, needed="test")
+            raise error("EXPORT_MODE", action="export_xmodel()", required="test", mode=self.mode.value)
         out_dir = Path(output_dir) if output_dir is not None else self.output_dir
         xdir = out_dir / XMODEL_DIR
         xdir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +122,7 @@ class LstmQuantSession:
             first_batches = first_batches or {}
             missing = [s.prefix for k, s in enumerate(self.stacks) if k not in first_batches]
             if missing:
-                raise error("QUANTIZER_TORCH_NO_FORWARD", names=", ".join(missing))
+                raise error("NO_FORWARD", action=f"export_xmodel(deploy_check=True) (no input seen by {', '.join(missing)})")
             writer = DeployCheckWriter(out_dir / DUMP_DIR, data_format="txt")
             for k, stack in enumerate(self.stacks):
                 fb = first_batches[k]
@@ -145,6 +150,11 @@ def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedLstmCell, record
             records.append((scoped(cell.graph_name, name), np.ldexp(codes.astype(np.float64), -fp), bw, fp))
         paths.append(writer.write_frame(cell.graph_name, t, records, params))
     return paths
+
+
+def _first(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "") if names else "none"
 
 
 def _is_writable(path: Path) -> bool:

@@ -1,0 +1,1 @@
+"""Quantized replacements of PyTorch modules."""

@@ -65,22 +65,27 @@ class QuantLSTM(nn.Module):
         if input.dim() == 2:
             return input.unsqueeze(0), None, "unbatched"
         if input.dim() != 3:
-            raise error("QUANTIZER_TORCH_SHAPE_MISMATCH", detail=(
-                f"LSTM input of {self.module_path} must be 2-D or 3-D, got shape {tuple(input.shape)}"))
+            raise error("SHAPE_MISMATCH", what=f"the input of LSTM '{self.module_path}'",
+                        expected="a 2-D (unbatched) or 3-D tensor", got=f"shape {tuple(input.shape)}")
         return (input if self.batch_first else input.transpose(0, 1)), None, "batched"
 
     def forward(self, input, hx=None):
         x, lengths, kind = self._to_batch_major(input)
         if x.shape[-1] != self.input_size:
-            raise error("QUANTIZER_TORCH_SHAPE_MISMATCH", detail=(
-                f"LSTM {self.module_path} expects {self.input_size} input features, got {x.shape[-1]}"))
+            raise error("SHAPE_MISMATCH", what=f"the input features of LSTM '{self.module_path}'",
+                        expected=self.input_size, got=x.shape[-1])
         device, dtype = x.device, x.dtype
         x_np = x.detach().to("cpu", torch.float64).numpy()
-        if not np.isfinite(x_np).all():
-            raise error("QUANTIZER_TORCH_TENSOR_VALUE_INVALID", tensor=f"input of {self.module_path}")
+        bad = int(np.count_nonzero(~np.isfinite(x_np)))
+        if bad:
+            raise error("CALIB_DATA_NONFINITE", name=f"input of LSTM '{self.module_path}'", count=bad)
         h0 = c0 = None
         if hx is not None:
             h0, c0 = (s.detach().to("cpu", torch.float64).numpy() for s in hx)
+            for which, s in (("h0", h0), ("c0", c0)):
+                if s.shape[0] != len(self.stack.cells):
+                    raise error("INITIAL_STATES", which=which, got=s.shape[0], module=self.module_path,
+                                expected=len(self.stack.cells))
             if kind == "unbatched":
                 h0, c0 = h0[:, None], c0[:, None]
             # With packed input, hx is in the original batch order, as the padded x is.

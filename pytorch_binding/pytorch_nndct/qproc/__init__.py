@@ -1,0 +1,1 @@
+"""Quantization processors: how a user's module becomes a quantized model."""

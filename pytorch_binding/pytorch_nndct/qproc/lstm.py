@@ -15,7 +15,7 @@ from torch import nn
 from nndct_shared.lstm.naming import prefix_from_module_path
 from nndct_shared.lstm.session import FirstBatch, LstmQuantSession
 from nndct_shared.lstm.stack import RunMode
-from nndct_shared.messages import error, warn
+from nndct_shared.messages import error, note
 
 from ..nn.quant_lstm import QuantLSTM
 
@@ -27,9 +27,10 @@ def find_lstms(module: nn.Module) -> list[tuple[str, nn.LSTM]]:
 
 def _check_supported(path: str, lstm: nn.LSTM) -> None:
     if lstm.proj_size:
-        raise error("QUANTIZER_TORCH_UNSUPPORTED_OPS", op=f"nn.LSTM with proj_size={lstm.proj_size} ({path or 'top module'})")
+        raise error("UNSUPPORTED_RNN", module=path or "top module", feature=f"proj_size={lstm.proj_size}")
     if lstm.dropout and lstm.num_layers > 1:
-        warn("QUANTIZER_TORCH_LSTM_DROPOUT", module=path or "top module", dropout=lstm.dropout)
+        note(f"LSTM '{path or 'top module'}' has dropout={lstm.dropout} between layers; the quantized "
+             "model is an inference model, so dropout is not applied (as in eval mode).")
 
 
 def _replace_module(root: nn.Module, path: str, new: nn.Module) -> nn.Module:
@@ -48,7 +49,7 @@ class LstmTorchQuantizer:
     def __init__(self, quant_mode: RunMode, module: nn.Module, output_dir: str, bitwidth: int) -> None:
         lstms = find_lstms(module)
         if not lstms:
-            raise error("QUANTIZER_TORCH_NO_LSTM", module=type(module).__name__)
+            raise error("NO_LSTM", module=type(module).__name__)
         self.quant_mode = quant_mode
         self.output_dir = Path(output_dir)
         self.session = LstmQuantSession(self.output_dir, quant_mode, bitwidth)
@@ -77,6 +78,23 @@ class LstmTorchQuantizer:
         batches = {k: FirstBatch(*q.first_batch) for k, q in enumerate(self.quant_lstms) if q.first_batch is not None}
         if self.quant_mode == RunMode.TEST and len(batches) < len(self.quant_lstms):
             unused = [q.module_path or "top module" for q in self.quant_lstms if q.first_batch is None]
-            raise error("QUANTIZER_TORCH_NO_FORWARD", names=", ".join(unused))
+            raise error("NO_FORWARD", action=f"export_xmodel() (no input seen by {', '.join(unused)})")
         return self.session.export_xmodel(output_dir, batches, deploy_check)
+
+    def _cnn_only(self, what: str):
+        raise NotImplementedError(
+            f"{what} belongs to the CNN flow (torch_quantizer with lstm=False), which is not "
+            "implemented yet; in LSTM mode use export_quant_config() and export_xmodel().")
+
+    def export_onnx_model(self, output_dir: str = "quantize_result", verbose: bool = False):
+        self._cnn_only("export_onnx_model()")
+
+    def export_torch_script(self, output_dir: str = "quantize_result", verbose: bool = False):
+        self._cnn_only("export_torch_script()")
+
+    def fast_finetune(self, run_fn, run_args):
+        self._cnn_only("fast_finetune()")
+
+    def load_ft_param(self):
+        self._cnn_only("load_ft_param()")
 
