@@ -1,0 +1,60 @@
+"""Calibration observers: from the tensors seen during calibration to one fix position each.
+
+- ``DiffsObserver``: the reference's activation method (per-call diffs search, then the mode
+  of the calls, or another statistic).
+- ``ParamObserver``: the diffs search once per weight/bias (optionally per channel).
+- ``MaxMinObserver``: the global min/max over all calls, no clipping.
+- ``PercentileObserver``, ``MseObserver``, ``EntropyObserver``: a histogram of |x| over all
+  calls, then a percentile, the smallest expected squared error, or the smallest KL divergence.
+
+All share ``observe(x)``, ``fix_pos`` (None until a call counted), ``merge(other)``,
+``to_state()`` and ``observer_from_state(state)``. Tensors with NaN/inf are skipped with the
+catalogue warning TENSOR_VALUE_INVALID (once per tensor); all-zero tensors are skipped silently
+(no range information).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .diffs_observers import DiffsObserver, MaxMinObserver, ParamObserver
+from .fix_pos_votes import STATISTICS, FixPosVotes
+from .histogram_observers import EntropyObserver, HistogramObserver, MseObserver, PercentileObserver
+from .observer import Observer
+from .screening import CalibrationError
+
+__all__ = [
+    "STATISTICS",
+    "CalibrationError",
+    "DiffsObserver",
+    "EntropyObserver",
+    "FixPosVotes",
+    "HistogramObserver",
+    "MaxMinObserver",
+    "MseObserver",
+    "Observer",
+    "ParamObserver",
+    "PercentileObserver",
+    "observer_from_state",
+]
+
+_OBSERVER_CLASSES: dict[str, type[Observer]] = {
+    cls.kind: cls
+    for cls in (
+        DiffsObserver,
+        ParamObserver,
+        MaxMinObserver,
+        PercentileObserver,
+        MseObserver,
+        EntropyObserver,
+    )
+}
+
+
+def observer_from_state(state: dict[str, Any]) -> Observer:
+    """Rebuild any observer from its ``to_state()`` output."""
+    kind = state.get("kind") if isinstance(state, dict) else None
+    if kind not in _OBSERVER_CLASSES:
+        raise CalibrationError(
+            f"unknown observer kind {kind!r}; expected one of {', '.join(_OBSERVER_CLASSES)}."
+        )
+    return _OBSERVER_CLASSES[kind].from_state(state)

@@ -1,0 +1,280 @@
+"""Read, write and check ``quant_info.json``, the file that carries calibration into test mode.
+
+Calibration ends by writing every tensor's ``[bit_width, fix_pos]`` to ``quant_info.json``; test
+mode, the xmodel export and the deploy-check dumps read it back. The file is also what users diff,
+hand-edit and feed to the reference tool's test mode, so it is written byte for byte in the
+reference layout (see ``to_json_text``), and it is read strictly: a wrong, stale or hand-broken
+file must fail with a message that names the file, the entry and the fix, never later with a
+``KeyError`` in the middle of a forward pass.
+"""
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from nndct_shared.messages import QuantInfoError, error
+
+__all__ = [
+    "QuantEntry",
+    "QuantInfo",
+    "QuantInfoError",
+    "SECTIONS",
+    "check_against",
+    "read_quant_info",
+    "to_json_text",
+    "write_quant_info",
+]
+
+QuantEntry = tuple[int, "int | None"]
+"""``(bit_width, fix_pos)``; ``fix_pos`` is None for a tensor that calibration never saw."""
+
+SECTIONS: tuple[str, str, str] = ("param", "output", "input")
+"""Top-level keys, in the order the reference writes them."""
+
+_MAX_NAMES_IN_MESSAGE = 10
+
+# Errors are ``nndct_shared.messages.QuantInfoError`` (a ValueError). A file that cannot be
+# used raises catalogue entry QUANT_INFO_CORRUPT, a file that belongs to another model
+# CALIB_RESULT_MISMATCH (tell them apart by ``.msg_id``); an invalid QuantInfo handed to the
+# writer is a programming error and raises a QuantInfoError without catalogue ID.
+
+
+class _EntryProblem(Exception):
+    """Internal: what is wrong with one entry; the caller decides which error to raise."""
+
+
+@dataclass
+class QuantInfo:
+    """The three ordered name -> (bit_width, fix_pos) tables of ``quant_info.json``.
+
+    ``param`` holds weights and biases (by tensor name), ``output`` node outputs (by node name)
+    and ``input`` node inputs that need their own quantization (empty in LSTM mode). Insertion
+    order is kept because the reference writes entries in graph order and users read the file.
+    ``source`` records where the object was read from, for error messages only.
+    """
+
+    param: dict[str, QuantEntry] = field(default_factory=dict)
+    output: dict[str, QuantEntry] = field(default_factory=dict)
+    input: dict[str, QuantEntry] = field(default_factory=dict)
+    source: Path | None = field(default=None, compare=False)
+
+    def sections(self) -> Iterator[tuple[str, dict[str, QuantEntry]]]:
+        """Yield ``(section_name, table)`` in file order."""
+        yield "param", self.param
+        yield "output", self.output
+        yield "input", self.input
+
+
+def _as_entry(value: Any, section: str, name: str) -> QuantEntry:
+    """Return ``value`` as a ``(bit_width, fix_pos)`` tuple or raise ``_EntryProblem``."""
+    where = f"entry \"{name}\" in \"{section}\""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise _EntryProblem(
+            f"{where} is {value!r}; expected a pair [bit_width, fix_pos] such as [16, 12]."
+        )
+    bit_width, fix_pos = value
+    if isinstance(bit_width, bool) or not isinstance(bit_width, numbers.Integral) or bit_width < 1:
+        raise _EntryProblem(
+            f"{where} has bit_width {bit_width!r}; expected a positive integer such as 8 or 16."
+        )
+    if fix_pos is not None and (
+        isinstance(fix_pos, bool) or not isinstance(fix_pos, numbers.Integral)
+    ):
+        raise _EntryProblem(
+            f"{where} has fix_pos {fix_pos!r}; expected an integer (or null for a tensor that "
+            "was never calibrated)."
+        )
+    return int(bit_width), (None if fix_pos is None else int(fix_pos))
+
+
+def _corrupt(source: Path, reason: str) -> QuantInfoError:
+    exc = error("QUANT_INFO_CORRUPT", path=str(source), reason=reason)
+    assert isinstance(exc, QuantInfoError)
+    return exc
+
+
+def to_json_text(qi: QuantInfo) -> str:
+    """Render ``qi`` exactly as the reference's ``to_jsonstr`` lays out quant_info.json.
+
+    Layout (checked byte for byte against a file written by the reference tool): ``{`` on the
+    first line; each section key indented 2 spaces and followed by ``:`` and a newline; the
+    section's ``{`` on its own line at 2 spaces; one ``"name":[bw,fp]`` entry per line at 4
+    spaces with no blanks, ``null`` for a missing fix_pos, commas between entries; the closing
+    ``}`` at 2 spaces. An empty section is ``{``, an empty line, ``}``. The file ends with ``}``
+    and no newline. Names are JSON-escaped (the reference pasted them in raw, which only differs
+    for names containing quotes, backslashes or control characters; non-ASCII stays as is).
+    """
+    blocks = []
+    for section, table in qi.sections():
+        lines = []
+        for name, value in table.items():
+            if not isinstance(name, str):
+                raise QuantInfoError(
+                    f"quant_info: name {name!r} in \"{section}\" is not a string."
+                )
+            try:
+                bit_width, fix_pos = _as_entry(value, section, name)
+            except _EntryProblem as exc:
+                raise QuantInfoError(f"quant_info cannot be written: {exc}") from None
+            fp_text = "null" if fix_pos is None else str(fix_pos)
+            lines.append(f"    {json.dumps(name, ensure_ascii=False)}:[{bit_width},{fp_text}]")
+        body = ",\n".join(lines)
+        blocks.append(f'  "{section}":\n  {{\n{body}\n  }}')
+    return "{\n" + ",\n".join(blocks) + "\n}"
+
+
+def write_quant_info(qi: QuantInfo, path: str | os.PathLike[str]) -> Path:
+    """Write ``qi`` to ``path`` atomically (temp file in the same directory, then rename).
+
+    A crash midway leaves either the old file or the new one, never half a file that test mode
+    would later reject. Returns the path written.
+    """
+    target = Path(path)
+    data = to_json_text(qi).encode("utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
+
+
+def _reject_duplicate_keys(source: Path):
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise _corrupt(
+                    source,
+                    f"the name \"{key}\" appears twice in the same table; each tensor may have "
+                    "one entry.",
+                )
+            result[key] = value
+        return result
+
+    return hook
+
+
+def read_quant_info(path: str | os.PathLike[str]) -> QuantInfo:
+    """Read a quant_info.json written by this project or by the reference tool.
+
+    Raises ``QuantInfoError`` (catalogue entry QUANT_INFO_CORRUPT, naming the file, and the
+    entry where there is one) for a file that is not UTF-8 JSON, whose top level is not an
+    object with exactly the keys ``param``, ``output``, ``input``, whose sections are not
+    objects, that repeats a name, or whose entries are not ``[int, int]`` / ``[int, null]``
+    pairs. A missing file raises the usual ``FileNotFoundError``.
+    """
+    source = Path(path)
+    raw = source.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _corrupt(source, f"it is not UTF-8 text ({exc}).") from None
+    try:
+        document = json.loads(text, object_pairs_hook=_reject_duplicate_keys(source))
+    except json.JSONDecodeError as exc:
+        raise _corrupt(
+            source, f"it is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})."
+        ) from None
+    if not isinstance(document, dict):
+        raise _corrupt(
+            source,
+            f"the top level is a {type(document).__name__}; expected an object with the keys "
+            '"param", "output" and "input".',
+        )
+    missing = [key for key in SECTIONS if key not in document]
+    unexpected = sorted(key for key in document if key not in SECTIONS)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(f'"{k}"' for k in missing))
+        if unexpected:
+            parts.append("unexpected " + ", ".join(f'"{k}"' for k in unexpected))
+        raise _corrupt(
+            source,
+            f"its top-level keys are wrong ({'; '.join(parts)}); expected exactly \"param\", "
+            '"output" and "input".',
+        )
+    qi = QuantInfo(source=source)
+    for section, table in qi.sections():
+        entries = document[section]
+        if not isinstance(entries, dict):
+            raise _corrupt(
+                source,
+                f'"{section}" is a {type(entries).__name__}; expected an object mapping names to '
+                "[bit_width, fix_pos].",
+            )
+        for name, value in entries.items():
+            try:
+                table[name] = _as_entry(value, section, name)
+            except _EntryProblem as exc:
+                raise _corrupt(source, str(exc)) from None
+    return qi
+
+
+def _name_list(section: str, names: set[str]) -> str:
+    ordered = sorted(names)
+    shown = ", ".join(repr(n) for n in ordered[:_MAX_NAMES_IN_MESSAGE])
+    hidden = len(ordered) - _MAX_NAMES_IN_MESSAGE
+    return f"{section}: {shown}" + (f", ... ({hidden} more)" if hidden > 0 else "")
+
+
+def check_against(
+    qi: QuantInfo,
+    expected_param_names: Iterable[str],
+    expected_output_names: Iterable[str],
+    expected_input_names: Iterable[str] | None = None,
+) -> None:
+    """Raise ``QuantInfoError`` unless ``qi`` has exactly the expected names.
+
+    Test mode applies a quant_info to a model; a file calibrated for another model (or an older
+    version of this one) would otherwise quantize some tensors with stale positions and leave
+    others unquantized. The error (catalogue entry CALIB_RESULT_MISMATCH) counts and lists the
+    missing and the unexpected names per section (sorted, at most 10 per section shown) and
+    says to re-run calibration. ``input`` is compared only when ``expected_input_names`` is
+    given.
+    """
+    expected: list[tuple[str, Mapping[str, QuantEntry], Iterable[str]]] = [
+        ("param", qi.param, expected_param_names),
+        ("output", qi.output, expected_output_names),
+    ]
+    if expected_input_names is not None:
+        expected.append(("input", qi.input, expected_input_names))
+    missing_parts, unexpected_parts = [], []
+    n_missing = n_unexpected = 0
+    for section, table, names in expected:
+        wanted = set(names)
+        have = set(table)
+        missing = wanted - have
+        unexpected = have - wanted
+        if missing:
+            n_missing += len(missing)
+            missing_parts.append(_name_list(section, missing))
+        if unexpected:
+            n_unexpected += len(unexpected)
+            unexpected_parts.append(_name_list(section, unexpected))
+    if n_missing or n_unexpected:
+        exc = error(
+            "CALIB_RESULT_MISMATCH",
+            path=str(qi.source) if qi.source is not None else "(in memory)",
+            n_missing=n_missing,
+            missing="; ".join(missing_parts) or "none",
+            n_unexpected=n_unexpected,
+            unexpected="; ".join(unexpected_parts) or "none",
+        )
+        assert isinstance(exc, QuantInfoError)
+        raise exc
