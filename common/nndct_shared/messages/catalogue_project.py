@@ -1,0 +1,329 @@
+"""Messages this project adds to the user guide's catalogue.
+
+They cover (1) the LSTM flow's errors, which the reference RNN quantizer raised as bare
+built-ins with terse texts ("The num of bias should be even", "Unimplement packed lstm", ...),
+(2) failure modes the reference left undefined or silent (corrupt quant_info.json, NaN/inf in
+calibration data, unwritable output_dir, truncated xmodel files), and (3) the quantization-config
+errors of ``nndct_shared.config``, split by kind so that every one names the option path and
+the fix. IDs follow the guide's scheme, ``QUANTIZER_<TORCH|TF>_<CODE>``.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    DataError,
+    DeviceError,
+    ExportError,
+    MissingFileError,
+    ModelStructureError,
+    ModelTypeError,
+    OutputDirError,
+    QuantConfigError,
+    QuantInfoError,
+    QuantModeError,
+    UnsupportedOpError,
+    XmodelFormatError,
+)
+from .spec import TF_ONLY, TORCH_ONLY, Spec, error, note, warning
+
+# --- the LSTM flow ----------------------------------------------------------------------------
+
+LSTM_ERRORS: tuple[Spec, ...] = (
+    error(
+        "MODULE_TYPE",
+        "The object passed as the model is not a torch.nn.Module (reference: TypeError \"type of "
+        "'module' should be 'torch.nn.Module'.\").",
+        "The 'module' argument must be a torch.nn.Module, got {got}.",
+        "Pass the float model instance (an nn.Module), not its class, its state_dict or a "
+        "scripted module.",
+        ModelTypeError,
+        tf_meaning="The object passed as the model is not a keras.Model.",
+        tf_template="The 'model' argument must be a keras.Model, got {got}.",
+        tf_fix="Pass the float Keras model instance, not its class or its weights.",
+    ),
+    error(
+        "NO_LSTM",
+        "lstm=True but the module contains no LSTM (reference: RuntimeError \"The top module ... "
+        "should have one LSTM module at least.\").",
+        "The top module '{module}' contains no LSTM to quantize.",
+        "Pass a model that contains at least one torch.nn.LSTM (or QuantLstmLayer), or quantize "
+        "it without lstm=True.",
+        ModelStructureError,
+        tf_template="The model '{module}' contains no LSTM layer to quantize.",
+        tf_fix="Pass a model that contains at least one keras.layers.LSTM.",
+    ),
+    error(
+        "UNSUPPORTED_RNN",
+        "The RNN uses a feature the LSTM quantizer does not implement (only standard LSTM cells).",
+        "'{module}' uses {feature}, which the LSTM quantizer does not support.",
+        "Use a standard LSTM: no projection (proj_size=0), no peepholes, no cell clipping, and "
+        "LSTM rather than GRU/RNN.",
+        UnsupportedOpError,
+    ),
+    error(
+        "PACKED_LSTM_TRACE",
+        "An LSTM received a PackedSequence while the model was being traced (reference: "
+        "NotImplementedError \"Unimplement packed lstm\").",
+        "'{module}' received a PackedSequence while it was being traced; tracing a packed LSTM "
+        "is not supported.",
+        "Trace with a plain padded tensor; packed sequences are fine once the model is quantized.",
+        UnsupportedOpError,
+        frontends=TORCH_ONLY,
+    ),
+    error(
+        "INITIAL_STATES",
+        "The initial states do not match the number of layers (reference: ValueError \"initial "
+        "states does not match the number of layers.\").",
+        "Initial state {which} has {got} entries in dimension 0, but '{module}' needs {expected} "
+        "(num_layers x num_directions).",
+        "Pass h0 and c0 shaped [num_layers * num_directions, batch, hidden_size], or omit them "
+        "to start from zeros.",
+        DataError,
+    ),
+    error(
+        "ODD_BIAS_COUNT",
+        "The LSTM's flat parameters hold an odd number of biases (reference: RuntimeError \"The "
+        "num of bias should be even\").",
+        "'{module}' has {count} bias tensors; an LSTM needs b_ih and b_hh for every layer and "
+        "direction.",
+        "Use a standard torch.nn.LSTM (bias=True gives both biases, bias=False none).",
+        ModelStructureError,
+        frontends=TORCH_ONLY,
+    ),
+    error(
+        "DEVICE_MISMATCH",
+        "Model or data are not on the quantizer's device (reference: TypeError \"Device of "
+        "quantizer is ..., device of model and data should match device of quantizer\").",
+        "The quantizer runs on '{quantizer_device}', but the {what} is on '{device}'.",
+        "Move the model and data to '{quantizer_device}' with .to(), or create the quantizer on "
+        "'{device}'.",
+        DeviceError,
+        frontends=TORCH_ONLY,
+    ),
+    error(
+        "PARAM_NOT_QUANTIZED",
+        "A tensor has no fix position in test mode (reference: only a warning \"The "
+        "parameter/activation is not quantized\", then a meaningless huge range).",
+        "'{name}' has no fix position in '{path}', so it cannot be quantized in quant_mode 'test'.",
+        "Re-run calibration so that the calibration result covers every tensor of this model.",
+        QuantInfoError,
+    ),
+)
+
+LSTM_TF_ERRORS: tuple[Spec, ...] = (
+    error(
+        "RECURRENT_ACTIVATION",
+        "The Keras LSTM uses a recurrent activation other than sigmoid.",
+        "LSTM layer '{layer}' uses recurrent_activation '{got}'; only 'sigmoid' is supported.",
+        "Build the float model with recurrent_activation='sigmoid' and re-train it.",
+        UnsupportedOpError,
+        frontends=TF_ONLY,
+    ),
+    error(
+        "DUMP_BATCHSIZE",
+        "dump_rnn_outputs_by_timestep needs a batch of one sequence.",
+        "{action} needs a batch of size 1, got batch size {batch_size}.",
+        "Pass a single sequence, e.g. X_test[:1].",
+        DataError,
+        frontends=TF_ONLY,
+    ),
+)
+
+# --- modes, data, files ----------------------------------------------------------------------
+
+FLOW_ERRORS: tuple[Spec, ...] = (
+    error(
+        "QUANT_MODE",
+        "quant_mode is not a supported mode (the reference logged an error and silently "
+        "calibrated instead).",
+        "Unknown quant_mode {value!r}; expected one of {expected}.",
+        "Use 'calib' to calibrate, then 'test' to evaluate and export ('float' runs the float "
+        "model).",
+        QuantModeError,
+    ),
+    error(
+        "CALIB_DATA_NONFINITE",
+        "Calibration data contains NaN or inf (the reference computed undefined fix positions).",
+        "Data reaching '{name}' during calibration contains {count} NaN/inf value(s); a fix "
+        "position computed from it would be meaningless.",
+        "Clean the input data, or fix the overflow in the float model, before calibrating.",
+        DataError,
+    ),
+    error(
+        "EXPORT_MODE",
+        "An export was called in a quant_mode that cannot produce it.",
+        "{action} needs quant_mode {required!r}, but this quantizer runs in {mode!r}.",
+        "Create the quantizer with quant_mode={required!r} (after calibration) and call {action} "
+        "there.",
+        ExportError,
+    ),
+    error(
+        "QUANT_INFO_CORRUPT",
+        "quant_info.json exists but cannot be read as a calibration result.",
+        "'{path}' is not a valid calibration result: {reason}",
+        "Delete it and re-run calibration (quant_mode 'calib', then export_quant_config()).",
+        QuantInfoError,
+    ),
+    error(
+        "STATE_DICT_MISSING",
+        "state_dict_file was given but does not exist.",
+        "state_dict_file '{path}' does not exist.",
+        "Pass the path of the float model's saved state_dict, or leave state_dict_file unset if "
+        "the model already holds its weights.",
+        MissingFileError,
+        frontends=TORCH_ONLY,
+    ),
+    error(
+        "OUTPUT_DIR",
+        "output_dir cannot be created or written.",
+        "output_dir '{path}' cannot be used: {reason}",
+        "Pass an output_dir you can write to (it is created when missing).",
+        OutputDirError,
+    ),
+    error(
+        "XMODEL_INVALID",
+        "A file read as an xmodel is truncated, corrupt or not an XIR graph.",
+        "'{path}' is not a readable xmodel: {reason}",
+        "Re-export it with export_xmodel(); the file may be truncated or written by another tool.",
+        XmodelFormatError,
+    ),
+)
+
+# --- the quantization config (nndct_shared.config) --------------------------------------------
+
+CONFIG_ERRORS: tuple[Spec, ...] = (
+    error(
+        "QUANT_CONFIG_FILE_MISSING",
+        "The quantization config file does not exist.",
+        "Quantization config file '{path}' does not exist.",
+        "Check quant_config_file, or leave it unset to use the default configuration.",
+        MissingFileError,
+    ),
+    error(
+        "QUANT_CONFIG_MISMATCH",
+        "The quantization config differs from the one recorded at calibration.",
+        "The quantization config in use ({current}) differs from the one used for calibration "
+        "({recorded}) at: {differences}.",
+        "Use the same quant_config_file for 'calib' and 'test', or re-run calibration.",
+        QuantConfigError,
+    ),
+    error(
+        "QUANT_CONFIG_UNKNOWN_KEY",
+        "The quantization config has a key the schema does not know.",
+        "Unknown key '{path}'{did_you_mean}. Valid keys {where}: {valid}.",
+        "Remove or rename '{name}'.",
+        QuantConfigError,
+    ),
+    error(
+        "QUANT_CONFIG_MISSING_KEY",
+        "A required key of the quantization config is missing.",
+        "Required key(s) missing {where}: {missing}.",
+        "Add {missing}; default_config().to_dict() shows a complete configuration.",
+        QuantConfigError,
+    ),
+    error(
+        "QUANT_CONFIG_TYPE",
+        "A quantization config value has the wrong JSON type.",
+        "'{path}' must be {expected}, got {got}.",
+        "Write '{path}' as {expected}.",
+        QuantConfigError,
+    ),
+    error(
+        "QUANT_CONFIG_VALUE",
+        "A quantization config value is not one of the allowed values, or out of range.",
+        "'{path}' = {value} is not valid{did_you_mean}. Allowed: {valid}.",
+        "Set '{path}' to one of: {valid}.",
+        QuantConfigError,
+    ),
+    error(
+        "QUANT_CONFIG_CONFLICT",
+        "Two quantization config options that cannot be combined (the guide's \"configuration "
+        "conflicts\").",
+        "'{path}' = {value} cannot be used for {kind} tensors: {problem}.",
+        "{hint}",
+        QuantConfigError,
+    ),
+    error(
+        "QUANT_CONFIG_TARGET",
+        "A quantization config option the target device does not support (the guide's "
+        "\"configuration restrictions\" of DPU).",
+        "'{path}' = {value} is not supported on target_device '{target}' for {kind} tensors: "
+        "{requirement}.",
+        "{hint}",
+        QuantConfigError,
+    ),
+)
+
+# --- warnings and notes ------------------------------------------------------------------------
+
+PROJECT_WARNINGS: tuple[Spec, ...] = (
+    warning(
+        "QUANT_MODE_INT",
+        "quant_mode was given as an integer (deprecated in the reference too).",
+        "quant_mode {value} is an integer; integer modes are deprecated, it is read as {name!r}.",
+        "Pass quant_mode as a string: 'calib' or 'test'.",
+    ),
+    warning(
+        "LSTM_ARG_IGNORED",
+        "An argument of torch_quantizer has no effect in LSTM mode.",
+        "'{argument}' is ignored when lstm=True.",
+        "Remove '{argument}' from the call.",
+        frontends=TORCH_ONLY,
+    ),
+    warning(
+        "DEPLOY_CHECK_NO_INPUT",
+        "A layer saw no input, so it has no deploy-check data (reference: \"Provide inputs for "
+        "'<name>' when do deploy checking\").",
+        "No input was recorded for '{layer}'; it is left out of the deploy-check dump.",
+        "Run quant_model at least once before exporting with deploy_check=True.",
+    ),
+)
+
+PROJECT_NOTES: tuple[Spec, ...] = (
+    note(
+        "QUANT_CONFIG_DEFAULT",
+        "No config file was given, so the default configuration is used.",
+        "No quantization config file given; using the default configuration ({summary}).",
+    ),
+    note(
+        "QUANT_CONFIG_LOADED",
+        "The quantization config file was read.",
+        "Quantization config loaded from '{path}'.",
+    ),
+    note(
+        "QUANT_MODULE_WRITTEN",
+        "The converted (quantizable) module source was written.",
+        "=>Quantizable module is generated: '{path}'",
+    ),
+    note(
+        "CALIB_RESULT_WRITTEN",
+        "The calibration result was written.",
+        "=>Exported quantization steps to '{path}'",
+    ),
+    note(
+        "XMODEL_WRITTEN",
+        "An xmodel was written.",
+        "=>Successfully converted '{graph}' to xmodel '{path}'",
+    ),
+    note(
+        "DEPLOY_CHECK_WRITTEN",
+        "Deploy-check dumps were written.",
+        "=>Deploy-check data written to '{path}'",
+    ),
+    note(
+        "INSPECT_START",
+        "The Inspector starts (the guide quotes this note).",
+        "=>Start to inspect model...",
+        frontends=TORCH_ONLY,
+    ),
+    note(
+        "INSPECT_END",
+        "The Inspector finished (the guide quotes this note).",
+        "=>Finish inspecting.",
+        frontends=TORCH_ONLY,
+    ),
+)
+
+PROJECT_SPECS: tuple[Spec, ...] = (
+    LSTM_ERRORS + LSTM_TF_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + PROJECT_WARNINGS + PROJECT_NOTES
+)
