@@ -1,0 +1,1 @@
+"""Quantization entry points of the Keras front end."""
