@@ -1,0 +1,64 @@
+"""Rounding-method names and codes accepted by the fixed-point kernels.
+
+Why a separate module: the reference tools pass bare integers (2..5) whose meaning is easy to
+mix up, and silently produced all-zero tensors for an unknown code. Every public kernel goes
+through :func:`resolve_method`, so names and codes are checked in one place and an unknown
+method is a ``ValueError`` that lists the valid ones.
+"""
+from __future__ import annotations
+
+import numbers
+
+# Codes understood by the C++ core (nndct::Method). 2..5 are the reference's numeric codes;
+# 6 and 7 follow the later vai_q_pytorch numbering; 8 has no reference code.
+DPU_ROUND = 2
+STD_ROUND = 3
+FLOOR = 4
+OLD_RNN = 5
+HALF_DOWN = 6
+CEIL = 7
+HALF_EVEN = 8
+
+#: Numeric codes a caller may pass directly (the reference's codes).
+PUBLIC_METHOD_CODES: tuple[int, ...] = (DPU_ROUND, STD_ROUND, FLOOR, OLD_RNN)
+
+#: Lower-case method names and the core code each one selects.
+METHOD_NAMES: dict[str, int] = {
+    "dpu_round": DPU_ROUND,  # ties toward +inf
+    "half_up": DPU_ROUND,  # same rule as dpu_round
+    "std_round": STD_ROUND,  # ties away from zero (C round)
+    "floor": FLOOR,
+    "old_rnn": OLD_RNN,  # negative ties -> ceil, positive ties -> half-even
+    "half_even": HALF_EVEN,  # banker's rounding
+    "py3_round": HALF_EVEN,  # Python 3 round() is half-even
+    "half_down": HALF_DOWN,  # ties toward zero
+    "ceil": CEIL,
+}
+
+
+def _valid_methods_text() -> str:
+    names = ", ".join(repr(n) for n in METHOD_NAMES)
+    codes = ", ".join(str(c) for c in PUBLIC_METHOD_CODES)
+    return f"codes {codes} or names {names}"
+
+
+def resolve_method(method: int | str) -> int:
+    """Return the core method code for a reference code (2..5) or a method name.
+
+    Names are case-insensitive. Anything else raises ``ValueError`` (or ``TypeError`` for a
+    value that is neither an integer nor a string) naming the valid methods.
+    """
+    if isinstance(method, str):
+        code = METHOD_NAMES.get(method.strip().lower())
+        if code is None:
+            raise ValueError(f"unknown rounding method {method!r}; valid methods are {_valid_methods_text()}")
+        return code
+    if isinstance(method, bool) or not isinstance(method, numbers.Integral):
+        raise TypeError(
+            f"method must be an int code or a name, got {type(method).__name__}; valid methods are "
+            f"{_valid_methods_text()}"
+        )
+    code = int(method)
+    if code not in PUBLIC_METHOD_CODES:
+        raise ValueError(f"unknown rounding method code {code}; valid methods are {_valid_methods_text()}")
+    return code

@@ -1,0 +1,7 @@
+"""Makes kernel_reference.py (the tests' independent NumPy/Fraction model) importable."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
