@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import numbers
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from nndct_shared.atomic_io import write_bytes_atomic
 from nndct_shared.messages import QuantInfoError, error
 
 __all__ = [
@@ -137,20 +137,7 @@ def write_quant_info(qi: QuantInfo, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     data = to_json_text(qi).encode("utf-8")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    return target
+    return write_bytes_atomic(target, data)
 
 
 def _reject_duplicate_keys(source: Path):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..atomic_io import write_bytes_atomic
 from ..messages import error
 from .defaults import default_config
 from .schema import QuantConfig
@@ -99,14 +99,6 @@ def save_config(config: QuantConfig, path: PathLike) -> Path:
     directory = target.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        return write_bytes_atomic(target, config.to_json().encode("utf-8"))
     except OSError as exc:
         raise error("OUTPUT_DIR", path=str(directory), reason=str(exc)) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(config.to_json())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..xmodel._atomic import write_bytes_atomic
+from ..atomic_io import write_bytes_atomic
 from .naming import GATES, scoped
 
 _HEADER = '''"""StandardLstmCell `{graph}` (input size {inp}, hidden size {hid}, {direction}).

@@ -52,43 +52,45 @@ class QuantizedLstmStack:
             raise ValueError(f"initial states have shape {tuple(h0.shape)}, expected {expected}: "
                              "initial states do not match the number of layers and directions")
 
+    def _run_layers(self, x, lengths, h0, c0, run_cell):
+        """Feeds every layer's cells; layer l > 0 reads the concatenated outputs of layer l - 1.
+        `run_cell(k, cell, x, lengths, h0, c0)` returns the cell's output [B, T, H]."""
+        layer_in = x
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                k = layer * self.num_directions + d
+                outs.append(run_cell(k, self.cells[k], layer_in, lengths,
+                                     None if h0 is None else h0[k], None if c0 is None else c0[k]))
+            layer_in = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
+        return layer_in
+
     def forward(self, x: np.ndarray, lengths: np.ndarray | None = None, h0: np.ndarray | None = None,
                 c0: np.ndarray | None = None, mode: RunMode = RunMode.TEST):
         """Runs every layer; returns (out [B, T, D*H], h_n [L*D, B, H], c_n [L*D, B, H])."""
         batch = x.shape[0]
         self.check_initial_states(h0, batch)
         self.check_initial_states(c0, batch)
-        layer_in = x
         h_n, c_n = [], []
-        for layer in range(self.num_layers):
-            outs = []
-            for d in range(self.num_directions):
-                k = layer * self.num_directions + d
-                cell = self.cells[k]
-                args = (layer_in, lengths, None if h0 is None else h0[k], None if c0 is None else c0[k])
-                out, h, c = cell.calibrate(*args) if mode == RunMode.CALIB else cell.run(*args)
-                outs.append(out)
-                h_n.append(h)
-                c_n.append(c)
-            layer_in = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
-        return layer_in, np.stack(h_n), np.stack(c_n)
+
+        def run_cell(k, cell, *args):
+            out, h, c = cell.calibrate(*args) if mode == RunMode.CALIB else cell.run(*args)
+            h_n.append(h)
+            c_n.append(c)
+            return out
+
+        out = self._run_layers(x, lengths, h0, c0, run_cell)
+        return out, np.stack(h_n), np.stack(c_n)
 
     def record(self, x: np.ndarray, lengths: np.ndarray | None = None, h0: np.ndarray | None = None,
                c0: np.ndarray | None = None) -> dict[str, CellRecord]:
         """Test-mode run of batch element 0 recording every node of every cell (deploy check)."""
-        x = x[:1]
-        lengths = None if lengths is None else lengths[:1]
-        h0 = None if h0 is None else h0[:, :1]
-        c0 = None if c0 is None else c0[:, :1]
         records: dict[str, CellRecord] = {}
-        layer_in = x
-        for layer in range(self.num_layers):
-            outs = []
-            for d in range(self.num_directions):
-                k = layer * self.num_directions + d
-                cell = self.cells[k]
-                args = (layer_in, lengths, None if h0 is None else h0[k], None if c0 is None else c0[k])
-                out, records[cell.graph_name] = cell.record(*args)
-                outs.append(out)
-            layer_in = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
+
+        def run_cell(k, cell, *args):
+            out, records[cell.graph_name] = cell.record(*args)
+            return out
+
+        self._run_layers(x[:1], None if lengths is None else lengths[:1],
+                         None if h0 is None else h0[:, :1], None if c0 is None else c0[:, :1], run_cell)
         return records

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..graph.naming import to_op_name
-from ._atomic import write_bytes_atomic
+from ..atomic_io import write_bytes_atomic
 from .xgraph import XGraph
 
 

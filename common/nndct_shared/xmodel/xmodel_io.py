@@ -22,7 +22,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from . import attr_value
-from ._atomic import write_bytes_atomic
+from ..atomic_io import write_bytes_atomic
 from .attr_value import TypedAttr
 from .op_defs import op_def_from_proto, op_def_to_proto
 from .proto_schema import messages

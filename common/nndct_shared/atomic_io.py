@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written xmodel or drawing."""
+"""Atomic file writes: a reader never sees a half-written quant_info.json, config, xmodel,
+drawing or generated module, and a failed run leaves the previous file intact."""
 from __future__ import annotations
 
 import os
