@@ -25,21 +25,44 @@ struct MinMax {
   int64_t finite = 0;
 };
 
+// Finite min/max and count. Eight independent lanes (merged at the end) so that the
+// NaN-aware selects vectorize; min/max do not depend on the order anyway.
 template <typename T>
 NNDCT_ALWAYS_INLINE void minmax_loop(const T* x, int64_t n, MinMax<T>& mm) {
+  constexpr int kLanes = 8;
   const T big = std::numeric_limits<T>::max();
-  T lo = mm.min, hi = mm.max;
-  int64_t count = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const T v = x[i];
-    const bool fin = std::fabs(v) <= big;  // false for NaN and +-inf
-    lo = (fin && v < lo) ? v : lo;
-    hi = (fin && v > hi) ? v : hi;
-    count += fin ? 1 : 0;
+  const T inf = std::numeric_limits<T>::infinity();
+  T lo[kLanes], hi[kLanes];
+  int64_t count[kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    lo[l] = inf;
+    hi[l] = -inf;
+    count[l] = 0;
   }
-  mm.min = lo;
-  mm.max = hi;
-  mm.finite += count;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const T v = x[i + l];
+      const bool fin = std::fabs(v) <= big;  // false for NaN and +-inf
+      const T vlo = fin ? v : inf;
+      const T vhi = fin ? v : -inf;
+      lo[l] = vlo < lo[l] ? vlo : lo[l];
+      hi[l] = vhi > hi[l] ? vhi : hi[l];
+      count[l] += fin ? 1 : 0;
+    }
+  }
+  for (; i < n; ++i) {
+    const T v = x[i];
+    const bool fin = std::fabs(v) <= big;
+    lo[0] = (fin & (v < lo[0])) ? v : lo[0];
+    hi[0] = (fin & (v > hi[0])) ? v : hi[0];
+    count[0] += fin ? 1 : 0;
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    mm.min = lo[l] < mm.min ? lo[l] : mm.min;
+    mm.max = hi[l] > mm.max ? hi[l] : mm.max;
+    mm.finite += count[l];
+  }
 }
 
 // Adds sum((x - fake_quant(x))^2) over finite x to *acc. Eight lane accumulators in a fixed

@@ -38,6 +38,43 @@ NNDCT_ALWAYS_INLINE void code_loop(const T* NNDCT_RESTRICT x, C* NNDCT_RESTRICT 
   }
 }
 
+// Consecutive runs [first, last) of a [outer, channels, inner] layout; run r starts at element
+// r * inner and belongs to channel r % channels.
+struct Runs {
+  int64_t first;
+  int64_t last;
+  int64_t inner;
+  int64_t channels;
+  const Grid* grids;  // one per channel
+};
+
+template <typename T, Method M>
+NNDCT_ALWAYS_INLINE void fake_quant_runs(const T* x, T* out, const Runs& runs) {
+  int64_t c = runs.first % runs.channels;
+  for (int64_t r = runs.first; r < runs.last; ++r) {
+    const int64_t off = r * runs.inner;
+    if (x == out) {
+      fake_quant_loop_inplace<T, M>(out + off, runs.inner, runs.grids[c]);
+    } else {
+      fake_quant_loop<T, M>(x + off, out + off, runs.inner, runs.grids[c]);
+    }
+    if (++c == runs.channels) c = 0;
+  }
+}
+
+template <typename T, typename C, Method M>
+NNDCT_ALWAYS_INLINE void code_runs(const T* x, C* out, const Runs& runs) {
+  int64_t c = runs.first % runs.channels;
+  for (int64_t r = runs.first; r < runs.last; ++r) {
+    const int64_t off = r * runs.inner;
+    code_loop<T, C, M>(x + off, out + off, runs.inner, runs.grids[c]);
+    if (++c == runs.channels) c = 0;
+  }
+}
+
+// The multi-versioned entry points: the method switch sits outside the loops, and the per-run
+// loop is inside the clone so that short runs (e.g. a channel axis that is the last one) cost no
+// call each.
 #define NNDCT_DEFINE_FAKE_QUANT_SPAN(T)                                                       \
   NNDCT_TARGET_CLONES void fake_quant_span(const T* x, T* out, int64_t n, const Grid& g,       \
                                            Method m) {                                        \
@@ -46,6 +83,10 @@ NNDCT_ALWAYS_INLINE void code_loop(const T* NNDCT_RESTRICT x, C* NNDCT_RESTRICT 
     } else {                                                                                  \
       NNDCT_SWITCH_METHOD(m, (fake_quant_loop<T, M>(x, out, n, g)));                          \
     }                                                                                         \
+  }                                                                                           \
+  NNDCT_TARGET_CLONES void fake_quant_runs_span(const T* x, T* out, const Runs& runs,         \
+                                                Method m) {                                   \
+    NNDCT_SWITCH_METHOD(m, (fake_quant_runs<T, M>(x, out, runs)));                            \
   }
 NNDCT_DEFINE_FAKE_QUANT_SPAN(float)
 NNDCT_DEFINE_FAKE_QUANT_SPAN(double)
@@ -53,6 +94,9 @@ NNDCT_DEFINE_FAKE_QUANT_SPAN(double)
 #define NNDCT_DEFINE_CODE_SPAN(T, C)                                                            \
   NNDCT_TARGET_CLONES void code_span(const T* x, C* out, int64_t n, const Grid& g, Method m) { \
     NNDCT_SWITCH_METHOD(m, (code_loop<T, C, M>(x, out, n, g)));                                \
+  }                                                                                             \
+  NNDCT_TARGET_CLONES void code_runs_span(const T* x, C* out, const Runs& runs, Method m) {    \
+    NNDCT_SWITCH_METHOD(m, (code_runs<T, C, M>(x, out, runs)));                                \
   }
 NNDCT_DEFINE_CODE_SPAN(float, int8_t)
 NNDCT_DEFINE_CODE_SPAN(float, int16_t)
@@ -76,18 +120,17 @@ void check_common(int64_t n, int bit_width, Method method) {
   method_from_int(static_cast<int>(method));
 }
 
-// Runs span(begin, end, channel) over the runs of a [outer, channels, inner] layout, grouping
-// short runs so that each parallel task covers about kChunkElements elements.
+// Calls span(Runs) over all runs of a layout, grouped so that each parallel task covers about
+// kChunkElements elements.
 template <typename SpanFn>
-void for_each_channel_run(const ChannelLayout& layout, SpanFn&& span) {
+void for_each_run_group(const ChannelLayout& layout, const Grid* grids, SpanFn&& span) {
   const int64_t runs = layout.outer * layout.channels;
   if (runs == 0 || layout.inner == 0) return;
   const int64_t runs_per_task = std::max<int64_t>(1, kChunkElements / layout.inner);
   const int64_t tasks = (runs + runs_per_task - 1) / runs_per_task;
   auto task = [&](int64_t t) {
     const int64_t first = t * runs_per_task;
-    const int64_t last = std::min(runs, first + runs_per_task);
-    for (int64_t r = first; r < last; ++r) span(r * layout.inner, layout.inner, r % layout.channels);
+    span(Runs{first, std::min(runs, first + runs_per_task), layout.inner, layout.channels, grids});
   };
   if (layout.size() < kChunkElements) {
     for (int64_t t = 0; t < tasks; ++t) task(t);
@@ -133,9 +176,7 @@ void fix_neuron_per_channel(const T* x, T* out, const ChannelLayout& layout, int
                             const int32_t* fix_pos, Method method) {
   check_common(layout.size(), bit_width, method);
   const std::vector<Grid> grids = channel_grids(layout, bit_width, fix_pos);
-  for_each_channel_run(layout, [&](int64_t begin, int64_t len, int64_t c) {
-    fake_quant_span(x + begin, out + begin, len, grids[static_cast<size_t>(c)], method);
-  });
+  for_each_run_group(layout, grids.data(), [&](const Runs& runs) { fake_quant_runs_span(x, out, runs, method); });
 }
 
 template <typename T, typename C>
@@ -144,9 +185,7 @@ void fix_codes_per_channel(const T* x, C* out, const ChannelLayout& layout, int 
   check_common(layout.size(), bit_width, method);
   check_code_type<C>(bit_width);
   const std::vector<Grid> grids = channel_grids(layout, bit_width, fix_pos);
-  for_each_channel_run(layout, [&](int64_t begin, int64_t len, int64_t c) {
-    code_span(x + begin, out + begin, len, grids[static_cast<size_t>(c)], method);
-  });
+  for_each_run_group(layout, grids.data(), [&](const Runs& runs) { code_runs_span(x, out, runs, method); });
 }
 
 template void fix_neuron<float>(const float*, float*, int64_t, int, int, Method);

@@ -71,7 +71,7 @@ def exact_value(x: float, bw: int, fp: int, method: int, dtype) -> float:
 
 def np_codes(x: np.ndarray, bw: int, fp: int, method: int) -> np.ndarray:
     """Codes as float64 (NaN for NaN). Requires x * 2^fp not to underflow (true for float32)."""
-    r = x.astype(np.float64) * 2.0**fp
+    r = np.ldexp(x.astype(np.float64), fp)
     nearest = np.rint(r)
     with np.errstate(invalid="ignore"):
         tie = (r - np.floor(r)) == 0.5
@@ -93,7 +93,8 @@ def np_codes(x: np.ndarray, bw: int, fp: int, method: int) -> np.ndarray:
 
 
 def np_fix_neuron(x: np.ndarray, bw: int, fp: int, method: int) -> np.ndarray:
-    return (np_codes(x, bw, fp, method) * 2.0**-fp).astype(x.dtype)
+    with np.errstate(over="ignore"):
+        return np.ldexp(np_codes(x, bw, fp, method), -fp).astype(x.dtype)
 
 
 def np_fix_codes(x: np.ndarray, bw: int, fp: int, method: int) -> np.ndarray:
@@ -117,7 +118,7 @@ def np_diffs_fix_pos(x: np.ndarray, bw: int, search_range: int = 5, method: int 
     else:
         errors = []
         for fp in range(max_scale, max_scale + search_range):
-            fq = (np_codes(fin, bw, fp, method) * 2.0**-fp).astype(x.dtype)
+            fq = np_fix_neuron(fin, bw, fp, method)
             errors.append(math.fsum(((fin.astype(np.float64) - fq.astype(np.float64)) ** 2).tolist()))
         best = max_scale + int(np.argmin(errors))  # argmin returns the first minimum
     return best if max_fix_pos is None else min(best, max_fix_pos)
@@ -134,7 +135,7 @@ def np_histogram(values: np.ndarray, num_bins: int) -> tuple[np.ndarray, int | N
         counts[0] = a.size
         return counts, None
     e = math.frexp(m)[1]
-    bins = np.floor(a / 2.0**e * num_bins).astype(np.int64)
+    bins = np.floor(np.ldexp(a, -e) * num_bins).astype(np.int64)
     np.add.at(counts, bins, 1)
     return counts, e
 
