@@ -93,6 +93,34 @@ void register_fix_kernels(py::module_& m) {
   def_fix_codes<double, int8_t>(m);
   def_fix_codes<double, int16_t>(m);
   def_fix_codes<double, int32_t>(m);
+  // Scalar entry points of the header API (fix_point.h) that C++ kernels such as the LSTM time
+  // loop call per element; bound so that tests can check them against an exact model.
+  m.def(
+      "round_to_code",
+      [](double r, int method, int64_t qmin, int64_t qmax) {
+        constexpr int64_t kLimit = int64_t{1} << 52;
+        if (qmin > qmax || qmin < -kLimit || qmax > kLimit) {
+          throw std::invalid_argument("round_to_code needs -2^52 <= qmin <= qmax <= 2^52");
+        }
+        return nndct::round_to_code(r, nndct::method_from_int(method), qmin, qmax);
+      },
+      py::arg("r"), py::arg("method"), py::arg("qmin"), py::arg("qmax"),
+      "Code of the already-scaled value r: rounded with method, clamped; NaN -> 0.");
+  m.def(
+      "fix_code_scalar",
+      [](double x, int bit_width, int fix_pos, int method) {
+        nndct::check_bit_width(bit_width);
+        return nndct::fix_code(x, bit_width, fix_pos, nndct::method_from_int(method));
+      },
+      py::arg("x"), py::arg("bit_width"), py::arg("fix_pos"), py::arg("method"),
+      "Code of one real value at (bit_width, fix_pos), through the header's scalar path.");
+  m.def(
+      "fix_value_scalar",
+      [](double x, int bit_width, int fix_pos, int method) {
+        nndct::check_bit_width(bit_width);
+        return nndct::fix_value(x, bit_width, fix_pos, nndct::method_from_int(method));
+      },
+      py::arg("x"), py::arg("bit_width"), py::arg("fix_pos"), py::arg("method"));
   m.def("max_threads", &nndct::max_threads,
         "Threads the kernels may use (hardware concurrency capped by NNDCT_NUM_THREADS).");
 }

@@ -78,6 +78,14 @@ void register_table_kernels(py::module_& m) {
   def_code_lookups<int16_t>(m);
   def_code_lookups<int32_t>(m);
   def_code_lookups<int64_t>(m);
+  // Scalar header API (tables.h) used by C++ kernels, bound for tests.
+  m.def(
+      "sigmoid_code",
+      [](int64_t code, int fix_pos) { return nndct::sigmoid_code(code, fix_pos); },
+      py::arg("code"), py::arg("fix_pos"));
+  m.def(
+      "tanh_code", [](int64_t code, int fix_pos) { return nndct::tanh_code(code, fix_pos); },
+      py::arg("code"), py::arg("fix_pos"));
   m.def("sigmoid_table", [] { return table_copy(nndct::sigmoid_table()); },
         "A copy of the 2048-entry sigmoid table T_s (codes at 2^-15).");
   m.def("tanh_table", [] { return table_copy(nndct::tanh_table()); },

@@ -118,11 +118,27 @@ void for_each_run(const T* x, const ChannelLayout& layout, int64_t c, int64_t be
   }
 }
 
-// Runs fn(channel, block_begin, block_end, task_index) over all (channel, block) pairs; in
-// parallel when the tensor is large.
+// Runs fn(channel, block_begin, block_end, slot) over all (channel, block) pairs, slot =
+// channel * blocks_per_channel + block; in parallel when the tensor is large. Channels that fit
+// one block are grouped so that each parallel task still covers about kChunkElements elements.
 template <typename Fn>
 void for_each_block(const ChannelLayout& layout, int64_t blocks_per_channel, Fn&& fn) {
   const int64_t per_channel = layout.outer * layout.inner;
+  const bool serial = layout.size() < kChunkElements;
+  if (blocks_per_channel == 1) {
+    const int64_t per_task = std::max<int64_t>(1, kChunkElements / per_channel);
+    const int64_t tasks = (layout.channels + per_task - 1) / per_task;
+    auto task = [&](int64_t t) {
+      const int64_t last = std::min(layout.channels, (t + 1) * per_task);
+      for (int64_t c = t * per_task; c < last; ++c) fn(c, int64_t{0}, per_channel, c);
+    };
+    if (serial) {
+      for (int64_t t = 0; t < tasks; ++t) task(t);
+    } else {
+      parallel_for_chunks(tasks, task);
+    }
+    return;
+  }
   const int64_t tasks = layout.channels * blocks_per_channel;
   auto task = [&](int64_t t) {
     const int64_t c = t / blocks_per_channel;
@@ -130,12 +146,31 @@ void for_each_block(const ChannelLayout& layout, int64_t blocks_per_channel, Fn&
     const int64_t begin = b * kChunkElements;
     fn(c, begin, std::min(per_channel, begin + kChunkElements), t);
   };
-  if (layout.size() < kChunkElements) {
+  if (serial) {
     for (int64_t t = 0; t < tasks; ++t) task(t);
   } else {
     parallel_for_chunks(tasks, task);
   }
 }
+
+// Channel-major copy of a layout whose channel runs are short (a channel axis near the end):
+// the searches then walk long contiguous runs. The logical order of each channel's elements is
+// unchanged, so the fixed blocks, and therefore the results, are the same as without the copy.
+template <typename T>
+std::vector<T> channel_major_copy(const T* x, const ChannelLayout& layout) {
+  const int64_t per_channel = layout.outer * layout.inner;
+  std::vector<T> buf(static_cast<size_t>(layout.size()));
+  for (int64_t o = 0; o < layout.outer; ++o) {
+    for (int64_t c = 0; c < layout.channels; ++c) {
+      const T* src = x + (o * layout.channels + c) * layout.inner;
+      std::copy(src, src + layout.inner, buf.data() + c * per_channel + o * layout.inner);
+    }
+  }
+  return buf;
+}
+
+// Runs shorter than this are gathered into a channel-major copy first.
+constexpr int64_t kShortRun = 256;
 
 void check_search(const FixPosSearch& s) {
   check_bit_width(s.bit_width);
@@ -180,14 +215,21 @@ std::vector<int32_t> search_channels(const T* x, const ChannelLayout& layout, co
         "cannot calibrate a fix position from an empty tensor (or empty channel); pass at least "
         "one finite value");
   }
+  std::vector<T> gathered;
+  ChannelLayout view = layout;
+  if (layout.outer > 1 && layout.inner < kShortRun && layout.channels > 1) {
+    gathered = channel_major_copy(x, layout);
+    x = gathered.data();
+    view = ChannelLayout{1, layout.channels, per_channel_n};
+  }
   const int64_t blocks = (per_channel_n + kChunkElements - 1) / kChunkElements;
   const int64_t channels = layout.channels;
 
   // Pass 1: finite min/max per (channel, block).
   std::vector<MinMax<T>> mm(static_cast<size_t>(channels * blocks));
-  for_each_block(layout, blocks, [&](int64_t c, int64_t b, int64_t e, int64_t t) {
+  for_each_block(view, blocks, [&](int64_t c, int64_t b, int64_t e, int64_t t) {
     MinMax<T>& acc = mm[static_cast<size_t>(t)];
-    for_each_run(x, layout, c, b, e, [&](const T* p, int64_t len) { minmax_span(p, len, acc); });
+    for_each_run(x, view, c, b, e, [&](const T* p, int64_t len) { minmax_span(p, len, acc); });
   });
 
   const int k = s.search_range;
@@ -228,11 +270,11 @@ std::vector<int32_t> search_channels(const T* x, const ChannelLayout& layout, co
   // Pass 2: squared error of every candidate per (channel, block).
   if (k > 1 && std::find(needs_search.begin(), needs_search.end(), 1) != needs_search.end()) {
     std::vector<double> sse(static_cast<size_t>(channels * blocks * k), 0.0);
-    for_each_block(layout, blocks, [&](int64_t c, int64_t b, int64_t e, int64_t t) {
+    for_each_block(view, blocks, [&](int64_t c, int64_t b, int64_t e, int64_t t) {
       if (!needs_search[static_cast<size_t>(c)]) return;
       double* acc = sse.data() + t * k;
       const Grid* g = grids.data() + c * k;
-      for_each_run(x, layout, c, b, e,
+      for_each_run(x, view, c, b, e,
                    [&](const T* p, int64_t len) { sse_span(p, len, g, k, s.method, acc); });
     });
     for (int64_t c = 0; c < channels; ++c) {

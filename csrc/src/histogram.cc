@@ -19,33 +19,25 @@ int log2_exact(int64_t v) {
   return l;
 }
 
-// Largest finite |x| in [b, e) (0 if none).
+// Largest finite |x| (0 if none), over at most max_threads() contiguous parts.
 template <typename T>
 double max_abs_finite(const T* x, int64_t n) {
-  const int parts = static_cast<int>(std::min<int64_t>(max_threads(), (n + kChunkElements - 1) / kChunkElements));
-  std::vector<T> part_max(static_cast<size_t>(std::max(parts, 1)), T(0));
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(max_threads(), (n + kChunkElements - 1) / kChunkElements));
+  std::vector<T> part_max(static_cast<size_t>(parts), T(0));
   const T big = std::numeric_limits<T>::max();
   auto run = [&](int64_t p) {
-    const int64_t b = n * p / parts, e = n * (p + 1) / parts;
     T m = 0;
-    for (int64_t i = b; i < e; ++i) {
+    for (int64_t i = n * p / parts, e = n * (p + 1) / parts; i < e; ++i) {
       const T a = std::fabs(x[i]);
-      m = (a <= big && a > m) ? a : m;
+      m = ((a <= big) & (a > m)) ? a : m;  // NaN and inf fail a <= big
     }
     part_max[static_cast<size_t>(p)] = m;
   };
-  if (parts <= 1) {
-    if (n > 0) {
-      T m = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        const T a = std::fabs(x[i]);
-        m = (a <= big && a > m) ? a : m;
-      }
-      return static_cast<double>(m);
-    }
-    return 0.0;
+  if (parts == 1) {
+    run(0);
+  } else {
+    parallel_for_chunks(parts, run);
   }
-  parallel_for_chunks(parts, run);
   return static_cast<double>(*std::max_element(part_max.begin(), part_max.end()));
 }
 
@@ -114,7 +106,7 @@ void AbsHistogram::update(const T* x, int64_t n) {
   const double scale = exponent_ ? std::ldexp(1.0, log2_bins_ - *exponent_) : 0.0;
   const int64_t last = num_bins_ - 1;
   const T big = std::numeric_limits<T>::max();
-  const int parts = static_cast<int>(std::min<int64_t>(max_threads(), (n + kChunkElements - 1) / kChunkElements));
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(max_threads(), (n + kChunkElements - 1) / kChunkElements));
   auto count_part = [&](int64_t b, int64_t e, int64_t* counts, int64_t* finite) {
     int64_t f = 0;
     for (int64_t i = b; i < e; ++i) {
@@ -126,7 +118,7 @@ void AbsHistogram::update(const T* x, int64_t n) {
     }
     *finite += f;
   };
-  if (parts <= 1) {
+  if (parts == 1) {
     int64_t finite = 0;
     count_part(0, n, counts_.data(), &finite);
     total_ += finite;
@@ -137,7 +129,7 @@ void AbsHistogram::update(const T* x, int64_t n) {
   parallel_for_chunks(parts, [&](int64_t p) {
     count_part(n * p / parts, n * (p + 1) / parts, local[static_cast<size_t>(p)].data(), &finite[static_cast<size_t>(p)]);
   });
-  for (int p = 0; p < parts; ++p) {
+  for (int64_t p = 0; p < parts; ++p) {
     for (size_t b = 0; b < counts_.size(); ++b) counts_[b] += local[static_cast<size_t>(p)][b];
     total_ += finite[static_cast<size_t>(p)];
   }

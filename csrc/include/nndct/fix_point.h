@@ -143,8 +143,9 @@ inline double round_clamp(double r, Method m, double qmin, double qmax) {
   throw std::invalid_argument("unknown rounding method");
 }
 
-// The integer code of the scaled value r: round with m, clamp to [qmin, qmax]; NaN gives 0.
-// This is the entry point for C++ code (e.g. the LSTM kernel) that computes r itself.
+// The integer code of the scaled value r: round with m, clamp to [qmin, qmax]; NaN gives 0,
+// +-inf saturate. This is the entry point for C++ code (e.g. the LSTM kernel) that computes r
+// itself. Exact for every double r as long as |qmin|, |qmax| <= 2^52 (bit widths up to 53).
 inline int64_t round_to_code(double r, Method m, int64_t qmin, int64_t qmax) {
   const double q = round_clamp(r, m, static_cast<double>(qmin), static_cast<double>(qmax));
   return q == q ? static_cast<int64_t>(q) : 0;
@@ -167,7 +168,7 @@ inline int64_t fix_code(double x, int bit_width, int fix_pos, Method m) {
 inline double fix_value(double x, int bit_width, int fix_pos, Method m) {
   const double q = round_clamp(scale_to_grid(x, fix_pos), m, static_cast<double>(code_min(bit_width)),
                                static_cast<double>(code_max(bit_width)));
-  return std::ldexp(q, -fix_pos);
+  return std::ldexp(q + 0.0, -fix_pos);  // + 0.0: a zero code gives +0, never -0
 }
 
 }  // namespace nndct

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -14,6 +16,18 @@
 #include "nndct/simd.h"
 
 namespace nndct {
+
+// 2^e as a double, exact; built from the bit pattern for normal results (ldexp is a libm call,
+// too slow for the per-channel searches that build many grids), ldexp otherwise.
+inline double pow2(int e) {
+  if (e >= -1022 && e <= 1023) {
+    const uint64_t bits = static_cast<uint64_t>(e + 1023) << 52;
+    double d;
+    std::memcpy(&d, &bits, sizeof d);
+    return d;
+  }
+  return std::ldexp(1.0, e);
+}
 
 struct Grid {
   double amp;    // 2^fp (used for float32 inputs, where |fp| is small enough for one factor)
@@ -29,12 +43,12 @@ struct Grid {
 inline Grid make_grid(int bit_width, int fix_pos) {
   const int h = fix_pos / 2;
   Grid g;
-  g.amp = std::ldexp(1.0, fix_pos);
-  g.inv = std::ldexp(1.0, -fix_pos);
-  g.amp_a = std::ldexp(1.0, h);
-  g.amp_b = std::ldexp(1.0, fix_pos - h);
-  g.inv_a = std::ldexp(1.0, -h);
-  g.inv_b = std::ldexp(1.0, -(fix_pos - h));
+  g.amp = pow2(fix_pos);
+  g.inv = pow2(-fix_pos);
+  g.amp_a = pow2(h);
+  g.amp_b = pow2(fix_pos - h);
+  g.inv_a = pow2(-h);
+  g.inv_b = pow2(-(fix_pos - h));
   g.qmin = static_cast<double>(code_min(bit_width));
   g.qmax = static_cast<double>(code_max(bit_width));
   return g;

@@ -268,3 +268,13 @@ def test_property_matches_exact_rational_model(values, bw, fp, method, dtype):
     out = kernels.fix_neuron(x, bw, fp, method)
     expected = np.array([exact_value(float(v), bw, fp, code, dtype) for v in x], dtype=dtype)
     np.testing.assert_array_equal(out, expected)
+
+
+def test_contiguous_input_is_passed_without_copy():
+    from nndct_shared.kernels._args import as_float_array
+
+    x = np.ones((4, 5), np.float32)
+    assert as_float_array(x) is x
+    y = np.ones((4, 5), np.float64)[:, ::2]
+    z = as_float_array(y)
+    assert z is not y and z.flags.c_contiguous and np.array_equal(z, y)
