@@ -58,6 +58,13 @@ class HistogramObserver(Observer):
     def _select(self, counts: np.ndarray, range_max: float) -> int:
         """The fix position for a non-empty histogram."""
 
+    def _per_candidate(self, score) -> dict[int, float]:
+        """`score(counts, range_max, bit_width, max_fix_pos)` of the histogram so far ({} if empty)."""
+        if int(self.histogram.total) == 0:
+            return {}
+        return score(np.asarray(self.histogram.counts), float(self.histogram.range_max),
+                     self.bit_width, self.max_fix_pos)
+
     @property
     def fix_pos(self) -> int | None:
         if self._cached is not None and self._cached[0] == self._version:
@@ -148,14 +155,7 @@ class MseObserver(HistogramObserver):
 
     def estimates(self) -> dict[int, float]:
         """``{fix_pos: expected squared error per value}`` over the candidates."""
-        if int(self.histogram.total) == 0:
-            return {}
-        return selection.mse_estimates(
-            np.asarray(self.histogram.counts),
-            float(self.histogram.range_max),
-            self.bit_width,
-            self.max_fix_pos,
-        )
+        return self._per_candidate(selection.mse_estimates)
 
 
 class EntropyObserver(HistogramObserver):
@@ -193,11 +193,4 @@ class EntropyObserver(HistogramObserver):
 
     def divergences(self) -> dict[int, float]:
         """``{fix_pos: KL divergence}`` over the candidates (``inf``: nothing below the clip)."""
-        if int(self.histogram.total) == 0:
-            return {}
-        return selection.entropy_divergences(
-            np.asarray(self.histogram.counts),
-            float(self.histogram.range_max),
-            self.bit_width,
-            self.max_fix_pos,
-        )
+        return self._per_candidate(selection.entropy_divergences)

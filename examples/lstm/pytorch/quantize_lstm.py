@@ -29,6 +29,7 @@ for folder in (HERE, HERE.parent):  # model.py lives here, data.py one level up
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
+from cli import add_common_arguments, check_common_arguments  # noqa: E402
 from data import load_dataset  # noqa: E402
 from model import LstmClassifier  # noqa: E402
 
@@ -37,29 +38,14 @@ DEFAULT_CHECKPOINT = HERE / "pretrained.pth"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quant_mode", choices=("calib", "test", "float"), default="calib",
-                        help="calib: calibrate and export quant_info.json; test: evaluate "
-                             "the quantized model and export the xmodel; float: float only")
-    parser.add_argument("--subset_len", type=int, default=None,
-                        help="use the first N test sequences (default: all 370)")
-    parser.add_argument("--batch_size", type=int, default=50)
+    add_common_arguments(parser, deploy_help="in test mode, also write the deploy-check dumps "
+                                             "(export_xmodel(..., deploy_check=True))")
     parser.add_argument("--bitwidth", type=int, default=16, choices=(8, 16),
                         help="fixed-point width of the LSTM (16 for the RNN DPUs)")
-    parser.add_argument("--deploy", action="store_true",
-                        help="in test mode, also write the deploy-check dumps "
-                             "(export_xmodel(..., deploy_check=True))")
-    parser.add_argument("--output_dir", default="quantize_result",
-                        help="where the quantizer writes its files (default: quantize_result)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
                         help="float state_dict (default: the shipped pretrained.pth)")
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
-    if args.subset_len is not None and args.subset_len < 1:
-        parser.error(f"--subset_len must be >= 1, got {args.subset_len}")
-    if not args.checkpoint.is_file():
-        parser.error(f"--checkpoint {args.checkpoint} does not exist; "
-                     "create it with: python examples/lstm/train_float_models.py")
+    check_common_arguments(parser, args, "--checkpoint", args.checkpoint)
     return args
 
 

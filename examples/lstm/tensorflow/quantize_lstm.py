@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # data.py is one level up
     sys.path.insert(0, str(HERE.parent))
 
+from cli import add_common_arguments, check_common_arguments  # noqa: E402
 from data import load_dataset  # noqa: E402
 
 DEFAULT_MODEL = HERE / "pretrained.keras"
@@ -33,27 +34,12 @@ DEFAULT_MODEL = HERE / "pretrained.keras"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quant_mode", choices=("calib", "test", "float"), default="calib",
-                        help="calib: calibrate and export quant_info.json; test: evaluate "
-                             "the quantized model and dump the xmodel; float: float only")
-    parser.add_argument("--subset_len", type=int, default=None,
-                        help="use the first N test sequences (default: all 370)")
-    parser.add_argument("--batch_size", type=int, default=50)
-    parser.add_argument("--deploy", action="store_true",
-                        help="in test mode, also dump the per-timestep cell outputs of the "
-                             "first test sequence (dump_rnn_outputs_by_timestep)")
-    parser.add_argument("--output_dir", default="quantize_result",
-                        help="where the quantizer writes its files (default: quantize_result)")
+    add_common_arguments(parser, deploy_help="in test mode, also dump the per-timestep cell outputs "
+                                             "of the first test sequence (dump_rnn_outputs_by_timestep)")
     parser.add_argument("--model_path", type=Path, default=DEFAULT_MODEL,
                         help="float Keras model file (default: the shipped pretrained.keras)")
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
-    if args.subset_len is not None and args.subset_len < 1:
-        parser.error(f"--subset_len must be >= 1, got {args.subset_len}")
-    if not args.model_path.is_file():
-        parser.error(f"--model_path {args.model_path} does not exist; "
-                     "create it with: python examples/lstm/train_float_models.py")
+    check_common_arguments(parser, args, "--model_path", args.model_path)
     return args
 
 
