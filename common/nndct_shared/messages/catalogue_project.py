@@ -11,6 +11,7 @@ the fix. IDs follow the guide's scheme, ``QUANTIZER_<TORCH|TF>_<CODE>``.
 from __future__ import annotations
 
 from .errors import (
+    ArgumentError,
     DataError,
     DeviceError,
     ExportError,
@@ -113,9 +114,11 @@ LSTM_ERRORS: tuple[Spec, ...] = (
 LSTM_TF_ERRORS: tuple[Spec, ...] = (
     error(
         "RECURRENT_ACTIVATION",
-        "The Keras LSTM uses a recurrent activation other than sigmoid.",
-        "LSTM layer '{layer}' uses recurrent_activation '{got}'; only 'sigmoid' is supported.",
-        "Build the float model with recurrent_activation='sigmoid' and re-train it.",
+        "The Keras LSTM uses a recurrent activation other than sigmoid or an activation other "
+        "than tanh (the cell's lookup tables are sigmoid and tanh).",
+        "LSTM layer '{layer}' uses {which} '{got}'; only '{expected}' is supported.",
+        "Build the float model with recurrent_activation='sigmoid' and activation='tanh' (the "
+        "Keras defaults) and re-train it.",
         UnsupportedOpError,
         frontends=TF_ONLY,
     ),
@@ -126,6 +129,39 @@ LSTM_TF_ERRORS: tuple[Spec, ...] = (
         "Pass a single sequence, e.g. X_test[:1].",
         DataError,
         frontends=TF_ONLY,
+    ),
+    error(
+        "INPUT_SIGNATURE",
+        "The input_signature given to tf_quantizer does not describe the model's inputs.",
+        "input_signature {problem}.",
+        "Pass a tf.TensorSpec (or a list of them, one per model input) with the full input "
+        "shape including a batch dimension, e.g. tf.TensorSpec(x_test[:1].shape, tf.float32).",
+        DataError,
+        frontends=TF_ONLY,
+    ),
+)
+
+# --- the CNN flow (PyTorch front end) -------------------------------------------------------
+
+CNN_ERRORS: tuple[Spec, ...] = (
+    error(
+        "CNN_UNSUPPORTED_OP",
+        "The model uses an op the CNN quantizer cannot capture (the reference failed later, in "
+        "the xmodel conversion, without naming the user's code).",
+        "Op '{op}' at {source} is not supported by the CNN quantizer{detail}.",
+        "Replace it by a supported op (see the README's CNN flow section), or wrap it in a "
+        "function decorated with pytorch_nndct.utils.register_custom_op (it then runs in float "
+        "and is exported as an XIR custom op).",
+        UnsupportedOpError,
+        frontends=TORCH_ONLY,
+    ),
+    error(
+        "CNN_NO_INPUT_ARGS",
+        "The CNN flow needs example inputs to trace the model.",
+        "torch_quantizer needs input_args to capture '{module}' (lstm=False).",
+        "Pass input_args: a tensor (or tuple of tensors) shaped like one real batch.",
+        DataError,
+        frontends=TORCH_ONLY,
     ),
 )
 
@@ -179,6 +215,14 @@ FLOW_ERRORS: tuple[Spec, ...] = (
         "output_dir '{path}' cannot be used: {reason}",
         "Pass an output_dir you can write to (it is created when missing).",
         OutputDirError,
+    ),
+    error(
+        "UNKNOWN_TARGET",
+        "The DPU target given to the Inspector or to target= is not in the target database.",
+        "Unknown DPU {what} {value!r}. Known targets: {known}.",
+        "Pass one of the known target names or its fingerprint (e.g. 'DPUCZDX8G_ISA1_B4096' or "
+        "'0x0101000056010407'); the DPU names of your board are in its arch.json.",
+        ArgumentError,
     ),
     error(
         "XMODEL_INVALID",
@@ -254,9 +298,46 @@ CONFIG_ERRORS: tuple[Spec, ...] = (
     ),
 )
 
+# --- the CNN exporters (nndct_shared.cnn_export) -----------------------------------------------
+
+CNN_EXPORT_ERRORS: tuple[Spec, ...] = (
+    error(
+        "CNN_GRAPH_INVALID",
+        "A neutral CNN graph handed to an exporter breaks the op contract of "
+        "nndct_shared.graph.cnn_ops (a front-end bug, caught before any file is written).",
+        "Graph '{graph}', node '{node}' ({op_type}): {problem}",
+        "The front end that built the graph must follow nndct_shared.graph.cnn_ops; report this "
+        "with the model that triggers it.",
+        ModelStructureError,
+    ),
+    error(
+        "EXPORT_UNSUPPORTED",
+        "A node of the CNN graph has no mapping to the requested export format.",
+        "{format} export cannot write node '{node}' ({op_type}): {reason}",
+        "Keep this op out of the exported part of the model (float region or custom op), or "
+        "export another format.",
+        UnsupportedOpError,
+    ),
+    error(
+        "ONNX_UNAVAILABLE",
+        "ONNX export needs the 'onnx' package, which is not installed.",
+        "ONNX export needs the 'onnx' package: {reason}",
+        "Install it with 'pip install onnx' (and onnxruntime to run the exported model).",
+        ExportError,
+    ),
+)
+
 # --- warnings and notes ------------------------------------------------------------------------
 
 PROJECT_WARNINGS: tuple[Spec, ...] = (
+    warning(
+        "DOT_NOT_FOUND",
+        "The Graphviz program 'dot' is not on PATH, so a picture could not be drawn.",
+        "The Graphviz program 'dot' is not on PATH; {what} was not drawn, only its dot source "
+        "'{path}' was written.",
+        "Install Graphviz (apt-get install graphviz, brew install graphviz or conda install "
+        "graphviz), or pass image_format=None.",
+    ),
     warning(
         "QUANT_MODE_INT",
         "quant_mode was given as an integer (deprecated in the reference too).",
@@ -325,5 +406,6 @@ PROJECT_NOTES: tuple[Spec, ...] = (
 )
 
 PROJECT_SPECS: tuple[Spec, ...] = (
-    LSTM_ERRORS + LSTM_TF_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + PROJECT_WARNINGS + PROJECT_NOTES
+    LSTM_ERRORS + LSTM_TF_ERRORS + CNN_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + CNN_EXPORT_ERRORS
+    + PROJECT_WARNINGS + PROJECT_NOTES
 )

@@ -1,0 +1,29 @@
+"""Framework-neutral exporters of the CNN flow: xmodel, deploy-check dumps, ONNX (QDQ).
+
+They read a neutral `Graph` that follows `nndct_shared.graph.cnn_ops` (validated first by
+`validate_cnn_graph`). `reference.run_reference` executes such a graph in NumPy and is the
+independent answer the exporters are tested against; `xmodel_eval` runs a written xmodel.
+The ONNX exporter imports `onnx` lazily, so this package needs only NumPy.
+"""
+from __future__ import annotations
+
+from .deploy_dump import write_cnn_deploy_check
+from .kernels import dpu_avgpool_scale
+from .onnx_qdq import build_onnx_model, write_onnx
+from .reference import run_reference
+from .validate import validate_cnn_graph
+from .xmodel import build_cnn_xgraph, write_cnn_xmodel
+from .xmodel_eval import evaluate_xgraph, evaluate_xmodel
+
+__all__ = [
+    "build_cnn_xgraph",
+    "build_onnx_model",
+    "dpu_avgpool_scale",
+    "evaluate_xgraph",
+    "evaluate_xmodel",
+    "run_reference",
+    "validate_cnn_graph",
+    "write_cnn_deploy_check",
+    "write_cnn_xmodel",
+    "write_onnx",
+]

@@ -1,0 +1,269 @@
+"""ONNX export of a quantized neutral CNN graph as a QDQ model (NCHW, standard ops only).
+
+Why QDQ: any ONNX runtime can run it, and the quantization stays visible as data. Mapping:
+
+- a quantized activation (node `fix`, `input_fix`) is QuantizeLinear -> DequantizeLinear with
+  scale 2^-fix_point, zero point 0, int8 storage for bit width <= 8 and int16 for 9..16; widths
+  that are not the storage's full width are clamped first by a float Clip to
+  [qmin * scale, qmax * scale], which gives exactly the clamped codes (wider than 16: error);
+- a quantized param is an int8/int16 initializer of its codes followed by DequantizeLinear;
+  float params (and quantized ones wider than 16 bits) are float32 initializers;
+- ops: Gemm (linear, transB=1) or MatMul+Add for rank > 2, Conv, ConvTranspose, Mul+Add
+  (scale), Relu, Clip (relu6), LeakyRelu, Sigmoid, Tanh, hardswish as x * Clip(x + 3, 0, 6) / 6
+  (torch's formula, so it rounds like the model), MaxPool, AveragePool (adaptive pools when the
+  input divides into the output, GlobalAveragePool for output 1), a Mul by the node's
+  `dpu_scale`, Add/Sub/Mul, Concat, Reshape (flatten/reshape), ReduceMean, Softmax.
+  `custom` nodes and non-divisible adaptive pools raise EXPORT_UNSUPPORTED (a
+  NotImplementedError) naming the node.
+
+Rounding: QuantizeLinear rounds ties to even, the DPU (and `reference.py`) rounds ties toward
++inf, so outputs can differ by one step where a value lies exactly halfway between two codes.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic_io import write_bytes_atomic
+from ..graph import Graph, Node
+from ..messages import error
+from .validate import fix_of, input_fix_of, tensor_shape, validate_cnn_graph
+
+__all__ = ["build_onnx_model", "write_onnx", "ONNX_FORMAT", "DEFAULT_OPSET"]
+
+ONNX_FORMAT = "ONNX"
+DEFAULT_OPSET = 21
+_UNARY = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError as exc:
+        raise error("ONNX_UNAVAILABLE", reason=str(exc)) from None
+    return onnx
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class _Builder:
+    def __init__(self, graph: Graph, onnx: Any) -> None:
+        self.graph = graph
+        self.onnx = onnx
+        self.h = onnx.helper
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.names: set[str] = set()
+        self.value: dict[str, str] = {}
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def unique(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.names:
+            name, i = f"{base}_{i}", i + 1
+        self.names.add(name)
+        return name
+
+    def init(self, base: str, array: np.ndarray) -> str:
+        name = self.unique(base)
+        self.inits.append(self.onnx.numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def add(self, op_type: str, inputs: list[str], base: str, **attrs: Any) -> str:
+        out = self.unique(base)
+        self.nodes.append(self.h.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    @staticmethod
+    def storage(bw: int) -> type:
+        if bw <= 8:
+            return np.int8
+        if bw <= 16:
+            return np.int16
+        raise _Unsupported(f"bit width {bw} has no ONNX integer storage (at most 16)")
+
+    def qdq(self, x: str, fix: tuple[int, int], base: str) -> str:
+        bw, fp = fix
+        dtype = self.storage(bw)
+        scale = self.init(f"{base}_scale", np.array(2.0 ** -fp, dtype=np.float32))
+        zero = self.init(f"{base}_zero_point", np.array(0, dtype=dtype))
+        if bw not in (8, 16):
+            lo = np.array(-(2.0 ** (bw - 1)) * 2.0 ** -fp, dtype=np.float32)
+            hi = np.array((2.0 ** (bw - 1) - 1) * 2.0 ** -fp, dtype=np.float32)
+            x = self.add("Clip", [x, self.init(f"{base}_min", lo), self.init(f"{base}_max", hi)],
+                         f"{base}_clip")
+        q = self.add("QuantizeLinear", [x, scale, zero], f"{base}_q")
+        return self.add("DequantizeLinear", [q, scale, zero], f"{base}_dq")
+
+    def param(self, node: Node, role: str, data: np.ndarray | None = None) -> str:
+        tensor = node.params[role]
+        data = np.asarray(tensor.data if data is None else data, dtype=np.float32)
+        fix = tensor.attrs.get("fix")
+        if fix is None or int(fix[0]) > 16:
+            return self.init(tensor.name, data)
+        bw, fp = int(fix[0]), int(fix[1])
+        dtype = self.storage(bw)
+        codes = self.init(f"{tensor.name}_quantized", np.ldexp(data.astype(np.float64), fp)
+                          .astype(dtype))
+        scale = self.init(f"{tensor.name}_scale", np.array(2.0 ** -fp, dtype=np.float32))
+        zero = self.init(f"{tensor.name}_zero_point", np.array(0, dtype=dtype))
+        return self.add("DequantizeLinear", [codes, scale, zero], tensor.name)
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return tensor_shape(self.graph, tensor)
+
+    # --- nodes ------------------------------------------------------------------------------
+
+    def node(self, node: Node) -> None:
+        out = node.outputs[0]
+        if node.op_type == "input":
+            y = self.unique(node.name)
+        else:
+            xs = [self.value[t] for t in node.inputs]
+            for index, fix in sorted(input_fix_of(node).items()):
+                xs[index] = self.qdq(xs[index], fix, f"{node.name}_pre_fix_i{index}")
+            y = self.op(node, xs)
+        fix = fix_of(node)
+        self.value[out] = self.qdq(y, fix, f"{node.name}_fix") if fix else y
+
+    def _avg_scaled(self, node: Node, y: str) -> str:
+        scale = node.attrs.get("dpu_scale")
+        if scale is None:
+            return y
+        const = self.init(f"{node.name}_dpu_scale", np.array(scale, dtype=np.float32))
+        return self.add("Mul", [y, const], f"{node.name}_scaled")
+
+    def op(self, node: Node, xs: list[str]) -> str:
+        op, a, n = node.op_type, node.attrs, node.name
+        x = xs[0] if xs else None
+        if op in _UNARY:
+            return self.add(_UNARY[op], [x], n)
+        if op == "relu6":
+            lo = self.init(f"{n}_min", np.array(0, np.float32))
+            hi = self.init(f"{n}_max", np.array(6, np.float32))
+            return self.add("Clip", [x, lo, hi], n)
+        if op == "leaky_relu":
+            return self.add("LeakyRelu", [x], n, alpha=float(a["alpha"]))
+        if op == "hardswish":
+            three = self.init(f"{n}_three", np.array(3, np.float32))
+            lo = self.init(f"{n}_min", np.array(0, np.float32))
+            hi = self.init(f"{n}_max", np.array(6, np.float32))
+            gate = self.add("Clip", [self.add("Add", [x, three], f"{n}_plus3"), lo, hi],
+                            f"{n}_relu6")
+            six = self.init(f"{n}_six", np.array(6, np.float32))
+            return self.add("Div", [self.add("Mul", [x, gate], f"{n}_mul"), six], n)
+        if op == "linear":
+            w = self.param(node, "weight")
+            if len(self.shape(node.inputs[0])) == 2:
+                inputs = [x, w] + ([self.param(node, "bias")] if "bias" in node.params else [])
+                return self.add("Gemm", inputs, n, transB=1)
+            wt = self.add("Transpose", [w], f"{n}_weight_t", perm=[1, 0])
+            y = self.add("MatMul", [x, wt], f"{n}_matmul" if "bias" in node.params else n)
+            if "bias" in node.params:
+                y = self.add("Add", [y, self.param(node, "bias")], n)
+            return y
+        if op in ("conv1d", "conv2d", "conv_transpose2d"):
+            inputs = [x, self.param(node, "weight")]
+            if "bias" in node.params:
+                inputs.append(self.param(node, "bias"))
+            pads = [int(p) for p in a["padding"]] * 2
+            attrs = dict(kernel_shape=list(a["kernel"]), strides=list(a["stride"]), pads=pads,
+                         dilations=list(a["dilation"]), group=int(a["groups"]))
+            if op == "conv_transpose2d":
+                return self.add("ConvTranspose", inputs, n,
+                                output_padding=list(a["output_padding"]), **attrs)
+            return self.add("Conv", inputs, n, **attrs)
+        if op == "scale":
+            rank = len(self.shape(node.inputs[0]))
+            shape = (-1,) + (1,) * (rank - 2)
+            w = self.param(node, "weight", node.params["weight"].data.reshape(shape))
+            b = self.param(node, "bias", node.params["bias"].data.reshape(shape))
+            return self.add("Add", [self.add("Mul", [x, w], f"{n}_mul"), b], n)
+        if op in ("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d"):
+            attrs = dict(kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
+                         pads=[int(p) for p in a["padding"]] * 2, ceil_mode=int(a["ceil_mode"]))
+            if op.startswith("max"):
+                return self.add("MaxPool", [x], n, **attrs)
+            y = self.add("AveragePool", [x], n, count_include_pad=int(a["count_include_pad"]),
+                         **attrs)
+            return self._avg_scaled(node, y)
+        if op in ("adaptive_avg_pool1d", "adaptive_avg_pool2d"):
+            size = self.shape(node.inputs[0])[2:]
+            out = [int(v) for v in a["output_size"]]
+            if any(s % o for s, o in zip(size, out)):
+                raise _Unsupported(f"adaptive average pool from {list(size)} to {out} has "
+                                   "windows of different sizes (no AveragePool form)")
+            if all(o == 1 for o in out):
+                y = self.add("GlobalAveragePool", [x], n)
+            else:
+                kernel = [s // o for s, o in zip(size, out)]
+                y = self.add("AveragePool", [x], n, kernel_shape=kernel, strides=kernel)
+            return self._avg_scaled(node, y)
+        if op in ("add", "sub", "mul"):
+            operands = list(xs)
+            if "other" in node.params:
+                operands.insert(int(a["other_index"]), self.param(node, "other"))
+            return self.add({"add": "Add", "sub": "Sub", "mul": "Mul"}[op], operands, n)
+        if op == "concat":
+            return self.add("Concat", xs, n, axis=int(a["axis"]))
+        if op in ("flatten", "reshape"):
+            in_shape, out_shape = self.shape(node.inputs[0]), list(self.shape(node.outputs[0]))
+            if out_shape and in_shape and out_shape[0] == in_shape[0]:
+                out_shape[0] = 0  # keep the batch of the actual input
+            target = self.init(f"{n}_shape", np.array(out_shape, dtype=np.int64))
+            return self.add("Reshape", [x, target], n)
+        if op == "mean":
+            axes = self.init(f"{n}_axes", np.array([int(d) for d in a["dims"]], np.int64))
+            y = self.add("ReduceMean", [x, axes], n, keepdims=int(bool(a["keepdim"])))
+            return self._avg_scaled(node, y)
+        if op == "softmax":
+            return self.add("Softmax", [x], n, axis=int(a["dim"]))
+        if op == "custom":
+            raise _Unsupported(f"custom op {a['op_name']!r} has no ONNX form; export the xmodel "
+                               "(it keeps custom ops) or implement it as standard ops")
+        raise _Unsupported(f"no ONNX mapping for op type {op!r}")
+
+
+def build_onnx_model(graph: Graph, opset: int = DEFAULT_OPSET) -> Any:
+    """The QDQ `onnx.ModelProto` of `graph` (checked with onnx.checker). Inputs keep their
+    names and shapes with a symbolic batch dim; outputs are the graph's output values."""
+    onnx = _onnx()
+    validate_cnn_graph(graph)
+    builder = _Builder(graph, onnx)
+    h = onnx.helper
+    inputs = []
+    for node in graph.topological_order():
+        if node.op_type == "input":
+            shape: list[Any] = list(tensor_shape(graph, node.outputs[0]))
+            shape[0] = "batch"
+            inputs.append(h.make_tensor_value_info(node.name, onnx.TensorProto.FLOAT, shape))
+        try:
+            builder.node(node)
+        except _Unsupported as exc:
+            raise error("EXPORT_UNSUPPORTED", format=ONNX_FORMAT, node=node.name,
+                        op_type=node.op_type, reason=str(exc)) from None
+    outputs = []
+    for node in graph.outputs:
+        name = builder.value[node.outputs[0]]
+        shape = list(tensor_shape(graph, node.outputs[0]))
+        shape[0] = "batch"
+        outputs.append(h.make_tensor_value_info(name, onnx.TensorProto.FLOAT, shape))
+    model_graph = h.make_graph(builder.nodes, graph.name, inputs, outputs, builder.inits)
+    opsets = [h.make_opsetid("", int(opset))]
+    model = h.make_model(model_graph, opset_imports=opsets,
+                         producer_name="nndct_shared.cnn_export")
+    model.ir_version = h.find_min_ir_version_for(opsets)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def write_onnx(graph: Graph, path: str | os.PathLike[str], opset: int = DEFAULT_OPSET) -> Path:
+    """Build the QDQ model of `graph` and write it atomically to `path`; returns the path."""
+    model = build_onnx_model(graph, opset)
+    return write_bytes_atomic(path, model.SerializeToString())

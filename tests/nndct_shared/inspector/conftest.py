@@ -1,0 +1,7 @@
+"""Make the graph builders of this folder importable as `graphs`."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
