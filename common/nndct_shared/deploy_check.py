@@ -31,19 +31,25 @@ raises ``DeployCheckError`` naming the node instead of writing codes that silent
 the float file.
 
 Each call writes a whole directory into a temporary sibling and renames it into place, so a
-failure midway leaves no partial frame (an existing frame of the same index is replaced).
+failure midway leaves no partial frame (an existing frame of the same index is replaced). Given
+an ``AtomicBatch``, the writer only stages its directories there and the batch's owner swaps
+them in together with the rest of an export, all or nothing.
+
+File names are bounded: a stem longer than ``MAX_STEM_LENGTH`` characters (a very long module
+path) is cut and ends in a hash of the full name, so that ``<stem>_fix.txt`` and the temporary
+names stay under the 255-byte limit of common file systems and stay distinct.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+
+from .atomic_io import AtomicBatch
 
 __all__ = [
     "DeployCheckError",
@@ -59,6 +65,9 @@ DumpRecord = tuple[str, Any, "int | None", "int | None"]
 """``(name, float_array, bit_width, fix_pos)``; bit_width/fix_pos None -> float file only."""
 
 _UNSAFE_CHARS = re.compile(r"[^0-9A-Za-z]")
+MAX_STEM_LENGTH = 200
+"""Longest file stem; longer ones keep their first characters and end in ``_<16 hex>``."""
+_HASH_CHARS = 16
 _SHAPE_FILE = "shape"
 _FIX_SUFFIX = "_fix"
 
@@ -68,10 +77,19 @@ class DeployCheckError(ValueError):
 
 
 def dump_file_stem(name: str) -> str:
-    """File stem for a node/tensor/graph name: every char outside [0-9A-Za-z] becomes ``_``."""
+    """File stem for a node/tensor/graph name: every char outside [0-9A-Za-z] becomes ``_``.
+
+    The result never contains a path separator or ``..``, so it cannot leave its directory;
+    past ``MAX_STEM_LENGTH`` characters it is cut and ends in ``_`` and 16 hex digits of the
+    SHA-256 of the full name (stable between runs, distinct for distinct names).
+    """
     if not isinstance(name, str) or not name:
         raise DeployCheckError(f"deploy-check name {name!r} must be a non-empty string.")
-    return _UNSAFE_CHARS.sub("_", name)
+    stem = _UNSAFE_CHARS.sub("_", name)
+    if len(stem) <= MAX_STEM_LENGTH:
+        return stem
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
+    return f"{stem[:MAX_STEM_LENGTH - _HASH_CHARS - 1]}_{digest}"
 
 
 def format_shape(shape: Sequence[int], style: str = "tuple") -> str:
@@ -149,7 +167,8 @@ class DeployCheckWriter:
 
     ``data_format`` is ``"txt"`` (the LSTM flow) or ``"bin"`` (the CNN flow). Callers select
     what to dump (the reference dumps batch element 0 only, ``data[:1]``) and pass it in graph
-    order; the writer owns layout, names, number formats and atomicity.
+    order; the writer owns layout, names, number formats and atomicity. With ``batch`` each
+    directory is only staged in that ``AtomicBatch``; it appears when the batch commits.
     """
 
     def __init__(
@@ -157,6 +176,7 @@ class DeployCheckWriter:
         root_dir: str | os.PathLike[str],
         data_format: str = "txt",
         shape_style: str = "tuple",
+        batch: AtomicBatch | None = None,
     ) -> None:
         if data_format not in ("txt", "bin"):
             raise DeployCheckError(
@@ -167,6 +187,7 @@ class DeployCheckWriter:
         self.root_dir = Path(root_dir)
         self.data_format = data_format
         self.shape_style = shape_style
+        self.batch = batch
 
     def graph_dir(self, graph_name: str) -> Path:
         """``<root>/<sanitized graph name>``; checked to stay inside ``root_dir``."""
@@ -272,26 +293,15 @@ class DeployCheckWriter:
         self, target: Path, records: list[DumpRecord], params: list[DumpRecord]
     ) -> Path:
         files, shape_text = self._render(records, params)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
-            for file_name, payload in files.items():
-                (tmp / file_name).write_bytes(payload)
-            (tmp / (_SHAPE_FILE + ".txt")).write_bytes(shape_text.encode("utf-8"))
-            if target.exists():
-                # A directory cannot be renamed over a non-empty one: move the old one aside,
-                # put the new one in place (restoring the old one if that fails), then delete.
-                old = target.parent / f".{target.name}.{uuid.uuid4().hex}.old"
-                os.rename(target, old)
-                try:
-                    os.rename(tmp, target)
-                except BaseException:
-                    os.rename(old, target)
-                    raise
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        if self.batch is not None:
+            self._fill(self.batch.directory(target), files, shape_text)
+            return target
+        with AtomicBatch() as batch:
+            self._fill(batch.directory(target), files, shape_text)
         return target
+
+    @staticmethod
+    def _fill(directory: Path, files: dict[str, bytes], shape_text: str) -> None:
+        for file_name, payload in files.items():
+            (directory / file_name).write_bytes(payload)
+        (directory / (_SHAPE_FILE + ".txt")).write_bytes(shape_text.encode("utf-8"))

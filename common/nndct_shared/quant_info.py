@@ -38,6 +38,16 @@ SECTIONS: tuple[str, str, str] = ("param", "output", "input")
 
 _MAX_NAMES_IN_MESSAGE = 10
 
+MIN_BIT_WIDTH, MAX_BIT_WIDTH = 2, 32
+"""Bit widths the fixed-point kernels accept (``nndct_shared.kernels``); an entry outside them
+would only fail later, inside a forward pass."""
+MIN_FIX_POS, MAX_FIX_POS = -126, 126
+"""Fix positions the kernels accept: 2**fix_pos stays a normal float32."""
+
+_MAX_INT_DIGITS = 20
+"""Longer integer literals are rejected before conversion: no entry needs them, and Python
+refuses to convert more than 4300 digits with a bare ValueError."""
+
 # Errors are ``nndct_shared.messages.QuantInfoError`` (a ValueError). A file that cannot be
 # used raises catalogue entry QUANT_INFO_CORRUPT, a file that belongs to another model
 # CALIB_RESULT_MISMATCH (tell them apart by ``.msg_id``); an invalid QuantInfo handed to the
@@ -78,16 +88,23 @@ def _as_entry(value: Any, section: str, name: str) -> QuantEntry:
             f"{where} is {value!r}; expected a pair [bit_width, fix_pos] such as [16, 12]."
         )
     bit_width, fix_pos = value
-    if isinstance(bit_width, bool) or not isinstance(bit_width, numbers.Integral) or bit_width < 1:
-        raise _EntryProblem(
-            f"{where} has bit_width {bit_width!r}; expected a positive integer such as 8 or 16."
-        )
-    if fix_pos is not None and (
-        isinstance(fix_pos, bool) or not isinstance(fix_pos, numbers.Integral)
+    if (
+        isinstance(bit_width, bool)
+        or not isinstance(bit_width, numbers.Integral)
+        or not MIN_BIT_WIDTH <= bit_width <= MAX_BIT_WIDTH
     ):
         raise _EntryProblem(
-            f"{where} has fix_pos {fix_pos!r}; expected an integer (or null for a tensor that "
-            "was never calibrated)."
+            f"{where} has bit_width {bit_width!r}; expected an integer from {MIN_BIT_WIDTH} to "
+            f"{MAX_BIT_WIDTH} such as 8 or 16."
+        )
+    if fix_pos is not None and (
+        isinstance(fix_pos, bool)
+        or not isinstance(fix_pos, numbers.Integral)
+        or not MIN_FIX_POS <= fix_pos <= MAX_FIX_POS
+    ):
+        raise _EntryProblem(
+            f"{where} has fix_pos {fix_pos!r}; expected an integer from {MIN_FIX_POS} to "
+            f"{MAX_FIX_POS} (or null for a tensor that was never calibrated)."
         )
     return int(bit_width), (None if fix_pos is None else int(fix_pos))
 
@@ -156,14 +173,45 @@ def _reject_duplicate_keys(source: Path):
     return hook
 
 
+def _parse_int(source: Path):
+    def hook(literal: str) -> int:
+        if len(literal.lstrip("-")) > _MAX_INT_DIGITS:
+            raise _corrupt(
+                source,
+                f"it holds an integer of {len(literal.lstrip('-'))} digits; bit widths and fix "
+                "positions are small integers.",
+            )
+        return int(literal)
+
+    return hook
+
+
+def _check_names_encodable(source: Path, document: dict[str, Any]) -> None:
+    """Reject names with lone surrogates (JSON escapes such as ``\\ud800``): they decode to a
+    Python str that can be neither written back as UTF-8 nor matched to a tensor name."""
+    for section in SECTIONS:
+        for name in document[section]:
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _corrupt(
+                    source,
+                    f"the name {name!r} in \"{section}\" holds an escaped lone surrogate, which "
+                    "is not a character; tensor names are plain text.",
+                ) from None
+
+
 def read_quant_info(path: str | os.PathLike[str]) -> QuantInfo:
     """Read a quant_info.json written by this project or by the reference tool.
 
     Raises ``QuantInfoError`` (catalogue entry QUANT_INFO_CORRUPT, naming the file, and the
     entry where there is one) for a file that is not UTF-8 JSON, whose top level is not an
     object with exactly the keys ``param``, ``output``, ``input``, whose sections are not
-    objects, that repeats a name, or whose entries are not ``[int, int]`` / ``[int, null]``
-    pairs. A missing file raises the usual ``FileNotFoundError``.
+    objects, that repeats a name, whose names are not encodable text, or whose entries are not
+    ``[bit_width, fix_pos]`` / ``[bit_width, null]`` pairs of integers in the kernels' ranges
+    (bit_width 2..32, fix_pos -126..126). Deep nesting and overlong numbers are reported the
+    same way, never as ``RecursionError`` or a bare ``ValueError``. A missing file raises the
+    usual ``FileNotFoundError``.
     """
     source = Path(path)
     raw = source.read_bytes()
@@ -172,10 +220,18 @@ def read_quant_info(path: str | os.PathLike[str]) -> QuantInfo:
     except UnicodeDecodeError as exc:
         raise _corrupt(source, f"it is not UTF-8 text ({exc}).") from None
     try:
-        document = json.loads(text, object_pairs_hook=_reject_duplicate_keys(source))
+        document = json.loads(
+            text,
+            object_pairs_hook=_reject_duplicate_keys(source),
+            parse_int=_parse_int(source),
+        )
     except json.JSONDecodeError as exc:
         raise _corrupt(
             source, f"it is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})."
+        ) from None
+    except RecursionError:
+        raise _corrupt(
+            source, "its JSON is nested too deeply; a calibration result has two levels."
         ) from None
     if not isinstance(document, dict):
         raise _corrupt(
@@ -196,8 +252,7 @@ def read_quant_info(path: str | os.PathLike[str]) -> QuantInfo:
             f"its top-level keys are wrong ({'; '.join(parts)}); expected exactly \"param\", "
             '"output" and "input".',
         )
-    qi = QuantInfo(source=source)
-    for section, table in qi.sections():
+    for section in SECTIONS:
         entries = document[section]
         if not isinstance(entries, dict):
             raise _corrupt(
@@ -205,6 +260,10 @@ def read_quant_info(path: str | os.PathLike[str]) -> QuantInfo:
                 f'"{section}" is a {type(entries).__name__}; expected an object mapping names to '
                 "[bit_width, fix_pos].",
             )
+    _check_names_encodable(source, document)
+    qi = QuantInfo(source=source)
+    for section, table in qi.sections():
+        entries = document[section]
         for name, value in entries.items():
             try:
                 table[name] = _as_entry(value, section, name)

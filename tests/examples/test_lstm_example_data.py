@@ -318,3 +318,23 @@ def test_pytorch_script_calib_then_test(tmp_path, capsys, import_example):
     assert (tmp_path / "quant_info.json").is_file()
     assert sorted(p.name for p in (tmp_path / "xmodel").iterdir()) == \
         ["Lstm_StandardLstmCell_layer_0_forward_int.xmodel"]
+
+
+def test_keras_script_calib_then_test_writes_what_the_pytorch_script_writes(tmp_path, capsys, import_example):
+    """Both example scripts quantize the same float network on the same sequences: the Keras
+    flow's quant_info.json, xmodel and per-frame dumps equal the PyTorch flow's byte for byte."""
+    torch_script = import_example("pytorch/quantize_lstm.py", "lstm_example_torch_quantize")
+    keras_script = import_example("tensorflow/quantize_lstm.py", "lstm_example_keras_quantize")
+    subset = 27
+    for script, out_dir in ((torch_script, tmp_path / "torch"), (keras_script, tmp_path / "keras")):
+        common = ["--subset_len", str(subset), "--output_dir", str(out_dir)]
+        assert script.main(["--quant_mode", "calib", *common]) == 0
+        assert script.main(["--quant_mode", "test", "--deploy", *common]) == 0
+        out = capsys.readouterr().out
+        assert abs(printed_percent(out, "quantized accuracy") - printed_percent(out, "float accuracy")) \
+            <= 100.0 / subset + 1e-9, out
+    torch_files = {p.relative_to(tmp_path / "torch"): p for p in (tmp_path / "torch").rglob("*") if p.is_file()}
+    keras_files = {p.relative_to(tmp_path / "keras"): p for p in (tmp_path / "keras").rglob("*") if p.is_file()}
+    assert sorted(torch_files) == sorted(keras_files) and len(keras_files) > 29 * 40
+    for rel, path in torch_files.items():
+        assert path.read_bytes() == keras_files[rel].read_bytes(), rel

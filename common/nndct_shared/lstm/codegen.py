@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..atomic_io import write_bytes_atomic
+from ..deploy_check import dump_file_stem
 from .naming import GATES, scoped
 
 _HEADER = '''"""StandardLstmCell `{graph}` (input size {inp}, hidden size {hid}, {direction}).
@@ -73,7 +74,9 @@ def cell_source(graph_name: str, input_size: int, hidden_size: int, reverse: boo
 
 def write_cell_module(output_dir: str | Path, graph_name: str, input_size: int, hidden_size: int,
                       reverse: bool) -> Path:
-    """Writes `<output_dir>/<graph_name>.py` atomically and returns its path."""
-    path = Path(output_dir) / f"{_python_identifier(graph_name)}.py"
+    """Writes `<output_dir>/<graph_name>.py` atomically and returns its path. The file name is
+    the deploy-check stem of the graph name (no separators, bounded length), so no module path
+    can put it outside `output_dir`."""
+    path = Path(output_dir) / f"{dump_file_stem(graph_name)}.py"
     text = cell_source(graph_name, input_size, hidden_size, reverse)
     return write_bytes_atomic(path, text.encode())

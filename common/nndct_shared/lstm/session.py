@@ -7,14 +7,18 @@ why the PyTorch and Keras flows write the same files for the same weights.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from ..deploy_check import DeployCheckWriter
-from ..messages import error
-from ..quant_info import QuantInfo, QuantInfoError, read_quant_info, write_quant_info
+from ..atomic_io import AtomicBatch
+from ..deploy_check import DeployCheckWriter, dump_file_stem
+from ..messages import NndctError, error
+from ..progress import progress
+from ..quant_info import QuantInfo, read_quant_info, write_quant_info
 from .cell import QuantizedLstmCell
 from .codegen import write_cell_module
 from .fix_positions import CellFixPositions
@@ -65,8 +69,9 @@ class LstmQuantSession:
             raise error("UNSUPPORTED_RNN", module=stack.prefix,
                         feature=f"cell graph names {clash} that another LSTM of the model already has")
         self.stacks.append(stack)
-        for cell in stack.cells:
-            write_cell_module(self.output_dir, cell.graph_name, cell.input_size, cell.hidden_size, cell.reverse)
+        with _writing_to(self.output_dir):
+            for cell in stack.cells:
+                write_cell_module(self.output_dir, cell.graph_name, cell.input_size, cell.hidden_size, cell.reverse)
 
     # --------------------------------------------------------------------------- quant_info.json
     def export_quant_config(self) -> Path:
@@ -81,17 +86,15 @@ class LstmQuantSession:
             params, outputs = cell.calibration.aligned().quant_info_entries(cell.graph_name)
             qi.param.update(params)
             qi.output.update(outputs)
-        return write_quant_info(qi, self.output_dir / QUANT_INFO_FILE)
+        with _writing_to(self.output_dir):
+            return write_quant_info(qi, self.output_dir / QUANT_INFO_FILE)
 
     def load_quant_config(self) -> None:
         """Test mode: read quant_info.json and give every cell its fix positions."""
         path = self.output_dir / QUANT_INFO_FILE
         if not path.is_file():
             raise error("NO_CALIB_RESULT", path=str(path))
-        try:
-            qi = read_quant_info(path)
-        except QuantInfoError as exc:
-            raise error("QUANT_INFO_CORRUPT", path=str(path), reason=str(exc)) from exc
+        qi = read_quant_info(path)  # a broken file raises QUANT_INFO_CORRUPT naming it
         expected = {scoped(c.graph_name, n) for c in self.cells for n in (*PARAM_NAMES, *NODE_NAMES)}
         have = set(qi.param) | set(qi.output)
         missing, unexpected = sorted(expected - have), sorted(have - expected)
@@ -108,27 +111,53 @@ class LstmQuantSession:
     def export_xmodel(self, output_dir: str | Path | None, first_batches: dict[int, FirstBatch] | None,
                       deploy_check: bool) -> list[Path]:
         """Test mode: one `<graph>_int.xmodel` per cell, and with `deploy_check` the per-frame
-        txt dumps of batch element 0 of the first batch every LSTM saw."""
+        txt dumps of batch element 0 of the first batch every LSTM saw.
+
+        All files are staged first and swapped in together: an export that fails (a file in
+        the way, a full disk) raises OUTPUT_DIR and leaves the previous export untouched."""
         from .xmodel_export import cell_xgraph
-        from ..xmodel import write_xmodel
+        from ..xmodel import xgraph_to_bytes
 
         if self.mode != RunMode.TEST:
             raise error("EXPORT_MODE", action="export_xmodel()", required="test", mode=self.mode.value)
-        out_dir = Path(output_dir) if output_dir is not None else self.output_dir
-        xdir = out_dir / XMODEL_DIR
-        xdir.mkdir(parents=True, exist_ok=True)
-        written = [write_xmodel(cell_xgraph(cell), xdir / f"{cell.graph_name}_int.xmodel") for cell in self.cells]
         if deploy_check:
-            first_batches = first_batches or {}
-            missing = [s.prefix for k, s in enumerate(self.stacks) if k not in first_batches]
-            if missing:
-                raise error("NO_FORWARD", action=f"export_xmodel(deploy_check=True) (no input seen by {', '.join(missing)})")
-            writer = DeployCheckWriter(out_dir / DUMP_DIR, data_format="txt")
-            for k, stack in enumerate(self.stacks):
-                fb = first_batches[k]
-                for graph_name, record in stack.record(fb.x, fb.lengths, fb.h0, fb.c0).items():
-                    cell = next(c for c in stack.cells if c.graph_name == graph_name)
-                    written += write_cell_frames(writer, cell, record)
+            self._check_first_batches(first_batches, "export_xmodel(deploy_check=True)")
+        out_dir = Path(output_dir) if output_dir is not None else self.output_dir
+        with _writing_to(out_dir), AtomicBatch() as batch:
+            xdir = batch.make_dirs(out_dir / XMODEL_DIR)
+            written = [
+                batch.write_bytes(xdir / f"{dump_file_stem(cell.graph_name)}_int.xmodel", xgraph_to_bytes(cell_xgraph(cell)))
+                for cell in progress(self.cells, "export xmodel", unit="cell")
+            ]
+            if deploy_check:
+                written += self.dump_frames(out_dir, first_batches, "export_xmodel(deploy_check=True)", batch)
+        return written
+
+    def _check_first_batches(self, first_batches: dict[int, FirstBatch] | None, action: str) -> None:
+        if self.mode != RunMode.TEST:
+            raise error("EXPORT_MODE", action=action, required="test", mode=self.mode.value)
+        missing = [s.prefix for k, s in enumerate(self.stacks) if k not in (first_batches or {})]
+        if missing:
+            raise error("NO_FORWARD", action=f"{action} (no input seen by {', '.join(missing)})")
+
+    def dump_frames(self, out_dir: Path, first_batches: dict[int, FirstBatch] | None, action: str,
+                    batch: AtomicBatch | None = None) -> list[Path]:
+        """The per-time-step txt dumps (`deploy_check_data_int/<graph>/frame_<t>/`) of batch
+        element 0 of each stack's recorded batch; `first_batches` is keyed by stack index.
+        With `batch` the frames are only staged there (the caller commits); without, they are
+        written all or nothing."""
+        self._check_first_batches(first_batches, action)
+        if batch is None:
+            with _writing_to(Path(out_dir)), AtomicBatch() as own_batch:
+                return self.dump_frames(out_dir, first_batches, action, own_batch)
+        first_batches = first_batches or {}
+        writer = DeployCheckWriter(Path(out_dir) / DUMP_DIR, data_format="txt", batch=batch)
+        written: list[Path] = []
+        for k, stack in enumerate(self.stacks):
+            fb = first_batches[k]
+            for graph_name, record in stack.record(fb.x, fb.lengths, fb.h0, fb.c0).items():
+                cell = next(c for c in stack.cells if c.graph_name == graph_name)
+                written += write_cell_frames(writer, cell, record)
         return written
 
 
@@ -142,7 +171,7 @@ def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedLstmCell, record
         fp = fix.param[name]
         params.append((scoped(cell.graph_name, name), np.ldexp(codes.astype(np.float64), -fp), bw, fp))
     paths = []
-    for t in range(record.steps):
+    for t in progress(range(record.steps), f"dump {cell.graph_name}", unit="frame"):
         records = []
         for i, name in enumerate(NODE_NAMES):
             codes = record.codes[name][t:t + 1]
@@ -155,6 +184,18 @@ def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedLstmCell, record
 def _first(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "") if names else "none"
+
+
+@contextmanager
+def _writing_to(directory: Path) -> Iterator[None]:
+    """Report a file-system failure while writing under `directory` as OUTPUT_DIR (naming the
+    directory and the cause) instead of a bare OSError; catalogued errors pass through."""
+    try:
+        yield
+    except NndctError:
+        raise
+    except OSError as exc:
+        raise error("OUTPUT_DIR", path=str(directory), reason=str(exc)) from exc
 
 
 def _is_writable(path: Path) -> bool:

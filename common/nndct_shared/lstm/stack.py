@@ -21,18 +21,24 @@ class RunMode(str, Enum):
 
 
 class QuantizedLstmStack:
-    """`cells[l * D + d]` is layer l, direction d (0 forward, 1 backward), as in nn.LSTM's h_n."""
+    """`cells[l * D + d]` is layer l, direction d (0 forward, 1 backward), as in nn.LSTM's h_n.
+
+    `backward_only=True` makes a one-direction stack whose cells run backward (Keras'
+    `LSTM(go_backwards=True)`): their graphs are the `..._backward` cells, outputs stay aligned
+    with the input positions, as a bidirectional stack's backward half is."""
 
     def __init__(self, prefix: str, weights: list[list[CellWeights]], bit_width: int,
-                 max_fix_pos: int = 12) -> None:
+                 max_fix_pos: int = 12, backward_only: bool = False) -> None:
         if not weights or any(len(w) != len(weights[0]) for w in weights) or len(weights[0]) not in (1, 2):
             raise ValueError("weights must be [num_layers][1 or 2 directions]")
+        if backward_only and len(weights[0]) != 1:
+            raise ValueError("backward_only needs exactly one direction per layer")
         self.prefix = prefix
         self.num_layers = len(weights)
         self.num_directions = len(weights[0])
         self.cells = [
-            QuantizedLstmCell(cell_graph_name(prefix, layer, bool(d)), w, reverse=bool(d),
-                              bit_width=bit_width, max_fix_pos=max_fix_pos)
+            QuantizedLstmCell(cell_graph_name(prefix, layer, bool(d) or backward_only), w,
+                              reverse=bool(d) or backward_only, bit_width=bit_width, max_fix_pos=max_fix_pos)
             for layer, per_dir in enumerate(weights) for d, w in enumerate(per_dir)
         ]
 

@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 
 from . import attr_value
 from ..atomic_io import write_bytes_atomic
+from ..messages import XmodelFormatError, error
 from .attr_value import TypedAttr
 from .op_defs import op_def_from_proto, op_def_to_proto
 from .proto_schema import messages
@@ -31,8 +32,11 @@ from .xgraph import TypedAttrs, XGraph, XGraphError, XOp, XSubgraph, XTensor
 _DROPPED_PREFIX = "__"
 
 
-class XModelFormatError(ValueError):
-    """The bytes are not a readable XIR xmodel (truncated, foreign or inconsistent)."""
+XModelFormatError = XmodelFormatError
+"""The bytes are not a readable XIR xmodel (truncated, foreign or inconsistent).
+
+The catalogue's class (a ValueError): every reader error is raised as catalogue entry
+XMODEL_INVALID, naming the file and the problem, so users get the ID and the fix."""
 
 
 def _schema() -> Any:
@@ -122,32 +126,40 @@ def write_xmodel(xgraph: XGraph, path: str | os.PathLike[str]) -> Path:
 # --- reading ----------------------------------------------------------------------------
 
 
+class _Invalid(Exception):
+    """Internal: why the parsed message is not an XIR graph; the entry point adds the file."""
+
+
+def _invalid(source: str, reason: str) -> XmodelFormatError:
+    exc = error("XMODEL_INVALID", path=source, reason=reason)
+    assert isinstance(exc, XmodelFormatError)
+    return exc
+
+
 def _read_attrs(entries: Any, where: str, into: TypedAttrs | None = None) -> TypedAttrs:
     attrs = TypedAttrs() if into is None else into
     for entry in entries:
         if not entry.key:
-            raise XModelFormatError(f"{where}: an attribute has an empty name")
+            raise _Invalid(f"{where}: an attribute has an empty name")
         try:
             kind, value = attr_value.from_proto(entry.value)
         except ValueError as exc:
-            raise XModelFormatError(f"{where}: attr {entry.key!r}: {exc}") from None
+            raise _Invalid(f"{where}: attr {entry.key!r}: {exc}") from None
         attrs[entry.key] = TypedAttr(kind, value)
     return attrs
 
 
-def _read_subgraph(message: Any, where: str) -> XSubgraph:
+def _read_subgraph(message: Any) -> XSubgraph:
     ops, children = list(message.op_name), list(message.subg_child)
     if ops and children:
-        raise XModelFormatError(f"{where}: subgraph {message.subgraph_name!r} has both ops and "
-                                "child subgraphs")
+        raise _Invalid(f"subgraph {message.subgraph_name!r} has both ops and child subgraphs")
     if not ops and not children:
-        raise XModelFormatError(f"{where}: subgraph {message.subgraph_name!r} has neither ops "
-                                "nor child subgraphs")
+        raise _Invalid(f"subgraph {message.subgraph_name!r} has neither ops nor child subgraphs")
     return XSubgraph(
         message.subgraph_name,
         ops,
-        _read_attrs(message.subg_attr, f"{where}: subgraph {message.subgraph_name!r}"),
-        [_read_subgraph(child, where) for child in children],
+        _read_attrs(message.subg_attr, f"subgraph {message.subgraph_name!r}"),
+        [_read_subgraph(child) for child in children],
     )
 
 
@@ -159,38 +171,39 @@ def _has_unknown_fields(message: Any) -> bool:
     return len(UnknownFieldSet(message)) > 0
 
 
-def xgraph_from_message(graph: Any, source: str = "xmodel") -> XGraph:
-    """Convert a parsed `serial_v2.Graph` (ordered-map variant) to an XGraph."""
+def _convert(graph: Any) -> XGraph:
+    """The XGraph of a parsed message; raises _Invalid (or XGraphError from the XGraph
+    constructors) for anything XIR would reject."""
     if not graph.graph_name:
-        raise XModelFormatError(f"{source}: the graph has no name, so it is not an XIR xmodel")
+        raise _Invalid("the graph has no name, so it is not an XIR xmodel")
     if len(graph.op_node) == 0:
-        raise XModelFormatError(f"{source}: graph {graph.graph_name!r} has no ops")
+        raise _Invalid(f"graph {graph.graph_name!r} has no ops")
     xgraph = XGraph(graph.graph_name)
     for message in graph.op_defs:
         try:
             op_def = op_def_from_proto(message)
         except ValueError as exc:
-            raise XModelFormatError(f"{source}: {exc}") from None
+            raise _Invalid(str(exc)) from None
         if op_def.name in xgraph.op_defs:
-            raise XModelFormatError(f"{source}: op def {op_def.name!r} appears twice")
+            raise _Invalid(f"op def {op_def.name!r} appears twice")
         xgraph.op_defs[op_def.name] = op_def
 
     if not graph.HasField("subg_root"):
-        raise XModelFormatError(
-            f"{source}: graph {graph.graph_name!r} has no subgraph root (every XIR-written file "
-            "has one); the file is truncated or was not written by XIR"
+        raise _Invalid(
+            f"graph {graph.graph_name!r} has no subgraph root (every XIR-written file has one); "
+            "the file is truncated or was not written by XIR"
         )
     for node in graph.op_node:
-        where = f"{source}: op {node.op_name!r}"
+        where = f"op {node.op_name!r}"
         if not node.op_name or not node.op_type:
-            raise XModelFormatError(f"{source}: an op has no name or no type")
+            raise _Invalid("an op has no name or no type")
         if node.op_type not in xgraph.op_defs:
-            raise XModelFormatError(
+            raise _Invalid(
                 f"{where}: op type {node.op_type!r} has no op def in the file (XIR embeds one "
                 "for every op type); the file is truncated or was not written by XIR"
             )
         if node.op_name in xgraph:
-            raise XModelFormatError(f"{where} appears twice")
+            raise _Invalid(f"{where} appears twice")
         tensor = node.output_tensor
         op = XOp(
             node.op_name,
@@ -202,59 +215,71 @@ def xgraph_from_message(graph: Any, source: str = "xmodel") -> XGraph:
         _read_attrs(node.op_attr, where, into=op.attrs)
         for arg in node.args:
             if arg.arg_name in op.inputs:
-                raise XModelFormatError(f"{where}: input arg {arg.arg_name!r} appears twice")
+                raise _Invalid(f"{where}: input arg {arg.arg_name!r} appears twice")
             op.inputs[arg.arg_name] = list(arg.arg_ops)
         xgraph._ops[op.name] = op  # file order kept; validated below
 
     for op in xgraph:
         unknown = [p for p in op.input_ops if p not in xgraph]
         if unknown:
-            raise XModelFormatError(
-                f"{source}: op {op.name!r} reads {unknown}, which are not ops of the graph"
-            )
-    try:
-        xgraph.topological_order()
-    except XGraphError as exc:
-        raise XModelFormatError(f"{source}: {exc}") from None
+            raise _Invalid(f"op {op.name!r} reads {unknown}, which are not ops of the graph")
 
-    xgraph.subgraph = _read_subgraph(graph.subg_root, source)
+    xgraph.subgraph = _read_subgraph(graph.subg_root)
     strangers = [name for name in xgraph.subgraph.leaf_ops() if name not in xgraph]
     if strangers:
-        raise XModelFormatError(f"{source}: the subgraph tree lists unknown ops {strangers}")
-    _read_attrs(graph.graph_attr, f"{source}: graph attrs", into=xgraph.attrs)
+        raise _Invalid(f"the subgraph tree lists unknown ops {strangers}")
+    _read_attrs(graph.graph_attr, "graph attrs", into=xgraph.attrs)
+    # What XIR checks when it loads a graph (a cycle, arg counts, required attrs and their
+    # kinds, return_ops): a graph that passes here can be written back and used as it is.
+    xgraph.validate()
     return xgraph
 
 
+def xgraph_from_message(graph: Any, source: str = "xmodel") -> XGraph:
+    """Convert a parsed `serial_v2.Graph` (ordered-map variant) to an XGraph.
+
+    Raises XModelFormatError (catalogue entry XMODEL_INVALID naming `source`) for a graph
+    XIR would reject."""
+    try:
+        return _convert(graph)
+    except (_Invalid, XGraphError) as exc:
+        raise _invalid(source, str(exc)) from None
+
+
 def xgraph_from_bytes(data: bytes, source: str = "xmodel bytes") -> XGraph:
-    """Parse xmodel bytes. Raises XModelFormatError for anything that is not an xmodel."""
+    """Parse xmodel bytes. Raises XModelFormatError (catalogue entry XMODEL_INVALID) for
+    anything that is not an xmodel, and TypeError when `data` is not bytes."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"xgraph_from_bytes expects bytes, got {type(data).__name__}")
     data = bytes(data)
     if not data:
-        raise XModelFormatError(f"{source} is empty, not an XIR xmodel")
+        raise _invalid(source, "it is empty")
     if data[0] != 0x0A:
-        raise XModelFormatError(
-            f"{source} is not an XIR xmodel: it must start with the graph name (byte 0x0a), "
-            f"found 0x{data[0]:02x}"
+        raise _invalid(
+            source,
+            "it is not an XIR xmodel: it must start with the graph name (byte 0x0a), found "
+            f"0x{data[0]:02x}",
         )
     graph = _schema().Graph()
     try:
         graph.ParseFromString(data)
     except DecodeError as exc:
-        raise XModelFormatError(
-            f"{source} is not a complete XIR xmodel (protobuf decoding failed: {exc}); the file "
-            "may be truncated or of another format"
+        raise _invalid(
+            source,
+            f"it is not a complete XIR xmodel (protobuf decoding failed: {exc}); the file may be "
+            "truncated or of another format",
         ) from None
     if _has_unknown_fields(graph):
-        raise XModelFormatError(
-            f"{source} holds fields that are not part of an XIR xmodel; it is another protobuf "
-            "format"
+        raise _invalid(
+            source,
+            "it holds fields that are not part of an XIR xmodel; it is another protobuf format",
         )
     return xgraph_from_message(graph, source)
 
 
 def read_xmodel(path: str | os.PathLike[str]) -> XGraph:
-    """Read an `.xmodel` file into an XGraph. Raises XModelFormatError if it is not one."""
+    """Read an `.xmodel` file into an XGraph. Raises XModelFormatError (catalogue entry
+    XMODEL_INVALID) if it is not one, FileNotFoundError if there is no such file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"xmodel file {path} does not exist")

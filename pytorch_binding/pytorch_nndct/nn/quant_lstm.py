@@ -86,6 +86,10 @@ class QuantLSTM(nn.Module):
                 if s.shape[0] != len(self.stack.cells):
                     raise error("INITIAL_STATES", which=which, got=s.shape[0], module=self.module_path,
                                 expected=len(self.stack.cells))
+                bad = int(np.count_nonzero(~np.isfinite(s)))
+                if bad:
+                    raise error("CALIB_DATA_NONFINITE", name=f"initial state {which} of LSTM '{self.module_path}'",
+                                count=bad)
             if kind == "unbatched":
                 h0, c0 = h0[:, None], c0[:, None]
             # With packed input, hx is in the original batch order, as the padded x is.

@@ -1,17 +1,96 @@
-"""`tf_quantizer`: the Keras LSTM flow (not implemented yet).
+"""`tf_quantizer`: the Keras 3 LSTM flow, with the reference's name and signature.
 
-The neutral part it will use exists and is shared with PyTorch (`nndct_shared.lstm`: the C++
-cell, calibration, quant_info.json, xmodel and dump writers); what is missing is the Keras side:
-finding `keras.layers.LSTM` / `Bidirectional` layers, mapping their kernels onto the cell, and
-rebuilding the model around the quantized layers.
+Every `keras.layers.LSTM` and `Bidirectional(LSTM)` of a functional or Sequential model is
+quantized to 16- (or 8-) bit fixed point through the same StandardLstmCell, calibration and C++
+kernels as `torch_quantizer(..., lstm=True)`; every other layer runs float.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
 
-def tf_quantizer(model, input_signature=None, quant_mode: str = "calib", output_dir: str = "quantize_result",
-                 bitwidth: int = 16):
-    """Would quantize the LSTM layers of a Keras model; raises NotImplementedError for now."""
-    raise NotImplementedError(
-        "tf_quantizer: the Keras LSTM flow is not implemented yet (missing: Keras layer discovery, "
-        "weight mapping onto StandardLstmCell and the rebuilt quant_model). Use the PyTorch flow, "
-        "pytorch_nndct.apis.torch_quantizer(..., lstm=True), meanwhile.")
+import keras
+import tensorflow as tf
+
+from nndct_shared.lstm.stack import RunMode
+from nndct_shared.messages import error, use_frontend, warn
+
+from .quantizer import TFQuantizer
+
+_MODES = {"calib": RunMode.CALIB, "test": RunMode.TEST}
+_LEGACY_MODES = {1: "calib", 2: "test"}
+
+
+def _parse_quant_mode(quant_mode: Any) -> RunMode:
+    if isinstance(quant_mode, int) and not isinstance(quant_mode, bool) and quant_mode in _LEGACY_MODES:
+        warn("QUANT_MODE_INT", value=quant_mode, name=_LEGACY_MODES[quant_mode])
+        quant_mode = _LEGACY_MODES[quant_mode]
+    if isinstance(quant_mode, str) and quant_mode in _MODES:
+        return _MODES[quant_mode]
+    raise error("QUANT_MODE", value=quant_mode, expected=["calib", "test"])
+
+
+def _load_model(model: Any) -> keras.Model:
+    """A keras.Model as is; a `.keras` or legacy `.h5` file path is loaded (compile=False)."""
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.is_file():
+            raise error("MODULE_TYPE", got=f"the path {str(path)!r}, which is not an existing .keras/.h5 file")
+        return keras.models.load_model(path, compile=False)
+    if not isinstance(model, keras.Model):
+        raise error("MODULE_TYPE", got=type(model).__name__)
+    return model
+
+
+def _spec_shapes(input_signature: Any) -> list[tuple]:
+    specs = input_signature if isinstance(input_signature, (list, tuple)) else [input_signature]
+    shapes = []
+    for spec in specs:
+        if not isinstance(spec, tf.TensorSpec):
+            raise error("INPUT_SIGNATURE", problem=f"contains {type(spec).__name__}, not a tf.TensorSpec")
+        dims = tuple(spec.shape.as_list())
+        if any(d is None for d in dims):
+            raise error("INPUT_SIGNATURE", problem=f"has the partly unknown shape {list(dims)}; give every "
+                                                   "dimension, with batch 1")
+        shapes.append(dims)
+    return shapes
+
+
+def _check_signature(model: keras.Model, input_signature: Any) -> None:
+    """The signature must match the model's inputs (every dimension but the batch)."""
+    if input_signature is None:
+        return
+    shapes = _spec_shapes(input_signature)
+    try:
+        model_inputs = [tuple(t.shape) for t in model.inputs]
+    except (AttributeError, ValueError):
+        model_inputs = None
+    if not model_inputs:
+        return
+    if len(shapes) != len(model_inputs):
+        raise error("INPUT_SIGNATURE", problem=f"describes {len(shapes)} input(s) but the model has "
+                                               f"{len(model_inputs)}")
+    for spec_shape, model_shape in zip(shapes, model_inputs):
+        mismatch = len(spec_shape) != len(model_shape) or any(
+            m is not None and s != m for s, m in zip(spec_shape[1:], model_shape[1:]))
+        if mismatch:
+            raise error("INPUT_SIGNATURE", problem=f"has shape {list(spec_shape)} but the model input is "
+                                                   f"{[d for d in model_shape]}")
+
+
+def tf_quantizer(model: Any, input_signature: Any = None, quant_mode: str = "calib",
+                 output_dir: str = "quantize_result", bitwidth: int = 16) -> TFQuantizer:
+    """Creates the quantizer of a Keras model (or a `.keras` / `.h5` file) in mode 'calib' or
+    'test'. `input_signature` is a `tf.TensorSpec` (or a list) with the input shape and batch
+    1, as in the reference; it is checked against the model's inputs. Calibrate by calling
+    `quant_model` on representative data, then `export_quant_config()`; in test mode call
+    `dump_xmodel()` and `dump_rnn_outputs_by_timestep(x[:1])`.
+    """
+    with use_frontend("tf"):
+        mode = _parse_quant_mode(quant_mode)
+        if isinstance(bitwidth, bool) or not isinstance(bitwidth, int) or not 2 <= bitwidth <= 16:
+            raise error("ILLEGAL_BITWIDTH", value=bitwidth, path="bitwidth", low=2, high=16)
+        keras_model = _load_model(model)
+        _check_signature(keras_model, input_signature)
+        return TFQuantizer(keras_model, mode, output_dir, bitwidth)

@@ -96,5 +96,5 @@ def test_read_xmodel_on_paths(tmp_path: Path) -> None:
         read_xmodel(tmp_path / "none.xmodel")
     text = tmp_path / "notes.xmodel"
     text.write_text("just some text\n")
-    with pytest.raises(XModelFormatError, match=r"notes\.xmodel is not an XIR xmodel"):
+    with pytest.raises(XModelFormatError, match=r"notes\.xmodel' is not a readable xmodel: it is not an XIR xmodel"):
         read_xmodel(text)

@@ -1,0 +1,79 @@
+"""`TFQuantizer`: what `tf_quantizer` returns; the Keras side of the shared LSTM session.
+
+The Keras front end only finds the LSTM layers, maps their weights onto StandardLstmCells and
+rebuilds the model; calibration, quant_info.json, the xmodels and the dumps are the neutral
+`LstmQuantSession`'s, the very code the PyTorch flow runs, which is why both frameworks write
+the same files for the same weights.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from nndct_shared.lstm.session import FirstBatch, LstmQuantSession
+from nndct_shared.lstm.stack import RunMode
+from nndct_shared.messages import error, use_frontend
+
+from ..layers.quant_lstm import QuantLSTM
+from .model_rewrite import count_quantizable, rebuild_with_quantized_lstms
+
+
+class TFQuantizer:
+    """All quantized LSTM layers of one Keras model and the files of one output directory."""
+
+    def __init__(self, model: keras.Model, mode: RunMode, output_dir: str | Path, bitwidth: int) -> None:
+        if not count_quantizable(model):
+            raise error("NO_LSTM", module=model.name)
+        self.quant_mode = mode
+        self.output_dir = Path(output_dir)
+        quant_model, layers = rebuild_with_quantized_lstms(model, bitwidth)
+        self.session = LstmQuantSession(self.output_dir, mode, bitwidth)
+        self.quant_layers: list[QuantLSTM] = layers
+        for layer in layers:
+            layer.mode = mode
+            self.session.add_stack(layer.stack)
+        self._model = quant_model
+        if mode == RunMode.TEST:
+            self.session.load_quant_config()
+
+    @property
+    def quant_model(self) -> keras.Model:
+        """The float model with every LSTM / Bidirectional(LSTM) layer quantized; call it eagerly
+        (or through predict) on any batch size."""
+        return self._model
+
+    def export_quant_config(self) -> Path:
+        """Calib mode: writes `<output_dir>/quant_info.json` (aligned fix positions)."""
+        with use_frontend("tf"):
+            return self.session.export_quant_config()
+
+    def dump_xmodel(self) -> list[Path]:
+        """Test mode: writes `<output_dir>/xmodel/<graph>_int.xmodel`, one per cell."""
+        with use_frontend("tf"):
+            return self.session.export_xmodel(self.output_dir, None, deploy_check=False)
+
+    def dump_rnn_outputs_by_timestep(self, inputs: Any) -> list[Path]:
+        """Test mode: runs `inputs` (batch 1) through the quantized model and writes every
+        cell's node values per time step to `<output_dir>/deploy_check_data_int/<graph>/
+        frame_<t>/` (frame t = time step t; Keras' shape inference adds no frame)."""
+        action = "dump_rnn_outputs_by_timestep()"
+        with use_frontend("tf"):
+            if self.quant_mode != RunMode.TEST:
+                raise error("EXPORT_MODE", action=action, required="test", mode=self.quant_mode.value)
+            first = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+            batch = int(np.shape(first)[0]) if np.ndim(first) else 0
+            if batch != 1:
+                raise error("DUMP_BATCHSIZE", action=action, batch_size=batch)
+            for layer in self.quant_layers:
+                layer.capture_next, layer.captured = True, None
+            try:
+                self._model(inputs, training=False)
+            finally:
+                for layer in self.quant_layers:
+                    layer.capture_next = False
+            batches = {k: FirstBatch(*layer.captured) for k, layer in enumerate(self.quant_layers)
+                       if layer.captured is not None}
+            return self.session.dump_frames(self.output_dir, batches, action)

@@ -1,0 +1,140 @@
+"""The same LSTM quantized by torch_quantizer(lstm=True) and by tf_quantizer gives the same bits:
+quant_info.json, quant_model outputs, xmodels and per-frame dumps.
+
+The Keras model gets the PyTorch weights (kernel = W_ih^T, recurrent_kernel = W_hh^T, bias =
+b_ih + b_hh in float32), both are calibrated on the same JapaneseVowels sequences, and every
+file is compared after mapping the graph names (a PyTorch module path and a Keras layer name
+give different prefixes; a 2-layer nn.LSTM is two Keras layers).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nndct_shared.quant_info import read_quant_info
+from nndct_shared.xmodel import format_xgraph, read_xmodel
+from pytorch_nndct.apis import torch_quantizer
+from tf_nndct.quantization.api import tf_quantizer
+
+HIDDEN = 16
+
+
+class TorchLstm(nn.Module):
+    def __init__(self, num_layers: int, bidirectional: bool) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.lstm = nn.LSTM(12, HIDDEN, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
+
+    def forward(self, x):
+        return self.lstm(x)[0]
+
+
+def _keras_weights(lstm: nn.LSTM, layer: int, suffix: str) -> list[np.ndarray]:
+    p = {k: v.detach().numpy() for k, v in lstm.state_dict().items()}
+    return [p[f"weight_ih_l{layer}{suffix}"].T, p[f"weight_hh_l{layer}{suffix}"].T,
+            p[f"bias_ih_l{layer}{suffix}"] + p[f"bias_hh_l{layer}{suffix}"]]
+
+
+def keras_twin(torch_model: TorchLstm) -> tuple[keras.Model, dict[str, str]]:
+    """The Keras model with the same weights, and torch graph prefix -> Keras graph prefix
+    (`Lstm_StandardLstmCell_layer_1` -> `Bi1_StandardLstmCell_layer_0`)."""
+    lstm = torch_model.lstm
+    inputs = keras.Input((None, 12))
+    x, names = inputs, {}
+    for layer in range(lstm.num_layers):
+        cell = keras.layers.LSTM(HIDDEN, return_sequences=True)
+        if lstm.bidirectional:
+            wrapper = keras.layers.Bidirectional(cell, name=f"bi{layer}")
+            x = wrapper(x)
+            wrapper.forward_layer.set_weights(_keras_weights(lstm, layer, ""))
+            wrapper.backward_layer.set_weights(_keras_weights(lstm, layer, "_reverse"))
+            names[f"Lstm_StandardLstmCell_layer_{layer}"] = f"Bi{layer}_StandardLstmCell_layer_0"
+        else:
+            layer_obj = keras.layers.LSTM(HIDDEN, return_sequences=True, name="lstm")
+            x = layer_obj(x)
+            layer_obj.set_weights(_keras_weights(lstm, layer, ""))
+            names["Lstm_StandardLstmCell_layer_0"] = "Lstm_StandardLstmCell_layer_0"
+    return keras.Model(inputs, x), names
+
+
+def _rename(text: str, names: dict[str, str]) -> str:
+    for torch_prefix, keras_prefix in names.items():
+        text = text.replace(torch_prefix, keras_prefix)
+    return text
+
+
+def _files(root: Path) -> dict[str, Path]:
+    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module", params=[(1, False), (2, True)], ids=["1-layer", "2-layer-bidirectional"])
+def both_flows(request, vowels, tmp_path_factory):
+    """Calibrate and test both flows; return (torch dir, keras dir, torch out, keras out, names)."""
+    calib, test = vowels
+    torch_model = TorchLstm(*request.param).eval()
+    keras_model, names = keras_twin(torch_model)
+    with torch.no_grad():
+        np.testing.assert_allclose(torch_model(torch.from_numpy(test)).numpy(), keras_model(test).numpy(),
+                                   atol=2e-6)
+    tmp_path = tmp_path_factory.mktemp("flows")
+    tdir, kdir = tmp_path / "torch", tmp_path / "keras"
+    tq = torch_quantizer("calib", torch_model, bitwidth=16, lstm=True, output_dir=str(tdir), device="cpu")
+    kq = tf_quantizer(keras_model, None, "calib", str(kdir), bitwidth=16)
+    for start in range(0, len(calib), 20):
+        tq.quant_model(torch.from_numpy(calib[start:start + 20]))
+        kq.quant_model(calib[start:start + 20])
+    tq.export_quant_config()
+    kq.export_quant_config()
+    tq = torch_quantizer("test", torch_model, bitwidth=16, lstm=True, output_dir=str(tdir), device="cpu")
+    kq = tf_quantizer(keras_model, None, "test", str(kdir), bitwidth=16)
+    with torch.no_grad():
+        t_out = tq.quant_model(torch.from_numpy(test[:1])).numpy()
+        t_out = np.concatenate([t_out, tq.quant_model(torch.from_numpy(test[1:])).numpy()])
+    k_out = np.asarray(kq.quant_model(test))
+    tq.export_xmodel(str(tdir), deploy_check=True)
+    kq.dump_xmodel()
+    kq.dump_rnn_outputs_by_timestep(test[:1])
+    return tdir, kdir, t_out, k_out, names
+
+
+def test_quant_info_fix_positions_are_identical(both_flows):
+    tdir, kdir, _, _, names = both_flows
+    t_info, k_info = read_quant_info(tdir / "quant_info.json"), read_quant_info(kdir / "quant_info.json")
+    for section in ("param", "output", "input"):
+        t_sec = {_rename(k, names): v for k, v in getattr(t_info, section).items()}
+        assert t_sec == getattr(k_info, section)
+    assert len(k_info.param) == 12 * len(list((kdir / "xmodel").iterdir()))
+
+
+def test_quant_model_outputs_are_array_equal(both_flows):
+    _, _, t_out, k_out, _ = both_flows
+    assert t_out.dtype == k_out.dtype == np.float32
+    assert np.array_equal(t_out, k_out)
+
+
+def test_xmodels_have_identical_ops_and_constants(both_flows):
+    tdir, kdir, _, _, names = both_flows
+    t_files, k_files = _files(tdir / "xmodel"), _files(kdir / "xmodel")
+    assert sorted(_rename(n, names) for n in t_files) == sorted(k_files)
+    for name, path in t_files.items():
+        t_graph, k_graph = read_xmodel(path), read_xmodel(k_files[_rename(name, names)])
+        assert _rename(format_xgraph(t_graph, all_attrs=True), names) == format_xgraph(k_graph, all_attrs=True)
+        t_consts = {_rename(op.name, names): op.attrs["data"] for op in t_graph.ops_of_type("const")}
+        k_consts = {op.name: op.attrs["data"] for op in k_graph.ops_of_type("const")}
+        assert t_consts == k_consts and len(k_consts) == 12
+
+
+def test_per_frame_dumps_are_identical(both_flows):
+    tdir, kdir, _, _, names = both_flows
+    t_files = _files(tdir / "deploy_check_data_int")
+    k_files = _files(kdir / "deploy_check_data_int")
+    assert sorted(_rename(n, names) for n in t_files) == sorted(k_files)
+    frames = {Path(n).parts[1] for n in k_files}
+    assert frames == {f"frame_{t}" for t in range(29)}  # one frame per time step, no extra one
+    for name, path in t_files.items():
+        assert _rename(path.read_text(), names) == k_files[_rename(name, names)].read_text(), name
