@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..graph import Graph, Node
+from .partition import node_fixes
 from .targets import DpuTarget, get_target
 
 __all__ = ["Adjustment", "hardware_aware_adjustments", "hardware_aware_adjustments_for_nodes"]
@@ -61,15 +62,7 @@ def hardware_aware_adjustments_for_nodes(nodes: Iterable[Node],
                 found.append(Adjustment(node.name, "leaky_relu_alpha", "alpha", alpha,
                                         target.leaky_relu_alpha,
                                         "the only LeakyReLU slope DPU supports"))
-        fixes: list[tuple[str, Any]] = []
-        if "fix" in node.attrs:
-            fixes.append(("output", node.attrs["fix"]))
-        for index, fix in dict(node.attrs.get("input_fix", {})).items():
-            fixes.append((f"input {index}", fix))
-        for role, tensor in node.params.items():
-            if "fix" in tensor.attrs:
-                fixes.append((role, tensor.attrs["fix"]))
-        for what, fix in fixes:
+        for what, fix in node_fixes(node):
             if int(fix[0]) != target.bit_width:
                 found.append(Adjustment(node.name, "bit_width", what, int(fix[0]),
                                         target.bit_width, "DPU computes in int8 only"))

@@ -232,13 +232,9 @@ def _rule_depthwise(graph: Graph, node: Node, t: DpuTarget) -> str:
     stride = _pair(node.attrs.get("stride"), 1)
     dilation = _pair(node.attrs.get("dilation"), 1)
     padding = _pair(node.attrs.get("padding"), 0)
-    msg = _check_limit("kernel", kernel, kernel_limit)
+    msg = _kernel_stride_problem(graph, node, kernel, stride, kernel_limit, stride_limit)
     if msg:
         return msg
-    if not _covers_input(graph, node, kernel):
-        msg = _check_limit("stride", stride, stride_limit)
-        if msg:
-            return msg
     ic, oc = _channels(graph, node)
     msg = _check_channels(ic, oc, cp, max(dilation))
     return msg or _check_pad(padding, kernel, dilation, pad_limit)
@@ -294,13 +290,9 @@ def _rule_pool(graph: Graph, node: Node, t: DpuTarget) -> str:
         pad_limit = None
     else:
         return f"{t.name} does not support {node.op_type}."
-    msg = _check_limit("kernel", kernel, kernel_limit)
+    msg = _kernel_stride_problem(graph, node, kernel, stride, kernel_limit, stride_limit)
     if msg:
         return msg
-    if not _covers_input(graph, node, kernel):
-        msg = _check_limit("stride", stride, stride_limit)
-        if msg:
-            return msg
     return _check_pad(padding, kernel, (1, 1), pad_limit)
 
 
@@ -391,7 +383,17 @@ _RULES = {
 }
 
 
-def _bit_width_problem(node: Node, target: DpuTarget) -> str:
+def _kernel_stride_problem(graph: Graph, node: Node, kernel, stride, kernel_limit, stride_limit) -> str:
+    """The kernel limit, then the stride limit (which does not apply when the kernel covers the
+    whole input, as in a global pool); "" when both hold."""
+    msg = _check_limit("kernel", kernel, kernel_limit)
+    if msg or _covers_input(graph, node, kernel):
+        return msg
+    return _check_limit("stride", stride, stride_limit)
+
+
+def node_fixes(node: Node) -> list[tuple[str, Any]]:
+    """Every `(what, (bit_width, fix_point))` of a node: its output, quantized inputs, params."""
     fixes: list[tuple[str, Any]] = []
     if "fix" in node.attrs:
         fixes.append(("output", node.attrs["fix"]))
@@ -400,7 +402,11 @@ def _bit_width_problem(node: Node, target: DpuTarget) -> str:
     for role, tensor in node.params.items():
         if "fix" in tensor.attrs:
             fixes.append((role, tensor.attrs["fix"]))
-    for what, fix in fixes:
+    return fixes
+
+
+def _bit_width_problem(node: Node, target: DpuTarget) -> str:
+    for what, fix in node_fixes(node):
         if int(fix[0]) != target.bit_width:
             return (f"Its {what} is quantized to {int(fix[0])} bits, but DPU only supports "
                     f"{target.bit_width}-bit quantization.")

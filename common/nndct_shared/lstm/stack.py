@@ -6,18 +6,14 @@ forward and backward outputs. Front ends only convert their tensors to NumPy and
 """
 from __future__ import annotations
 
-from enum import Enum
-
 import numpy as np
 
+from ..quant_mode import RunMode
 from .cell import CellRecord, QuantizedLstmCell
 from .cell_params import CellWeights
 from .naming import cell_graph_name
 
-
-class RunMode(str, Enum):
-    CALIB = "calib"
-    TEST = "test"
+__all__ = ["QuantizedLstmStack", "RunMode"]
 
 
 class QuantizedLstmStack:

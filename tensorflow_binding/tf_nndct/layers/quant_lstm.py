@@ -47,11 +47,11 @@ def keras_cell_weights(lstm: keras.layers.LSTM) -> CellWeights:
     """Keras kernel [in, 4H] / recurrent_kernel [H, 4H] / bias [4H] (gates i, f, c, o) as the
     cell's W_ih [4H, in], W_hh [4H, H] and single bias: the gate order is PyTorch's."""
     cell = lstm.cell
-    kernel = np.asarray(keras.ops.convert_to_numpy(cell.kernel), dtype=np.float32)
-    recurrent = np.asarray(keras.ops.convert_to_numpy(cell.recurrent_kernel), dtype=np.float32)
+    kernel = np.asarray(_numpy(cell.kernel), dtype=np.float32)
+    recurrent = np.asarray(_numpy(cell.recurrent_kernel), dtype=np.float32)
     bias = None
     if cell.use_bias:
-        bias = np.asarray(keras.ops.convert_to_numpy(cell.bias), dtype=np.float32)
+        bias = np.asarray(_numpy(cell.bias), dtype=np.float32)
     return CellWeights.from_arrays(kernel.T.copy(), recurrent.T.copy(), bias)
 
 
@@ -97,7 +97,7 @@ class QuantLSTM(keras.layers.Layer):
                             feature="a sequence mask (Embedding(mask_zero=True) or Masking)")
             states = self._state_list(initial_state)
             if tf.executing_eagerly():
-                arrays = self._run(np.asarray(sequences), *[np.asarray(s) for s in states])
+                arrays = self._run(_numpy(sequences), *[_numpy(s) for s in states])
                 results = [tf.convert_to_tensor(a) for a in arrays]
             else:
                 results = tf.numpy_function(self._run, [sequences, *states], [tf.float32] * 3,
@@ -169,6 +169,11 @@ class QuantLSTM(keras.layers.Layer):
         raise NotImplementedError(
             "QuantLSTM layers hold the calibration state of a tf_quantizer session and cannot be "
             "serialized; save the float model and re-create the quantizer instead.")
+
+
+def _numpy(value) -> np.ndarray:
+    """An eager tensor's values without the copy-keyword deprecation path of np.asarray."""
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
 def _merge(fw, bw, mode):

@@ -13,23 +13,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from nndct_shared.lstm.stack import RunMode
-from nndct_shared.messages import error, use_frontend, warn
+from nndct_shared.messages import error, use_frontend
+from nndct_shared.quant_mode import parse_quant_mode
 
 from .quantizer import TFQuantizer
-
-_MODES = {"calib": RunMode.CALIB, "test": RunMode.TEST}
-_LEGACY_MODES = {1: "calib", 2: "test"}
-
-
-def _parse_quant_mode(quant_mode: Any) -> RunMode:
-    if isinstance(quant_mode, int) and not isinstance(quant_mode, bool) and quant_mode in _LEGACY_MODES:
-        warn("QUANT_MODE_INT", value=quant_mode, name=_LEGACY_MODES[quant_mode])
-        quant_mode = _LEGACY_MODES[quant_mode]
-    if isinstance(quant_mode, str) and quant_mode in _MODES:
-        return _MODES[quant_mode]
-    raise error("QUANT_MODE", value=quant_mode, expected=["calib", "test"])
-
 
 def _load_model(model: Any) -> keras.Model:
     """A keras.Model as is; a `.keras` or legacy `.h5` file path is loaded (compile=False)."""
@@ -88,7 +75,7 @@ def tf_quantizer(model: Any, input_signature: Any = None, quant_mode: str = "cal
     `dump_xmodel()` and `dump_rnn_outputs_by_timestep(x[:1])`.
     """
     with use_frontend("tf"):
-        mode = _parse_quant_mode(quant_mode)
+        mode = parse_quant_mode(quant_mode)
         if isinstance(bitwidth, bool) or not isinstance(bitwidth, int) or not 2 <= bitwidth <= 16:
             raise error("ILLEGAL_BITWIDTH", value=bitwidth, path="bitwidth", low=2, high=16)
         keras_model = _load_model(model)

@@ -1,0 +1,30 @@
+"""The `quant_mode` argument of `torch_quantizer` and `tf_quantizer`: one parser, so both front
+ends accept the same values ('calib', 'test', and the reference's legacy ints 1 and 2 with a
+deprecation warning) and refuse the rest with the same catalogued error."""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from .messages import error, warn
+
+
+class RunMode(str, Enum):
+    CALIB = "calib"
+    TEST = "test"
+
+
+_LEGACY_MODES = {1: "calib", 2: "test"}
+
+
+def parse_quant_mode(quant_mode: Any) -> RunMode:
+    """'calib' / 'test' (or 1 / 2, with QUANT_MODE_INT) as a RunMode; QUANT_MODE otherwise."""
+    if isinstance(quant_mode, int) and not isinstance(quant_mode, bool) and quant_mode in _LEGACY_MODES:
+        warn("QUANT_MODE_INT", value=quant_mode, name=_LEGACY_MODES[quant_mode])
+        quant_mode = _LEGACY_MODES[quant_mode]
+    if isinstance(quant_mode, str):
+        try:
+            return RunMode(quant_mode)
+        except ValueError:
+            pass
+    raise error("QUANT_MODE", value=quant_mode, expected=[m.value for m in RunMode])
