@@ -1,9 +1,10 @@
 """Public API of the PyTorch front end, with the reference's names and signatures.
 
 `torch_quantizer(quant_mode, module, ..., lstm=True)` quantizes every `nn.LSTM` of a model to
-16- or 8-bit fixed point, bit-exact with the Vitis AI RNN quantizer. The CNN flow
-(`lstm=False`), QAT, fast finetuning and the Inspector are not implemented yet: they raise
-NotImplementedError naming what is missing.
+16- or 8-bit fixed point, bit-exact with the Vitis AI RNN quantizer. With `lstm=False` (the
+default) the CNN flow captures the whole model (torch.fx) and quantizes it to power-of-two fixed
+point for DPU-style hardware (`qproc/cnn.py`). QAT, fast finetuning and the Inspector are not
+implemented yet: they raise NotImplementedError naming what is missing.
 """
 from __future__ import annotations
 
@@ -14,23 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from nndct_shared.lstm.stack import RunMode
 from nndct_shared.messages import error, warn
+from nndct_shared.quant_mode import parse_quant_mode
 
+from .inspector import Inspector
+from .qproc.cnn import TorchQuantizer
 from .qproc.lstm import LstmTorchQuantizer
 
-_MODES = {"calib": RunMode.CALIB, "test": RunMode.TEST}
-_LEGACY_MODES = {1: "calib", 2: "test"}
-_last_quantizer: "LstmTorchQuantizer | None" = None
-
-
-def _parse_quant_mode(quant_mode: Any) -> RunMode:
-    if isinstance(quant_mode, int) and not isinstance(quant_mode, bool) and quant_mode in _LEGACY_MODES:
-        warn("QUANT_MODE_INT", value=quant_mode, name=_LEGACY_MODES[quant_mode])
-        quant_mode = _LEGACY_MODES[quant_mode]
-    if isinstance(quant_mode, str) and quant_mode in _MODES:
-        return _MODES[quant_mode]
-    raise error("QUANT_MODE", value=quant_mode, expected=["calib", "test"])
+_last_quantizer: "LstmTorchQuantizer | TorchQuantizer | None" = None
 
 
 def _resolve_device(device: Any) -> torch.device:
@@ -55,7 +47,7 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
                     output_dir: str = "quantize_result", bitwidth: int = 8, mix_bit: bool = False,
                     device=torch.device("cuda"), lstm: bool = False, app_deploy: str = "CV",
                     qat_proc: bool = False, custom_quant_ops=None, quant_config_file=None,
-                    target=None) -> LstmTorchQuantizer:
+                    target=None) -> "LstmTorchQuantizer | TorchQuantizer":
     """Creates the quantizer of `module` in mode 'calib' or 'test'.
 
     With `lstm=True` every `nn.LSTM` is replaced by a quantized one (the rest of the model stays
@@ -64,17 +56,20 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
     tensors on another device are moved to the CPU and back.
     """
     global _last_quantizer
-    mode = _parse_quant_mode(quant_mode)
+    mode = parse_quant_mode(quant_mode)
     if not isinstance(module, nn.Module):
         raise error("MODULE_TYPE", got=type(module).__name__)
     if isinstance(bitwidth, bool) or not isinstance(bitwidth, int) or not 2 <= bitwidth <= 16:
         raise error("ILLEGAL_BITWIDTH", value=bitwidth, path="bitwidth", low=2, high=16)
-    _resolve_device(device)
+    resolved = _resolve_device(device)
     _load_state_dict(module, state_dict_file)
     if not lstm:
-        raise NotImplementedError(
-            "torch_quantizer(lstm=False): the CNN flow (graph capture of general models, xmodel, "
-            "ONNX and TorchScript export) is not implemented yet; only lstm=True is available.")
+        for argument, given in {"mix_bit": mix_bit, "qat_proc": qat_proc, "custom_quant_ops": custom_quant_ops}.items():
+            if given:
+                raise NotImplementedError(f"torch_quantizer({argument}=...) is not implemented in the CNN flow.")
+        _last_quantizer = TorchQuantizer(mode.value if hasattr(mode, "value") else str(mode), module,
+                                         input_args, output_dir, bitwidth, resolved, quant_config_file, target)
+        return _last_quantizer
     ignored = {"mix_bit": mix_bit, "input_args": input_args is not None, "quant_config_file": quant_config_file,
                "target": target, "qat_proc": qat_proc, "custom_quant_ops": custom_quant_ops}
     for argument, given in ignored.items():
@@ -91,12 +86,6 @@ def dump_xmodel(output_dir: str = "quantize_result", deploy_check: bool = False)
     return _last_quantizer.export_xmodel(output_dir, deploy_check)
 
 
-class Inspector:
-    """Hardware-aware model inspection (issue 7): not implemented yet."""
-
-    def __init__(self, name_or_fingerprint: str) -> None:
-        raise NotImplementedError(
-            "Inspector (hardware-aware inspection with a target database) is not implemented yet.")
 
 
 __all__ = ["torch_quantizer", "dump_xmodel", "Inspector"]

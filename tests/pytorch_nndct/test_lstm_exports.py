@@ -129,8 +129,9 @@ def test_bad_arguments_get_catalogued_errors(model, tmp_path):
             nn.LSTM(4, 8, proj_size=2), lstm=True, output_dir=str(tmp_path), device=CPU)
     _raises("QUANTIZER_TORCH_STATE_DICT_MISSING", FileNotFoundError, torch_quantizer, "calib", model,
             state_dict_file=str(tmp_path / "nope.pth"), lstm=True, output_dir=str(tmp_path))
-    with pytest.raises(NotImplementedError, match="CNN flow"):
-        torch_quantizer("calib", model, output_dir=str(tmp_path), device=CPU)
+    # Without lstm=True the model goes to the CNN flow, which needs example inputs to trace it.
+    _raises("QUANTIZER_TORCH_CNN_NO_INPUT_ARGS", ValueError, torch_quantizer, "calib", model,
+            output_dir=str(tmp_path), device=CPU)
 
 
 def test_test_mode_without_or_with_foreign_calibration(model, tmp_path):

@@ -163,6 +163,16 @@ CNN_ERRORS: tuple[Spec, ...] = (
         DataError,
         frontends=TORCH_ONLY,
     ),
+    error(
+        "FT_PARAM_MISMATCH",
+        "A fast-finetuned or bias-corrected parameter file does not match the model being "
+        "quantized (the reference loaded it by position and failed inside torch).",
+        "Parameter file '{path}' does not match this model: {problem}",
+        "Re-run fast_finetune() (or calibration) in quant_mode 'calib' with the same float model "
+        "and output_dir, then load the file again in 'test'.",
+        QuantInfoError,
+        frontends=TORCH_ONLY,
+    ),
 )
 
 # --- modes, data, files ----------------------------------------------------------------------
@@ -230,6 +240,25 @@ FLOW_ERRORS: tuple[Spec, ...] = (
         "'{path}' is not a readable xmodel: {reason}",
         "Re-export it with export_xmodel(); the file may be truncated or written by another tool.",
         XmodelFormatError,
+    ),
+    error(
+        "QAT_MODEL_MISMATCH",
+        "to_deployable() got a model that is not the trainable model of this QatProcessor, so "
+        "its learned weights and fix positions cannot be mapped onto the float model.",
+        "to_deployable() needs the model returned by this QatProcessor's trainable_model(), "
+        "got {got}.",
+        "Pass the (trained) model that qat_processor.trainable_model() returned.",
+        ModelTypeError,
+        frontends=TORCH_ONLY,
+    ),
+    error(
+        "QAT_NO_DEPLOYABLE",
+        "A QAT export was called before a deployable model exists.",
+        "{action} needs the deployable model; call to_deployable() first.",
+        "Call qat_processor.to_deployable(trained_model, output_dir), forward the deployable "
+        "model once with batch size 1, then call {action}.",
+        ExportError,
+        frontends=TORCH_ONLY,
     ),
 )
 

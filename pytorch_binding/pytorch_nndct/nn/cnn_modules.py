@@ -1,0 +1,306 @@
+"""The modules of a converted CNN model (`<Model>.py` in output_dir): one module per graph node.
+
+Each module computes its op in float with torch and hands its params and its output to the
+quantizer's runtime (`quant_runtime`, set by the quantizer), which observes them in calib mode
+and fake-quantizes them (fix_neuron) in test mode. Without a runtime a module is a plain float
+op, so the generated file also runs on its own. The constructor arguments are the ones written
+in `<Model>.py`; params are loaded from the captured graph (BatchNorm already folded).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Add", "AvgPool1d", "AvgPool2d", "Cat", "Conv1d",
+    "Conv2d", "ConvTranspose2d", "Custom", "Flatten", "Hardswish", "Input", "LeakyReLU", "Linear",
+    "MaxPool1d", "MaxPool2d", "Mean", "Mul", "NodeModule", "ReLU", "ReLU6", "Reshape", "Scale",
+    "Sigmoid", "Softmax", "Sub", "Tanh",
+]
+
+
+class NodeModule(nn.Module):
+    """Base of the converted model's modules: quantization hooks around `compute`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.node_name = ""
+        self.param_names: dict[str, str] = {}
+        self.quant_runtime: Any = None
+
+    def compute(self, *inputs: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        y = self.compute(*inputs)
+        runtime = self.quant_runtime
+        return y if runtime is None else runtime.output(self.node_name, y)
+
+    def param(self, role: str) -> Optional[torch.Tensor]:
+        """The param of `role` as the op sees it: fake-quantized when the runtime says so."""
+        value = getattr(self, role, None)
+        if value is None or self.quant_runtime is None or role not in self.param_names:
+            return value
+        return self.quant_runtime.param(self.param_names[role], value)
+
+
+class Input(NodeModule):
+    """A model input (its output carries the input's fix)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - the reference's keyword
+        return super().forward(input)
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class _Weighted(NodeModule):
+    def _make_params(self, weight_shape: tuple[int, ...], bias: bool, out_channels: int) -> None:
+        self.weight = nn.Parameter(torch.zeros(weight_shape), requires_grad=False)
+        self.bias = nn.Parameter(torch.zeros(out_channels), requires_grad=False) if bias else None
+
+
+class Linear(_Weighted):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self._make_params((out_features, in_features), bias, out_features)
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.param("weight"), self.param("bias"))
+
+
+class _ConvNd(_Weighted):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, ...],
+                 stride: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...],
+                 groups: int = 1, bias: bool = True) -> None:
+        super().__init__()
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self._make_params((out_channels, in_channels // groups) + tuple(kernel_size), bias, out_channels)
+
+
+class Conv1d(_ConvNd):
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv1d(x, self.param("weight"), self.param("bias"), self.stride, self.padding,
+                        self.dilation, self.groups)
+
+
+class Conv2d(_ConvNd):
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.param("weight"), self.param("bias"), self.stride, self.padding,
+                        self.dilation, self.groups)
+
+
+class ConvTranspose2d(_Weighted):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
+                 stride: tuple[int, int], padding: tuple[int, int], output_padding: tuple[int, int],
+                 dilation: tuple[int, int], groups: int = 1, bias: bool = True) -> None:
+        super().__init__()
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self.dilation, self.groups = dilation, groups
+        self._make_params((in_channels, out_channels // groups) + tuple(kernel_size), bias, out_channels)
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose2d(x, self.param("weight"), self.param("bias"), self.stride, self.padding,
+                                  self.output_padding, self.groups, self.dilation)
+
+
+class Scale(NodeModule):
+    """A standalone BatchNorm: `x * weight + bias` per channel along `axis`."""
+
+    def __init__(self, num_features: int, axis: int = 1) -> None:
+        super().__init__()
+        self.axis = axis
+        self.weight = nn.Parameter(torch.zeros(num_features), requires_grad=False)
+        self.bias = nn.Parameter(torch.zeros(num_features), requires_grad=False)
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        shape = [1] * x.dim()
+        shape[self.axis] = -1
+        return x * self.param("weight").view(shape) + self.param("bias").view(shape)
+
+
+class ReLU(NodeModule):
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x)
+
+
+class ReLU6(NodeModule):
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(x)
+
+
+class LeakyReLU(NodeModule):
+    def __init__(self, negative_slope: float) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+
+class Sigmoid(NodeModule):
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x)
+
+
+class Tanh(NodeModule):
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x)
+
+
+class Hardswish(NodeModule):
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.hardswish(x)
+
+
+class _Pool(NodeModule):
+    def __init__(self, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: tuple[int, ...],
+                 ceil_mode: bool = False, count_include_pad: bool = True) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+
+class MaxPool1d(_Pool):
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool1d(x, self.kernel_size, self.stride, self.padding, 1, self.ceil_mode)
+
+
+class MaxPool2d(_Pool):
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, 1, self.ceil_mode)
+
+
+class AvgPool1d(_Pool):
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+
+class AvgPool2d(_Pool):
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+
+class AdaptiveAvgPool1d(NodeModule):
+    def __init__(self, output_size: tuple[int]) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool1d(x, self.output_size)
+
+
+class AdaptiveAvgPool2d(NodeModule):
+    def __init__(self, output_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+
+class _Binary(NodeModule):
+    """Two tensors, or one tensor and a constant operand `other` at position `other_index`."""
+
+    def __init__(self, other_index: Optional[int] = None, other_shape: Optional[tuple[int, ...]] = None) -> None:
+        super().__init__()
+        self.other_index = other_index
+        self.other = None if other_shape is None else nn.Parameter(torch.zeros(other_shape), requires_grad=False)
+
+    def apply(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def compute(self, *xs: torch.Tensor) -> torch.Tensor:
+        if self.other_index is None:
+            return self.apply(xs[0], xs[1])
+        other = self.param("other")
+        return self.apply(other, xs[0]) if self.other_index == 0 else self.apply(xs[0], other)
+
+
+class Add(_Binary):
+    def apply(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+
+class Sub(_Binary):
+    def apply(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a - b
+
+
+class Mul(_Binary):
+    def apply(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a * b
+
+
+class Cat(NodeModule):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def compute(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, dim=self.dim)
+
+
+class Flatten(NodeModule):
+    def __init__(self, start_dim: int, end_dim: int) -> None:
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(x, self.start_dim, self.end_dim)
+
+
+class Reshape(NodeModule):
+    """Reshape to the captured shape; dim 0 follows the input's batch when the capture kept the
+    batch in dim 0 (`batch_dim=True`), so other batch sizes work."""
+
+    def __init__(self, shape: tuple[int, ...], batch_dim: bool = True) -> None:
+        super().__init__()
+        self.shape, self.batch_dim = tuple(shape), batch_dim
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        if self.batch_dim:
+            return x.reshape((x.shape[0],) + self.shape[1:])
+        return x.reshape(self.shape)
+
+
+class Mean(NodeModule):
+    def __init__(self, dim: tuple[int, ...], keepdim: bool = False) -> None:
+        super().__init__()
+        self.dim, self.keepdim = tuple(dim), keepdim
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.mean(x, dim=self.dim, keepdim=self.keepdim)
+
+
+class Softmax(NodeModule):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(x, dim=self.dim)
+
+
+class Custom(NodeModule):
+    """A registered custom op (`pytorch_nndct.utils.register_custom_op`), run in float."""
+
+    def __init__(self, op_type: str, attrs: Optional[dict[str, Any]] = None) -> None:
+        super().__init__()
+        from ..utils.custom_op import custom_op_registry
+
+        registry = custom_op_registry()
+        if op_type not in registry:
+            raise KeyError(f"custom op {op_type!r} is not registered; import the module that defines "
+                           "it (with @register_custom_op) before loading this model")
+        self.op = registry[op_type]
+        self.attrs = dict(attrs or {})
+        self.input_names = [n for n in self.op.signature.parameters if n not in self.op.attrs_list]
+
+    def compute(self, *xs: torch.Tensor) -> torch.Tensor:
+        return self.op.run(**dict(zip(self.input_names, xs)), **self.attrs)

@@ -1,0 +1,59 @@
+"""The graph handed to the neutral exporters: the captured graph with quantized params and the
+fix facts of the calibration result (the contract of graph/cnn_ops.py).
+
+Why a copy: the captured graph keeps float params (BatchNorm folded) so that test mode can
+re-quantize from any quant_info.json; exports need the values on the fixed-point grid, the
+`fix` attrs, and activation shapes of the exported batch (batch 1 for the xmodel).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from nndct_shared import kernels
+from nndct_shared.graph import Graph, Node, Tensor
+
+from ..quantization.settings import TensorSettings
+
+__all__ = ["export_graph"]
+
+
+def _quantized_param(tensor: Tensor, s: TensorSettings | None, fix_pos: Any) -> Tensor:
+    if s is None or fix_pos is None:
+        return Tensor(tensor.name, data=tensor.data.copy(), attrs=dict(tensor.attrs))
+    if isinstance(fix_pos, tuple):
+        raise NotImplementedError(
+            f"'{tensor.name}' is quantized per channel; the xmodel, ONNX and deploy-check exports "
+            "carry one fix position per tensor (per_channel is for CPU/GPU targets).")
+    data = kernels.fix_neuron(np.ascontiguousarray(tensor.data, dtype=np.float32), s.bit_width,
+                              int(fix_pos), s.round_method).reshape(tensor.data.shape)
+    attrs = dict(tensor.attrs)
+    attrs["fix"] = (s.bit_width, int(fix_pos))
+    return Tensor(tensor.name, data=data, attrs=attrs)
+
+
+def export_graph(graph: Graph, settings: Mapping[str, TensorSettings], fix_pos: Mapping[str, Any],
+                 shapes: Mapping[str, tuple[int, ...]] | None = None) -> Graph:
+    """A copy of `graph` with quantized params, `fix` attrs and (optionally) new output shapes."""
+    out = Graph(graph.name, graph.attrs)
+    for node in graph.topological_order():
+        params = {role: _quantized_param(t, settings.get(t.name), fix_pos.get(t.name))
+                  for role, t in node.params.items()}
+        attrs = dict(node.attrs)
+        new_shape = shapes.get(node.outputs[0]) if shapes is not None else None
+        if node.op_type == "reshape" and new_shape is not None:
+            attrs["shape"] = tuple(new_shape)
+        s, fp = settings.get(node.name), fix_pos.get(node.name)
+        if s is not None and fp is not None:
+            attrs["fix"] = (s.bit_width, int(fp))
+        out.add_node(Node(node.name, node.op_type, attrs, list(node.inputs), list(node.outputs), params))
+        for name in node.outputs:
+            meta = graph.tensor(name)
+            shape = shapes.get(name) if shapes is not None else None
+            if shape is None and meta is not None:
+                shape = meta.shape
+            out.set_tensor(Tensor(name, shape=shape, dtype=meta.dtype if meta is not None else "float32"))
+    out.set_inputs([n.name for n in graph.inputs])
+    out.set_outputs([n.name for n in graph.outputs])
+    return out

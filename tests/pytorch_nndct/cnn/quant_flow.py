@@ -1,0 +1,25 @@
+"""The calib -> test flow of the user guide, as the tests run it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pytorch_nndct.apis import torch_quantizer
+
+
+def calibrate(model, x_calib: torch.Tensor, out: Path, batch: int = 100, **kwargs):
+    quantizer = torch_quantizer("calib", model, x_calib[:batch], output_dir=str(out), device=torch.device("cpu"),
+                                **kwargs)
+    with torch.no_grad():
+        for i in range(0, len(x_calib), batch):
+            quantizer.quant_model(x_calib[i:i + batch])
+    quantizer.export_quant_config()
+    return quantizer
+
+
+def test_quantizer(model, x: torch.Tensor, out: Path, **kwargs):
+    return torch_quantizer("test", model, x[:1], output_dir=str(out), device=torch.device("cpu"), **kwargs)
+
+
+test_quantizer.__test__ = False  # not a pytest test

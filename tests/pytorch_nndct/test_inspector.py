@@ -1,0 +1,67 @@
+"""`Inspector(target).inspect(model, input)` on real PyTorch models: the capture is the CNN
+quantizer's, the partition and report the neutral inspector's."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from torch import nn
+
+from nndct_shared.messages import NndctError
+from pytorch_nndct.apis import Inspector
+
+
+class Net(nn.Module):
+    """A conv the DPU runs, a kernel beyond its limit, a leaky slope it lacks, a sigmoid."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.big = nn.Conv2d(8, 8, 17, padding=8)
+        self.leaky = nn.LeakyReLU(0.2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.leaky(self.big(self.relu(self.conv1(x))))
+        return torch.sigmoid(self.fc(torch.flatten(self.pool(x), 1)))
+
+
+def _by_module(result, fragment: str):
+    matches = [a for a in result.assignments.values() if fragment in a.name]
+    assert matches, f"no node named like {fragment!r} in {list(result.assignments)}"
+    return matches[0]
+
+
+def test_inspect_assigns_devices_with_reasons_and_writes_the_report(tmp_path):
+    torch.manual_seed(0)
+    inspector = Inspector("DPUCZDX8G_ISA1_B4096")
+    result = inspector.inspect(Net(), torch.randn(1, 3, 32, 32), device="cpu", output_dir=str(tmp_path),
+                               verbose_level=0, image_format="svg" if shutil.which("dot") else None)
+    assert _by_module(result, "conv1").device == "DPU"
+    big = _by_module(result, "big")
+    assert big.device == "CPU" and "kernel" in big.reason.lower()
+    leaky = _by_module(result, "leaky")
+    assert leaky.device == "CPU" or "0.1015625" in " ".join(leaky.notes) + leaky.reason
+    report = (tmp_path / "inspect_DPUCZDX8G_ISA1_B4096.txt").read_text()
+    assert big.name in report and big.reason in report
+    if shutil.which("dot"):
+        assert (tmp_path / "inspect_DPUCZDX8G_ISA1_B4096.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+        assert (tmp_path / "inspect_DPUCZDX8G_ISA1_B4096.gv").is_file()
+
+
+def test_fingerprint_and_name_select_the_same_target():
+    by_name = Inspector("DPUCZDX8G_ISA1_B4096").target
+    by_print = Inspector(by_name.fingerprint).target
+    assert by_print.name == by_name.name
+
+
+def test_unknown_target_and_bad_module_are_catalogued(tmp_path):
+    with pytest.raises(NndctError) as info:
+        Inspector("DPU_THAT_DOES_NOT_EXIST")
+    assert info.value.msg_id == "QUANTIZER_TORCH_UNKNOWN_TARGET" and "DPUCZDX8G_ISA1_B4096" in str(info.value)
+    with pytest.raises(TypeError) as info:
+        Inspector("DPUCZDX8G_ISA1_B4096").inspect(Net().state_dict(), torch.randn(1, 3, 8, 8), output_dir=str(tmp_path))
+    assert info.value.msg_id == "QUANTIZER_TORCH_MODULE_TYPE"
