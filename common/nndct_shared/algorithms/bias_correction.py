@@ -1,0 +1,61 @@
+"""Empirical bias correction math (Nagel et al. 2019, sec. 4.2; Banner et al. 2019).
+
+Why: quantizing a layer's weights (and its inputs) shifts the expected value of its outputs,
+E[y_q] - E[y] = E[(W_q - W) x_q] + E[W (x_q - x)], and that shift is systematic: it passes
+through the following layers as a bias, which rounding noise does not. Its per-channel mean,
+measured on calibration data, is subtracted from the layer's bias, so the quantized layer is
+unbiased on that data (up to the bias's own quantization step).
+
+`ChannelMeanError` accumulates the per-channel sum of (quantized - float) output over batches in
+float64, so memory stays one vector per layer however many batches are seen.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["ChannelMeanError", "corrected_bias"]
+
+
+class ChannelMeanError:
+    """Running mean over every axis but `channel_axis` of (quantized - float) outputs."""
+
+    def __init__(self, channel_axis: int = 1) -> None:
+        self.channel_axis = channel_axis
+        self._sum: np.ndarray | None = None
+        self._count = 0
+
+    def update(self, quantized: np.ndarray, reference: np.ndarray) -> None:
+        """Add one batch; both arrays have the same shape (batch first)."""
+        q = np.asarray(quantized, dtype=np.float64)
+        r = np.asarray(reference, dtype=np.float64)
+        if q.shape != r.shape:
+            raise ValueError(f"output shapes differ: {q.shape} vs {r.shape}")
+        diff = np.moveaxis(q - r, self.channel_axis, 0).reshape(q.shape[self.channel_axis], -1)
+        batch_sum = diff.sum(axis=1)
+        if self._sum is None:
+            self._sum = batch_sum
+        elif self._sum.shape != batch_sum.shape:
+            raise ValueError(f"channel count changed: {self._sum.shape[0]} vs {batch_sum.shape[0]}")
+        else:
+            self._sum = self._sum + batch_sum
+        self._count += diff.shape[1]
+
+    @property
+    def count(self) -> int:
+        """Values per channel seen so far."""
+        return self._count
+
+    def mean(self) -> np.ndarray:
+        """The per-channel mean error; ValueError before any update."""
+        if self._sum is None or self._count == 0:
+            raise ValueError("no outputs were accumulated")
+        return self._sum / self._count
+
+
+def corrected_bias(bias: np.ndarray | None, mean_error: np.ndarray, dtype: str = "float32") -> np.ndarray:
+    """bias - mean_error (a zero bias when the layer had none), in `dtype`."""
+    err = np.asarray(mean_error, dtype=np.float64)
+    base = np.zeros_like(err) if bias is None else np.asarray(bias, dtype=np.float64)
+    if base.shape != err.shape:
+        raise ValueError(f"bias shape {base.shape} does not match the error's {err.shape}")
+    return (base - err).astype(dtype)

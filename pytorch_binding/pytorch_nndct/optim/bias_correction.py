@@ -1,0 +1,100 @@
+"""Empirical bias correction of a calibrated CNN model (config key `include_bias_corr`).
+
+Why: quantization shifts the mean of each layer's outputs (see
+`nndct_shared.algorithms.bias_correction`); the shift acts like a wrong bias and accumulates
+through the network. After calibration, for each weighted node with a bias in topological
+order, the per-channel mean of (quantized output - float output) is measured on the calibration
+samples, with the quantized model using the final fix positions and the corrections already
+made upstream, and subtracted from the bias. The bias fix position is then re-derived, and the
+runtime's bias observer replaced, so quant_info.json records the fix position of the corrected
+bias. The corrected biases are saved to `output_dir/bias_corr.pth` (atomically) for test mode.
+Nodes without a bias are left alone (adding a bias would change the exported graph).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from nndct_shared.algorithms import ChannelMeanError, corrected_bias
+from nndct_shared.messages import error
+
+from ..quantization.settings import make_observer
+from .layer_data import Batch, fixed_runtime, float_model, layer_io, run_with, snapshot_params, weighted_modules
+from .param_file import collect_params, load_params, save_params, sync_graph
+
+__all__ = ["BIAS_CORR_FILE", "BiasCorrection", "correct_bias", "load_bias_corr", "mean_output_error"]
+
+#: The corrected-bias file in output_dir (the reference's name).
+BIAS_CORR_FILE = "bias_corr.pth"
+
+
+@dataclass(frozen=True)
+class BiasCorrection:
+    """Per-channel mean output error of one node, before and after its correction."""
+
+    node: str
+    error_before: np.ndarray
+    error_after: np.ndarray
+
+
+def mean_output_error(model: torch.nn.Module, module: Any, batches: Sequence[Batch],
+                      quant_runtime: Any, originals: Any) -> np.ndarray:
+    """Per-channel mean of (quantized - float) output of `module` over `batches` (channel axis 1);
+    the float side runs with the `originals` params (`layer_data.snapshot_params`)."""
+    acc = ChannelMeanError(channel_axis=1)
+    for batch in batches:
+        with float_model(model, originals):
+            _, y_float = layer_io(model, module, batch)
+        with run_with(model, quant_runtime):
+            _, y_quant = layer_io(model, module, batch)
+        acc.update(y_quant.to("cpu", torch.float64).numpy(), y_float.to("cpu", torch.float64).numpy())
+    return acc.mean()
+
+
+def correct_bias(quantizer: Any, batches: Sequence[Batch], save: bool = True) -> list[BiasCorrection]:
+    """Correct the biases of `quantizer.quant_model` after calibration (see the module docstring).
+
+    `batches` are model inputs of calibration samples (e.g. from `layer_data.record_inputs`).
+    """
+    runtime = quantizer.runtime
+    if runtime.forwards == 0 or not batches:
+        raise error("NO_CALIBRATION", action="bias correction")
+    model = quantizer.quant_model
+    fix_pos = dict(runtime.calibrated())
+    results: list[BiasCorrection] = []
+    corrected = []
+    originals = snapshot_params(model)
+    for module in weighted_modules(model):
+        if module.bias is None or "bias" not in module.param_names:
+            continue
+        before = mean_output_error(model, module, batches, fixed_runtime(runtime.settings, fix_pos), originals)
+        with torch.no_grad():
+            new_bias = corrected_bias(module.bias.detach().cpu().numpy(), before)
+            module.bias.copy_(torch.from_numpy(new_bias).to(module.bias.device))
+        name = module.param_names["bias"]
+        settings = runtime.settings.get(name)
+        if settings is not None and fix_pos.get(name) is not None:
+            observer = make_observer(settings)
+            observer.observe(new_bias)
+            runtime.observers[name] = observer
+            fix_pos[name] = observer.fix_pos
+        after = mean_output_error(model, module, batches, fixed_runtime(runtime.settings, fix_pos), originals)
+        results.append(BiasCorrection(module.node_name, before, after))
+        corrected.append(module)
+    sync_graph(quantizer.graph, corrected)
+    if save:
+        bias_names = {m.param_names["bias"] for m in corrected}
+        params = {k: v for k, v in collect_params(corrected).items() if k in bias_names}
+        save_params(params, Path(quantizer.output_dir) / BIAS_CORR_FILE)
+    return results
+
+
+def load_bias_corr(quantizer: Any) -> list[str]:
+    """Test mode: load `output_dir/bias_corr.pth` into quant_model and the graph (a missing file is
+    a missing calibration result: NO_CALIB_RESULT)."""
+    path = Path(quantizer.output_dir) / BIAS_CORR_FILE
+    return load_params(quantizer.quant_model, quantizer.graph, path, missing="NO_CALIB_RESULT")

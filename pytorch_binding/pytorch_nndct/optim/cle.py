@@ -1,0 +1,140 @@
+"""Cross-layer equalization of the captured graph (config key `include_cle`).
+
+Runs on the neutral graph after capture and BatchNorm folding, before the converted model is
+built, so calib and test mode (which capture the same float model) get identical weights and
+the float function of the model does not change.
+
+Which pairs qualify: a weighted node A (conv1d, conv2d, linear) whose output reaches a weighted
+node B (conv1d, conv2d, linear) only through ops that commute with a positive per-channel scale,
+f(x / s) = f(x) / s for s > 0:
+
+* ReLU and LeakyReLU (positively homogeneous: both are linear on each half-line through 0);
+* max pooling (the max of positively scaled values is the scaled max) and average / adaptive
+  average pooling (linear, zero padding included);
+* no op at all (A feeds B directly).
+
+ReLU6 does NOT qualify (min(x/s, 6) != min(x, 6)/s: the clip level is not scaled), nor do
+sigmoid, tanh, hardswish, softmax, add/concat (other operands are not scaled), flatten/reshape
+(the channel axis is mixed with space), conv_transpose2d (its output channels are weight axis 1)
+or a standalone BatchNorm (Scale). Every tensor between A and B must have exactly one reader and
+must not be a model output, otherwise another reader would see the scaled values. With
+`convert_relu6_to_relu` on, ReLU6 is captured as ReLU and so qualifies.
+
+Chains (A -> B -> C) are iterated until the scales converge (DFQ's procedure), since B takes part
+in two pairs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from nndct_shared.algorithms import (
+    equalization_scales,
+    input_channel_ranges,
+    output_channel_ranges,
+    scale_pair,
+)
+from nndct_shared.graph import Graph, Node
+
+__all__ = ["CLE_WEIGHTED", "CLE_TRANSPARENT", "ClePair", "equalize_graph", "equalize_quantizer", "find_cle_pairs"]
+
+#: Ops that can be either side of an equalized pair (weight output channels on axis 0).
+CLE_WEIGHTED = frozenset({"conv1d", "conv2d", "linear"})
+#: Ops allowed between the two sides: they commute with a positive per-channel scale.
+CLE_TRANSPARENT = frozenset({"relu", "leaky_relu", "max_pool1d", "max_pool2d", "avg_pool1d",
+                             "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d"})
+
+
+@dataclass(frozen=True)
+class ClePair:
+    """Node A, node B and the transparent nodes between them."""
+
+    first: str
+    second: str
+    between: tuple[str, ...]
+
+
+def _groups(node: Node) -> int:
+    return int(node.attrs.get("groups", 1)) if node.op_type != "linear" else 1
+
+
+def _only_reader(graph: Graph, node: Node, outputs: set[str]) -> Node | None:
+    if len(node.outputs) != 1 or node.name in outputs:
+        return None
+    readers = graph.consumers(node.outputs[0])
+    if len(readers) != 1 or readers[0].inputs.count(node.outputs[0]) != 1:
+        return None
+    return readers[0]
+
+
+def find_cle_pairs(graph: Graph) -> list[ClePair]:
+    """The qualifying (A, B) pairs in topological order of A (see the module docstring)."""
+    outputs = {n.name for n in graph.outputs}
+    pairs: list[ClePair] = []
+    for node in graph.topological_order():
+        if node.op_type not in CLE_WEIGHTED or "weight" not in node.params:
+            continue
+        between: list[str] = []
+        reader = _only_reader(graph, node, outputs)
+        while reader is not None and reader.op_type in CLE_TRANSPARENT:
+            between.append(reader.name)
+            reader = _only_reader(graph, reader, outputs)
+        if reader is None or reader.op_type not in CLE_WEIGHTED or "weight" not in reader.params:
+            continue
+        w1, w2 = node.params["weight"].data, reader.params["weight"].data
+        if w1 is None or w2 is None or w2.ndim < 2 or w1.shape[0] != w2.shape[1] * _groups(reader):
+            continue
+        pairs.append(ClePair(node.name, reader.name, tuple(between)))
+    return pairs
+
+
+def _equalize_pair(graph: Graph, pair: ClePair) -> float:
+    a, b = graph.node(pair.first), graph.node(pair.second)
+    w1 = a.params["weight"].data
+    b1 = a.params["bias"].data if "bias" in a.params else None
+    w2 = b.params["weight"].data
+    groups = _groups(b)
+    scales = equalization_scales(output_channel_ranges(w1), input_channel_ranges(w2, groups))
+    new_w1, new_b1, new_w2 = scale_pair(w1, b1, w2, groups, scales)
+    a.params["weight"].data = new_w1
+    if new_b1 is not None:
+        a.params["bias"].data = new_b1
+    b.params["weight"].data = new_w2
+    return float(np.max(np.abs(np.log(scales)))) if scales.size else 0.0
+
+
+def equalize_graph(graph: Graph, max_iterations: int = 20, tolerance: float = 1e-6) -> list[ClePair]:
+    """Equalize every qualifying pair in place (params' numpy data); returns the pairs.
+
+    Stops when no scale moves by more than `tolerance` (in log) or after `max_iterations` sweeps.
+    """
+    pairs = find_cle_pairs(graph)
+    for _ in range(max_iterations if pairs else 0):
+        change = max(_equalize_pair(graph, pair) for pair in pairs)
+        if change <= tolerance:
+            break
+    return pairs
+
+
+def equalize_quantizer(quantizer: Any) -> list[ClePair]:
+    """Equalize `quantizer.graph` and copy the new weights into `quantizer.quant_model`.
+
+    Call it right after the quantizer is built, before any forward (in calib mode params are
+    calibrated on their first use); calib and test mode must both call it, so that test mode
+    quantizes the same equalized weights that calibration saw.
+    """
+    pairs = equalize_graph(quantizer.graph)
+    touched = {name for pair in pairs for name in (pair.first, pair.second)}
+    with torch.no_grad():
+        for module in quantizer.quant_model.children():
+            if getattr(module, "node_name", None) not in touched:
+                continue
+            node = quantizer.graph.node(module.node_name)
+            for role in ("weight", "bias"):
+                value = getattr(module, role, None)
+                if value is not None and role in node.params:
+                    value.copy_(torch.from_numpy(node.params[role].data).to(value))
+    return pairs

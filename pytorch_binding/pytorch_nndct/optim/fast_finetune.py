@@ -1,0 +1,213 @@
+"""Fast finetune (AdaQuant, Hubara et al. 2020): layer-wise finetuning of weights on unlabeled data.
+
+Why: plain calibration rounds every weight to its nearest grid point independently; for layers
+with few weights per output (depthwise convs) or at low bit widths the rounding errors do not
+average out. AdaQuant instead chooses the weights (and bias) of each layer so that the layer,
+fed with the *quantized* model's input and using the *quantized* weights, reproduces the *float*
+model's output of that layer, minimising the mean squared error with Adam through a
+straight-through fake quantization of the weights. Layers are done in topological order, so
+each one also compensates the errors of the layers before it.
+
+Flow of `fast_finetune(quantizer, run_fn, run_args)` (quant_mode 'calib', as the guide says):
+
+1. calibrate: `run_fn(*run_args)` forwards quant_model; the model inputs of at most
+   `max_samples` samples are recorded (memory stays bounded: per layer, only that layer's
+   input/output on those samples is held, recomputed from the recorded inputs);
+2. per weighted node (conv/linear): float input/output from the float model, quantized input
+   from the quantized model so far (fixed fix positions), then Adam on weight and bias; the
+   weight/bias fix positions are re-derived (the flow's param calibration) every
+   `refresh_every` steps and at the end; a layer whose error did not drop keeps its old params;
+3. re-calibrate: the calibration state is reset and `run_fn(*run_args)` runs again, so the
+   activation fix positions match the new weights (export_quant_config() can follow directly);
+4. the finetuned params are written to `output_dir/param.pth` (atomically), which
+   `load_ft_param()` reads in quant_mode 'test'.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from nndct_shared.messages import error, note, warn
+from nndct_shared.progress import progress
+
+from ..nn.cnn_modules import NodeModule
+from ..quantization.settings import TensorSettings
+from .layer_data import (
+    LayerData,
+    fixed_runtime,
+    record_inputs,
+    refresh_fix_pos,
+    reset_runtime,
+    snapshot_params,
+    ste_fix,
+    weighted_modules,
+)
+from .param_file import collect_params, load_params, save_params, sync_graph
+
+__all__ = ["FT_PARAM_FILE", "FinetuneOptions", "LayerResult", "fast_finetune", "load_ft_param"]
+
+#: The finetuned-parameter file in output_dir (the reference's name).
+FT_PARAM_FILE = "param.pth"
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """Knobs of the layer-wise optimisation (defaults sized for small calibration sets).
+
+    `lr_lsb` is Adam's learning rate in units of each param's quantization step (2**-fix_pos at
+    the start): Adam moves a param by about lr per step, so this bounds how many grid points a
+    weight can travel, whatever the layer's range or bit width.
+    """
+
+    max_samples: int = 1024
+    iterations: int = 300
+    batch_size: int = 64
+    lr_lsb: float = 0.1
+    refresh_every: int = 25
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """Mean squared error of one layer against the float output, before and after."""
+
+    node: str
+    mse_before: float
+    mse_after: float
+    kept: bool
+
+
+class _SteRuntime:
+    """Runtime of the module being optimised: STE-quantized params, float output."""
+
+    def __init__(self, settings: Mapping[str, TensorSettings], fix_pos: dict[str, Any]) -> None:
+        self.settings, self.fix_pos = settings, fix_pos
+
+    def param(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        s = self.settings.get(name)
+        return value if s is None else ste_fix(s, value, self.fix_pos.get(name))
+
+    def output(self, name: str, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+
+def _mse(module: NodeModule, x: torch.Tensor, y: torch.Tensor, chunk: int = 512) -> float:
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(x), chunk):
+            total += float(F.mse_loss(module.compute(x[i:i + chunk]), y[i:i + chunk], reduction="sum"))
+    return total / y.numel()
+
+
+def _refresh(module: NodeModule, settings: Mapping[str, TensorSettings], fix_pos: dict[str, Any]) -> None:
+    for role, name in module.param_names.items():
+        value = getattr(module, role, None)
+        if name in settings and value is not None and fix_pos.get(name) is not None:
+            fix_pos[name] = refresh_fix_pos(settings[name], value)
+
+
+def _step_size(fix_pos: Any) -> float:
+    if fix_pos is None:
+        return 2.0 ** -8
+    return 2.0 ** -(min(fix_pos) if isinstance(fix_pos, tuple) else int(fix_pos))
+
+
+def _snapshot(params: list[torch.Tensor], module: NodeModule, fix_pos: dict[str, Any]) -> tuple[list, dict]:
+    return [p.detach().clone() for p in params], {n: fix_pos.get(n) for n in module.param_names.values()}
+
+
+def _restore(params: list[torch.Tensor], fix_pos: dict[str, Any], snapshot: tuple[list, dict]) -> None:
+    with torch.no_grad():
+        for p, old in zip(params, snapshot[0]):
+            p.copy_(old)
+    fix_pos.update(snapshot[1])
+
+
+def adaquant_layer(module: NodeModule, data: LayerData, settings: Mapping[str, TensorSettings],
+                   fix_pos: dict[str, Any], options: FinetuneOptions) -> LayerResult:
+    """Optimise `module`'s weight and bias in place; updates `fix_pos` of its params.
+
+    The error on all samples is measured at every fix-position refresh and the best state seen
+    (the start included) is kept, so a layer never ends worse than plain calibration left it.
+    """
+    roles = [r for r in ("weight", "bias") if getattr(module, r, None) is not None]
+    params = [getattr(module, r) for r in roles]
+    original_runtime = module.quant_runtime
+    module.quant_runtime = _SteRuntime(settings, fix_pos)
+    x, y = data.x_quant, data.y_float
+    generator = torch.Generator().manual_seed(options.seed)
+    try:
+        before = best = _mse(module, x, y)
+        best_state = _snapshot(params, module, fix_pos)
+        groups = [{"params": [p], "lr": options.lr_lsb * _step_size(fix_pos.get(module.param_names.get(r)))}
+                  for r, p in zip(roles, params)]
+        for p in params:
+            p.requires_grad_(True)
+        optimizer = torch.optim.Adam(groups)
+        with torch.enable_grad():
+            for step in range(options.iterations):
+                idx = torch.randint(len(x), (min(options.batch_size, len(x)),), generator=generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.mse_loss(module.compute(x[idx.to(x.device)]), y[idx.to(y.device)])
+                loss.backward()
+                optimizer.step()
+                if (step + 1) % options.refresh_every == 0 or step + 1 == options.iterations:
+                    _refresh(module, settings, fix_pos)
+                    current = _mse(module, x, y)
+                    if current < best:
+                        best, best_state = current, _snapshot(params, module, fix_pos)
+        _restore(params, fix_pos, best_state)
+    finally:
+        for p in params:
+            p.requires_grad_(False)
+        module.quant_runtime = original_runtime
+    return LayerResult(module.node_name, before, best, best < before)
+
+
+def fast_finetune(quantizer: Any, run_fn: Callable[..., Any], run_args: Sequence[Any],
+                  options: FinetuneOptions = FinetuneOptions()) -> list[LayerResult]:
+    """AdaQuant on `quantizer.quant_model` (see the module docstring); returns per-layer errors.
+
+    `run_fn(*run_args)` must forward `quantizer.quant_model` on the (unlabeled) finetuning data,
+    as in the guide: `quantizer.fast_finetune(evaluate, (quant_model, ft_loader, loss_fn))`.
+    In quant_mode 'test' it does nothing but warn (FINETUNE_IGNORED).
+    """
+    if quantizer.quant_mode != "calib":
+        warn("FINETUNE_IGNORED", mode=quantizer.quant_mode)
+        return []
+    model, runtime = quantizer.quant_model, quantizer.runtime
+    reset_runtime(runtime)
+    batches = record_inputs(model, run_fn, tuple(run_args), options.max_samples)
+    if not batches or runtime.forwards == 0:
+        raise error("NO_CALIBRATION", action="fast_finetune()")
+    fix_pos = dict(runtime.calibrated())
+    results: list[LayerResult] = []
+    modules = weighted_modules(model)
+    originals = snapshot_params(model)
+    for module in progress(modules, desc="Fast finetuning", unit="layer"):
+        quant_rt = fixed_runtime(runtime.settings, fix_pos)
+        try:
+            data = LayerData(model, module, batches, originals, quant_rt)
+        except (MemoryError, torch.cuda.OutOfMemoryError) as exc:
+            warn("MEMORY_SHORTAGE", detail=f"node '{module.node_name}': {exc}")
+            return results
+        results.append(adaquant_layer(module, data, runtime.settings, fix_pos, options))
+        del data
+    sync_graph(quantizer.graph, modules)
+    reset_runtime(runtime)
+    run_fn(*run_args)  # re-calibration with the finetuned weights
+    path = save_params(collect_params(modules), Path(quantizer.output_dir) / FT_PARAM_FILE)
+    improved = sum(r.kept for r in results)
+    note(f"=>Fast finetune: {improved} of {len(results)} layers improved; parameters saved to '{path}'")
+    return results
+
+
+def load_ft_param(quantizer: Any) -> list[str]:
+    """Load `output_dir/param.pth` into quant_model and the graph (FAST_FINETUNE if missing)."""
+    names = load_params(quantizer.quant_model, quantizer.graph, Path(quantizer.output_dir) / FT_PARAM_FILE)
+    note(f"=>Loaded fast-finetuned parameters from '{Path(quantizer.output_dir) / FT_PARAM_FILE}'")
+    return names

@@ -1,0 +1,187 @@
+"""Layer-wise data of a converted CNN model, shared by fast finetune and bias correction.
+
+Both algorithms need, for one weighted node at a time, its input and output in the float model
+and its input in the quantized model (with the fix positions of a finished calibration). Keeping
+every layer's activations for a whole calibration set would need memory proportional to depth;
+instead the model inputs of a bounded number of calibration samples are recorded once, and each
+layer's data is recomputed from them, stopping the forward pass at that layer.
+
+The converted model's modules (`pytorch_nndct.nn.cnn_modules.NodeModule`) ask their
+`quant_runtime` for quantized params and outputs; running with `quant_runtime = None` is the float
+model, and running with a test-mode runtime loaded with fixed fix positions is the quantized model
+without touching the calibration observers.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..nn.cnn_modules import Conv1d, Conv2d, ConvTranspose2d, Linear, NodeModule
+from ..quantization.fix_torch import fix_neuron_torch
+from ..quantization.runtime import QuantRuntime
+from ..quantization.settings import TensorSettings, make_observer
+
+__all__ = ["LayerData", "WEIGHTED_MODULES", "fixed_runtime", "float_model", "layer_io", "node_modules", "record_inputs",
+           "refresh_fix_pos", "reset_runtime", "run_with", "snapshot_params", "ste_fix", "weighted_modules"]
+
+#: Module classes whose weight (and bias) the algorithms adjust.
+WEIGHTED_MODULES = (Conv1d, Conv2d, ConvTranspose2d, Linear)
+
+Batch = tuple[torch.Tensor, ...]
+
+
+class _Stop(Exception):
+    """Raised by a forward hook once the wanted layer ran: the rest of the model is not needed."""
+
+
+def node_modules(model: nn.Module) -> list[NodeModule]:
+    """The converted model's node modules in module order (module_<i>: topological order)."""
+    return [m for m in model.children() if isinstance(m, NodeModule)]
+
+
+def weighted_modules(model: nn.Module) -> list[NodeModule]:
+    """The weighted node modules (conv/linear) in topological order."""
+    return [m for m in node_modules(model) if isinstance(m, WEIGHTED_MODULES)]
+
+
+def record_inputs(model: nn.Module, run_fn: Callable[..., Any], run_args: Sequence[Any],
+                  max_samples: int) -> list[Batch]:
+    """Call `run_fn(*run_args)` and keep the tensors passed to `model` (detached), up to
+    `max_samples` samples (batch dim 0); later batches still run but are not kept."""
+    kept: list[Batch] = []
+    count = 0
+
+    def hook(_module: nn.Module, args: tuple[Any, ...]) -> None:
+        nonlocal count
+        tensors = tuple(a.detach() for a in args if isinstance(a, torch.Tensor))
+        if not tensors or count >= max_samples:
+            return
+        room = max_samples - count
+        tensors = tuple(t[:room] if t.dim() else t for t in tensors)
+        kept.append(tensors)
+        count += int(tensors[0].shape[0]) if tensors[0].dim() else 1
+
+    handle = model.register_forward_pre_hook(hook)
+    try:
+        run_fn(*run_args)
+    finally:
+        handle.remove()
+    return kept
+
+
+@contextlib.contextmanager
+def run_with(model: nn.Module, runtime: Any) -> Iterator[None]:
+    """Temporarily give every node module `runtime` (None: the float model)."""
+    modules = node_modules(model)
+    saved = [m.quant_runtime for m in modules]
+    try:
+        for m in modules:
+            m.quant_runtime = runtime
+        yield
+    finally:
+        for m, r in zip(modules, saved):
+            m.quant_runtime = r
+
+
+def snapshot_params(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
+    """{node name: {role: copy}} of every weighted module's weight and bias (the float model)."""
+    return {m.node_name: {r: getattr(m, r).detach().clone() for r in ("weight", "bias")
+                          if getattr(m, r, None) is not None} for m in weighted_modules(model)}
+
+
+@contextlib.contextmanager
+def float_model(model: nn.Module, originals: Mapping[str, Mapping[str, torch.Tensor]]) -> Iterator[None]:
+    """Run `model` as the original float model: no runtime, and the weights/biases of
+    `originals` swapped in (the algorithms change the params in place as they go)."""
+    current = snapshot_params(model)
+    try:
+        with torch.no_grad():
+            for m in weighted_modules(model):
+                for role, value in originals.get(m.node_name, {}).items():
+                    getattr(m, role).copy_(value)
+        with run_with(model, None):
+            yield
+    finally:
+        with torch.no_grad():
+            for m in weighted_modules(model):
+                for role, value in current.get(m.node_name, {}).items():
+                    getattr(m, role).copy_(value)
+
+
+def fixed_runtime(settings: Mapping[str, TensorSettings], fix_pos: Mapping[str, Any]) -> QuantRuntime:
+    """A test-mode runtime with these fix positions; tensors without one stay float."""
+    known = {name: s for name, s in settings.items() if fix_pos.get(name) is not None}
+    runtime = QuantRuntime(known, "test")
+    runtime.load({name: fix_pos[name] for name in known})
+    return runtime
+
+
+def reset_runtime(runtime: QuantRuntime) -> None:
+    """Forget all calibration state in place (the model's hooks keep pointing at `runtime`)."""
+    QuantRuntime.__init__(runtime, runtime.settings, runtime.mode)
+
+
+def layer_io(model: nn.Module, module: NodeModule, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input, output) of `module` when `model` runs `batch`; the forward stops at `module`."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def hook(_m: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+        seen["x"], seen["y"] = args[0].detach(), output.detach()
+        raise _Stop
+
+    handle = module.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            model(*batch)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    if "x" not in seen:
+        raise RuntimeError(f"node '{module.node_name}' did not run in the model's forward")
+    return seen["x"], seen["y"]
+
+
+class LayerData:
+    """Concatenated per-sample data of one layer over the recorded batches."""
+
+    def __init__(self, model: nn.Module, module: NodeModule, batches: Sequence[Batch],
+                 originals: Mapping[str, Mapping[str, torch.Tensor]], quant_runtime: Any) -> None:
+        xs_f, ys_f, xs_q = [], [], []
+        for batch in batches:
+            with float_model(model, originals):
+                x_f, y_f = layer_io(model, module, batch)
+            with run_with(model, quant_runtime):
+                x_q, _ = layer_io(model, module, batch)
+            xs_f.append(x_f)
+            ys_f.append(y_f)
+            xs_q.append(x_q)
+        self.x_float = torch.cat(xs_f)
+        self.y_float = torch.cat(ys_f)
+        self.x_quant = torch.cat(xs_q)
+
+
+def _fix_tensor(s: TensorSettings, value: torch.Tensor, fix_pos: Any) -> torch.Tensor:
+    if isinstance(fix_pos, tuple):
+        shape = [1] * value.dim()
+        shape[s.axis] = len(fix_pos)
+        fp = torch.tensor(fix_pos, dtype=torch.float64, device=value.device).reshape(shape)
+        return fix_neuron_torch(value, s.bit_width, fp, s.round_code)
+    return fix_neuron_torch(value, s.bit_width, int(fix_pos), s.round_code)
+
+
+def ste_fix(s: TensorSettings, value: torch.Tensor, fix_pos: Any) -> torch.Tensor:
+    """Fake-quantize `value` with a straight-through gradient (identity backward)."""
+    if fix_pos is None:
+        return value
+    return value + (_fix_tensor(s, value.detach(), fix_pos) - value).detach()
+
+
+def refresh_fix_pos(s: TensorSettings, value: torch.Tensor) -> Any:
+    """The fix position calibration would give this param now (the flow's param observer)."""
+    observer = make_observer(s)
+    observer.observe(value.detach().to("cpu", torch.float32).numpy())
+    return observer.fix_pos
