@@ -71,6 +71,8 @@ def correct_bias(quantizer: Any, batches: Sequence[Batch], save: bool = True) ->
     for module in weighted_modules(model):
         if module.bias is None or "bias" not in module.param_names:
             continue
+        if module.param_names.get("weight") not in runtime.settings:
+            continue  # a layer that stays float has no quantization error of its own to correct
         before = mean_output_error(model, module, batches, fixed_runtime(runtime.settings, fix_pos), originals)
         with torch.no_grad():
             new_bias = corrected_bias(module.bias.detach().cpu().numpy(), before)

@@ -26,7 +26,7 @@ in two pairs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 import torch
@@ -70,12 +70,18 @@ def _only_reader(graph: Graph, node: Node, outputs: set[str]) -> Node | None:
     return readers[0]
 
 
-def find_cle_pairs(graph: Graph) -> list[ClePair]:
-    """The qualifying (A, B) pairs in topological order of A (see the module docstring)."""
+def find_cle_pairs(graph: Graph, eligible: Collection[str] | None = None) -> list[ClePair]:
+    """The qualifying (A, B) pairs in topological order of A (see the module docstring).
+
+    `eligible`: if given, both A and B must be in it (the nodes that run quantized: equalizing
+    a layer that stays float only perturbs its float arithmetic, for no gain).
+    """
     outputs = {n.name for n in graph.outputs}
     pairs: list[ClePair] = []
     for node in graph.topological_order():
         if node.op_type not in CLE_WEIGHTED or "weight" not in node.params:
+            continue
+        if eligible is not None and node.name not in eligible:
             continue
         between: list[str] = []
         reader = _only_reader(graph, node, outputs)
@@ -83,6 +89,8 @@ def find_cle_pairs(graph: Graph) -> list[ClePair]:
             between.append(reader.name)
             reader = _only_reader(graph, reader, outputs)
         if reader is None or reader.op_type not in CLE_WEIGHTED or "weight" not in reader.params:
+            continue
+        if eligible is not None and reader.name not in eligible:
             continue
         w1, w2 = node.params["weight"].data, reader.params["weight"].data
         if w1 is None or w2 is None or w2.ndim < 2 or w1.shape[0] != w2.shape[1] * _groups(reader):
@@ -106,12 +114,13 @@ def _equalize_pair(graph: Graph, pair: ClePair) -> float:
     return float(np.max(np.abs(np.log(scales)))) if scales.size else 0.0
 
 
-def equalize_graph(graph: Graph, max_iterations: int = 20, tolerance: float = 1e-6) -> list[ClePair]:
+def equalize_graph(graph: Graph, max_iterations: int = 20, tolerance: float = 1e-6,
+                   eligible: Collection[str] | None = None) -> list[ClePair]:
     """Equalize every qualifying pair in place (params' numpy data); returns the pairs.
 
     Stops when no scale moves by more than `tolerance` (in log) or after `max_iterations` sweeps.
     """
-    pairs = find_cle_pairs(graph)
+    pairs = find_cle_pairs(graph, eligible)
     for _ in range(max_iterations if pairs else 0):
         change = max(_equalize_pair(graph, pair) for pair in pairs)
         if change <= tolerance:

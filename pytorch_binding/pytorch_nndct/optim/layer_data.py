@@ -24,7 +24,7 @@ from ..quantization.fix_torch import fix_neuron_torch
 from ..quantization.runtime import QuantRuntime
 from ..quantization.settings import TensorSettings, make_observer
 
-__all__ = ["LayerData", "WEIGHTED_MODULES", "fixed_runtime", "float_model", "layer_io", "node_modules", "record_inputs",
+__all__ = ["InputRecorder", "LayerData", "WEIGHTED_MODULES", "fixed_runtime", "float_model", "layer_io", "node_modules", "record_inputs",
            "refresh_fix_pos", "reset_runtime", "run_with", "snapshot_params", "ste_fix", "weighted_modules"]
 
 #: Module classes whose weight (and bias) the algorithms adjust.
@@ -47,29 +47,48 @@ def weighted_modules(model: nn.Module) -> list[NodeModule]:
     return [m for m in node_modules(model) if isinstance(m, WEIGHTED_MODULES)]
 
 
+class InputRecorder:
+    """Keeps the tensors passed to a model (detached), up to `max_samples` samples (batch dim
+    0), while attached as a forward pre-hook; later batches still run but are not kept.
+
+    Why bounded: the algorithms recompute every layer's data from these inputs, so memory stays
+    proportional to `max_samples`, not to the calibration set or the model's depth.
+    """
+
+    def __init__(self, max_samples: int) -> None:
+        self.max_samples = max_samples
+        self.batches: list[Batch] = []
+        self.count = 0
+        self._handle: Any = None
+
+    def __call__(self, _module: nn.Module, args: tuple[Any, ...]) -> None:
+        tensors = tuple(a.detach() for a in args if isinstance(a, torch.Tensor))
+        if not tensors or self.count >= self.max_samples:
+            return
+        room = self.max_samples - self.count
+        tensors = tuple(t[:room] if t.dim() else t for t in tensors)
+        self.batches.append(tensors)
+        self.count += int(tensors[0].shape[0]) if tensors[0].dim() else 1
+
+    def attach(self, model: nn.Module) -> "InputRecorder":
+        self._handle = model.register_forward_pre_hook(self)
+        return self
+
+    def detach(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+
 def record_inputs(model: nn.Module, run_fn: Callable[..., Any], run_args: Sequence[Any],
                   max_samples: int) -> list[Batch]:
-    """Call `run_fn(*run_args)` and keep the tensors passed to `model` (detached), up to
-    `max_samples` samples (batch dim 0); later batches still run but are not kept."""
-    kept: list[Batch] = []
-    count = 0
-
-    def hook(_module: nn.Module, args: tuple[Any, ...]) -> None:
-        nonlocal count
-        tensors = tuple(a.detach() for a in args if isinstance(a, torch.Tensor))
-        if not tensors or count >= max_samples:
-            return
-        room = max_samples - count
-        tensors = tuple(t[:room] if t.dim() else t for t in tensors)
-        kept.append(tensors)
-        count += int(tensors[0].shape[0]) if tensors[0].dim() else 1
-
-    handle = model.register_forward_pre_hook(hook)
+    """Call `run_fn(*run_args)` and return the model inputs of its first `max_samples` samples."""
+    recorder = InputRecorder(max_samples).attach(model)
     try:
         run_fn(*run_args)
     finally:
-        handle.remove()
-    return kept
+        recorder.detach()
+    return recorder.batches
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from nndct_shared.config import QuantConfig, default_config, load_config
 from nndct_shared.messages import error, note
 from nndct_shared.quant_info import QuantInfo, check_against, read_quant_info, write_quant_info
 
+from ..optim.ptq_steps import PostTrainingSteps
 from ..parse import capture_model
 from ..quantization.runtime import QuantRuntime
 from ..quantization.settings import check_supported, resolve_settings
@@ -66,13 +67,17 @@ class TorchQuantizer:
                                       convert_relu6_to_relu=self.config.convert_relu6_to_relu,
                                       convert_silu_to_hswish=self.config.convert_silu_to_hswish)
         graph = self.captured.graph
+        self.post_training = PostTrainingSteps(self.config, quant_mode)
+        self.post_training.equalize(graph, self.captured.quantized)
         self.plan = plan_fixes(graph, self.captured.quantized, self.captured.quant_inputs)
         self.settings = resolve_settings(self.plan, self.config, self.captured.layer_types,
                                          {n.name: n.op_type for n in graph})
         self.runtime = QuantRuntime(self.settings, quant_mode)
         self._model = self._build_model()
+        self.post_training.attach(self._model)
         if quant_mode == "test":
             self.runtime.load(self._read_fix_positions())
+            self.post_training.load(self)
 
     # --- construction -----------------------------------------------------------------------
 
@@ -134,6 +139,7 @@ class TorchQuantizer:
             raise error("EXPORT_MODE", action="export_quant_config()", required="calib", mode=self.quant_mode)
         if self.runtime.forwards == 0:
             raise error("NO_CALIBRATION", action="export_quant_config()")
+        self.post_training.before_export(self)
         fix_pos = self.runtime.calibrated()
         params, outputs = self._sections()
         info = QuantInfo(param=self._entries(params, fix_pos), output=self._entries(outputs, fix_pos))

@@ -23,7 +23,6 @@ from nndct_shared.calibration import (
 from nndct_shared.cnn import FixPlan
 from nndct_shared.config import CalibMethod, QuantConfig, RoundMode, ScaleType
 from nndct_shared.config.resolve import scopes
-from nndct_shared.messages import note
 
 from .fix_torch import method_code
 
@@ -90,11 +89,6 @@ def check_supported(config: QuantConfig) -> None:
         if p.per_channel and p.method not in (CalibMethod.DIFFS, CalibMethod.MAXMIN):
             raise NotImplementedError(f"quant config per_channel=true with method '{p.method.value}' "
                                       f"({where}) is not implemented (only diffs and maxmin).")
-    skipped = [flag for flag in ("include_cle", "include_bias_corr") if getattr(config, flag)]
-    if skipped:
-        note(f"Config option(s) {', '.join(skipped)} are on, but cross-layer equalization and bias "
-             "correction are not implemented in this CNN flow; they are skipped (the calibrated fix "
-             "positions are those of plain post-training quantization).")
 
 
 def resolve_settings(plan: FixPlan, config: QuantConfig, layer_types: Mapping[str, str],

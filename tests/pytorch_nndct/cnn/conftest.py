@@ -17,16 +17,17 @@ def digits():
     return models.digits_split()
 
 
-def _trained(cls, digits, seed=0):
+def _trained(cls, digits, seed=0, epochs=15):
     torch.manual_seed(seed)
     model = cls()
-    return models.train(model, digits[0], digits[1], seed=seed)
+    return models.train(model, digits[0], digits[1], epochs=epochs, seed=seed)
 
 
 @pytest.fixture(scope="session")
 def digits_cnn(digits):
-    # seed 2: 96.7 % float; with seed 0 (95.97 %) the 8-bit model lost 4 test images (1.01 points)
-    return _trained(models.DigitsCNN, digits, seed=2)
+    # Its two BatchNorms need more steps than the other models to settle: after 15 epochs the
+    # float accuracy still varied from 82 % to 95 % with the seed, after 40 it is 95.7-98.7 %.
+    return _trained(models.DigitsCNN, digits, epochs=40)
 
 
 @pytest.fixture(scope="session")

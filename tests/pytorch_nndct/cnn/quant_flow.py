@@ -1,6 +1,7 @@
 """The calib -> test flow of the user guide, as the tests run it."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -23,3 +24,17 @@ def test_quantizer(model, x: torch.Tensor, out: Path, **kwargs):
 
 
 test_quantizer.__test__ = False  # not a pytest test
+
+
+def plain_config(directory: Path, bit_width: int = 8) -> str:
+    """A config file with the guide's defaults but cross-layer equalization and bias correction
+    off: plain post-training quantization, whose fix positions and outputs the tests derive
+    independently from the float weights."""
+    from nndct_shared.config import default_config
+
+    data = default_config(bit_width, "DPU" if bit_width == 8 else "CPU").to_dict()
+    data["include_cle"] = data["include_bias_corr"] = False
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"plain_ptq_config_{bit_width}bit.json"
+    path.write_text(json.dumps(data))
+    return str(path)

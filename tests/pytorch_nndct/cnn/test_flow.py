@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import models
-from quant_flow import calibrate, test_quantizer
+from quant_flow import calibrate, plain_config, test_quantizer
 from reference import np_diffs, np_fix, np_mode
 
 
@@ -28,7 +28,7 @@ def test_8bit_accuracy_within_one_point(fixture, request, digits, tmp_path):
 
 def test_mlp_fix_positions_match_independent_diffs(digits_mlp, digits, tmp_path):
     x = digits[0][:400]
-    calibrate(digits_mlp, x, tmp_path, batch=100)
+    calibrate(digits_mlp, x, tmp_path, batch=100, quant_config_file=plain_config(tmp_path))
     info = json.loads((tmp_path / "quant_info.json").read_text())
     for layer in ("l1", "l2", "l3"):
         for role in ("weight", "bias"):
@@ -45,7 +45,7 @@ def test_mlp_fix_positions_match_independent_diffs(digits_mlp, digits, tmp_path)
 
 
 def test_conv_bn_folded_weight_fix_position(digits_cnn, digits, tmp_path):
-    calibrate(digits_cnn, digits[0][:200], tmp_path)
+    calibrate(digits_cnn, digits[0][:200], tmp_path, quant_config_file=plain_config(tmp_path))
     info = json.loads((tmp_path / "quant_info.json").read_text())
     conv, bn = digits_cnn.conv1, digits_cnn.bn1
     s = bn.weight.detach().double().numpy() / np.sqrt(bn.running_var.double().numpy() + bn.eps)
@@ -59,10 +59,11 @@ def test_conv_bn_folded_weight_fix_position(digits_cnn, digits, tmp_path):
 
 
 def test_mlp_test_mode_equals_independent_computation(digits_mlp, digits, tmp_path):
-    calibrate(digits_mlp, digits[0][:400], tmp_path)
+    config = plain_config(tmp_path)
+    calibrate(digits_mlp, digits[0][:400], tmp_path, quant_config_file=config)
     info = json.loads((tmp_path / "quant_info.json").read_text())
     x = digits[2][:64]
-    got = test_quantizer(digits_mlp, x, tmp_path).quant_model(x)
+    got = test_quantizer(digits_mlp, x, tmp_path, quant_config_file=config).quant_model(x)
 
     def fp(section, name):
         return info[section][f"DigitsMLP::{name}"][1]

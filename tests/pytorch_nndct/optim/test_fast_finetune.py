@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import models
+from quant_flow import plain_config
 from nndct_shared.messages.errors import MissingFileError
 from pytorch_nndct.apis import torch_quantizer
 from pytorch_nndct.optim import FT_PARAM_FILE, fast_finetune, load_ft_param
@@ -21,14 +22,18 @@ def _run(model, data):
 
 def _quantize(model, digits, out, finetune: bool):
     x_train, _, x_test, y_test = digits
-    calib = torch_quantizer("calib", model, x_train[:100], output_dir=str(out), bitwidth=4, device=CPU)
+    # CLE and bias correction off on both sides: the comparison isolates what finetuning adds
+    config = plain_config(out, bit_width=4)
+    calib = torch_quantizer("calib", model, x_train[:100], output_dir=str(out), bitwidth=4, device=CPU,
+                            quant_config_file=config)
     if finetune:
         results = calib.fast_finetune(_run, (calib.quant_model, x_train[:400]))
     else:
         results = []
         _run(calib.quant_model, x_train[:400])
     calib.export_quant_config()
-    test = torch_quantizer("test", model, x_train[:100], output_dir=str(out), bitwidth=4, device=CPU)
+    test = torch_quantizer("test", model, x_train[:100], output_dir=str(out), bitwidth=4, device=CPU,
+                           quant_config_file=config)
     if finetune:
         test.load_ft_param()
     return test, results, models.accuracy(test.quant_model, x_test, y_test)
@@ -55,7 +60,7 @@ def test_finetune_recovers_4bit_accuracy(ds_model, digits, quantized):
 def test_load_ft_param_round_trip(ds_model, digits, quantized, tmp_path):
     (_, _, _), (tuned, _, _) = quantized
     again = torch_quantizer("test", ds_model, digits[0][:100], output_dir=str(tuned.output_dir), bitwidth=4,
-                            device=CPU)
+                            device=CPU, quant_config_file=plain_config(tuned.output_dir, bit_width=4))
     x = digits[2][:64]
     with torch.no_grad():
         before = again.quant_model(x)
