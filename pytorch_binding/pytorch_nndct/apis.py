@@ -39,7 +39,28 @@ def _load_state_dict(module: nn.Module, state_dict_file: str | os.PathLike | Non
     path = Path(state_dict_file)
     if not path.is_file():
         raise error("STATE_DICT_MISSING", path=str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+
+    def invalid(reason: str) -> Exception:
+        return error("STATE_DICT_INVALID", path=str(path), module=type(module).__name__, reason=reason)
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises pickle, zip and RuntimeErrors for a bad file
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise invalid(f"it cannot be read with torch.load(weights_only=True) ({type(exc).__name__}: "
+                      f"{first_line})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise invalid(f"it holds a {type(state).__name__}, not a dict of tensors")
+    # Checked before loading: load_state_dict copies the matching entries before it reports
+    # the others, which would leave the user's model half overwritten.
+    own = module.state_dict()
+    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+    resized = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
+    problems = [f"{label} {', '.join(repr(k) for k in keys[:5])}{' ...' if len(keys) > 5 else ''}"
+                for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                                    ("keys of another shape", resized)) if keys]
+    if problems:
+        raise invalid("; ".join(problems))
     module.load_state_dict(state)
 
 

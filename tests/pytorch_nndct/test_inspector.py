@@ -2,6 +2,7 @@
 quantizer's, the partition and report the neutral inspector's."""
 from __future__ import annotations
 
+import logging
 import shutil
 
 import pytest
@@ -62,6 +63,59 @@ def test_unknown_target_and_bad_module_are_catalogued(tmp_path):
     with pytest.raises(NndctError) as info:
         Inspector("DPU_THAT_DOES_NOT_EXIST")
     assert info.value.msg_id == "QUANTIZER_TORCH_UNKNOWN_TARGET" and "DPUCZDX8G_ISA1_B4096" in str(info.value)
+    for fingerprint in ("0x7f00000000000001", 0x7F00000000000001):   # the guide's ID for fingerprints
+        with pytest.raises(NndctError) as info:
+            Inspector(fingerprint)
+        assert info.value.msg_id == "QUANTIZER_TORCH_INSPECTOR_INPUT_FORMAT"
     with pytest.raises(TypeError) as info:
         Inspector("DPUCZDX8G_ISA1_B4096").inspect(Net().state_dict(), torch.randn(1, 3, 8, 8), output_dir=str(tmp_path))
     assert info.value.msg_id == "QUANTIZER_TORCH_MODULE_TYPE"
+
+
+def test_every_operator_of_the_report_has_its_device_and_reason(tmp_path):
+    torch.manual_seed(0)
+    result = Inspector("DPUCZDX8G_ISA1_B4096").inspect(Net(), torch.randn(1, 3, 32, 32), device="cpu",
+                                                       output_dir=str(tmp_path), verbose_level=0)
+    report = (tmp_path / "inspect_DPUCZDX8G_ISA1_B4096.txt").read_text()
+    blocks = report.split("\nnode name: ")[1:]
+    assert [b.splitlines()[0] for b in blocks] == list(result.assignments)
+    devices = {}
+    for block in blocks:
+        lines = block.splitlines()
+        device = next(line.split(": ", 1)[1] for line in lines if line.startswith("assigned device: "))
+        key = "dpu engine: " if device == "DPU" else "hardware constraints: "
+        reason = [line for line in lines if line.startswith(key)]
+        assert len(reason) == 1 and len(reason[0]) > len(key) + 10, block
+        devices[lines[0]] = device
+    assert devices == {a.name: a.device for a in result.assignments.values()}
+    cpu = sorted(_by_module(result, part).name for part in ("big", "leaky", "sigmoid"))
+    assert sorted(n for n, d in devices.items() if d == "CPU") == cpu
+    assert _by_module(result, "conv1").why.endswith("limits of the conv_engine.")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
+@pytest.mark.parametrize("fmt, magic", [("svg", b"<svg"), ("png", b"\x89PNG\r\n")])
+def test_gv_and_picture_with_graphviz(tmp_path, fmt, magic):
+    result = Inspector("DPUCAHX8L_ISA0_SP").inspect(Net(), torch.randn(1, 3, 32, 32), device="cpu",
+                                                    output_dir=str(tmp_path), verbose_level=0,
+                                                    image_format=fmt)
+    stem = tmp_path / "inspect_DPUCAHX8L_ISA0_SP"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{stem.name}.{ext}" for ext in ("txt", "gv", fmt))
+    source = stem.with_suffix(".gv").read_text()
+    assert source.startswith('digraph "Net" {')
+    for assignment in result.assignments.values():
+        assert f"name:{assignment.name}" in source
+    assert magic in stem.with_suffix(f".{fmt}").read_bytes()[:400]
+
+
+def test_inspect_leaves_the_users_module_alone(tmp_path, caplog):
+    model = Net().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with caplog.at_level(logging.WARNING, logger="nndct"):
+        Inspector("DPUCZDX8G_ISA1_B4096").inspect(model, torch.randn(1, 3, 16, 16),
+                                                  output_dir=str(tmp_path), verbose_level=0)
+    assert model.training and all(m.training for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    if not torch.cuda.is_available():   # the reference's default device is cuda
+        assert any("CUDA_UNAVAILABLE" in r.getMessage() for r in caplog.records)

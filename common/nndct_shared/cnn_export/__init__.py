@@ -3,10 +3,12 @@
 They read a neutral `Graph` that follows `nndct_shared.graph.cnn_ops` (validated first by
 `validate_cnn_graph`). `reference.run_reference` executes such a graph in NumPy and is the
 independent answer the exporters are tested against; `xmodel_eval` runs a written xmodel.
+`bundle.write_xmodel_bundle` writes an xmodel and its deploy-check dumps all or nothing.
 The ONNX exporter imports `onnx` lazily, so this package needs only NumPy.
 """
 from __future__ import annotations
 
+from .bundle import export_file_name, write_xmodel_bundle
 from .deploy_dump import write_cnn_deploy_check
 from .kernels import dpu_avgpool_scale
 from .onnx_qdq import build_onnx_model, write_onnx
@@ -21,9 +23,11 @@ __all__ = [
     "dpu_avgpool_scale",
     "evaluate_xgraph",
     "evaluate_xmodel",
+    "export_file_name",
     "run_reference",
     "validate_cnn_graph",
     "write_cnn_deploy_check",
     "write_cnn_xmodel",
     "write_onnx",
+    "write_xmodel_bundle",
 ]

@@ -4,7 +4,10 @@ Why next to the xmodel: the target's tools compare a deployed model with these f
 so every file stem is an xmodel op name, activations are in the xmodel's layout (NHWC / NLC),
 and each param's `<param>.bin` holds exactly the bytes of its xmodel `const` (taken from the
 XGraph that `build_cnn_xgraph` writes, so they cannot drift apart). Writing goes through
-`DeployCheckWriter`, which renders every file first and moves the finished directory into place.
+`DeployCheckWriter`, which renders every file first and moves the finished directory into place,
+or only stages it in the `AtomicBatch` of a whole export (`bundle.write_xmodel_bundle`). Data the
+dump format cannot hold (NaN, a bit width other than 1..8 or 16) raises EXPORT_XMODEL naming the
+node, before anything is written.
 """
 from __future__ import annotations
 
@@ -14,9 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..deploy_check import DeployCheckWriter, DumpRecord
+from ..atomic_io import AtomicBatch
+from ..deploy_check import DeployCheckError, DeployCheckWriter, DumpRecord
 from ..graph import Graph, to_op_name
 from ..messages import error, warn
+from ..progress import progress
+from ..xmodel import XGraph
 from .layout import to_xir
 from .validate import fix_of
 from .xmodel import build_cnn_xgraph
@@ -26,8 +32,7 @@ __all__ = ["write_cnn_deploy_check", "DEPLOY_CHECK_DIR"]
 DEPLOY_CHECK_DIR = "deploy_check_data_int"
 
 
-def _param_records(graph: Graph) -> list[DumpRecord]:
-    xgraph = build_cnn_xgraph(graph)
+def _param_records(graph: Graph, xgraph: XGraph) -> list[DumpRecord]:
     records: list[DumpRecord] = []
     seen: set[str] = set()
     for node in graph.topological_order():
@@ -47,15 +52,21 @@ def write_cnn_deploy_check(
     graph: Graph,
     values: Mapping[str, np.ndarray],
     output_dir: str | os.PathLike[str],
+    batch: AtomicBatch | None = None,
+    xgraph: XGraph | None = None,
 ) -> Path:
     """Write `output_dir/deploy_check_data_int/<graph>/` and return that directory.
 
     `values` maps node output tensor names to their values from one forward pass of the
     quantized model (torch layout, batch 1, already on the fix grid where the node is
-    quantized). Nodes with no value are left out with a DEPLOY_CHECK_NO_INPUT warning."""
-    params = _param_records(graph)  # validates the graph and checks batch 1 (XMODEL_BATCHSIZE)
+    quantized). Nodes with no value are left out with a DEPLOY_CHECK_NO_INPUT warning. With
+    `batch` the directory is only staged there (it appears when the batch commits); `xgraph` is
+    the graph's `build_cnn_xgraph` result when the caller already has it."""
+    if xgraph is None:
+        xgraph = build_cnn_xgraph(graph)  # validates the graph and checks batch 1 (XMODEL_BATCHSIZE)
+    params = _param_records(graph, xgraph)
     records: list[DumpRecord] = []
-    for node in graph.topological_order():
+    for node in progress(graph.topological_order(), f"dump {graph.name}", unit="node"):
         tensor = node.outputs[0]
         if tensor not in values:
             warn("DEPLOY_CHECK_NO_INPUT", layer=node.name)
@@ -67,5 +78,9 @@ def write_cnn_deploy_check(
         bw, fp = fix if fix is not None else (None, None)
         records.append((node.name, to_xir(value), bw, fp))
     writer = DeployCheckWriter(Path(output_dir) / DEPLOY_CHECK_DIR, data_format="bin",
-                               shape_style="list")
-    return writer.write_tensors(graph.name, records, params)
+                               shape_style="list", batch=batch)
+    try:
+        return writer.write_tensors(graph.name, records, params)
+    except DeployCheckError as exc:  # raised while rendering, before any file is written
+        raise error("EXPORT_XMODEL", graph=graph.name, reason=f"its deploy-check data cannot be "
+                                                             f"written: {exc}") from None

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..graph import Graph, Node, to_op_name
 from ..messages import error
+from ..progress import progress
 from ..xmodel import XGraph, XGraphError, write_xmodel
 from . import layout as L
 from .validate import batch_size, fix_of, input_fix_of, tensor_shape, validate_cnn_graph
@@ -359,7 +360,7 @@ def build_cnn_xgraph(graph: Graph) -> XGraph:
     if batch != 1:
         raise error("XMODEL_BATCHSIZE", batch_size=batch)
     builder = _Builder(graph)
-    for node in graph.topological_order():
+    for node in progress(graph.topological_order(), f"export xmodel {graph.name}", unit="node"):
         try:
             builder.node(node)
         except _Unsupported as exc:

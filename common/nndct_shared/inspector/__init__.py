@@ -4,11 +4,11 @@ quantization adjustments.
 
 A front end captures its model as a `nndct_shared.graph.Graph` (op vocabulary of
 `graph.cnn_ops`) and calls `run_inspection`; the quantizer with `target=` calls
-`hardware_aware_adjustments`.
+`hardware_aware_adjustments` / `hardware_aware_partition`.
 """
 from __future__ import annotations
 
-from .adjust import Adjustment, hardware_aware_adjustments
+from .adjust import Adjustment, hardware_aware_adjustments, hardware_aware_partition
 from .partition import CPU, DPU, InspectResult, NodeAssignment, Subgraph, inspect_graph
 from .render import IMAGE_FORMATS, to_dot, write_images
 from .report import render_report, report_file_name, screen_summary, write_report
@@ -18,6 +18,7 @@ from .targets import BIT_WIDTH, LEAKY_RELU_ALPHA, DpuTarget, get_target, known_t
 __all__ = [
     "Adjustment", "BIT_WIDTH", "CPU", "DPU", "DpuTarget", "IMAGE_FORMATS", "InspectResult",
     "LEAKY_RELU_ALPHA", "NodeAssignment", "Subgraph", "get_target", "hardware_aware_adjustments",
+    "hardware_aware_partition",
     "inspect_graph", "known_targets", "render_report", "report_file_name", "run_inspection",
     "screen_summary", "to_dot", "write_images", "write_report",
 ]

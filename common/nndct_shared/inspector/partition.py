@@ -9,10 +9,14 @@ engines) and its messages' style ("'kernel'(17 x 17) is not in DPU supported ran
 applied to the op vocabulary of `nndct_shared.graph.cnn_ops`.
 
 Rules that hold for every node, checked first:
-- quantization: in a quantized graph (some node has `fix`), a node without `fix` runs in
-  float ("Not in quantizable part."); any `fix`/`input_fix`/param `fix` bit width other than 8
-  goes to the CPU. A float graph (no `fix` anywhere, the Inspector's input) is inspected as if
-  it were quantized to 8 bits.
+- quantization: in a quantized graph (some node has `fix`), a node outside the quantized part
+  runs in float ("Not in quantizable part."). A node is inside when it has a fix on its output,
+  an input or a param, when it is a shape-only op (flatten, reshape) reading the quantized part,
+  or when it is a conv/linear/scale/add whose only reader is a quantized relu/relu6/leaky_relu
+  (the fix sits after the fused activation, `nndct_shared.cnn.fix_plan`). Any
+  `fix`/`input_fix`/param `fix` bit width other than 8 goes to the CPU. A float graph (no `fix`
+  anywhere, the Inspector's input) is inspected as if it were quantized to 8 bits; there,
+  `float_nodes` names the nodes the user keeps in float (outside QuantStub regions).
 - outputs of more than 4 dimensions go to the CPU.
 Then the op's own rule, then graph rules in topological order: graph inputs follow their
 consumers; reshape/flatten need a DPU producer and keep the batch dimension at a DPU/CPU
@@ -21,10 +25,11 @@ boundary; a concat whose inputs all come from the CPU goes to the CPU.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cnn.fix_plan import FUSED_ACTIVATIONS, FUSING_PRODUCERS, SHAPE_ONLY_OPS
 from ..graph import Graph, Node
 from ..graph.cnn_ops import CNN_OPS
 from .targets import DpuTarget, Limit, get_target
@@ -43,14 +48,21 @@ _1D_OPS = ("conv1d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d")
 @dataclass(frozen=True)
 class NodeAssignment:
     """Where one node runs: `device` "DPU" or "CPU"; `reason` says why a node is on the CPU
-    (empty on the DPU); `notes` carry extra facts (e.g. what hardware-aware quantization
-    changes)."""
+    (empty on the DPU); `engine` says which DPU engine runs a DPU node (empty on the CPU);
+    `notes` carry extra facts (e.g. what hardware-aware quantization changes)."""
 
     name: str
     op_type: str
     device: str
     reason: str = ""
     notes: tuple[str, ...] = ()
+    engine: str = ""
+
+    @property
+    def why(self) -> str:
+        """The reason for the assignment, whichever the device: the DPU engine that runs the
+        node, or the hardware constraint that sends it to the CPU."""
+        return self.engine if self.device == DPU else self.reason
 
 
 @dataclass(frozen=True)
@@ -313,16 +325,16 @@ def _rule_eltwise(graph: Graph, node: Node, t: DpuTarget) -> str:
 
 
 def _rule_activation(graph: Graph, node: Node, t: DpuTarget) -> str:
-    if node.op_type == "leaky_relu":
-        alpha = float(node.attrs.get("alpha", 0.01))
-        if alpha != t.leaky_relu_alpha:
-            return f"Its alpha is {alpha}, but DPU only supports {t.leaky_relu_alpha}."
     kind = _ACTIVATIONS[node.op_type]
     activations = t.activations()
     if kind == "hswish" and ("hswish" in activations or "hsigmoid" in activations):
         return ""
     if kind not in activations:
         return f"{t.name} does not support {node.op_type}."
+    if node.op_type == "leaky_relu":
+        alpha = float(node.attrs.get("alpha", 0.01))
+        if alpha != t.leaky_relu_alpha:
+            return f"Its alpha is {alpha}, but DPU only supports {t.leaky_relu_alpha}."
     return ""
 
 
@@ -413,14 +425,33 @@ def _bit_width_problem(node: Node, target: DpuTarget) -> str:
     return ""
 
 
-def _node_rule(graph: Graph, node: Node, target: DpuTarget, quantized: bool) -> str:
+def _in_quantized_part(graph: Graph, node: Node) -> bool:
+    """Whether `node` of a quantized graph runs quantized (see the module docstring)."""
+    if node_fixes(node):
+        return True
+    if node.op_type in SHAPE_ONLY_OPS:
+        parents = graph.predecessors(node.name)
+        return bool(parents) and all(_in_quantized_part(graph, p) for p in parents)
+    if node.op_type in FUSING_PRODUCERS and node.outputs:
+        readers = graph.consumers(node.outputs[0])
+        return (len(readers) == 1 and readers[0].op_type in FUSED_ACTIVATIONS
+                and "fix" in readers[0].attrs)
+    return False
+
+
+_FLOAT = "Not in quantizable part."
+
+
+def _node_rule(graph: Graph, node: Node, target: DpuTarget, quantized: bool,
+               float_nodes: frozenset[str] = frozenset()) -> str:
     """The reason `node` cannot run on the DPU, or "" if its own checks pass."""
     if node.op_type == "custom":
         return f"custom op '{node.attrs.get('op_name', node.name)}' can't be converted to XIR."
     if node.op_type not in CNN_OPS:
         return f"{node.op_type} can't be converted to XIR."
-    if quantized and "fix" not in node.attrs and node.op_type != "input":
-        return "Not in quantizable part."
+    if node.op_type != "input":
+        if node.name in float_nodes or (quantized and not _in_quantized_part(graph, node)):
+            return _FLOAT
     msg = _bit_width_problem(node, target)
     if msg:
         return msg
@@ -506,30 +537,88 @@ def _partition(graph: Graph, order: list[Node], device: dict[str, str]) -> tuple
     return tuple(result)
 
 
-def inspect_graph(graph: Graph, target: str | int | DpuTarget,
-                  *, quantized: bool | None = None) -> InspectResult:
+def inspect_graph(graph: Graph, target: str | int | DpuTarget, *, quantized: bool | None = None,
+                  float_nodes: Collection[str] = ()) -> InspectResult:
     """Assign every node of `graph` (a CNN graph following `cnn_ops`) to DPU or CPU.
 
     `target` is a name, fingerprint or `DpuTarget`. `quantized` says whether the graph carries
     quantization (`fix` attrs); None decides from the graph (any node with `fix`). A float
-    graph is inspected as if every node were quantized to 8 bits.
+    graph is inspected as if every node were quantized to 8 bits, except `float_nodes` (nodes
+    the model keeps in float, e.g. outside its QuantStub regions): they run on the CPU.
     """
     dpu = get_target(target)
     order = graph.topological_order()
     if quantized is None:
-        quantized = any("fix" in n.attrs for n in order)
+        quantized = any(node_fixes(n) for n in order)
+    kept_float = frozenset(float_nodes)
     device: dict[str, str] = {}
     reason: dict[str, str] = {}
     for node in order:
-        why = _node_rule(graph, node, dpu, quantized)
+        why = _node_rule(graph, node, dpu, quantized, kept_float)
         device[node.name] = CPU if why else DPU
         reason[node.name] = why
     _graph_rules(graph, order, device, reason, dpu)
     notes = _notes(order, dpu)
     assignments = {n.name: NodeAssignment(n.name, n.op_type, device[n.name], reason[n.name],
-                                          notes.get(n.name, ()))
+                                          notes.get(n.name, ()),
+                                          _engine(graph, n, dpu, device) if device[n.name] == DPU
+                                          else "")
                    for n in order}
     return InspectResult(graph, dpu, assignments, _partition(graph, order, device))
+
+
+# --- which engine runs a DPU node -----------------------------------------------------------
+
+
+def _engine_of_kind(t: DpuTarget, kind: str) -> str:
+    """The engine that runs pooling ("max"/"avg"), depthwise conv ("dw") or eltwise ("add"/"mult")."""
+    if kind == "dw":
+        return "alu_engine" if t.alu is not None and "dwconv" in t.alu.types else "dwconv_engine"
+    if kind in ("max", "avg"):
+        return "alu_engine" if t.alu is not None and f"{kind}_pool" in t.alu.types else "pool_engine"
+    if t.eltwise is not None and kind in t.eltwise.types:
+        return "eltwise_engine"
+    return "alu_engine"
+
+
+def _engine(graph: Graph, node: Node, t: DpuTarget, device: dict[str, str]) -> str:
+    """Why a DPU node runs on the DPU: the engine that computes it (the limits it was checked
+    against are in the report's target info)."""
+    op = node.op_type
+    if op == "input":
+        return "Graph input of a DPU subgraph, read by the load engine."
+    if op in ("conv2d", "conv_transpose2d"):
+        ic, _ = _channels(graph, node)
+        groups = int(node.attrs.get("groups", 1))
+        if groups != 1 and ic is not None and groups == ic:
+            return f"Depthwise convolution within the limits of the {_engine_of_kind(t, 'dw')}."
+        return "Convolution within the kernel, stride, channel and weight-buffer limits of the conv_engine."
+    if op == "linear":
+        return "Runs as a 1x1 convolution on the conv_engine."
+    if op == "scale":
+        return ("Standalone BatchNorm, runs as a 1x1 depthwise convolution on the "
+                f"{_engine_of_kind(t, 'dw')}.")
+    if op in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "mean"):
+        kind = "max" if op.startswith("max") else "avg"
+        what = "Global average pooling" if op == "mean" else "Pooling"
+        return f"{what} within the kernel and stride limits of the {_engine_of_kind(t, kind)}."
+    if op in ("add", "mul"):
+        if op == "mul" and "other" in node.params:
+            return ("Multiplication by a constant, runs as a depthwise convolution on the "
+                    f"{_engine_of_kind(t, 'dw')}.")
+        what, kind = ("addition", "add") if op == "add" else ("multiplication", "mult")
+        return f"Element-wise {what} on the {_engine_of_kind(t, kind)}."
+    if op in _ACTIVATIONS:
+        parents = graph.predecessors(node.name)
+        if (len(parents) == 1 and parents[0].op_type in FUSING_PRODUCERS
+                and device.get(parents[0].name) == DPU):
+            return f"Fused into '{parents[0].name}' as the nonlinear function of its engine."
+        return "A nonlinear function the DPU engines support."
+    if op == "softmax":
+        return "Softmax on the alu_engine."
+    if op in ("concat", "flatten", "reshape"):
+        return "Data movement only: the DPU compiler folds it into its neighbours' memory layout."
+    return "Supported by the DPU."
 
 
 def _notes(order: list[Node], target: DpuTarget) -> dict[str, tuple[str, ...]]:
@@ -537,5 +626,7 @@ def _notes(order: list[Node], target: DpuTarget) -> dict[str, tuple[str, ...]]:
     from .adjust import hardware_aware_adjustments_for_nodes
     notes: dict[str, list[str]] = {}
     for adjustment in hardware_aware_adjustments_for_nodes(order, target):
+        if adjustment.kind == "leaky_relu_alpha" and "leaky_relu" not in target.activations():
+            continue        # no LeakyReLU on this DPU at all: its slope is not changed
         notes.setdefault(adjustment.node, []).append(adjustment.describe())
     return {k: tuple(v) for k, v in notes.items()}

@@ -5,7 +5,8 @@ the details of operations in float model", and the reference wrote, in this orde
 description, the target info, an inspection summary (the table of CPU operators with their
 hardware constraints), then one block per node (name, input/output nodes, op type, output
 shape, attributes, assigned device, hardware constraints, node messages). We keep that
-structure, add the device subgraphs, and write it atomically.
+structure, add the device subgraphs and, for every DPU node, the engine that runs it (so every
+operator carries the reason of its assignment), and write it atomically.
 
 Screen output follows the guide's `verbose_level`: 0 nothing, 1 the operators assigned to the
 CPU, 2 the device of every operator.
@@ -39,6 +40,7 @@ _FIELDS = (
     "# outputs shape: the shapes of the node's outputs (channels-first, as in PyTorch).",
     "# op attributes: the attributes of the operation.",
     "# assigned device: DPU or CPU.",
+    "# dpu engine: why the DPU runs the operation: the engine that computes it (DPU nodes only).",
     "# hardware constraints: why the DPU cannot run the operation (CPU nodes only).",
     "# node messages: extra information, e.g. what hardware-aware quantization changes.",
 )
@@ -103,6 +105,8 @@ def render_report(result: InspectResult) -> str:
         ]
         lines += [f"  {key}: {_value(value)}" for key, value in node.attrs.items()]
         lines.append(f"assigned device: {assignment.device}")
+        if assignment.engine:
+            lines.append(f"dpu engine: {assignment.engine}")
         if assignment.reason:
             lines.append(f"hardware constraints: {assignment.reason}")
         if assignment.notes:

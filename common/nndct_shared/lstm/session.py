@@ -7,16 +7,15 @@ why the PyTorch and Keras flows write the same files for the same weights.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from ..atomic_io import AtomicBatch
 from ..deploy_check import DeployCheckWriter, dump_file_stem
-from ..messages import NndctError, error
+from ..messages import error
+from ..output_dir import writing_to
 from ..progress import progress
 from ..quant_info import QuantInfo, read_quant_info, write_quant_info
 from .cell import QuantizedLstmCell
@@ -69,7 +68,7 @@ class LstmQuantSession:
             raise error("UNSUPPORTED_RNN", module=stack.prefix,
                         feature=f"cell graph names {clash} that another LSTM of the model already has")
         self.stacks.append(stack)
-        with _writing_to(self.output_dir):
+        with writing_to(self.output_dir):
             for cell in stack.cells:
                 write_cell_module(self.output_dir, cell.graph_name, cell.input_size, cell.hidden_size, cell.reverse)
 
@@ -86,7 +85,7 @@ class LstmQuantSession:
             params, outputs = cell.calibration.aligned().quant_info_entries(cell.graph_name)
             qi.param.update(params)
             qi.output.update(outputs)
-        with _writing_to(self.output_dir):
+        with writing_to(self.output_dir):
             return write_quant_info(qi, self.output_dir / QUANT_INFO_FILE)
 
     def load_quant_config(self) -> None:
@@ -123,7 +122,7 @@ class LstmQuantSession:
         if deploy_check:
             self._check_first_batches(first_batches, "export_xmodel(deploy_check=True)")
         out_dir = Path(output_dir) if output_dir is not None else self.output_dir
-        with _writing_to(out_dir), AtomicBatch() as batch:
+        with writing_to(out_dir), AtomicBatch() as batch:
             xdir = batch.make_dirs(out_dir / XMODEL_DIR)
             written = [
                 batch.write_bytes(xdir / f"{dump_file_stem(cell.graph_name)}_int.xmodel", xgraph_to_bytes(cell_xgraph(cell)))
@@ -148,7 +147,7 @@ class LstmQuantSession:
         written all or nothing."""
         self._check_first_batches(first_batches, action)
         if batch is None:
-            with _writing_to(Path(out_dir)), AtomicBatch() as own_batch:
+            with writing_to(Path(out_dir)), AtomicBatch() as own_batch:
                 return self.dump_frames(out_dir, first_batches, action, own_batch)
         first_batches = first_batches or {}
         writer = DeployCheckWriter(Path(out_dir) / DUMP_DIR, data_format="txt", batch=batch)
@@ -184,18 +183,6 @@ def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedLstmCell, record
 def _first(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "") if names else "none"
-
-
-@contextmanager
-def _writing_to(directory: Path) -> Iterator[None]:
-    """Report a file-system failure while writing under `directory` as OUTPUT_DIR (naming the
-    directory and the cause) instead of a bare OSError; catalogued errors pass through."""
-    try:
-        yield
-    except NndctError:
-        raise
-    except OSError as exc:
-        raise error("OUTPUT_DIR", path=str(directory), reason=str(exc)) from exc
 
 
 def _is_writable(path: Path) -> bool:

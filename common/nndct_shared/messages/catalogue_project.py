@@ -220,6 +220,16 @@ FLOW_ERRORS: tuple[Spec, ...] = (
         frontends=TORCH_ONLY,
     ),
     error(
+        "STATE_DICT_INVALID",
+        "state_dict_file exists but is not a state_dict of this model (the reference failed "
+        "inside torch.load or load_state_dict, after loading part of the weights).",
+        "state_dict_file '{path}' cannot be loaded into '{module}': {reason}",
+        "Pass the file written by torch.save(model.state_dict(), path) for this model class; "
+        "it is read with weights_only=True, so pickled models or other objects are refused.",
+        ArgumentError,
+        frontends=TORCH_ONLY,
+    ),
+    error(
         "OUTPUT_DIR",
         "output_dir cannot be created or written.",
         "output_dir '{path}' cannot be used: {reason}",

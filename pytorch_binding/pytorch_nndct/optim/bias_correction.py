@@ -21,12 +21,14 @@ import torch
 
 from nndct_shared.algorithms import ChannelMeanError, corrected_bias
 from nndct_shared.messages import error
+from nndct_shared.progress import progress
 
 from ..quantization.settings import make_observer
 from .layer_data import Batch, fixed_runtime, float_model, layer_io, run_with, snapshot_params, weighted_modules
-from .param_file import collect_params, load_params, save_params, sync_graph
+from .param_file import load_params, params_bytes, save_params, sync_graph
 
-__all__ = ["BIAS_CORR_FILE", "BiasCorrection", "correct_bias", "load_bias_corr", "mean_output_error"]
+__all__ = ["BIAS_CORR_FILE", "BiasCorrection", "bias_corr_bytes", "correct_bias", "load_bias_corr",
+           "mean_output_error", "save_bias_corr"]
 
 #: The corrected-bias file in output_dir (the reference's name).
 BIAS_CORR_FILE = "bias_corr.pth"
@@ -55,10 +57,11 @@ def mean_output_error(model: torch.nn.Module, module: Any, batches: Sequence[Bat
     return acc.mean()
 
 
-def correct_bias(quantizer: Any, batches: Sequence[Batch], save: bool = True) -> list[BiasCorrection]:
+def correct_bias(quantizer: Any, batches: Sequence[Batch]) -> list[BiasCorrection]:
     """Correct the biases of `quantizer.quant_model` after calibration (see the module docstring).
 
     `batches` are model inputs of calibration samples (e.g. from `layer_data.record_inputs`).
+    Nothing is written: `bias_corr_bytes` gives the file's content, `save_bias_corr` writes it.
     """
     runtime = quantizer.runtime
     if runtime.forwards == 0 or not batches:
@@ -68,7 +71,7 @@ def correct_bias(quantizer: Any, batches: Sequence[Batch], save: bool = True) ->
     results: list[BiasCorrection] = []
     corrected = []
     originals = snapshot_params(model)
-    for module in weighted_modules(model):
+    for module in progress(weighted_modules(model), desc="Bias correction", unit="layer"):
         if module.bias is None or "bias" not in module.param_names:
             continue
         if module.param_names.get("weight") not in runtime.settings:
@@ -88,11 +91,24 @@ def correct_bias(quantizer: Any, batches: Sequence[Batch], save: bool = True) ->
         results.append(BiasCorrection(module.node_name, before, after))
         corrected.append(module)
     sync_graph(quantizer.graph, corrected)
-    if save:
-        bias_names = {m.param_names["bias"] for m in corrected}
-        params = {k: v for k, v in collect_params(corrected).items() if k in bias_names}
-        save_params(params, Path(quantizer.output_dir) / BIAS_CORR_FILE)
     return results
+
+
+def _corrected_biases(quantizer: Any, results: Sequence[BiasCorrection]) -> dict[str, torch.Tensor]:
+    nodes = {r.node for r in results}
+    modules = [m for m in weighted_modules(quantizer.quant_model) if m.node_name in nodes]
+    return {m.param_names["bias"]: m.bias.detach().to("cpu").clone() for m in modules}
+
+
+def bias_corr_bytes(quantizer: Any, results: Sequence[BiasCorrection]) -> bytes:
+    """Content of `bias_corr.pth`: {bias tensor name: corrected bias} of the corrected nodes."""
+    return params_bytes(_corrected_biases(quantizer, results))
+
+
+def save_bias_corr(quantizer: Any, results: Sequence[BiasCorrection]) -> Path:
+    """Write `output_dir/bias_corr.pth` atomically (on its own; the flow stages it with
+    quant_info.json instead)."""
+    return save_params(_corrected_biases(quantizer, results), Path(quantizer.output_dir) / BIAS_CORR_FILE)
 
 
 def load_bias_corr(quantizer: Any) -> list[str]:

@@ -21,7 +21,7 @@ from nndct_shared.messages import error
 from ..nn.cnn_modules import NodeModule
 from .layer_data import node_modules
 
-__all__ = ["collect_params", "load_params", "save_params", "sync_graph"]
+__all__ = ["collect_params", "load_params", "params_bytes", "save_params", "sync_graph"]
 
 
 def collect_params(modules: Iterable[NodeModule]) -> dict[str, torch.Tensor]:
@@ -35,12 +35,17 @@ def collect_params(modules: Iterable[NodeModule]) -> dict[str, torch.Tensor]:
     return result
 
 
-def save_params(params: dict[str, torch.Tensor], path: Path) -> Path:
-    """Write `params` atomically with torch.save."""
+def params_bytes(params: dict[str, torch.Tensor]) -> bytes:
+    """The bytes `torch.save` writes for `params` (to stage them with other files)."""
     buffer = io.BytesIO()
     torch.save(params, buffer)
+    return buffer.getvalue()
+
+
+def save_params(params: dict[str, torch.Tensor], path: Path) -> Path:
+    """Write `params` atomically with torch.save."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_bytes_atomic(path, buffer.getvalue())
+    return write_bytes_atomic(path, params_bytes(params))
 
 
 def sync_graph(graph: Graph, modules: Iterable[NodeModule]) -> None:

@@ -8,8 +8,9 @@ and test mode must agree on them, or test mode would quantize other weights than
 * bias correction needs calibration samples: in calib mode the model inputs of the first
   `BIAS_CORR_SAMPLES` samples are recorded while the user's loop calibrates, and the biases are
   corrected once, when `export_quant_config()` is called, before the fix positions are written
-  (the corrected biases get their own fix positions). They are saved to `bias_corr.pth`, which
-  test mode loads; a missing file there is a missing calibration result.
+  (the corrected biases get their own fix positions). They are saved to `bias_corr.pth`, written
+  together with quant_info.json, which test mode loads; a missing file there is a missing
+  calibration result.
 
 Fast finetune (AdaQuant) already fits every bias to the float outputs, so after
 `fast_finetune()` bias correction is skipped, with a note, and test mode expects `param.pth`
@@ -26,7 +27,7 @@ from nndct_shared.config import QuantConfig
 from nndct_shared.graph import Graph
 from nndct_shared.messages import error, note
 
-from .bias_correction import BIAS_CORR_FILE, correct_bias, load_bias_corr
+from .bias_correction import BIAS_CORR_FILE, bias_corr_bytes, correct_bias, load_bias_corr
 from .cle import ClePair, equalize_graph
 from .fast_finetune import FT_PARAM_FILE
 from .layer_data import InputRecorder
@@ -46,7 +47,7 @@ class PostTrainingSteps:
         self.mode = mode
         self.cle_pairs: list[ClePair] = []
         self.finetuned = False
-        self.bias_corrected = False
+        self._bias_corr_file: bytes | None = None
         self._recorder: InputRecorder | None = None
 
     def equalize(self, graph: Graph, quantized: Collection[str]) -> list[ClePair]:
@@ -63,18 +64,24 @@ class PostTrainingSteps:
         if self.bias_corr and self.mode == "calib":
             self._recorder = InputRecorder(BIAS_CORR_SAMPLES).attach(model)
 
-    def before_export(self, quantizer: Any) -> None:
-        """Calib mode, in export_quant_config(): correct the biases once (see the module doc)."""
-        if self._recorder is None or self.bias_corrected:
-            return
+    def before_export(self, quantizer: Any) -> dict[str, bytes]:
+        """Calib mode, in export_quant_config(): correct the biases once (see the module doc).
+
+        Returns the files to write with quant_info.json ({file name: content}): the two are
+        staged together, so a failure never leaves a new one beside an old one.
+        """
+        if self._recorder is None:
+            return {}
         if self.finetuned:
             note("=>Bias correction skipped: fast finetune already fitted the biases.")
-            return
-        self._recorder.detach()
-        results = correct_bias(quantizer, self._recorder.batches)
-        self.bias_corrected = True
-        note(f"=>Bias correction: {len(results)} bias(es) corrected on {self._recorder.count} calibration "
-             f"sample(s); saved to '{Path(quantizer.output_dir) / BIAS_CORR_FILE}'")
+            return {}
+        if self._bias_corr_file is None:
+            self._recorder.detach()
+            results = correct_bias(quantizer, self._recorder.batches)
+            self._bias_corr_file = bias_corr_bytes(quantizer, results)
+            note(f"=>Bias correction: {len(results)} bias(es) corrected on {self._recorder.count} "
+                 "calibration sample(s).")
+        return {BIAS_CORR_FILE: self._bias_corr_file}
 
     def load(self, quantizer: Any) -> None:
         """Test mode: load the corrected biases that calibration saved."""

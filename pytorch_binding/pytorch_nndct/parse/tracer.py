@@ -6,8 +6,11 @@ attribute path) and records the user's source line of every op, which error mess
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import sys
 from typing import Any
 
 import torch
@@ -51,14 +54,19 @@ def trace_model(model: torch.nn.Module, inputs: tuple[Any, ...]) -> torch.fx.Gra
         gm = torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
     except Exception as exc:  # torch raises many types here; all mean "not traceable"
         raise error("PYTORCH_TRACE", reason=f"{type(exc).__name__}: {exc}") from exc
+    # ShapeProp prints a traceback to stderr before it re-raises; the error below says the
+    # same in one line, so what went to stderr is passed on only when the run succeeds.
+    stderr = io.StringIO()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), contextlib.redirect_stderr(stderr):
             ShapeProp(gm).propagate(*inputs)
     except Exception as exc:
         cause = exc.__cause__ or exc
         first_line = (str(cause).strip().splitlines() or [""])[0]
         raise error("PYTORCH_TRACE", reason=f"running the traced model on input_args failed: "
                                             f"{type(cause).__name__}: {first_line}") from exc
+    if stderr.getvalue():
+        sys.stderr.write(stderr.getvalue())
     return gm
 
 

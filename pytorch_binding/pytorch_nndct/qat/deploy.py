@@ -17,7 +17,7 @@ from torch import nn
 
 from nndct_shared.graph import Node
 
-__all__ = ["write_back"]
+__all__ = ["load_deployable", "write_back"]
 
 _WEIGHTED = frozenset({"linear", "conv1d", "conv2d", "conv_transpose2d"})
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -70,3 +70,19 @@ def write_back(float_model: nn.Module, order: Sequence[Node], net: nn.Module, mo
     for path, module in float_model.named_modules():
         if isinstance(module, _BATCHNORMS) and path not in standalone:
             _identity_batchnorm(module)
+
+
+def load_deployable(float_model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a deployable.pth state dict (saved by `to_deployable`) into a copy of the float
+    model: params `write_back` created (the bias of a conv that had none) are created here too,
+    then everything is loaded strictly."""
+    own = float_model.state_dict()
+    for key, value in state.items():
+        if key in own:
+            continue
+        path, _, attr = key.rpartition(".")
+        module = float_model.get_submodule(path)
+        if getattr(module, attr, None) is not None:
+            continue        # not a missing param: let load_state_dict report the key
+        _set_param(module, attr, value)
+    float_model.load_state_dict(state, strict=True)

@@ -7,9 +7,19 @@ Flow (guide, "vai_q_pytorch QAT"):
    (log2 threshold, straight-through gradients) on every tensor the fix plan quantizes.
 3. `to_deployable(trained, output_dir)` turns the learned thresholds into integer fix positions,
    writes `output_dir/quant_info.json` exactly as calibration would, writes the trained weights
-   into a copy of the float model, and returns the test-mode quantizer's `quant_model` for it,
-   which computes bit-for-bit what the trained model computes.
-4. `export_xmodel(output_dir)` exports through that test-mode quantizer.
+   into a copy of the float model (saved as `output_dir/deployable.pth`, as the reference
+   does), and returns the test-mode quantizer's `quant_model` for it, which computes
+   bit-for-bit what the trained model computes.
+4. `deployable_model(src_dir, used_for_xmodel=False)` rebuilds that deployable model from
+   `src_dir` (e.g. in a later process; on the CPU with `used_for_xmodel=True`).
+5. `export_xmodel(output_dir)` exports through that test-mode quantizer; the deployable model
+   must be on the CPU (the guide's XMODEL_DEVICE error otherwise) and have run a batch of 1.
+
+`trainable_model(calib_dir)` starts the activation thresholds from a post-training
+calibration's quant_info.json instead of the first batch. Cross-layer equalization and bias
+correction (on by default in post-training quantization) are off in QAT, as in the reference:
+training fits weights and biases itself, and the deployable model must get exactly the trained
+weights.
 
 Training differs from the reference in one documented way: BatchNorm is folded into the conv
 with its float running statistics and stays frozen (the folded weights are trained), and
@@ -18,6 +28,8 @@ Dropout is dropped, as in the deployed model.
 from __future__ import annotations
 
 import copy
+import io
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,23 +37,38 @@ from typing import Any
 import torch
 from torch import nn
 
+from nndct_shared.atomic_io import write_bytes_atomic
+from nndct_shared.config import default_config
 from nndct_shared.messages import error, note, warn
-from nndct_shared.quant_info import QuantInfo, write_quant_info
+from nndct_shared.quant_info import QuantInfo, check_against, read_quant_info, write_quant_info
 
 from ..parse.tracer import trace_model
 from ..qproc.cnn import QUANT_INFO_FILE, TorchQuantizer
 from ..qproc.codegen import generate_source, load_generated, state_dict_of
 from .checks import check_arithmetic, check_reuse, check_stubs, quantized_nodes
-from .deploy import write_back
+from .deploy import load_deployable, write_back
 from .runtime import QatModel, QatQuantizers
 
-__all__ = ["QatProcessor"]
+__all__ = ["DEPLOYABLE_MODEL_FILE", "QatProcessor"]
+
+#: The deployable model's state dict (the float model's keys), as the reference names it.
+DEPLOYABLE_MODEL_FILE = "deployable.pth"
 
 
 def _as_tuple(inputs: Any) -> tuple[Any, ...]:
     if isinstance(inputs, (list, tuple)):
         return tuple(inputs)
     return (inputs,)
+
+
+def _qat_config(directory: Path, bitwidth: int) -> str:
+    """The default config of `bitwidth` with cross-layer equalization and bias correction off,
+    written to `directory` for the quantizers QAT builds (see the module docstring)."""
+    data = default_config(bitwidth, "DPU" if bitwidth == 8 else "CPU").to_dict()
+    data["include_cle"] = data["include_bias_corr"] = False
+    path = directory / "qat_quant_config.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return str(path)
 
 
 def _resolve_device(device: Any) -> torch.device:
@@ -63,6 +90,8 @@ class QatProcessor:
                  device: Any = torch.device("cuda")) -> None:
         if not isinstance(model, nn.Module):
             raise error("MODULE_TYPE", got=type(model).__name__)
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            raise error("DATA_PARALLEL_NOT_ALLOWED", argument="model")
         if isinstance(bitwidth, bool) or not isinstance(bitwidth, int) or not 2 <= bitwidth <= 16:
             raise error("ILLEGAL_BITWIDTH", value=bitwidth, path="bitwidth", low=2, high=16)
         if mix_bit:
@@ -76,8 +105,9 @@ class QatProcessor:
         self._quantized = quantized_nodes(self._gm)
         check_arithmetic(self._gm, self._quantized)
         self._workdir = tempfile.TemporaryDirectory(prefix="nndct_qat_")
+        self._config_file = _qat_config(Path(self._workdir.name), bitwidth)
         self._capture = TorchQuantizer("calib", self._float_model, self._inputs, self._workdir.name,
-                                       bitwidth, self.device)
+                                       bitwidth, self.device, self._config_file)
         self._trainable: QatModel | None = None
         self._deploy_quantizer: TorchQuantizer | None = None
 
@@ -88,8 +118,12 @@ class QatProcessor:
 
     # --- training ---------------------------------------------------------------------------
 
-    def trainable_model(self, allow_reused_module: bool = False) -> QatModel:
+    def trainable_model(self, calib_dir: str = "", allow_reused_module: bool = False) -> QatModel:
         """The model to train: the converted model with learnable quantizers.
+
+        `calib_dir`: a directory holding the quant_info.json of a post-training calibration of
+        this model; its activation and input fix positions start those thresholds (the others
+        are initialised by the first forward pass, from the tensors they see).
 
         A quantized module called more than once raises REUSED_MODULE, unless
         `allow_reused_module=True`: then its calls share weights (and a warning is logged).
@@ -115,9 +149,25 @@ class QatProcessor:
                 param.requires_grad_(True)
                 shared[tensor.name] = param
         self._order = order
-        model = QatModel(net, QatQuantizers(self._capture.settings)).to(self.device)
+        quantizers = QatQuantizers(self._capture.settings)
+        if calib_dir:
+            quantizers.start_from(self._calibrated_fix_positions(Path(calib_dir)))
+        model = QatModel(net, quantizers).to(self.device)
         self._trainable = model
         return model
+
+    def _calibrated_fix_positions(self, calib_dir: Path) -> dict[str, int]:
+        path = calib_dir / QUANT_INFO_FILE
+        if not path.is_file():
+            raise error("NO_CALIB_RESULT", path=str(path))
+        info = read_quant_info(path)
+        settings, plan = self._capture.settings, self._capture.plan
+        check_against(info, [n for n in plan.params if n in settings],
+                      [n for n in plan.outputs if n in settings])
+        # activations and inputs only: a calibration with cross-layer equalization / bias
+        # correction (the post-training defaults) fixed other weights than the ones trained
+        # here, so the weights' quantizers start from the weights themselves
+        return {name: fp for name, (_, fp) in info.output.items() if fp is not None and name in settings}
 
     # --- deployment -------------------------------------------------------------------------
 
@@ -142,19 +192,50 @@ class QatProcessor:
             raise error("NO_FORWARD", action=f"to_deployable() (the quantizers of {len(missing)} tensor(s), "
                                              f"e.g. '{missing[0]}', were never reached by a forward pass)")
         out_dir = Path(output_dir)
-        path = write_quant_info(self._quant_info(trained_model.fix_positions()), out_dir / QUANT_INFO_FILE)
-        note(f"=>Exported quantization steps to '{path}'")
         float_model = copy.deepcopy(self._float_model)
         write_back(float_model, self._order, trained_model.net, self.graph.name)
+        path = write_quant_info(self._quant_info(trained_model.fix_positions()), out_dir / QUANT_INFO_FILE)
+        note(f"=>Exported quantization steps to '{path}'")
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in float_model.state_dict().items()}, buffer)
+        saved = write_bytes_atomic(out_dir / DEPLOYABLE_MODEL_FILE, buffer.getvalue())
+        note(f"=>Deployable model saved to '{saved}'")
+        self._deploy_quantizer = self._test_quantizer(float_model, out_dir, self.device, self._inputs)
+        return self._deploy_quantizer.quant_model
+
+    def _test_quantizer(self, float_model: nn.Module, out_dir: Path, device: torch.device,
+                        inputs: tuple[Any, ...]) -> TorchQuantizer:
         from ..apis import torch_quantizer
 
-        self._deploy_quantizer = torch_quantizer("test", float_model, self._inputs, output_dir=str(out_dir),
-                                                 bitwidth=self.bitwidth, device=self.device)
+        return torch_quantizer("test", float_model, inputs, output_dir=str(out_dir), bitwidth=self.bitwidth,
+                               device=device, quant_config_file=self._config_file)
+
+    def deployable_model(self, src_dir: str = "qat_result", used_for_xmodel: bool = False) -> nn.Module:
+        """The deployable model saved by `to_deployable(..., src_dir)` (quant_info.json and
+        deployable.pth), e.g. in a later process; on the CPU with `used_for_xmodel=True` (then
+        forward it once with a batch of 1 and call `export_xmodel`)."""
+        src = Path(src_dir)
+        weights = src / DEPLOYABLE_MODEL_FILE
+        if not weights.is_file():
+            raise error("QAT_NO_DEPLOYABLE", action=f"deployable_model('{src_dir}') ('{weights}' is missing)")
+        device = torch.device("cpu") if used_for_xmodel else self.device
+        float_model = copy.deepcopy(self._float_model).to(device)
+        load_deployable(float_model, torch.load(weights, map_location=device, weights_only=True))
+        inputs = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in self._inputs)
+        self._deploy_quantizer = self._test_quantizer(float_model, src, device, inputs)
+        if used_for_xmodel:
+            note("=>Forward the deployable model with data of batch_size=1 in CPU mode to export the xmodel.")
         return self._deploy_quantizer.quant_model
 
     def export_xmodel(self, output_dir: str = "qat_result", deploy_check: bool = False) -> Path:
-        """`<output_dir>/<Model>_int.xmodel` of the deployable model (forward it once with batch
-        size 1 first)."""
+        """`<output_dir>/<Model>_int.xmodel` of the deployable model (on the CPU: forward it
+        once with batch size 1 first)."""
         if self._deploy_quantizer is None:
             raise error("QAT_NO_DEPLOYABLE", action="export_xmodel()")
+        model = self._deploy_quantizer.quant_model
+        tensor = next(iter(model.parameters()), None)
+        if tensor is None and self._deploy_quantizer.runtime.last_inputs:
+            tensor = self._deploy_quantizer.runtime.last_inputs[0]
+        if tensor is not None and tensor.device.type != "cpu":
+            raise error("XMODEL_DEVICE", device=str(tensor.device))
         return self._deploy_quantizer.export_xmodel(output_dir, deploy_check)

@@ -73,6 +73,15 @@ class QatQuantizers(nn.Module):
         with torch.no_grad():
             log2_t.fill_(log2_threshold_for(int(fix_pos), s.bit_width))
 
+    def start_from(self, fix_pos: Mapping[str, int]) -> None:
+        """Start the named quantizers at these fix positions (e.g. a post-training
+        calibration's) instead of initialising them on the first forward pass."""
+        with torch.no_grad():
+            for name, value in fix_pos.items():
+                s = self.settings[name]
+                self.threshold(name).fill_(log2_threshold_for(int(value), s.bit_width))
+                self.initialized[self._index[name]] = True
+
     # --- results ---------------------------------------------------------------------------
 
     def threshold(self, name: str) -> nn.Parameter:

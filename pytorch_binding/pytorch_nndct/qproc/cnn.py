@@ -17,15 +17,17 @@ from torch import nn
 
 from nndct_shared.cnn import plan_fixes
 from nndct_shared.config import QuantConfig, default_config, load_config
-from nndct_shared.messages import error, note
-from nndct_shared.quant_info import QuantInfo, check_against, read_quant_info, write_quant_info
+from nndct_shared.messages import error, note, warn
+from nndct_shared.output_dir import staged_export
+from nndct_shared.quant_info import QuantInfo, check_against, read_quant_info, to_json_text
 
 from ..optim.ptq_steps import PostTrainingSteps
 from ..parse import capture_model
-from ..quantization.runtime import QuantRuntime
+from ..quantization.runtime import InputGuard, QuantRuntime
 from ..quantization.settings import check_supported, resolve_settings
-from .codegen import generate_source, load_generated, state_dict_of, write_source
+from .codegen import class_name_for, generate_source, load_generated, state_dict_of, write_source
 from .cnn_export import export_graph
+from .hardware_aware import apply_target
 
 __all__ = ["TorchQuantizer", "QUANT_INFO_FILE"]
 
@@ -44,6 +46,19 @@ def _channel_names(name: str, count: int) -> list[str]:
     return [f"{name}[{c}]" for c in range(count)]
 
 
+def _warn_bitwidth_conflict(config: QuantConfig, bitwidth: int) -> None:
+    """BITWIDTH_MISMATCH when the config file's bit widths differ from the `bitwidth` argument
+    (the file wins, as in the reference)."""
+    kinds: dict[int, list[str]] = {}
+    for kind in config.quantizable_data_type:
+        width = config.for_tensor(kind).bit_width
+        if width != bitwidth:
+            kinds.setdefault(width, []).append(kind.value)
+    for width, names in kinds.items():
+        warn("BITWIDTH_MISMATCH", tensor=f"{', '.join(names)} tensors", config_bit_width=width,
+             api_bit_width=bitwidth)
+
+
 class TorchQuantizer:
     """The object `torch_quantizer` returns for `lstm=False` (the reference's methods)."""
 
@@ -56,9 +71,6 @@ class TorchQuantizer:
         self.output_dir = Path(output_dir)
         self.device = device
         self.target = target
-        if target is not None:
-            note(f"target '{target}' is recorded, but hardware-aware partitioning (the Inspector) is not "
-                 "implemented: every captured op is quantized as the config says.")
         self.config = self._load_config(quant_config_file, bitwidth)
         check_supported(self.config)
         inputs = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in _as_tuple(input_args))
@@ -72,11 +84,13 @@ class TorchQuantizer:
         self.plan = plan_fixes(graph, self.captured.quantized, self.captured.quant_inputs)
         self.settings = resolve_settings(self.plan, self.config, self.captured.layer_types,
                                          {n.name: n.op_type for n in graph})
+        self.plan, self.settings = apply_target(target, self.captured, self.config, self.plan, self.settings)
         self.runtime = QuantRuntime(self.settings, quant_mode)
+        if quant_mode == "test":  # checked before the first file is written
+            self.runtime.load(self._read_fix_positions())
         self._model = self._build_model()
         self.post_training.attach(self._model)
         if quant_mode == "test":
-            self.runtime.load(self._read_fix_positions())
             self.post_training.load(self)
 
     # --- construction -----------------------------------------------------------------------
@@ -86,14 +100,15 @@ class TorchQuantizer:
         if path is not None:
             config = load_config(path)
             note(f"Quantization config loaded from '{path}'.")
+            _warn_bitwidth_conflict(config, bitwidth)
             return config
         target = "DPU" if bitwidth == 8 else "CPU"
         return default_config(bitwidth, target)
 
     def _build_model(self) -> nn.Module:
-        name = self.captured.graph.name
+        name = class_name_for(self.captured.graph.name)  # also the file name: stays in output_dir
         source, order = generate_source(self.captured.graph, name)
-        path = write_source(self.output_dir / f"{name}.py", source)
+        path = write_source(self.output_dir, name, source)
         note(f"=>Quantizable module is generated: '{path}'")
         model = load_generated(path, name)()
         model.load_state_dict(state_dict_of(order), strict=True)
@@ -102,6 +117,8 @@ class TorchQuantizer:
             sub.node_name = node.name
             sub.param_names = {role: t.name for role, t in node.params.items()}
             sub.quant_runtime = self.runtime
+        inputs = [(n.name, self.captured.graph.tensor(n.outputs[0]).shape) for n in order if n.op_type == "input"]
+        model.register_forward_pre_hook(InputGuard(inputs, finite=self.quant_mode == "calib"))
         model.register_forward_pre_hook(self.runtime.on_forward)
         return model.to(self.device).eval()
 
@@ -139,11 +156,14 @@ class TorchQuantizer:
             raise error("EXPORT_MODE", action="export_quant_config()", required="calib", mode=self.quant_mode)
         if self.runtime.forwards == 0:
             raise error("NO_CALIBRATION", action="export_quant_config()")
-        self.post_training.before_export(self)
+        extra_files = self.post_training.before_export(self)
         fix_pos = self.runtime.calibrated()
         params, outputs = self._sections()
         info = QuantInfo(param=self._entries(params, fix_pos), output=self._entries(outputs, fix_pos))
-        path = write_quant_info(info, self.output_dir / QUANT_INFO_FILE)
+        with staged_export(self.output_dir) as batch:  # quant_info.json and bias_corr.pth: both or neither
+            path = batch.write_bytes(self.output_dir / QUANT_INFO_FILE, to_json_text(info).encode("utf-8"))
+            for name, data in extra_files.items():
+                batch.write_bytes(self.output_dir / name, data)
         note(f"=>Exported quantization steps to '{path}'")
         return path
 
@@ -164,6 +184,7 @@ class TorchQuantizer:
                     expected[section].append(name)
         check_against(info, expected["param"], expected["output"], [])
         fix_pos: dict[str, Any] = {}
+        changed: list[str] = []  # bit widths that differ from calibration (another config)
         for section, names in (("param", params), ("output", outputs)):
             table = info.param if section == "param" else info.output
             for name in names:
@@ -173,7 +194,16 @@ class TorchQuantizer:
                     values = [table[k][1] for k in keys]
                     fix_pos[name] = None if None in values else tuple(values)
                 else:
+                    keys = [name]
                     fix_pos[name] = table[name][1]
+                recorded = sorted({table[k][0] for k in keys})
+                if recorded != [s.bit_width]:
+                    changed.append(f"bit width of '{name}' ({s.bit_width} now, "
+                                   f"{'/'.join(map(str, recorded))} at calibration)")
+        if changed:
+            more = f", ... ({len(changed) - 3} more)" if len(changed) > 3 else ""
+            raise error("QUANT_CONFIG_MISMATCH", current="this quantizer's bitwidth / quant_config_file",
+                        recorded=f"recorded in '{path}'", differences=", ".join(changed[:3]) + more)
         return fix_pos
 
     def _channel_count(self, param_name: str, axis: int) -> int:
@@ -201,29 +231,26 @@ class TorchQuantizer:
         self._require_test_forward("export_xmodel()")
         if self.runtime.last_batch_size != 1:
             raise error("XMODEL_BATCHSIZE", batch_size=self.runtime.last_batch_size)
-        from nndct_shared.cnn_export.xmodel import write_cnn_xmodel
+        from nndct_shared.cnn_export.bundle import write_xmodel_bundle
 
         graph = self.export_graph()
-        out_dir = Path(output_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = write_cnn_xmodel(graph, out_dir / f"{graph.name}_int.xmodel")
+        # xmodel and dumps are built first and swapped in together: a failure keeps the old ones
+        values = self.runtime.quantized_values() if deploy_check else None
+        path, dump = write_xmodel_bundle(graph, values, output_dir)
         note(f"=>Successfully converted '{graph.name}' to xmodel '{path}'")
-        if deploy_check:
-            from nndct_shared.cnn_export.deploy_dump import write_cnn_deploy_check
-
-            dump = write_cnn_deploy_check(graph, self.runtime.quantized_values(), out_dir)
+        if dump is not None:
             note(f"=>Deploy-check data written to '{dump}'")
         return path
 
     def export_onnx_model(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path:
         """`<output_dir>/<Model>_int.onnx` with QuantizeLinear/DequantizeLinear pairs."""
         self._require_test_forward("export_onnx_model()")
-        from nndct_shared.cnn_export.onnx_qdq import write_onnx
+        from nndct_shared.cnn_export import build_onnx_model, export_file_name
 
         graph = self.export_graph()
-        out_dir = Path(output_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = write_onnx(graph, out_dir / f"{graph.name}_int.onnx")
+        data = build_onnx_model(graph).SerializeToString()  # before any file is touched
+        with staged_export(output_dir) as batch:
+            path = batch.write_bytes(Path(output_dir) / export_file_name(graph.name, ".onnx"), data)
         if verbose:
             note(f"=>Exported ONNX model '{path}'")
         return path
@@ -231,12 +258,13 @@ class TorchQuantizer:
     def export_torch_script(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path:
         """`<output_dir>/<Model>_int.pt`: quant_model traced with its fix ops (pure torch)."""
         self._require_test_forward("export_torch_script()")
+        from nndct_shared.cnn_export import export_file_name
+
         from .torchscript import trace_quant_model
 
-        name = self.captured.graph.name
-        out_dir = Path(output_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = trace_quant_model(self._model, self.runtime, out_dir / f"{name}_int.pt")
+        data = trace_quant_model(self._model, self.runtime)  # before any file is touched
+        with staged_export(output_dir) as batch:
+            path = batch.write_bytes(Path(output_dir) / export_file_name(self.captured.graph.name, ".pt"), data)
         if verbose:
             note(f"=>Exported TorchScript model '{path}'")
         return path

@@ -13,19 +13,21 @@ import numpy as np
 
 from nndct_shared import kernels
 from nndct_shared.graph import Graph, Node, Tensor
+from nndct_shared.messages import error
 
 from ..quantization.settings import TensorSettings
 
 __all__ = ["export_graph"]
 
 
-def _quantized_param(tensor: Tensor, s: TensorSettings | None, fix_pos: Any) -> Tensor:
+def _quantized_param(node: Node, tensor: Tensor, s: TensorSettings | None, fix_pos: Any) -> Tensor:
     if s is None or fix_pos is None:
         return Tensor(tensor.name, data=tensor.data.copy(), attrs=dict(tensor.attrs))
     if isinstance(fix_pos, tuple):
-        raise NotImplementedError(
-            f"'{tensor.name}' is quantized per channel; the xmodel, ONNX and deploy-check exports "
-            "carry one fix position per tensor (per_channel is for CPU/GPU targets).")
+        raise error("EXPORT_UNSUPPORTED", format="The xmodel, ONNX and deploy-check", node=node.name,
+                    op_type=node.op_type, reason=f"'{tensor.name}' is quantized per channel, and these "
+                    "formats carry one fix position per tensor (per_channel is for CPU/GPU targets; "
+                    "export_torch_script() keeps it)")
     data = kernels.fix_neuron(np.ascontiguousarray(tensor.data, dtype=np.float32), s.bit_width,
                               int(fix_pos), s.round_method).reshape(tensor.data.shape)
     attrs = dict(tensor.attrs)
@@ -38,7 +40,7 @@ def export_graph(graph: Graph, settings: Mapping[str, TensorSettings], fix_pos: 
     """A copy of `graph` with quantized params, `fix` attrs and (optionally) new output shapes."""
     out = Graph(graph.name, graph.attrs)
     for node in graph.topological_order():
-        params = {role: _quantized_param(t, settings.get(t.name), fix_pos.get(t.name))
+        params = {role: _quantized_param(node, t, settings.get(t.name), fix_pos.get(t.name))
                   for role, t in node.params.items()}
         attrs = dict(node.attrs)
         new_shape = shapes.get(node.outputs[0]) if shapes is not None else None

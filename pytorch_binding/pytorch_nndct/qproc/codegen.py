@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import keyword
 import sys
 from pathlib import Path
 from typing import Any
 
-from nndct_shared.atomic_io import write_bytes_atomic
+from nndct_shared.deploy_check import dump_file_stem
 from nndct_shared.graph import Graph, Node
 from nndct_shared.messages import error
+from nndct_shared.output_dir import staged_export
 
-__all__ = ["generate_source", "load_generated", "module_args", "state_dict_of"]
+__all__ = ["class_name_for", "generate_source", "load_generated", "module_args", "state_dict_of",
+           "write_source"]
 
 _CLASSES = {
     "input": "Input", "linear": "Linear", "conv1d": "Conv1d", "conv2d": "Conv2d",
@@ -92,6 +95,17 @@ def _literal(value: Any, what: str) -> str:
     return text
 
 
+def class_name_for(name: str) -> str:
+    """A valid Python class name for a model named `name`: its file stem (`dump_file_stem`:
+    `[0-9A-Za-z_]` only, bounded, so `<class>.py` stays inside output_dir), prefixed with `Model_`
+    where the stem starts with a digit, is a keyword, or starts with `__` (Python would mangle the
+    name inside the class body). An ordinary class name is unchanged."""
+    stem = dump_file_stem(name)
+    if stem[0].isdigit() or stem.startswith("__") or keyword.iskeyword(stem):
+        return f"Model_{stem}"
+    return stem
+
+
 def generate_source(graph: Graph, class_name: str) -> tuple[str, list[Node]]:
     """(source text, nodes in module order): module_i is the i-th node of the topological order."""
     order = graph.topological_order()
@@ -143,7 +157,8 @@ def load_generated(path: Path, class_name: str) -> type:
     return getattr(module, class_name)
 
 
-def write_source(path: Path, source: str) -> Path:
-    """Write the generated source atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_bytes_atomic(path, source.encode("utf-8"))
+def write_source(output_dir: Path, class_name: str, source: str) -> Path:
+    """Write `<output_dir>/<class_name>.py` atomically, creating output_dir if needed; an
+    unusable output_dir raises OUTPUT_DIR and leaves nothing behind (`staged_export`)."""
+    with staged_export(output_dir) as batch:
+        return batch.write_bytes(Path(output_dir) / f"{class_name}.py", source.encode("utf-8"))

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import io
 import warnings
-from pathlib import Path
 
 import torch
 
-from nndct_shared.atomic_io import write_bytes_atomic
 from nndct_shared.messages import error
 
 from ..quantization.runtime import QuantRuntime
@@ -20,8 +18,9 @@ from ..quantization.runtime import QuantRuntime
 __all__ = ["trace_quant_model"]
 
 
-def trace_quant_model(model: torch.nn.Module, runtime: QuantRuntime, path: Path) -> Path:
-    """Trace `model` on `runtime.last_inputs` and save it to `path` (atomically)."""
+def trace_quant_model(model: torch.nn.Module, runtime: QuantRuntime) -> bytes:
+    """Trace `model` on `runtime.last_inputs`; the saved TorchScript module as bytes (the caller
+    writes them, so a failed trace leaves no file)."""
     inputs = runtime.last_inputs
     if inputs is None:
         raise error("NO_FORWARD", action="export_torch_script()")
@@ -35,4 +34,4 @@ def trace_quant_model(model: torch.nn.Module, runtime: QuantRuntime, path: Path)
             torch.jit.save(traced, buffer)
     finally:
         runtime.forwards, runtime.last_batch_size, runtime.last_inputs, runtime.last_outputs = saved
-    return write_bytes_atomic(path, buffer.getvalue())
+    return buffer.getvalue()

@@ -6,6 +6,25 @@ at the fix position known so far, as the reference does (calibration is not pass
 layers see quantized data). In test mode the fix positions come from quant_info.json and every
 quantized tensor goes through `fix_neuron_torch`. The last output of every node is kept (as a
 reference, no copy) for the deploy-check dumps and the exports.
+
+What quant_model accepts (`InputGuard`, a forward pre-hook that runs before the runtime's): as
+many tensors as the captured model has inputs, each shaped like input_args except for the batch
+dimension (QUANTIZER_TORCH_SHAPE_MISMATCH otherwise, before anything runs or is recorded).
+
+NaN/inf during calibration, decided like the rest of the project:
+
+- in the data given to quant_model (calib mode): CALIB_DATA_NONFINITE, raised before the batch
+  reaches any observer, as the LSTM flow does. Skipping such a batch would not be enough here:
+  the NaN would still run through the model (and into the inputs kept for bias correction);
+  raising keeps every statistic gathered so far intact, and the loop can go on with clean data;
+- inside the model (a float overflow) or in a parameter: the tensor's observer skips that call
+  with the warning TENSOR_VALUE_INVALID naming the tensor (once), as every calibration observer
+  of `nndct_shared.calibration` does, and the fix position comes from the finite calls; a tensor
+  that never saw finite data has no fix position, and `calibrated()` (so export_quant_config)
+  raises CALIB_DATA_NONFINITE naming it instead of writing `null` to quant_info.json.
+
+In test mode NaN passes through the fix op unchanged and +-inf saturates, as in the float model
+and on the hardware; no statistic is computed there.
 """
 from __future__ import annotations
 
@@ -20,9 +39,50 @@ from nndct_shared.messages import error
 from .fix_torch import fix_neuron_torch
 from .settings import TensorSettings, make_observer
 
-__all__ = ["QuantRuntime"]
+__all__ = ["InputGuard", "QuantRuntime"]
 
 FixPos = "int | tuple[int, ...] | None"
+
+
+def _shape_pattern(shape: tuple[int, ...]) -> str:
+    """`(N, 1, 8, 8)`: the captured shape with the batch dimension free."""
+    if not shape:
+        return "()"
+    return "(" + ", ".join(["N", *(str(d) for d in shape[1:])]) + ")"
+
+
+class InputGuard:
+    """Forward pre-hook of the converted model: checks the data given to quant_model.
+
+    `inputs` are (input node name, captured shape) in the order of the generated forward's
+    arguments. Every call needs exactly these tensors, equal in shape except for dimension 0 (the
+    batch); with `finite=True` (calib mode) their float values must be finite. See the module
+    docstring for why.
+    """
+
+    def __init__(self, inputs: list[tuple[str, tuple[int, ...]]], finite: bool) -> None:
+        self.inputs = [(name, tuple(int(d) for d in shape)) for name, shape in inputs]
+        self.finite = finite
+
+    def __call__(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        if len(args) != len(self.inputs):
+            names = ", ".join(f"'{name}'" for name, _ in self.inputs)
+            raise error("SHAPE_MISMATCH", what="the arguments of quant_model",
+                        expected=f"{len(self.inputs)} tensor(s) ({names})", got=f"{len(args)} argument(s)")
+        for k, ((name, shape), arg) in enumerate(zip(self.inputs, args)):
+            what = f"argument {k} of quant_model ('{name}')"
+            if not isinstance(arg, torch.Tensor):
+                raise error("SHAPE_MISMATCH", what=what, expected=f"a tensor of shape {_shape_pattern(shape)}",
+                            got=f"a {type(arg).__name__}")
+            got = tuple(arg.shape)
+            if len(got) != len(shape) or got[1:] != shape[1:] or (not shape and got != shape):
+                raise error("SHAPE_MISMATCH", what=what,
+                            expected=f"{_shape_pattern(shape)} as in input_args (any batch size N)",
+                            got=str(got))
+            if self.finite and arg.is_floating_point():
+                count = int((~torch.isfinite(arg)).sum())
+                if count:
+                    raise error("CALIB_DATA_NONFINITE", name=name, count=count)
 
 
 class QuantRuntime:
@@ -40,6 +100,7 @@ class QuantRuntime:
         self.last_inputs: tuple[torch.Tensor, ...] | None = None
         self.last_outputs: dict[str, torch.Tensor] = {}
         self._param_seen: set[str] = set()
+        self.nonfinite: dict[str, int] = {}  # NaN/inf values in the calls an observer skipped
         self._axis_cache: dict[tuple[str, str], torch.Tensor] = {}
 
     # --- hooks called by the converted model -----------------------------------------------
@@ -82,7 +143,12 @@ class QuantRuntime:
         if observer is None:
             observer = self.observers[s.name] = make_observer(s)
         if not (s.is_param and s.name in self._param_seen):
+            skipped = observer.skipped_nonfinite
             observer.observe(x.detach().to("cpu", torch.float32).numpy())
+            if observer.skipped_nonfinite != skipped:  # the observer left x out (NaN/inf)
+                count = int((~torch.isfinite(x)).sum())
+                # a param is the same tensor on every call; activations add up over batches
+                self.nonfinite[s.name] = count if s.is_param else self.nonfinite.get(s.name, 0) + count
             if s.is_param and observer.fix_pos is not None:
                 self._param_seen.add(s.name)
         return observer.fix_pos
@@ -104,11 +170,15 @@ class QuantRuntime:
 
         An activation that was only ever all-zero has no range; any fix position reproduces
         it, so it gets the cap (the most precise allowed one), as the kernels do for params.
+        A tensor whose every observed call held NaN/inf has no usable fix position:
+        CALIB_DATA_NONFINITE names it (see the module docstring).
         """
         result: dict[str, Any] = {}
         for name, s in self.settings.items():
             observer = self.observers.get(name)
             fix_pos = None if observer is None else observer.fix_pos
+            if fix_pos is None and observer is not None and observer.skipped_nonfinite:
+                raise error("CALIB_DATA_NONFINITE", name=name, count=self.nonfinite.get(name, "some"))
             if fix_pos is None and observer is not None and observer.skipped_no_range:
                 fix_pos = s.max_fix_pos
             result[name] = fix_pos

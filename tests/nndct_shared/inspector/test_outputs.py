@@ -8,8 +8,9 @@ import pytest
 from graphs import small_net
 
 from nndct_shared.graph import Graph
-from nndct_shared.inspector import (hardware_aware_adjustments, inspect_graph, render_report,
-                                    run_inspection, screen_summary, to_dot, write_images)
+from nndct_shared.inspector import (hardware_aware_adjustments, hardware_aware_partition,
+                                    inspect_graph, render_report, run_inspection, screen_summary,
+                                    to_dot, write_images)
 from nndct_shared.messages import ArgumentError, reset_warn_once
 
 B4096 = "DPUCZDX8G_ISA1_B4096"
@@ -139,14 +140,73 @@ def test_run_inspection_writes_report_and_notes(tmp_path, caplog):
 
 def test_hardware_aware_adjustments():
     adjustments = hardware_aware_adjustments(small_net(), B4096)
+    # the slope change moves leaky (and the flatten after it) to the DPU, so conv_big, on the
+    # CPU for its 17x17 kernel, keeps its params float but feeds the DPU: its output is a DPU input
     assert [(a.node, a.kind, a.attr, a.old, a.new) for a in adjustments] == [
         ("leaky", "leaky_relu_alpha", "alpha", 0.1, 0.1015625),
-        ("conv_big", "keep_float", "output", None, None),
+        ("conv_big", "keep_float", "weight", None, None),
+        ("conv_big", "keep_float", "bias", None, None),
+        ("conv_big", "dpu_input", "output", None, None),
         ("prob", "keep_float", "output", None, None),
     ]
+    assert adjustments[3].reason == ("it runs on CPU ('kernel'(17 x 17) is not in DPU supported "
+                                     "range([1-16]).) and DPU node 'leaky' reads it")
     g = small_net()
     g.node("conv1").attrs["fix"] = (16, 10)
     g.node("fc").params["weight"].attrs["fix"] = (4, 2)
     bits = [(a.node, a.attr, a.old, a.new) for a in hardware_aware_adjustments(g, B4096)
             if a.kind == "bit_width"]
     assert bits == [("conv1", "output", 16, 8), ("fc", "weight", 4, 8)]
+
+
+def test_hardware_aware_partition_follows_the_adjustments():
+    graph = small_net()
+    devices = {n: a.device for n, a in hardware_aware_partition(graph, B4096).assignments.items()}
+    assert devices == {"input_0": "DPU", "conv1": "DPU", "relu1": "DPU", "conv_big": "CPU",
+                       "leaky": "DPU", "flat": "DPU", "fc": "DPU", "prob": "CPU"}
+    assert graph.node("leaky").attrs["alpha"] == 0.1          # the caller's graph is not changed
+
+
+def test_hardware_aware_scope_is_the_quantized_part():
+    """Nodes outside the model's QuantStub regions run in float: no adjustment, on the CPU."""
+    graph = small_net()
+    quantized = {"input_0", "conv1", "relu1", "conv_big", "leaky", "flat"}
+    result = hardware_aware_partition(graph, B4096, quantized)
+    assert result.assignments["fc"].reason == "Not in quantizable part."
+    assert result.device_of("flat") == "DPU"
+    assert [(a.node, a.kind, a.attr) for a in hardware_aware_adjustments(graph, B4096, quantized)] == [
+        ("leaky", "leaky_relu_alpha", "alpha"),
+        ("conv_big", "keep_float", "weight"),
+        ("conv_big", "keep_float", "bias"),
+        ("conv_big", "dpu_input", "output"),
+    ]
+
+
+def test_leaky_relu_the_target_cannot_run_keeps_its_slope():
+    """DPUCAHX8L has no LeakyReLU at all: changing the slope would not help, so it is kept."""
+    result = hardware_aware_partition(small_net(), "DPUCAHX8L_ISA0")
+    assert result.assignments["leaky"].reason == "DPUCAHX8L_ISA0 does not support leaky_relu."
+    assert result.assignments["leaky"].notes == ()
+    assert inspect_graph(small_net(), "DPUCAHX8L_ISA0").assignments["leaky"].notes == ()
+    kinds = [(a.node, a.kind) for a in hardware_aware_adjustments(small_net(), "DPUCAHX8L_ISA0")]
+    assert ("leaky", "leaky_relu_alpha") not in kinds
+    assert ("leaky", "keep_float") in kinds
+
+
+def test_every_operator_has_a_device_and_a_reason_in_the_report():
+    result = inspect_graph(small_net(), B4096)
+    text = render_report(result)
+    blocks = text.split("=" * 100 + "\nnode name: ")[1:]
+    assert len(blocks) == len(result.assignments)
+    for block, assignment in zip(blocks, result.assignments.values()):
+        lines = block.splitlines()
+        assert lines[0] == assignment.name
+        assert f"assigned device: {assignment.device}" in lines
+        assert assignment.why
+        key = "dpu engine: " if assignment.device == "DPU" else "hardware constraints: "
+        assert key + assignment.why in lines
+    assert result.assignments["conv1"].engine == (
+        "Convolution within the kernel, stride, channel and weight-buffer limits of the conv_engine.")
+    assert result.assignments["relu1"].engine == "Fused into 'conv1' as the nonlinear function of its engine."
+    assert result.assignments["fc"].engine == "Runs as a 1x1 convolution on the conv_engine."
+    assert result.assignments["conv_big"].engine == ""

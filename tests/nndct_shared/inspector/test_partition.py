@@ -191,3 +191,34 @@ def test_one_dimensional_ops_run_on_cpu(op):
     g.add("op", op, ["x"], attrs=attrs, shape=(1, 4, 16))
     assert reason(g, B4096, "op") == (
         CPU, f"DPU does not support {op} (only 2-D convolution and pooling).")
+
+
+def test_quantized_graph_keeps_fused_producers_and_shape_ops_in_the_quantized_part():
+    """An exported graph: the conv's fix sits after its fused relu, flatten has none of its own;
+    both are in the quantized part. A node with no fix of any kind is float."""
+    g = Graph("Exported")
+    g.add("x", "input", shape=(1, 4, 8, 8), attrs={"fix": (8, 6)})
+    conv(g, "conv", "x", 4, 8, 8)
+    g.node("conv").params["weight"].attrs["fix"] = (8, 7)
+    g.add("relu", "relu", ["conv"], shape=(1, 8, 8, 8), attrs={"fix": (8, 4)})
+    g.add("flat", "flatten", ["relu"], attrs={"start_dim": 1, "end_dim": -1}, shape=(1, 512))
+    g.add("fc", "linear", ["flat"], params={"weight": weight("fc.weight", (10, 512))},
+          shape=(1, 10))
+    result = inspect_graph(g, B4096)
+    assert {n: a.device for n, a in result.assignments.items()} == {
+        "x": DPU, "conv": DPU, "relu": DPU, "flat": DPU, "fc": CPU}
+    assert result.assignments["fc"].reason == "Not in quantizable part."
+
+
+def test_float_nodes_run_on_the_cpu():
+    g = small_net()
+    result = inspect_graph(g, B4096, float_nodes=["conv1"])
+    assert result.assignments["conv1"].reason == "Not in quantizable part."
+    assert result.device_of("relu1") == DPU and result.assignments["relu1"].engine == (
+        "A nonlinear function the DPU engines support.")
+
+
+def test_unsupported_activation_is_reported_before_its_slope():
+    g = small_net()
+    assert reason(g, "DPUCAHX8L_ISA0", "leaky") == (CPU, "DPUCAHX8L_ISA0 does not support leaky_relu.")
+    assert reason(g, B4096, "leaky") == (CPU, "Its alpha is 0.1, but DPU only supports 0.1015625.")

@@ -52,3 +52,54 @@ def test_toy_ffn_script_calls(tmp_path, monkeypatch):
     (out / "FFN_int.xmodel").unlink()
     dump_xmodel("quantize_result")
     assert (out / "FFN_int.xmodel").is_file()
+
+
+def test_toy_ffn_fast_finetune_branch(tmp_path, monkeypatch):
+    """The script's `--fast_finetune` branch: a DataLoader of dict batches, an eval-loss function
+    with a loss module as run_fn, then load_ft_param() in test mode."""
+    from torch.utils.data import DataLoader, Dataset
+
+    class Pairs(Dataset):
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return {"features": self.x[i], "targets": self.y[i]}
+
+    def eval_loss(model, valid_loader, loss_fn):  # the script's run_fn, as written there
+        model.eval()
+        epoch_loss = 0
+        for batch in valid_loader:
+            epoch_loss += loss_fn(model(batch["features"]), batch["targets"]).item()
+        return epoch_loss / len(valid_loader)
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    model = FFN(2).eval()
+    x = torch.randn(512, 2)
+    y = (x[:, :1] * 0.7 - x[:, 1:] * 0.2).relu()
+    ft_loader = DataLoader(Pairs(x, y), batch_size=64)
+    quantizer = torch_quantizer("calib", module=deepcopy(model), input_args=torch.randn([64, 2]), bitwidth=8,
+                                mix_bit=False, qat_proc=False, device=torch.device("cpu"))
+    results = quantizer.fast_finetune(eval_loss, (quantizer.quant_model, ft_loader, nn.MSELoss()))
+    assert [r.node.rsplit("/", 1)[-1] for r in results] == ["l1", "l2", "l3"]
+    quantizer.export_quant_config()
+    assert (tmp_path / "quantize_result" / "param.pth").is_file()
+    tester = torch_quantizer("test", module=deepcopy(model), input_args=torch.randn([1, 2]), bitwidth=8,
+                             mix_bit=False, qat_proc=False, device=torch.device("cpu"))
+    tester.load_ft_param()
+    tuned = {name: value for name, value in quantizer.quant_model.state_dict().items()}
+    for name, value in tester.quant_model.state_dict().items():
+        assert torch.equal(value, tuned[name]), name  # the finetuned weights, not the float ones
+    from pytorch_nndct.optim.layer_data import weighted_modules
+
+    moved = [m.node_name for m in weighted_modules(tester.quant_model)
+             if not torch.equal(m.weight, getattr(model, m.node_name.rsplit("/", 1)[-1]).weight)]
+    assert moved  # finetuning changed at least one layer's weights
+    with torch.no_grad():
+        tester.quant_model(x[:1])
+    tester.export_xmodel(deploy_check=True)
+    assert (tmp_path / "quantize_result" / "FFN_int.xmodel").is_file()

@@ -14,7 +14,7 @@ from nndct_shared.messages import MissingFileError
 from pytorch_nndct.apis import torch_quantizer
 from pytorch_nndct.optim import BIAS_CORR_FILE, correct_bias, equalize_quantizer, find_cle_pairs
 from pytorch_nndct.optim.layer_data import fixed_runtime, record_inputs, run_with, weighted_modules
-from pytorch_nndct.optim.bias_correction import mean_output_error
+from pytorch_nndct.optim.bias_correction import mean_output_error, save_bias_corr
 
 CPU = torch.device("cpu")
 
@@ -94,6 +94,8 @@ def test_bias_correction_zeroes_mean_output_error(ds_model, digits, tmp_path):
                         quant_config_file=_config(tmp_path, cle=False, bias_corr=False))
     batches = record_inputs(q.quant_model, _run, (q.quant_model, digits[0][:300]), max_samples=300)
     results = correct_bias(q, batches)
+    assert not (tmp_path / BIAS_CORR_FILE).exists()  # correct_bias only computes; saving is separate
+    save_bias_corr(q, results)
     assert [r.node.rsplit("/", 1)[-1] for r in results] == ["c1", "dw", "pw", "fc"]
     for r in results:
         print(r.node, np.abs(r.error_before).max(), np.abs(r.error_after).max())
@@ -156,3 +158,29 @@ def test_steps_off_in_the_config_write_no_bias_file(ds_model, digits, tmp_path):
     _run(q.quant_model, digits[0][:100])
     q.export_quant_config()
     assert not (tmp_path / BIAS_CORR_FILE).exists()
+
+
+def test_quant_info_and_bias_file_are_written_together(ds_model, digits, tmp_path, monkeypatch):
+    """A failure while the second of the two files is staged leaves neither written."""
+    from nndct_shared import atomic_io
+    from nndct_shared.messages import OutputDirError
+
+    q = torch_quantizer("calib", ds_model, digits[0][:100], output_dir=str(tmp_path), device=CPU)
+    _run(q.quant_model, digits[0][:100])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    real, calls = atomic_io.os.fsync, []
+
+    def full_disk_on_second(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(atomic_io.os, "fsync", full_disk_on_second)
+    with pytest.raises(OutputDirError) as info:
+        q.export_quant_config()
+    assert info.value.msg_id == "QUANTIZER_TORCH_OUTPUT_DIR" and len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no quant_info.json, no bias_corr.pth
+    monkeypatch.setattr(atomic_io.os, "fsync", real)
+    q.export_quant_config()
+    assert {"quant_info.json", BIAS_CORR_FILE} <= {p.name for p in tmp_path.iterdir()}

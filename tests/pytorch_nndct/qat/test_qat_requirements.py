@@ -86,3 +86,45 @@ def test_guide_import_path_and_arguments():
         QatProcessor(qat_models.ResNetlet().eval(), (X,), mix_bit=True, device="cpu")
     with pytest.raises(ModelTypeError):
         QatProcessor(qat_models.ResNetlet, (X,), device="cpu")
+
+
+class _Arith(torch.nn.Module):
+    """quant -> conv -> <op>(x, x) -> dequant, with the operation given as a function."""
+
+    def __init__(self, op, after_dequant: bool = False):
+        super().__init__()
+        from pytorch_nndct.nn import DeQuantStub, QuantStub
+
+        self.quant, self.dequant = QuantStub(), DeQuantStub()
+        self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+        self.op, self.after = op, after_dequant
+
+    def forward(self, x):
+        x = self.conv(self.quant(x))
+        if self.after:
+            x = self.dequant(x)
+            return self.op(x, x)
+        return self.dequant(self.op(x, x))
+
+
+@pytest.mark.parametrize("op, label", [
+    (lambda a, b: a + b, "+"),
+    (lambda a, b: a - b, "-"),
+    (torch.add, "torch.add"),
+    (torch.sub, "torch.sub"),
+    (lambda a, b: a.add(b), "Tensor.add"),
+])
+def test_every_arithmetic_of_the_guides_table_needs_its_functional_module(op, label):
+    with pytest.raises(ModelTypeError) as info:
+        QatProcessor(_Arith(op).eval(), (X,), device="cpu")
+    assert info.value.msg_id == "QUANTIZER_TORCH_NOT_A_MODULE"
+    assert info.value.fields["op"] == label
+    assert "test_qat_requirements.py" in info.value.fields["source"]
+
+
+def test_functional_modules_and_float_arithmetic_are_accepted():
+    from pytorch_nndct.nn.modules import functional
+
+    for model in (_Arith(functional.Add()), _Arith(functional.Sub()), _Arith(lambda a, b: a + b, True)):
+        processor = QatProcessor(model.eval(), (X,), device="cpu")
+        assert processor.trainable_model()(X).shape == (2, 2, 8, 8)
