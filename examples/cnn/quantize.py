@@ -4,6 +4,10 @@
     python quantize.py --quant_mode calib --subset_len 500
     python quantize.py --quant_mode test
     python quantize.py --quant_mode test --subset_len 1 --batch_size 1 --deploy
+
+Options as in the guide's example: `--fast_finetune` (calib: AdaQuant on the calibration subset,
+test: load its parameters), `--config_file` (a JSON quantization config), `--target` (a DPU name
+for hardware-aware quantization, e.g. DPUCZDX8G_ISA1_B4096), `--bitwidth`.
 """
 from __future__ import annotations
 
@@ -35,6 +39,10 @@ def main() -> None:
     parser.add_argument("--deploy", action="store_true")
     parser.add_argument("--output_dir", default="quantize_result")
     parser.add_argument("--checkpoint", default=str(HERE / "checkpoints" / "digits_net.pth"))
+    parser.add_argument("--fast_finetune", action="store_true")
+    parser.add_argument("--config_file", default=None)
+    parser.add_argument("--target", default=None)
+    parser.add_argument("--bitwidth", type=int, default=8)
     args = parser.parse_args()
     if args.deploy and (args.quant_mode != "test" or args.batch_size != 1 or args.subset_len != 1):
         parser.error("--deploy needs --quant_mode test --batch_size 1 --subset_len 1")
@@ -49,8 +57,13 @@ def main() -> None:
     else:
         rand_input = torch.randn([args.batch_size, 1, 8, 8])
         quantizer = torch_quantizer(args.quant_mode, model, (rand_input), output_dir=args.output_dir,
-                                    device=torch.device("cpu"))
+                                    bitwidth=args.bitwidth, device=torch.device("cpu"),
+                                    quant_config_file=args.config_file, target=args.target)
         quant_model = quantizer.quant_model
+        if args.fast_finetune and args.quant_mode == "calib":
+            quantizer.fast_finetune(evaluate, (quant_model, x, y, args.batch_size))
+        elif args.fast_finetune:
+            quantizer.load_ft_param()
     print(f"accuracy ({args.quant_mode}): {evaluate(quant_model, x, y, args.batch_size):.2f}%")
     if args.quant_mode == "calib":
         quantizer.export_quant_config()
