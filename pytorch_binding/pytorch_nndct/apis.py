@@ -3,8 +3,9 @@
 `torch_quantizer(quant_mode, module, ..., lstm=True)` quantizes every `nn.LSTM` of a model to
 16- or 8-bit fixed point, bit-exact with the Vitis AI RNN quantizer. With `lstm=False` (the
 default) the CNN flow captures the whole model (torch.fx) and quantizes it to power-of-two fixed
-point for DPU-style hardware (`qproc/cnn.py`). QAT, fast finetuning and the Inspector are not
-implemented yet: they raise NotImplementedError naming what is missing.
+point for DPU-style hardware (`qproc/cnn.py`), with cross-layer equalization, bias correction,
+fast finetuning and hardware-aware quantization (`target=`). `Inspector` assigns a float model's
+ops to a DPU target or the CPU; QAT is `pytorch_nndct.QatProcessor`.
 """
 from __future__ import annotations
 

@@ -190,6 +190,21 @@ def adaptive_avg_pool(x: np.ndarray, output_size: Sequence[int]) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def adaptive_max_pool(x: np.ndarray, output_size: Sequence[int]) -> np.ndarray:
+    """torch adaptive_max_pool{1,2}d: window i is [floor(i*L/out), ceil((i+1)*L/out))."""
+    x = np.asarray(x, np.float64)
+    out = x
+    for i, osz in enumerate(output_size):
+        axis = 2 + i
+        size = x.shape[axis]
+        lo = [(j * size) // osz for j in range(osz)]
+        hi = [-(-((j + 1) * size) // osz) for j in range(osz)]
+        out = np.concatenate(
+            [np.max(np.take(out, np.arange(a, b), axis=axis), axis=axis, keepdims=True)
+             for a, b in zip(lo, hi)], axis=axis)
+    return f32(out)
+
+
 def linear(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     """x @ w.T + bias over the last dim (w `[out, in]`)."""
     out = np.asarray(x, np.float64) @ np.asarray(w, np.float64).T

@@ -11,7 +11,7 @@ Why QDQ: any ONNX runtime can run it, and the quantization stays visible as data
 - ops: Gemm (linear, transB=1) or MatMul+Add for rank > 2, Conv, ConvTranspose, Mul+Add
   (scale), Relu, Clip (relu6), LeakyRelu, Sigmoid, Tanh, hardswish as x * Clip(x + 3, 0, 6) / 6
   (torch's formula, so it rounds like the model), MaxPool, AveragePool (adaptive pools when the
-  input divides into the output, GlobalAveragePool for output 1), a Mul by the node's
+  input divides into the output, GlobalAveragePool / GlobalMaxPool for output 1), a Mul by the node's
   `dpu_scale`, Add/Sub/Mul, Concat, Reshape (flatten/reshape), ReduceMean, Softmax.
   `custom` nodes and non-divisible adaptive pools raise EXPORT_UNSUPPORTED (a
   NotImplementedError) naming the node.
@@ -205,6 +205,16 @@ class _Builder:
                 kernel = [s // o for s, o in zip(size, out)]
                 y = self.add("AveragePool", [x], n, kernel_shape=kernel, strides=kernel)
             return self._avg_scaled(node, y)
+        if op in ("adaptive_max_pool1d", "adaptive_max_pool2d"):
+            size = self.shape(node.inputs[0])[2:]
+            out = [int(v) for v in a["output_size"]]
+            if any(s % o for s, o in zip(size, out)):
+                raise _Unsupported(f"adaptive max pool from {list(size)} to {out} has "
+                                   "windows of different sizes (no MaxPool form)")
+            if all(o == 1 for o in out):
+                return self.add("GlobalMaxPool", [x], n)
+            kernel = [s // o for s, o in zip(size, out)]
+            return self.add("MaxPool", [x], n, kernel_shape=kernel, strides=kernel)
         if op in ("add", "sub", "mul"):
             operands = list(xs)
             if "other" in node.params:

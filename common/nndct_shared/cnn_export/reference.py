@@ -97,6 +97,8 @@ def run_node(node: Node, xs: list[np.ndarray], out_shape: tuple[int, ...] | None
                                            bool(a["ceil_mode"]), bool(a["count_include_pad"])))
     if op in ("adaptive_avg_pool1d", "adaptive_avg_pool2d"):
         return _avg_scale(node, K.adaptive_avg_pool(x, a["output_size"]))
+    if op in ("adaptive_max_pool1d", "adaptive_max_pool2d"):
+        return K.adaptive_max_pool(x, a["output_size"])
     if op in ("add", "sub", "mul"):
         p, q = (np.asarray(v, np.float64) for v in _binary(node, xs))
         fn = {"add": np.add, "sub": np.subtract, "mul": np.multiply}[op]

@@ -19,10 +19,12 @@ from ..messages import error
 __all__ = ["validate_cnn_graph", "fix_of", "input_fix_of", "tensor_shape"]
 
 _SPATIAL = {"conv1d": 1, "conv2d": 2, "conv_transpose2d": 2, "max_pool1d": 1, "max_pool2d": 2,
-            "avg_pool1d": 1, "avg_pool2d": 2, "adaptive_avg_pool1d": 1, "adaptive_avg_pool2d": 2}
+            "avg_pool1d": 1, "avg_pool2d": 2, "adaptive_avg_pool1d": 1, "adaptive_avg_pool2d": 2,
+            "adaptive_max_pool1d": 1, "adaptive_max_pool2d": 2}
 _UNARY = {"relu", "relu6", "leaky_relu", "sigmoid", "tanh", "hardswish", "scale", "linear",
           "conv1d", "conv2d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
-          "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "flatten", "reshape",
+          "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
+          "adaptive_max_pool2d", "flatten", "reshape",
           "mean", "softmax"}
 _BINARY = {"add", "sub", "mul"}
 
@@ -220,7 +222,8 @@ def _check_op_attrs(graph: Graph, node: Node) -> None:
         padding = _int_tuple(node, "padding", nsp, 0)
         if any(2 * p > k for p, k in zip(padding, kernel)):
             raise _Invalid(f"padding {list(padding)} exceeds half the kernel {list(kernel)}")
-    elif op in ("adaptive_avg_pool1d", "adaptive_avg_pool2d"):
+    elif op in ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
+                "adaptive_max_pool2d"):
         _int_tuple(node, "output_size", _SPATIAL[op], 1)
     elif op == "scale":
         if node.attrs["axis"] not in (1, 1 - rank):

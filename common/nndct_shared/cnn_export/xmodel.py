@@ -16,6 +16,8 @@ xmodel-format.md §2):
 - average pools are `<op>_i0` (avgpool2d, or an `aten::` custom op for 1-D / non-divisible
   adaptive pools) times the float32 const `<op>_i1` (the node's `dpu_scale`, else 1.0) as `mul`
   `<op>`; `mean` with a `dpu_scale` is written the same way with `reduction_mean`;
+- adaptive max pools are plain maxpool2d / maxpool1d (kernel = stride = input / output) when
+  the input divides into the output; otherwise EXPORT_UNSUPPORTED;
 - graph attr `return_ops` lists the value ops (fix ops where quantized) of the graph outputs.
 """
 from __future__ import annotations
@@ -269,6 +271,26 @@ class _Builder:
         core = self._pool_core(node, "aten::adaptive_avg_pool1d", xs,
                                {"output_size": [int(node.attrs["output_size"][0])]})
         return self._scaled(node, core)
+
+    def _adaptive_max_window(self, node: Node) -> tuple[list[int], list[int]]:
+        """(input size, kernel) of an adaptive max pool with uniform windows, torch order."""
+        size = [int(s) for s in self.shape(node.inputs[0])[2:]]
+        out = [int(o) for o in node.attrs["output_size"]]
+        if any(s % o for s, o in zip(size, out)):
+            raise _Unsupported(f"adaptive max pool from {size} to {out} has windows of different "
+                               "sizes (no maxpool form)")
+        return size, [s // o for s, o in zip(size, out)]
+
+    def _adaptive_max_pool2d(self, node: Node, xs: list[str]) -> str:
+        _, (kh, kw) = self._adaptive_max_window(node)
+        attrs = {"kernel": [kw, kh], "stride": [kw, kh], "pad_mode": "FLOOR", "pad": [0, 0, 0, 0],
+                 "global": tuple(node.attrs["output_size"]) == (1, 1)}
+        return self.emit(node, "maxpool2d", {"input": xs}, attrs)
+
+    def _adaptive_max_pool1d(self, node: Node, xs: list[str]) -> str:
+        _, (k,) = self._adaptive_max_window(node)
+        attrs = {"kernel": [k], "stride": [k], "pad_mode": "FLOOR", "pad": [0, 0], "global": False}
+        return self.emit(node, "maxpool1d", {"input": xs}, attrs)
 
     def _binary(self, node: Node, xs: list[str]) -> str:
         out_rank = len(self.shape(node.outputs[0]))

@@ -70,6 +70,8 @@ CNN_OPS: dict[str, CnnOp] = {op.name: op for op in (
     CnnOp("avg_pool2d", _POOL_ATTRS + ("count_include_pad",)),
     CnnOp("adaptive_avg_pool1d", ("output_size",)),
     CnnOp("adaptive_avg_pool2d", ("output_size",)),
+    CnnOp("adaptive_max_pool1d", ("output_size",)),   # return_indices=False only
+    CnnOp("adaptive_max_pool2d", ("output_size",)),
     CnnOp("add", ("other_index",), optional_params=("other",)),   # other_index only with `other`
     CnnOp("sub", ("other_index",), optional_params=("other",)),
     CnnOp("mul", ("other_index",), optional_params=("other",)),

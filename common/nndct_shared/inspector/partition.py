@@ -42,7 +42,7 @@ CPU = "CPU"
 _CPU_ONLY = ("sigmoid", "tanh", "sub")                   # reference: DPU has no such engine
 _ACTIVATIONS = {"relu": "relu", "relu6": "relu6", "leaky_relu": "leaky_relu",
                 "hardswish": "hswish"}
-_1D_OPS = ("conv1d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d")
+_1D_OPS = ("conv1d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d", "adaptive_max_pool1d")
 
 
 @dataclass(frozen=True)
@@ -277,13 +277,13 @@ def _rule_conv_transpose2d(graph: Graph, node: Node, t: DpuTarget) -> str:
 
 
 def _rule_pool(graph: Graph, node: Node, t: DpuTarget) -> str:
-    kind = "max" if node.op_type.startswith("max") else "avg"
+    kind = "max" if node.op_type.startswith(("max", "adaptive_max")) else "avg"
     in_shape, out_shape = _in_shape(graph, node), _out_shape(graph, node)
-    if node.op_type == "adaptive_avg_pool2d":
+    if node.op_type in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
         if in_shape is None or out_shape is None or len(in_shape) != 4:
             return ""          # shapes unknown: kernel/stride cannot be derived, not enforced
         if any(i % o for i, o in zip(in_shape[2:], out_shape[2:])):
-            return (f"DPU only supports adaptive_avg_pool2d whose input size {list(in_shape[2:])} "
+            return (f"DPU only supports {node.op_type} whose input size {list(in_shape[2:])} "
                     f"is a multiple of its output size {list(out_shape[2:])}.")
         stride = tuple(i // o for i, o in zip(in_shape[2:], out_shape[2:]))
         kernel, padding = stride, (0, 0)
@@ -381,6 +381,7 @@ _RULES = {
     "max_pool2d": _rule_pool,
     "avg_pool2d": _rule_pool,
     "adaptive_avg_pool2d": _rule_pool,
+    "adaptive_max_pool2d": _rule_pool,
     "add": _rule_eltwise,
     "mul": _rule_eltwise,
     "mean": _rule_mean,
@@ -598,8 +599,8 @@ def _engine(graph: Graph, node: Node, t: DpuTarget, device: dict[str, str]) -> s
     if op == "scale":
         return ("Standalone BatchNorm, runs as a 1x1 depthwise convolution on the "
                 f"{_engine_of_kind(t, 'dw')}.")
-    if op in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "mean"):
-        kind = "max" if op.startswith("max") else "avg"
+    if op in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "mean"):
+        kind = "max" if op.startswith(("max", "adaptive_max")) else "avg"
         what = "Global average pooling" if op == "mean" else "Pooling"
         return f"{what} within the kernel and stride limits of the {_engine_of_kind(t, kind)}."
     if op in ("add", "mul"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from .cnn_modules import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
     Add,
     AvgPool1d,
     AvgPool2d,
@@ -35,7 +37,7 @@ from .cnn_modules import (
 from .stubs import DeQuantStub, QuantStub
 
 __all__ = [
-    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Add", "AvgPool1d", "AvgPool2d", "Cat", "Conv1d",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "Cat", "Conv1d",
     "Conv2d", "ConvTranspose2d", "Custom", "DeQuantStub", "Flatten", "Hardswish", "Input",
     "LeakyReLU", "Linear", "MaxPool1d", "MaxPool2d", "Mean", "Mul", "NodeModule", "QuantStub",
     "ReLU", "ReLU6", "Reshape", "Scale", "Sigmoid", "Softmax", "Sub", "Tanh",

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Add", "AvgPool1d", "AvgPool2d", "Cat", "Conv1d",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "Cat", "Conv1d",
     "Conv2d", "ConvTranspose2d", "Custom", "Flatten", "Hardswish", "Input", "LeakyReLU", "Linear",
     "MaxPool1d", "MaxPool2d", "Mean", "Mul", "NodeModule", "ReLU", "ReLU6", "Reshape", "Scale",
     "Sigmoid", "Softmax", "Sub", "Tanh",
@@ -202,6 +202,24 @@ class AdaptiveAvgPool2d(NodeModule):
 
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.adaptive_avg_pool2d(x, self.output_size)
+
+
+class AdaptiveMaxPool1d(NodeModule):
+    def __init__(self, output_size: tuple[int]) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_max_pool1d(x, self.output_size)
+
+
+class AdaptiveMaxPool2d(NodeModule):
+    def __init__(self, output_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_max_pool2d(x, self.output_size)
 
 
 class _Binary(NodeModule):

@@ -45,7 +45,8 @@ __all__ = ["CLE_WEIGHTED", "CLE_TRANSPARENT", "ClePair", "equalize_graph", "equa
 CLE_WEIGHTED = frozenset({"conv1d", "conv2d", "linear"})
 #: Ops allowed between the two sides: they commute with a positive per-channel scale.
 CLE_TRANSPARENT = frozenset({"relu", "leaky_relu", "max_pool1d", "max_pool2d", "avg_pool1d",
-                             "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d"})
+                             "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+                             "adaptive_max_pool1d", "adaptive_max_pool2d"})
 
 
 @dataclass(frozen=True)

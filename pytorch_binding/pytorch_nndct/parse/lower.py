@@ -105,7 +105,11 @@ _SHAPE_METHODS = ("size", "dim")
 _POOL_FUNCS: dict[Any, str] = {
     F.max_pool1d: "max_pool1d", F.max_pool2d: "max_pool2d", F.avg_pool1d: "avg_pool1d",
     F.avg_pool2d: "avg_pool2d", F.adaptive_avg_pool1d: "adaptive_avg_pool1d",
-    F.adaptive_avg_pool2d: "adaptive_avg_pool2d",
+    F.adaptive_avg_pool2d: "adaptive_avg_pool2d", F.adaptive_max_pool1d: "adaptive_max_pool1d",
+    F.adaptive_max_pool2d: "adaptive_max_pool2d",
+    # return_indices=True traces to the *_with_indices functions; captured only to name the reason
+    F.adaptive_max_pool1d_with_indices: "adaptive_max_pool1d",
+    F.adaptive_max_pool2d_with_indices: "adaptive_max_pool2d",
 }
 _FOLDABLE = {"conv1d": 0, "conv2d": 0, "linear": 0, "conv_transpose2d": 1}
 
@@ -268,6 +272,11 @@ class _Lowering:
         elif isinstance(module, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
             op = "adaptive_avg_pool1d" if isinstance(module, nn.AdaptiveAvgPool1d) else "adaptive_avg_pool2d"
             self._adaptive(fx_node, op, x, module.output_size, kw)
+        elif isinstance(module, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
+            op = "adaptive_max_pool1d" if isinstance(module, nn.AdaptiveMaxPool1d) else "adaptive_max_pool2d"
+            if module.return_indices:
+                raise self._fail(fx_node, op, "return_indices=True")
+            self._adaptive(fx_node, op, x, module.output_size, kw)
         elif isinstance(module, nn.Flatten):
             self._flatten(fx_node, x, module.start_dim, module.end_dim, kw)
         elif isinstance(module, nn.Softmax):
@@ -315,6 +324,8 @@ class _Lowering:
             x = self._tensor(fx_node, kwargs.pop("input"))
             op = _POOL_FUNCS[target]
             if op.startswith("adaptive"):
+                if self._const(kwargs.get("return_indices", False)):
+                    raise self._fail(fx_node, op, "return_indices=True")
                 self._adaptive(fx_node, op, x, self._const(kwargs["output_size"]), {})
             else:
                 self._pool(fx_node, op, x, {k: self._const(v) for k, v in kwargs.items()}, {})

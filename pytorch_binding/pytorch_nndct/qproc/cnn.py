@@ -3,7 +3,8 @@
 The reference flow: the float model is captured (torch.fx) into the neutral graph, written as
 `<Model>.py` to output_dir and loaded back as `quant_model`. In calib mode, forwarding
 `quant_model` calibrates every tensor the fix plan quantizes and `export_quant_config()` writes
-quant_info.json; in test mode quant_info.json is read back, the model runs fake-quantized, and
+quant_info.json (with bias_corr.pth when bias correction is on; cross-layer equalization runs on
+the captured graph in both modes, see `optim/ptq_steps.py`); in test mode quant_info.json is read back, the model runs fake-quantized, and
 the exports (xmodel with deploy-check dumps, ONNX, TorchScript) are written from one forward.
 """
 from __future__ import annotations

@@ -28,7 +28,8 @@ _CLASSES = {
     "leaky_relu": "LeakyReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "hardswish": "Hardswish",
     "max_pool1d": "MaxPool1d", "max_pool2d": "MaxPool2d", "avg_pool1d": "AvgPool1d",
     "avg_pool2d": "AvgPool2d", "adaptive_avg_pool1d": "AdaptiveAvgPool1d",
-    "adaptive_avg_pool2d": "AdaptiveAvgPool2d", "add": "Add", "sub": "Sub", "mul": "Mul",
+    "adaptive_avg_pool2d": "AdaptiveAvgPool2d", "adaptive_max_pool1d": "AdaptiveMaxPool1d",
+    "adaptive_max_pool2d": "AdaptiveMaxPool2d", "add": "Add", "sub": "Sub", "mul": "Mul",
     "concat": "Cat", "flatten": "Flatten", "reshape": "Reshape", "mean": "Mean",
     "softmax": "Softmax", "custom": "Custom",
 }
@@ -61,7 +62,7 @@ def module_args(graph: Graph, node: Node) -> dict[str, Any]:
     if op in ("avg_pool1d", "avg_pool2d"):
         return {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
                 "ceil_mode": a["ceil_mode"], "count_include_pad": a["count_include_pad"]}
-    if op.startswith("adaptive_avg_pool"):
+    if op.startswith(("adaptive_avg_pool", "adaptive_max_pool")):
         return {"output_size": a["output_size"]}
     if op in ("add", "sub", "mul"):
         if "other" in p:

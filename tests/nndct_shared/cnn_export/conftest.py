@@ -174,6 +174,22 @@ def conv1d_net(digits: np.ndarray) -> Graph:
     return quantize(b.graph, digits[:100, 0])
 
 
+def adaptive_max_net(digits: np.ndarray, hw: int) -> Graph:
+    """conv -> adaptive_max_pool2d (2, 2) -> flatten -> adaptive_max_pool1d (2,) on the top-left
+    hw x hw of the digits (4: uniform windows; 5: windows of different sizes)."""
+    b = NetBuilder("AMax", (1, 1, hw, hw), seed=5)
+    c = b.conv2d("input_0", 3)
+    p = b.add("adaptive_max_pool2d", [c], dict(output_size=(2, 2)))
+    f = b.add("flatten", [p], dict(start_dim=2, end_dim=3))            # [1, 3, 4]
+    b.add("adaptive_max_pool1d", [f], dict(output_size=(2,)))
+    return quantize(b.graph, digits[:100, :, :hw, :hw])
+
+
+@pytest.fixture(scope="session")
+def adaptive_max_graphs(digits) -> dict[int, Graph]:
+    return {hw: adaptive_max_net(digits, hw) for hw in (4, 5)}
+
+
 @pytest.fixture(scope="session")
 def lenet_graph(digits) -> Graph:
     return lenet(digits)

@@ -80,3 +80,13 @@ def test_unsupported_nodes_are_named(conv1d_graph) -> None:
     with pytest.raises(UnsupportedOpError, match="ONNX export cannot write node "
                        "'Seq::adaptive_avg_pool1d_5' \\(adaptive_avg_pool1d\\)"):
         build_onnx_model(conv1d_graph)
+
+
+def test_adaptive_max_pools_as_maxpool(adaptive_max_graphs, digits) -> None:
+    graph = adaptive_max_graphs[4]
+    ops = [n.op_type for n in build_onnx_model(graph).graph.node]
+    assert ops.count("MaxPool") == 2
+    _check(graph, digits[300:332, :, :4, :4])
+    with pytest.raises(UnsupportedOpError, match="'AMax::adaptive_max_pool2d_2' "
+                       "\\(adaptive_max_pool2d\\)"):
+        build_onnx_model(adaptive_max_graphs[5])

@@ -73,6 +73,10 @@ def test_pools_1d_and_adaptive() -> None:
     x2 = _grid(np.random.default_rng(5), (2, 3, 7, 9))
     np.testing.assert_array_equal(K.adaptive_avg_pool(x2, (3, 4)),
                                   F.adaptive_avg_pool2d(_t(x2), (3, 4)).numpy())
+    np.testing.assert_array_equal(K.adaptive_max_pool(x, (4,)),
+                                  F.adaptive_max_pool1d(_t(x), 4).numpy())
+    np.testing.assert_array_equal(K.adaptive_max_pool(x2, (3, 4)),
+                                  F.adaptive_max_pool2d(_t(x2), (3, 4)).numpy())
 
 
 def test_elementwise() -> None:

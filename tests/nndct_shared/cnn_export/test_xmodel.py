@@ -163,3 +163,31 @@ def test_custom_op_is_an_xir_custom_op(tmp_path) -> None:
     got = evaluate_xmodel(path, {"x": data}, custom_ops={
         "my::clip_shift": lambda xs, a: impl(xs, a)})
     np.testing.assert_array_equal(from_xir(got["y_fix"]), ref["y"])
+
+
+def test_adaptive_max_pools_are_maxpools_and_compute_the_reference(adaptive_max_graphs, digits,
+                                                                    tmp_path) -> None:
+    graph = adaptive_max_graphs[4]
+    path = write_cnn_xmodel(graph, tmp_path / "amax.xmodel")
+    x = read_xmodel(path)
+    p2, p1 = (x.op(to_op_name(f"AMax::{op}")) for op in ("adaptive_max_pool2d_2",
+                                                           "adaptive_max_pool1d_4"))
+    assert (p2.type, p2.attrs["kernel"], p2.attrs["stride"], p2.attrs["pad"]) == (
+        "maxpool2d", [2, 2], [2, 2], [0, 0, 0, 0])
+    assert (p1.type, p1.attrs["kernel"], p1.attrs["stride"]) == ("maxpool1d", [2], [2])
+    assert not x.ops_of_type("mul")                   # no dpu_scale on max pooling
+    for image in digits[300:306, :, :4, :4]:
+        ref = run_reference(graph, {"input_0": image[None]})
+        got = evaluate_xmodel(path, {"input_0": image[None]})
+        for node in graph.nodes:
+            np.testing.assert_array_equal(from_xir(got[_value_op(node)]), ref[node.outputs[0]],
+                                          err_msg=node.name)
+
+
+def test_non_divisible_adaptive_max_pool_is_unsupported(adaptive_max_graphs) -> None:
+    graph = adaptive_max_graphs[5]
+    with pytest.raises(UnsupportedOpError, match="xmodel export cannot write node "
+                       "'AMax::adaptive_max_pool2d_2' \\(adaptive_max_pool2d\\).*"
+                       "adaptive max pool from \\[5, 5\\] to \\[2, 2\\]") as info:
+        build_cnn_xgraph(graph)
+    assert info.value.msg_id == "QUANTIZER_TORCH_EXPORT_UNSUPPORTED"

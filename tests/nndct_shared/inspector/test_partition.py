@@ -132,6 +132,20 @@ def test_pooling_eltwise_concat_and_rank_limits():
     assert l["mp"] == (CPU, "'kernel'(4 x 2) is not in DPU supported range([2,3,5,7,8]).")
 
 
+def test_adaptive_max_pool2d_is_a_max_pool_with_uniform_windows():
+    g = Graph("AMax")
+    g.add("x", "input", shape=(1, 16, 8, 8))
+    g.add("amp", "adaptive_max_pool2d", ["x"], attrs={"output_size": (2, 2)}, shape=(1, 16, 2, 2))
+    g.add("odd", "adaptive_max_pool2d", ["x"], attrs={"output_size": (3, 3)}, shape=(1, 16, 3, 3))
+    b = {n: (a.device, a.reason) for n, a in inspect_graph(g, B4096).assignments.items()}
+    assert b["amp"] == (DPU, "")
+    assert b["odd"] == (CPU, "DPU only supports adaptive_max_pool2d whose input size [8, 8] is a "
+                        "multiple of its output size [3, 3].")
+    # the max-pool limits apply: kernel 4 x 4 is outside DPUCAHX8L's max kernel range
+    l = {n: (a.device, a.reason) for n, a in inspect_graph(g, "DPUCAHX8L_ISA0").assignments.items()}
+    assert l["amp"] == (CPU, "'kernel'(4 x 4) is not in DPU supported range([2,3,5,7,8]).")
+
+
 def test_concat_of_cpu_inputs_and_reshape_batch_change():
     g = Graph("Cat")
     g.add("x", "input", shape=(2, 4, 2, 2))

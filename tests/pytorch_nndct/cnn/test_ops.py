@@ -92,3 +92,103 @@ def test_all_ops_quantize_and_export(all_ops, tmp_path):
     assert quantizer.export_onnx_model(str(tmp_path)).stat().st_size > 0
     scripted = torch.jit.load(str(quantizer.export_torch_script(str(tmp_path))))
     assert torch.equal(scripted(x[:3]), quantizer.quant_model(x[:3]))
+
+
+# --- adaptive max pooling ----------------------------------------------------------------------
+
+
+class AdaptiveMax(nn.Module):
+    """nn.AdaptiveMaxPool2d((2, 2)), then F.adaptive_max_pool1d over the flattened map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveMaxPool2d((2, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_max_pool1d(self.pool(x).flatten(2), 2)   # C x 4 -> C x 2
+
+
+def _np_fix(x, fix):
+    import numpy as np
+    from reference import np_fix
+    return torch.from_numpy(np_fix(np.asarray(x), fix[0], fix[1], "half_up"))
+
+
+@pytest.mark.parametrize("hw", [4, 5])
+def test_adaptive_max_pool_quantizes_and_exports(hw, tmp_path):
+    import json
+
+    import numpy as np
+
+    from nndct_shared.cnn_export import evaluate_xmodel
+    from nndct_shared.graph import to_op_name
+    from nndct_shared.messages import NndctError
+    from nndct_shared.xmodel import read_xmodel
+
+    torch.manual_seed(2)
+    model = AdaptiveMax().eval()
+    x = torch.randn(32, 3, hw, hw)
+    calibrate(model, x, tmp_path, batch=16)
+    quantizer = test_quantizer(model, x, tmp_path)
+    ops = [n.op_type for n in quantizer.graph]
+    assert ops == ["input", "adaptive_max_pool2d", "flatten", "adaptive_max_pool1d"]
+    assert [n.attrs.get("output_size") for n in quantizer.graph][1::2] == [(2, 2), (2,)]
+    # test mode equals an independent computation: fix the input, max over torch's windows
+    # [floor(i*L/out), ceil((i+1)*L/out)) by hand, fix the pool outputs
+    info = json.loads((tmp_path / "quant_info.json").read_text())["output"]
+    names = [n.name for n in quantizer.graph]
+    assert list(info) == [names[0], names[1], names[3]]
+    fin, fp2, fp1 = (info[n] for n in (names[0], names[1], names[3]))
+
+    def windows(size, out):
+        return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+    xq = _np_fix(x[:8], fin)
+    p2 = torch.stack([torch.stack([xq[:, :, a:b, c:d].amax(dim=(2, 3)) for c, d in windows(hw, 2)], -1)
+                      for a, b in windows(hw, 2)], -2)
+    p2 = _np_fix(p2, fp2).flatten(2)
+    p1 = torch.stack([p2[:, :, a:b].amax(-1) for a, b in windows(4, 2)], -1)
+    expected = _np_fix(p1, fp1)
+    with torch.no_grad():
+        got = quantizer.quant_model(x[:8])
+    assert torch.equal(got, expected)
+    quantizer.quant_model(x[:1])
+    if hw == 5:   # windows of different sizes: no maxpool2d form
+        with pytest.raises(NndctError) as info_err:
+            quantizer.export_xmodel(str(tmp_path / "xm"))
+        assert info_err.value.msg_id == "QUANTIZER_TORCH_EXPORT_UNSUPPORTED"
+        assert "adaptive max pool from [5, 5] to [2, 2]" in str(info_err.value)
+        return
+    path = quantizer.export_xmodel(str(tmp_path / "xm"), deploy_check=True)
+    xgraph = read_xmodel(path)
+    pool2d, pool1d = xgraph.op(to_op_name(names[1])), xgraph.op(to_op_name(names[3]))
+    assert (pool2d.type, pool2d.attrs["kernel"], pool2d.attrs["stride"]) == ("maxpool2d", [2, 2], [2, 2])
+    assert (pool1d.type, pool1d.attrs["kernel"], pool1d.attrs["stride"]) == ("maxpool1d", [2], [2])
+    assert not xgraph.ops_of_type("mul")          # max pooling has no dpu_scale
+    with torch.no_grad():
+        want = quantizer.quant_model(x[:1]).numpy()
+    outs = evaluate_xmodel(path, {to_op_name(names[0]): x[:1].numpy()})
+    got_x = outs[to_op_name(names[3]) + "_fix"]                   # NLC
+    np.testing.assert_array_equal(got_x, np.transpose(want, (0, 2, 1)))
+    assert quantizer.export_onnx_model(str(tmp_path / "onnx")).stat().st_size > 0
+
+
+@pytest.mark.parametrize("use_module", [True, False])
+def test_adaptive_max_pool_with_indices_is_refused(use_module, tmp_path):
+    from nndct_shared.messages import NndctError
+
+    class WithIndices(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pool = nn.AdaptiveMaxPool2d(2, return_indices=True)
+
+        def forward(self, x: torch.Tensor):
+            if use_module:
+                return self.pool(x)[0]
+            return F.adaptive_max_pool2d(x, 2, return_indices=True)[0]
+
+    with pytest.raises(NndctError) as info:
+        torch_quantizer("calib", WithIndices(), torch.randn(1, 3, 4, 4), output_dir=str(tmp_path),
+                        device="cpu")
+    assert info.value.msg_id == "QUANTIZER_TORCH_CNN_UNSUPPORTED_OP"
+    assert "adaptive_max_pool2d" in str(info.value) and "return_indices=True" in str(info.value)
