@@ -3,11 +3,16 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <optional>
+#include <vector>
 #include <string>
 
 #include "bindings.h"
+#include "nndct/dense_rows.h"
 #include "nndct/lstm_cell.h"
+#include "nndct/lstm_int_ops.h"
+#include "nndct/lstm_step_kernel.h"
 
 namespace py = pybind11;
 
@@ -148,9 +153,48 @@ py::tuple lstm_calibrate_forward(const CArray<double>& x, const CArray<double>& 
   return py::make_tuple(out, h_n, c_n);
 }
 
+// Test-only: acc = x @ wt through the dispatched kernel (tiled when the CPU allows) or the
+// portable loop, to check that both give the same bits.
+py::array_t<double> dense_rows_py(const CArray<double>& x, const CArray<double>& wt, bool portable) {
+  require(x.ndim() == 2 && wt.ndim() == 2 && x.shape(1) == wt.shape(0), "x must be [n, in] and wt [in, cols]");
+  const int64_t n = x.shape(0), in = x.shape(1), cols = wt.shape(1);
+  std::vector<const double*> rows(static_cast<size_t>(n));
+  for (int64_t r = 0; r < n; ++r) rows[static_cast<size_t>(r)] = x.data() + r * in;
+  py::array_t<double> acc({n, cols});
+  {
+    py::gil_scoped_release release;
+    (portable ? nndct::dense_rows_portable : nndct::dense_rows)(rows.data(), n, in, wt.data(), cols,
+                                                                acc.mutable_data());
+  }
+  return acc;
+}
+
+// Test-only: the step kernel's table node (TableOp) next to the scalar table node of
+// lstm_int_ops.h, for every input code given. Returns (vector form, scalar form).
+py::tuple table_node_py(const CArray<int64_t>& codes, bool is_tanh, int fin, int fout, int bit_width) {
+  const nndct::lstm::CodeRange range = nndct::lstm::CodeRange::signed_bits(bit_width);
+  const nndct::lstm::TableOp t = nndct::lstm::TableOp::make(is_tanh, fin, fout, range.lo, range.hi);
+  const int64_t n = codes.size();
+  py::array_t<int64_t> vec(n), scalar(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t y = codes.data()[i];
+    vec.mutable_data()[i] = nndct::lstm::table_value(t, y);
+    scalar.mutable_data()[i] = is_tanh ? nndct::lstm::tanh_node(y, fin, fout, range)
+                                       : nndct::lstm::sigmoid_node(y, fin, fout, range);
+  }
+  return py::make_tuple(vec, scalar);
+}
+
 }  // namespace
 
 void register_lstm_kernels(py::module_& m) {
+  m.def("_dense_rows", &dense_rows_py, py::arg("x"), py::arg("wt"), py::arg("portable") = false,
+        "Test-only: x @ wt through the LSTM loops' matrix kernel (or its portable loop).");
+  m.def("_dense_rows_isa", [] { return std::string(nndct::dense_rows_isa()); },
+        "Test-only: which dense_rows kernel this CPU uses ('avx512', 'avx2' or 'portable').");
+  m.def("_lstm_table_node", &table_node_py, py::arg("codes"), py::arg("is_tanh"), py::arg("fin"),
+        py::arg("fout"), py::arg("bit_width"),
+        "Test-only: (step-kernel form, scalar form) of a sigmoid/tanh node on integer codes.");
   m.def("lstm_fixed_forward", &lstm_fixed_forward, py::arg("x"), py::arg("w_ih"), py::arg("w_hh"),
         py::arg("bias"), py::arg("bit_width"), py::arg("node_fix_pos"), py::arg("w_ih_fix_pos"),
         py::arg("w_hh_fix_pos"), py::arg("bias_fix_pos"), py::arg("lengths") = py::none(),

@@ -7,11 +7,19 @@
 // taken is float64 instead of float32 arithmetic (deterministic, and never less accurate).
 #include <algorithm>
 #include <cmath>
+#include <atomic>
+#include <exception>
+#include <functional>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "nndct/calib.h"
+#include "nndct/dense_rows.h"
 #include "nndct/lstm_cell.h"
 #include "nndct/lstm_int_ops.h"
+#include "nndct/parallel.h"
+#include "nndct/simd.h"
 
 namespace nndct {
 namespace lstm {
@@ -26,6 +34,93 @@ bool histogram_mode(const int64_t* counts, int* fix_pos) {
 }
 
 namespace {
+
+// v[i] = Q_fp(v[i]) = clamp(floor(v[i] * 2^fp)) * 2^-fp in place: quantize_value and dequantize
+// of lstm_int_ops.h written branch-free so that it vectorizes (an AVX2 clone has vroundpd).
+// NaN gives the lowest code as there (calibration input is checked for NaN upstream), and a zero
+// code gives +0.0 (the `+ 0.0`), as the integer round trip does.
+NNDCT_TARGET_CLONES void fake_quantize_floor(double* v, int64_t n, int fp, const CodeRange& range) {
+  const double amp = pow2(fp), inv = pow2(-fp);
+  const double lo = static_cast<double>(range.lo), hi = static_cast<double>(range.hi);
+  for (int64_t i = 0; i < n; ++i) {
+    double s = std::floor(v[i] * amp);
+    s = s > lo ? s : lo;
+    s = s > hi ? hi : s;
+    v[i] = s * inv + 0.0;
+  }
+}
+
+// Below this many values per node and step, handing half the gates to another thread costs
+// more than it saves.
+constexpr int64_t kMinPairElements = 2048;
+
+// A second thread that runs one task per call of run() in lockstep with the caller: the caller
+// runs `here`, the pair thread `there`, and run() returns when both are done. One thread for the
+// whole sequence, since starting a thread per time step would cost more than the step; the
+// hand-offs spin (yielding now and then) instead of sleeping on a condition variable, because a
+// futex wake-up between virtual CPUs costs as much as half a step's work.
+class PairThread {
+ public:
+  explicit PairThread(bool enabled) {
+    if (enabled) worker_ = std::thread([this] { loop(); });
+  }
+  ~PairThread() {
+    if (!worker_.joinable()) return;
+    stop_.store(true, std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+    worker_.join();
+  }
+  PairThread(const PairThread&) = delete;
+  PairThread& operator=(const PairThread&) = delete;
+
+  void run(const std::function<void()>& here, const std::function<void()>& there, bool parallel) {
+    if (!parallel || !worker_.joinable()) {
+      here();
+      there();
+      return;
+    }
+    task_ = &there;
+    done_.store(false, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    std::exception_ptr mine;
+    try {
+      here();
+    } catch (...) {
+      mine = std::current_exception();
+    }
+    spin_until([this] { return done_.load(std::memory_order_acquire); });
+    if (mine) std::rethrow_exception(mine);
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  }
+
+ private:
+  template <typename Ready>
+  static void spin_until(Ready&& ready) {
+    for (uint32_t i = 1; !ready(); ++i)
+      if ((i & 255) == 0) std::this_thread::yield();
+  }
+
+  void loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
+      seen = generation_.load(std::memory_order_acquire);
+      if (stop_.load(std::memory_order_acquire)) return;
+      try {
+        (*task_)();
+      } catch (...) {
+        error_ = std::current_exception();
+      }
+      done_.store(true, std::memory_order_release);
+    }
+  }
+
+  std::thread worker_;
+  const std::function<void()>* task_ = nullptr;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> done_{true}, stop_{false};
+  std::exception_ptr error_;
+};
 
 class NodeScanner {
  public:
@@ -51,7 +146,7 @@ class NodeScanner {
     }
     int fp;
     if (!histogram_mode(row, &fp)) return;  // nothing non-zero seen yet: v is all zero
-    for (int64_t i = 0; i < n; ++i) v[i] = dequantize(quantize_value(v[i], fp, range_), fp);
+    fake_quantize_floor(v, n, fp, range_);
   }
 
   // Current fix position of a node (its mode), or max_fix_pos before any vote.
@@ -66,19 +161,17 @@ class NodeScanner {
   CodeRange range_;
 };
 
-// out[r][j] = sum_k a[r][k] * wt[k][j] + bias[j]
+// out[r][j] = sum_k a[r][k] * wt[k][j] + bias[j]. Every operand is on a power-of-two grid
+// (inputs and states fake-quantized by their scan, weights and bias by the caller), so the sums
+// are exact and the order of the additions (dense_rows tiles them) cannot change a bit.
 void dense(const double* a, int64_t rows, int64_t in, const std::vector<double>& wt,
            const double* bias, int64_t cols, double* out) {
-  for (int64_t r = 0; r < rows; ++r) {
-    double* o = out + r * cols;
-    for (int64_t j = 0; j < cols; ++j) o[j] = bias ? bias[j] : 0.0;
-    for (int64_t k = 0; k < in; ++k) {
-      const double v = a[r * in + k];
-      if (v == 0.0) continue;
-      const double* w = wt.data() + k * cols;
-      for (int64_t j = 0; j < cols; ++j) o[j] += v * w[j];
-    }
-  }
+  std::vector<const double*> row_ptrs(rows);
+  for (int64_t r = 0; r < rows; ++r) row_ptrs[r] = a + r * in;
+  dense_rows(row_ptrs.data(), rows, in, wt.data(), cols, out);
+  if (!bias) return;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) out[r * cols + j] += bias[j];
 }
 
 std::vector<double> transpose(const double* w, int64_t rows, int64_t cols) {
@@ -90,8 +183,9 @@ std::vector<double> transpose(const double* w, int64_t rows, int64_t cols) {
 
 // Table lookup of values on the 2^-fin grid; results on the 2^-15 grid.
 void table(bool is_tanh, const double* in, int fin, double* out, int64_t n) {
+  const double amp = pow2(fin);
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t code = static_cast<int64_t>(std::ldexp(in[i], fin));  // exact: on the grid
+    const int64_t code = static_cast<int64_t>(in[i] * amp);  // exact: on the grid
     const int64_t t = is_tanh ? tanh_code(code, fin) : sigmoid_code(code, fin);
     out[i] = dequantize(t, kTableOutputFixPos);
   }
@@ -117,6 +211,7 @@ void calibrate_forward(int bit_width, int search_range, int max_fix_pos, const S
 
   std::vector<int64_t> rows;
   std::vector<double> x, hin, cin, ax, ah, node(kNumNodes * B * H), buf(B * G);
+  PairThread pair(max_threads() >= 2 && B * H >= kMinPairElements);
   for (int64_t t = 0; t < T; ++t) {
     rows.clear();
     for (int64_t b = 0; b < B; ++b)
@@ -133,17 +228,29 @@ void calibrate_forward(int bit_width, int search_range, int max_fix_pos, const S
       std::copy(h.begin() + b * H, h.begin() + (b + 1) * H, hin.begin() + k * H);
       std::copy(c.begin() + b * H, c.begin() + (b + 1) * H, cin.begin() + k * H);
     }
-    scanner.scan(kInput0, x.data(), n * I, true);
-    scanner.scan(kInput1, hin.data(), n * H, true);
-    scanner.scan(kInput2, cin.data(), n * H, true);
+    const bool paired = n * H >= kMinPairElements;  // independent nodes below run side by side
+    pair.run([&] { scanner.scan(kInput1, hin.data(), n * H, true); },
+             [&] {
+               scanner.scan(kInput0, x.data(), n * I, true);
+               scanner.scan(kInput2, cin.data(), n * H, true);
+             },
+             paired);
 
     auto node_buf = [&](int idx) { return node.data() + idx * B * H; };
     // Gate pre-activations: dense outputs per gate gathered into each node's buffer.
     ax.resize(n * G);
     ah.resize(n * G);
-    dense(x.data(), n, I, wih_t, bias, G, ax.data());
-    dense(hin.data(), n, H, whh_t, nullptr, G, ah.data());
-    for (int g = 0; g < kNumGates; ++g) {
+    // Rows are independent: the first half here, the second on the pair thread.
+    auto dense_rows_of = [&](int64_t r0, int64_t r1) {
+      dense(x.data() + r0 * I, r1 - r0, I, wih_t, bias, G, ax.data() + r0 * G);
+      dense(hin.data() + r0 * H, r1 - r0, H, whh_t, nullptr, G, ah.data() + r0 * G);
+    };
+    const int64_t half = n / 2;
+    pair.run([&] { dense_rows_of(0, half); }, [&] { dense_rows_of(half, n); }, paired);
+    // The four gates are independent within a step (each reads ax/ah and writes its own node
+    // buffers and vote rows), so gates 0-1 run here while gates 2-3 run on the pair thread; every
+    // search sees exactly the values it sees serially, so the votes do not depend on threading.
+    auto gate = [&](int g) {
       double* a = node_buf(dense_x_node(g));
       double* bb = node_buf(dense_h_node(g));
       double* y = node_buf(sum_node(g));
@@ -158,17 +265,24 @@ void calibrate_forward(int bit_width, int search_range, int max_fix_pos, const S
       scanner.scan(sum_node(g), y, n * H, false);
       table(g == 2, y, scanner.fix_pos(sum_node(g)), node_buf(gate_node(g)), n * H);
       scanner.scan(gate_node(g), node_buf(gate_node(g)), n * H, false);
-    }
+    };
+    pair.run([&] { gate(0); gate(1); }, [&] { gate(2); gate(3); }, paired);
     double* ig = node_buf(kItCct);
     double* fc = node_buf(kFtC);
     double* cn = node_buf(kCNext);
     double* ct = node_buf(kCTemp);
     double* hn = node_buf(kHNext);
     const double *it = node_buf(kIt), *ft = node_buf(kFt), *cct = node_buf(kCct), *ot = node_buf(kOt);
-    for (int64_t i = 0; i < n * H; ++i) ig[i] = it[i] * cct[i];
-    scanner.scan(kItCct, ig, n * H, false);
-    for (int64_t i = 0; i < n * H; ++i) fc[i] = ft[i] * cin[i];
-    scanner.scan(kFtC, fc, n * H, false);
+    pair.run(
+        [&] {
+          for (int64_t i = 0; i < n * H; ++i) ig[i] = it[i] * cct[i];
+          scanner.scan(kItCct, ig, n * H, false);
+        },
+        [&] {
+          for (int64_t i = 0; i < n * H; ++i) fc[i] = ft[i] * cin[i];
+          scanner.scan(kFtC, fc, n * H, false);
+        },
+        paired);
     for (int64_t i = 0; i < n * H; ++i) cn[i] = ig[i] + fc[i];
     scanner.scan(kCNext, cn, n * H, false);
     table(true, cn, scanner.fix_pos(kCNext), ct, n * H);

@@ -1,7 +1,8 @@
 // Test mode of the quantized StandardLstmCell: integer codes end to end.
 //
 // Every value is held as an integer code at a known fix position; a matmul accumulates exact
-// integer products (in double, exact while |sum| < 2^53, i.e. always for 16-bit codes), and each
+// integer products (in double, exact while |sum| < 2^53, i.e. always for 16-bit codes, so the
+// tiled kernel of dense_rows.h may add them in any order), and each
 // node's fake-quantization Q_fp (floor, then clamp) becomes a shift and a clamp. This is what the
 // fixed-point hardware computes. Batch rows are independent, so each thread runs a slice of the
 // batch through all time steps without any synchronisation.
@@ -10,8 +11,10 @@
 #include <thread>
 #include <vector>
 
+#include "nndct/dense_rows.h"
 #include "nndct/lstm_cell.h"
 #include "nndct/lstm_int_ops.h"
+#include "nndct/lstm_step_kernel.h"
 
 namespace nndct {
 namespace lstm {
@@ -25,22 +28,6 @@ std::vector<double> transpose_codes(const int32_t* codes, int64_t four_h, int64_
   for (int64_t j = 0; j < four_h; ++j)
     for (int64_t k = 0; k < rows_in; ++k) wt[k * four_h + j] = codes[j * rows_in + k];
   return wt;
-}
-
-// acc[r][j] = sum_k rows[r][k] * wt[k][j] for a block of rows. Zero inputs are skipped, which
-// pays for padded sequences and zero initial states.
-void block_matvec(const double* const* rows, int64_t nrows, int64_t in, const double* wt,
-                  int64_t four_h, double* acc) {
-  std::fill(acc, acc + nrows * four_h, 0.0);
-  for (int64_t k = 0; k < in; ++k) {
-    const double* wrow = wt + k * four_h;
-    for (int64_t r = 0; r < nrows; ++r) {
-      const double a = rows[r][k];
-      if (a == 0.0) continue;
-      double* dst = acc + r * four_h;
-      for (int64_t j = 0; j < four_h; ++j) dst[j] += a * wrow[j];
-    }
-  }
 }
 
 class SliceRunner {
@@ -68,7 +55,7 @@ class SliceRunner {
         for (int64_t r = rb; r < std::min(nb, rb + kRowBlock); ++r)
           if (t < len_[r]) { active[n] = r; rows[n] = h_.data() + r * H; ++n; }
         if (n == 0) continue;
-        block_matvec(rows.data(), n, H, whh_t_.data(), G, acc.data());
+        dense_rows(rows.data(), n, H, whh_t_.data(), G, acc.data());
         for (int64_t k = 0; k < n; ++k) {
           const int64_t r = active[k];
           const int64_t pos = seq_.reverse ? len_[r] - 1 - t : t;
@@ -107,24 +94,21 @@ class SliceRunner {
     std::vector<const double*> rows(kRowBlock);
     std::vector<int32_t*> dst(kRowBlock);
     int64_t n = 0;
+    DenseBiasPlan gate_plan[kNumGates];
+    for (int g = 0; g < kNumGates; ++g)
+      gate_plan[g] = DenseBiasPlan::make(fix_.node[kInput0] + fix_.w_ih[g], fix_.node[dense_x_node(g)], fix_.bias[g]);
     auto flush = [&]() {
-      block_matvec(rows.data(), n, I, wih_t_.data(), G, acc.data());
+      dense_rows(rows.data(), n, I, wih_t_.data(), G, acc.data());
       for (int64_t k = 0; k < n; ++k)
-        for (int g = 0; g < kNumGates; ++g) {
-          const int fa = fix_.node[dense_x_node(g)];
-          const int f_acc = fix_.node[kInput0] + fix_.w_ih[g];
-          for (int64_t j = 0; j < H; ++j) {
-            const int64_t prod = requantize(static_cast<int64_t>(acc[k * G + g * H + j]), f_acc, fa, range_);
-            const int64_t b = bias_ ? bias_[g * H + j] : 0;
-            dst[k][g * H + j] = static_cast<int32_t>(add_codes(prod, fa, b, fix_.bias[g], fa, range_));
-          }
-        }
+        for (int g = 0; g < kNumGates; ++g)
+          dense_bias_codes(gate_plan[g], range_.lo, range_.hi, H, acc.data() + k * G + g * H,
+                           bias_ ? bias_ + g * H : nullptr, dst[k] + g * H);
       n = 0;
     };
     for (int64_t r = 0; r < nb; ++r)
       for (int64_t t = 0; t < len_[r]; ++t) {
         double* q = xq.data() + n * I;
-        for (int64_t i = 0; i < I; ++i) q[i] = x_code(b0_ + r, t, i);
+        floor_codes(seq_.x + ((b0_ + r) * T + t) * I, I, fix_.node[kInput0], range_.lo, range_.hi, q);
         rows[n] = q;
         dst[n] = proj_.data() + (r * T + t) * G;
         if (++n == kRowBlock) flush();
@@ -135,53 +119,20 @@ class SliceRunner {
   void init_state() {
     const int64_t H = seq_.hidden, nb = b1_ - b0_;
     h_.assign(nb * H, 0.0);
-    c_.assign(nb * H, 0.0);
+    c_.assign(nb * H, 0);
     for (int64_t r = 0; r < nb; ++r)
       for (int64_t j = 0; j < H; ++j) {
         const int64_t idx = (b0_ + r) * H + j;
         if (seq_.h0) h_[r * H + j] = static_cast<double>(quantize_value(seq_.h0[idx], fix_.node[kInput1], range_));
-        if (seq_.c0) c_[r * H + j] = static_cast<double>(quantize_value(seq_.c0[idx], fix_.node[kInput2], range_));
+        if (seq_.c0) c_[r * H + j] = quantize_value(seq_.c0[idx], fix_.node[kInput2], range_);
       }
   }
 
-  // One cell step of slice row r. `a` holds the dense-with-bias codes of this position, `acc_h`
-  // the recurrent accumulators (fix position input_1 + w_hh). Writes all 24 node codes.
+  // One cell step of slice row r (lstm_step_kernel.h). `a` holds the dense-with-bias codes of
+  // this position, `acc_h` the recurrent accumulators (fix position input_1 + w_hh).
   void step(const int32_t* a, const double* acc_h, int64_t r, int32_t* codes) {
     const int64_t H = seq_.hidden;
-    const int* f = fix_.node;
-    double* h = h_.data() + r * H;
-    double* c = c_.data() + r * H;
-    for (int64_t j = 0; j < H; ++j) {
-      int64_t gate[kNumGates];
-      for (int g = 0; g < kNumGates; ++g) {
-        const int fa = f[dense_x_node(g)], fb = f[dense_h_node(g)], fy = f[sum_node(g)];
-        const int64_t av = a[g * H + j];
-        const int64_t bv = requantize(static_cast<int64_t>(acc_h[g * H + j]), f[kInput1] + fix_.w_hh[g], fb, range_);
-        const int64_t y = add_codes(av, fa, bv, fb, fy, range_);
-        gate[g] = g == 2 ? tanh_node(y, fy, f[gate_node(g)], range_)
-                         : sigmoid_node(y, fy, f[gate_node(g)], range_);
-        codes[dense_x_node(g) * H + j] = static_cast<int32_t>(av);
-        codes[dense_h_node(g) * H + j] = static_cast<int32_t>(bv);
-        codes[sum_node(g) * H + j] = static_cast<int32_t>(y);
-        codes[gate_node(g) * H + j] = static_cast<int32_t>(gate[g]);
-      }
-      const int64_t cin = static_cast<int64_t>(c[j]);
-      const int64_t ig = mul_codes(gate[0], f[kIt], gate[2], f[kCct], f[kItCct], range_);
-      const int64_t fc = mul_codes(gate[1], f[kFt], cin, f[kInput2], f[kFtC], range_);
-      const int64_t cn = add_codes(ig, f[kItCct], fc, f[kFtC], f[kCNext], range_);
-      const int64_t ct = tanh_node(cn, f[kCNext], f[kCTemp], range_);
-      const int64_t hn = mul_codes(gate[3], f[kOt], ct, f[kCTemp], f[kHNext], range_);
-      codes[kInput1 * H + j] = static_cast<int32_t>(h[j]);
-      codes[kInput2 * H + j] = static_cast<int32_t>(cin);
-      codes[kItCct * H + j] = static_cast<int32_t>(ig);
-      codes[kFtC * H + j] = static_cast<int32_t>(fc);
-      codes[kCNext * H + j] = static_cast<int32_t>(cn);
-      codes[kCTemp * H + j] = static_cast<int32_t>(ct);
-      codes[kHNext * H + j] = static_cast<int32_t>(hn);
-      // The next step reads h_next / c_next through input_1 / input_2 (Q at their positions).
-      h[j] = static_cast<double>(requantize(hn, f[kHNext], f[kInput1], range_));
-      c[j] = static_cast<double>(requantize(cn, f[kCNext], f[kInput2], range_));
-    }
+    step_row(plan_, H, a, acc_h, h_.data() + r * H, c_.data() + r * H, codes);
   }
 
   void save(StepRecord* record, int64_t t, int64_t pos, const int32_t* codes) const {
@@ -200,7 +151,9 @@ class SliceRunner {
   CodeRange range_;
   std::vector<int64_t> len_;
   std::vector<int32_t> proj_;
-  std::vector<double> h_, c_;
+  std::vector<double> h_;
+  std::vector<int64_t> c_;  // state codes; h_ as doubles, the operand of the recurrent product
+  StepPlan plan_ = StepPlan::make(fix_);
 };
 
 }  // namespace

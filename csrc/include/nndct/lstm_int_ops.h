@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "nndct/fix_point.h"
+#include "nndct/grid.h"
 #include "nndct/tables.h"
 
 namespace nndct {
@@ -50,14 +51,15 @@ inline int64_t mul_codes(int64_t a, int fa, int64_t b, int fb, int to, const Cod
 }
 
 // Q_p(v) of a float value: floor(v * 2^p), clamped (±inf saturate; NaN is rejected upstream).
+// (v * 2^p is ldexp(v, p) exactly: both round the exact product once; pow2 avoids the libm call.)
 inline int64_t quantize_value(double v, int p, const CodeRange& r) {
-  const double s = std::floor(std::ldexp(v, p));
+  const double s = std::floor(v * pow2(p));
   if (!(s > static_cast<double>(r.lo))) return r.lo;
   if (s > static_cast<double>(r.hi)) return r.hi;
   return static_cast<int64_t>(s);
 }
 
-inline double dequantize(int64_t q, int p) { return std::ldexp(static_cast<double>(q), -p); }
+inline double dequantize(int64_t q, int p) { return static_cast<double>(q) * pow2(-p); }
 
 // The table lookups give codes on the 2^-15 grid. The reference never re-quantizes them (its
 // sigmoid/tanh have no output fix in test mode), which equals a requantization to position 15;
@@ -70,6 +72,10 @@ inline int64_t sigmoid_node(int64_t in, int fin, int fout, const CodeRange& r) {
 }
 inline int64_t tanh_node(int64_t in, int fin, int fout, const CodeRange& r) {
   return table_output(tanh_code(in, fin), fout, r);
+}
+// The same with the table passed in (sigmoid_table() / tanh_table()).
+inline int64_t table_node(const int16_t* table, bool is_tanh, int64_t in, int fin, int fout, const CodeRange& r) {
+  return table_output(is_tanh ? tanh_code(table, in, fin) : sigmoid_code(table, in, fin), fout, r);
 }
 
 }  // namespace lstm

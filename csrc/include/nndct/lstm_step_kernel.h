@@ -1,0 +1,103 @@
+// One time step of the integer StandardLstmCell for one batch row, as loops over the hidden units
+// that the compiler can vectorize.
+//
+// Why a second form of lstm_int_ops.h: there every node op is a scalar function that decides per
+// call whether its shift goes left or right and whether a table input saturates. Those decisions
+// depend only on the cell's fix positions, so StepPlan makes them once per cell, and the per-unit
+// work becomes branch-free selects, shifts and table gathers. The results are the same integers:
+// the LSTM tests check every node code of the test-mode loop against the golden dumps and an
+// independent step-by-step reference (16 and 8 bit, several fix-position layouts).
+#pragma once
+
+#include <cstdint>
+
+#include "nndct/lstm_cell.h"
+
+namespace nndct {
+namespace lstm {
+
+// floor(v * 2^(to - from)) as `(v << left) >> right`: one of the two is zero; right is capped
+// at 63, where an arithmetic shift gives the floor (-1 or 0) that shift_floor gives.
+struct Shift {
+  int left = 0, right = 0;
+  static Shift between(int from, int to);
+};
+
+// A table node: the input code at fix position `fin` indexes a 2048-entry table, the output
+// (a code on the 2^-15 grid) is then requantized to `fout` when that is coarser (table_output).
+struct TableOp {
+  const int64_t* table = nullptr;  // the int64 copy of the sigmoid or tanh table (gathered)
+  int64_t in_lo = 0, in_hi = 0;    // clamp of the input before the index shift (saturation)
+  Shift index;                     // input code -> table step k
+  int32_t high = 0, low = 0;       // outputs for k >= 1024 and k < -1024
+  Shift out;                       // 2^-15 grid -> fout (identity when fout >= 15)
+  int64_t out_lo = 0, out_hi = 0;  // clamp of the output (none when fout >= 15)
+  static TableOp make(bool is_tanh, int fin, int fout, int64_t code_lo, int64_t code_hi);
+};
+
+// (v << left) >> right on int64 (the left shift done unsigned, so negative codes are defined).
+inline int64_t shifted(int64_t v, int left, int right) {
+  return static_cast<int64_t>(static_cast<uint64_t>(v) << left) >> right;
+}
+
+inline int64_t clamped(int64_t v, int64_t lo, int64_t hi) {
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
+
+// The table node's output code for input code y, branch-free (the loops inline this form with
+// the fields in locals).
+inline int64_t table_value(const int64_t* table, int64_t y, int64_t in_lo, int64_t in_hi, int il, int ir,
+                           int32_t high, int32_t low, int ol, int orr, int64_t out_lo, int64_t out_hi) {
+  const int64_t k = shifted(clamped(y, in_lo, in_hi), il, ir);
+  int64_t v = table[clamped(k, -1024, 1023) + 1024];
+  v = k >= 1024 ? high : v;
+  v = k < -1024 ? low : v;
+  return clamped(shifted(v, ol, orr), out_lo, out_hi);
+}
+inline int64_t table_value(const TableOp& t, int64_t y) {
+  return table_value(t.table, y, t.in_lo, t.in_hi, t.index.left, t.index.right, t.high, t.low, t.out.left,
+                     t.out.right, t.out_lo, t.out_hi);
+}
+
+// Everything one step needs that depends only on the cell's fix positions.
+struct StepPlan {
+  int64_t lo = 0, hi = 0;  // the code range of the bit width
+  struct Gate {
+    Shift acc_to_b;             // recurrent accumulator (input_1 + w_hh) -> dense_h node
+    Shift a_to_sum, b_to_sum;   // dense_x / dense_h -> their common position
+    Shift sum_to_y;             // common position -> the sum node
+    TableOp table;              // sum node -> gate node
+  } gate[kNumGates];
+  Shift ig, fc;               // it * cct -> it_cct;  ft * c -> ft_c
+  Shift ig_to_sum, fc_to_sum, sum_to_cn;
+  TableOp c_temp;             // c_next -> c_temp (tanh)
+  Shift hn;                   // ot * c_temp -> h_next
+  Shift hn_to_h, cn_to_c;     // h_next -> input_1, c_next -> input_2 (the next step's state)
+  static StepPlan make(const CellFix& fix);
+};
+
+// The dense-with-bias node of one gate (input projection): Q_fa(Q_fa(acc) + bias), the bias at
+// its own fix position (add_codes of lstm_int_ops.h).
+struct DenseBiasPlan {
+  Shift acc_to_a, a_to_sum, b_to_sum, sum_to_a;
+  static DenseBiasPlan make(int f_acc, int fa, int f_bias);
+};
+// dst[j] = that node's code for accumulators acc[j] (exact integers) and bias codes bias[j]
+// (nullptr: no bias), j < n.
+void dense_bias_codes(const DenseBiasPlan& plan, int64_t lo, int64_t hi, int64_t n, const double* acc,
+                      const int32_t* bias, int32_t* dst);
+
+// out[i] = Q_fp(x[i]) = clamp(floor(x[i] * 2^fp)) as a double code (quantize_value of
+// lstm_int_ops.h; NaN gives lo there too), i < n.
+void floor_codes(const double* x, int64_t n, int fp, int64_t lo, int64_t hi, double* out);
+
+// One step of one row. `a`: the dense-with-bias codes of this position [4H]; `acc_h`: the
+// recurrent accumulators [4H]; `h`, `c`: the row's state codes (h as doubles, the operand of the
+// next recurrent product), read and replaced; `codes`: the 24 node codes [kNumNodes][H] of this
+// step (node 0 is left alone).
+void step_row(const StepPlan& plan, int64_t H, const int32_t* a, const double* acc_h, double* h,
+              int64_t* c, int32_t* codes);
+
+}  // namespace lstm
+}  // namespace nndct
