@@ -11,14 +11,6 @@
 #include "nndct/simd.h"
 #include "nndct/tables.h"
 
-// An AVX-512 (x86-64-v4: 64-bit integer shifts, min/max, multiplies and double conversions in
-// vector form) and an AVX2 clone, picked at load time; the default clone runs anywhere.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define NNDCT_STEP_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#else
-#define NNDCT_STEP_CLONES
-#endif
-
 namespace nndct {
 namespace lstm {
 namespace {
@@ -112,7 +104,7 @@ namespace {
 // alias checks than it emits. Each has its own AVX-512 / AVX2 clones.
 
 // One gate: dense_h (requantized accumulator), the sum node and the gate node.
-NNDCT_STEP_CLONES void gate_loop(const StepPlan::Gate& q, int64_t lo, int64_t hi, int64_t H,
+NNDCT_TARGET_CLONES void gate_loop(const StepPlan::Gate& q, int64_t lo, int64_t hi, int64_t H,
                                  const int32_t* NNDCT_RESTRICT ag, const double* NNDCT_RESTRICT hg,
                                  int32_t* NNDCT_RESTRICT cx, int32_t* NNDCT_RESTRICT ch,
                                  int32_t* NNDCT_RESTRICT cy, int32_t* NNDCT_RESTRICT cg) {
@@ -133,7 +125,7 @@ NNDCT_STEP_CLONES void gate_loop(const StepPlan::Gate& q, int64_t lo, int64_t hi
 }
 
 // The cell state and output: it*cct, ft*c, c_next, c_temp, h_next, and the next state.
-NNDCT_STEP_CLONES void cell_loop(const StepPlan& plan, int64_t H, const int32_t* NNDCT_RESTRICT it,
+NNDCT_TARGET_CLONES void cell_loop(const StepPlan& plan, int64_t H, const int32_t* NNDCT_RESTRICT it,
                                  const int32_t* NNDCT_RESTRICT ft, const int32_t* NNDCT_RESTRICT cct,
                                  const int32_t* NNDCT_RESTRICT ot, int32_t* NNDCT_RESTRICT c_in2,
                                  int32_t* NNDCT_RESTRICT c_ig, int32_t* NNDCT_RESTRICT c_fc,
@@ -178,7 +170,7 @@ DenseBiasPlan DenseBiasPlan::make(int f_acc, int fa, int f_bias) {
 
 namespace {
 
-NNDCT_STEP_CLONES void dense_bias_loop(const DenseBiasPlan& p, int64_t lo, int64_t hi, int64_t n,
+NNDCT_TARGET_CLONES void dense_bias_loop(const DenseBiasPlan& p, int64_t lo, int64_t hi, int64_t n,
                                        const double* NNDCT_RESTRICT acc, const int32_t* NNDCT_RESTRICT bias,
                                        int32_t* NNDCT_RESTRICT dst) {
   const int cl = p.acc_to_a.left, cr = p.acc_to_a.right, al = p.a_to_sum.left, ar = p.a_to_sum.right;
@@ -190,7 +182,7 @@ NNDCT_STEP_CLONES void dense_bias_loop(const DenseBiasPlan& p, int64_t lo, int64
   }
 }
 
-NNDCT_STEP_CLONES void floor_codes_loop(const double* NNDCT_RESTRICT x, int64_t n, double amp, double lo,
+NNDCT_TARGET_CLONES void floor_codes_loop(const double* NNDCT_RESTRICT x, int64_t n, double amp, double lo,
                                         double hi, double* NNDCT_RESTRICT out) {
   for (int64_t i = 0; i < n; ++i) {
     double s = std::floor(x[i] * amp);

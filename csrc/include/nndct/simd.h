@@ -1,9 +1,13 @@
-// Compiler attributes for the hot loops: function multi-versioning (an AVX2 clone picked at load
-// time on x86-64, so the wheel still runs on any x86-64 CPU) and forced inlining of the loop
-// bodies into those clones.
+// Compiler attributes for the hot loops: function multi-versioning (AVX-512 and AVX2 clones picked
+// at load time on x86-64, so the wheel still runs on any x86-64 CPU) and forced inlining of the
+// loop bodies into those clones.
 #pragma once
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__linux__)
+// The x86-64-v4 (AVX-512) clone has FMA: the build passes -ffp-contract=off so that no a*b+c is
+// fused behind the source's back (a fused rounding would change calibration results).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define NNDCT_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#elif defined(__x86_64__) && defined(__clang__) && defined(__linux__)
 #define NNDCT_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define NNDCT_TARGET_CLONES
