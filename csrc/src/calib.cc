@@ -257,7 +257,10 @@ std::vector<int32_t> search_channels(const T* x, const ChannelLayout& layout, co
       continue;
     }
     first_fp[static_cast<size_t>(c)] = *max_scale;
-    if (k == 1) {
+    // Every candidate is max_scale + j (j >= 0) and the result is capped last: when max_scale is
+    // already at the cap, every candidate ends at the cap, so the errors need not be computed.
+    // (Frequent in LSTM calibration: gate outputs in [0, 1) have a max_scale of 15 at 16 bits.)
+    if (k == 1 || (s.max_fix_pos && *max_scale >= *s.max_fix_pos)) {
       result[static_cast<size_t>(c)] = cap(*max_scale, s.max_fix_pos);
       continue;
     }

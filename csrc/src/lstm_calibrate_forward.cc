@@ -18,6 +18,7 @@
 #include "nndct/dense_rows.h"
 #include "nndct/lstm_cell.h"
 #include "nndct/lstm_int_ops.h"
+#include "nndct/lstm_step_kernel.h"
 #include "nndct/parallel.h"
 #include "nndct/simd.h"
 
@@ -181,14 +182,24 @@ std::vector<double> transpose(const double* w, int64_t rows, int64_t cols) {
   return t;
 }
 
-// Table lookup of values on the 2^-fin grid; results on the 2^-15 grid.
-void table(bool is_tanh, const double* in, int fin, double* out, int64_t n) {
-  const double amp = pow2(fin);
+// Table lookup of values on the 2^-fin grid; results on the 2^-15 grid (the lookup of the
+// test-mode step kernel, so both modes share one definition).
+NNDCT_TARGET_CLONES void table_loop(const TableOp& t, const int64_t* NNDCT_RESTRICT table,
+                                    const double* NNDCT_RESTRICT in, double amp, double* NNDCT_RESTRICT out,
+                                    int64_t n) {
+  const double inv = pow2(-kTableOutputFixPos);
+  const int il = t.index.left, ir = t.index.right, ol = t.out.left, orr = t.out.right;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t code = static_cast<int64_t>(in[i] * amp);  // exact: on the grid
-    const int64_t t = is_tanh ? tanh_code(code, fin) : sigmoid_code(code, fin);
-    out[i] = dequantize(t, kTableOutputFixPos);
+    out[i] = static_cast<double>(table_value(table, code, t.in_lo, t.in_hi, il, ir, t.high, t.low, ol, orr,
+                                             t.out_lo, t.out_hi)) * inv;
   }
+}
+
+void table(bool is_tanh, const double* in, int fin, double* out, int64_t n) {
+  // The step kernel's table node with no output requantization (outputs stay on the 2^-15 grid).
+  const TableOp t = TableOp::make(is_tanh, fin, kTableOutputFixPos, 0, 0);
+  table_loop(t, t.table, in, pow2(fin), out, n);
 }
 
 }  // namespace
