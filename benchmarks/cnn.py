@@ -18,7 +18,6 @@ import argparse
 import copy
 import logging
 import tempfile
-import time
 import warnings
 
 import torch
@@ -26,16 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pytorch_nndct.apis import torch_quantizer
-
-
-def best_of(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_of
 
 
 class Block(nn.Module):

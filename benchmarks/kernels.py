@@ -9,23 +9,11 @@ Run: ``python benchmarks/kernels.py [--n N] [--repeats R]`` (torch is optional).
 from __future__ import annotations
 
 import argparse
-import time
-from typing import Callable
 
 import numpy as np
 
 from nndct_shared import kernels
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Best wall time of fn over `repeats` runs, after one warm-up run."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from timing import best_of
 
 
 def main() -> None:
@@ -40,7 +28,7 @@ def main() -> None:
     out = np.empty_like(x)
     fp = args.fix_pos
 
-    copy_t = best_time(lambda: np.copyto(out, x), args.repeats)
+    copy_t = best_of(lambda: np.copyto(out, x), args.repeats)
     print(f"n = {args.n}, threads = {kernels.max_threads()}, fix_pos = {fp}, bit_width = 16")
     print(f"np.copyto                         {copy_t * 1e3:8.2f} ms")
 
@@ -49,7 +37,7 @@ def main() -> None:
         import torch
 
         xt = torch.from_numpy(x)
-        torch_t = best_time(
+        torch_t = best_of(
             lambda: torch.fake_quantize_per_tensor_affine(xt, 2.0**-fp, 0, -32768, 32767), args.repeats
         )
         print(f"torch.fake_quantize_per_tensor    {torch_t * 1e3:8.2f} ms  (torch threads {torch.get_num_threads()})")
@@ -57,17 +45,17 @@ def main() -> None:
         print("torch not installed: skipping the torch baseline")
 
     for method in (2, 3, 4):
-        t = best_time(lambda: kernels.fix_neuron(x, 16, fp, method, out=out), args.repeats)
+        t = best_of(lambda: kernels.fix_neuron(x, 16, fp, method, out=out), args.repeats)
         line = f"fix_neuron method {method}              {t * 1e3:8.2f} ms  {t / copy_t:5.2f}x copy"
         if torch_t is not None:
             line += f"  {t / torch_t:5.2f}x torch"
         print(line)
     y = x.copy()
-    t = best_time(lambda: kernels.fix_neuron(y, 16, fp, 3, out=y), args.repeats)
+    t = best_of(lambda: kernels.fix_neuron(y, 16, fp, 3, out=y), args.repeats)
     print(f"fix_neuron method 3 in place      {t * 1e3:8.2f} ms  {t / copy_t:5.2f}x copy")
-    t = best_time(lambda: kernels.fix_codes(x, 16, fp, 3), args.repeats)
+    t = best_of(lambda: kernels.fix_codes(x, 16, fp, 3), args.repeats)
     print(f"fix_codes method 3 (int16)        {t * 1e3:8.2f} ms")
-    t = best_time(lambda: kernels.diffs_fix_pos(x, 16), max(1, args.repeats // 3))
+    t = best_of(lambda: kernels.diffs_fix_pos(x, 16), max(1, args.repeats // 3))
     print(f"diffs_fix_pos (range 5, method 2) {t * 1e3:8.2f} ms")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -22,16 +21,9 @@ from nndct_shared.quant_mode import parse_quant_mode
 from .inspector import Inspector
 from .qproc.cnn import TorchQuantizer
 from .qproc.lstm import LstmTorchQuantizer
+from .utils.device import resolve_device
 
 _last_quantizer: "LstmTorchQuantizer | TorchQuantizer | None" = None
-
-
-def _resolve_device(device: Any) -> torch.device:
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        warn("CUDA_UNAVAILABLE", requested=str(device))
-        return torch.device("cpu")
-    return device
 
 
 def _load_state_dict(module: nn.Module, state_dict_file: str | os.PathLike | None) -> None:
@@ -83,7 +75,7 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
         raise error("MODULE_TYPE", got=type(module).__name__)
     if isinstance(bitwidth, bool) or not isinstance(bitwidth, int) or not 2 <= bitwidth <= 16:
         raise error("ILLEGAL_BITWIDTH", value=bitwidth, path="bitwidth", low=2, high=16)
-    resolved = _resolve_device(device)
+    resolved = resolve_device(device)
     _load_state_dict(module, state_dict_file)
     if not lstm:
         for argument, given in {"mix_bit": mix_bit, "qat_proc": qat_proc, "custom_quant_ops": custom_quant_ops}.items():
@@ -106,8 +98,6 @@ def dump_xmodel(output_dir: str = "quantize_result", deploy_check: bool = False)
     if _last_quantizer is None:
         raise error("NO_FORWARD", action="dump_xmodel() (no torch_quantizer was created)")
     return _last_quantizer.export_xmodel(output_dir, deploy_check)
-
-
 
 
 __all__ = ["torch_quantizer", "dump_xmodel", "Inspector"]

@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from nndct_shared.inspector import DpuTarget, InspectResult, get_target, run_inspection
-from nndct_shared.messages import NndctError, error, warn
+from nndct_shared.messages import NndctError, error
 
 from .parse import capture_model
+from .utils.device import resolve_device
 
 
 def _as_inputs(input_args: Any, device: torch.device) -> tuple[Any, ...]:
@@ -32,14 +33,6 @@ def _as_inputs(input_args: Any, device: torch.device) -> tuple[Any, ...]:
 def _is_fingerprint(value: object) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or (
         isinstance(value, str) and value.strip().lower().startswith("0x"))
-
-
-def _resolve_device(device: torch.device | str) -> torch.device:
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        warn("CUDA_UNAVAILABLE", requested=str(device))
-        return torch.device("cpu")
-    return device
 
 
 class Inspector:
@@ -66,7 +59,7 @@ class Inspector:
         `assignment.why`). `module` itself is left as it was (device, train/eval mode)."""
         if not isinstance(module, nn.Module):
             raise error("MODULE_TYPE", got=type(module).__name__)
-        device = _resolve_device(device)
+        device = resolve_device(device)
         float_model = copy.deepcopy(module).to(device).eval()
         captured = capture_model(float_model, _as_inputs(input_args, device))
         self.result, _ = run_inspection(captured.graph, self.target, Path(output_dir), verbose_level, image_format)

@@ -24,6 +24,7 @@ from nndct_shared.graph.naming import to_file_name
 from nndct_shared.messages import NndctError, OutputDirError
 from nndct_shared.xmodel import read_xmodel
 from pytorch_nndct.apis import torch_quantizer
+from helpers.fault_injection import fail_on_call
 
 CPU = torch.device("cpu")
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -173,23 +174,9 @@ def two_exports(tmp_path: Path):
     return export, _tree(export), second
 
 
-def _fail_on_call(monkeypatch: pytest.MonkeyPatch, module, name: str, n: int) -> list[int]:
-    real = getattr(module, name)
-    calls: list[int] = []
-
-    def failing(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == n:
-            raise OSError(28, "No space left on device")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, failing)
-    return calls
-
-
 def test_failure_while_staging_keeps_the_previous_export(two_exports, monkeypatch) -> None:
     export, before, second = two_exports
-    calls = _fail_on_call(monkeypatch, atomic_io.os, "fsync", 2)  # the 2nd xmodel file
+    calls = fail_on_call(monkeypatch, atomic_io.os, "fsync", 2)  # the 2nd xmodel file
     err = _raises("OUTPUT_DIR", OSError, second.export_xmodel, str(export), deploy_check=True)
     assert "No space left on device" in str(err) and len(calls) == 2
     assert _tree(export) == before  # same files, same bytes, no temporaries
@@ -200,7 +187,7 @@ def test_failure_while_swapping_in_restores_the_previous_export(two_exports, mon
                                                                  failing_rename: int) -> None:
     """Renames fail after the first xmodel, after both, and among the dump frames."""
     export, before, second = two_exports
-    _fail_on_call(monkeypatch, atomic_io.os, "replace" if failing_rename <= 2 else "rename",
+    fail_on_call(monkeypatch, atomic_io.os, "replace" if failing_rename <= 2 else "rename",
                   failing_rename if failing_rename <= 2 else failing_rename - 2)
     _raises("OUTPUT_DIR", OSError, second.export_xmodel, str(export), deploy_check=True)
     assert _tree(export) == before

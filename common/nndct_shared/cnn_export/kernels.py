@@ -165,44 +165,40 @@ def avg_pool(x: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
     return f32(sums / divisor)
 
 
-def adaptive_avg_pool(x: np.ndarray, output_size: Sequence[int]) -> np.ndarray:
-    """torch adaptive_avg_pool{1,2}d: window i is [floor(i*L/out), ceil((i+1)*L/out)); like
-    torch, the float32 window sum is divided by the window's height, then by its width (each a
-    float32 division; on fixed-point data this equals one division by the area except within
-    an ulp, far from any rounding boundary of the output fix)."""
+def _adaptive_reduce(x: np.ndarray, output_size: Sequence[int], reduce) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`reduce` (np.sum, np.max) over torch's adaptive pooling windows of each spatial axis in
+    turn: window j of an axis of length L is [floor(j*L/out), ceil((j+1)*L/out)). Returns the
+    result (float64) and, per axis, the window lengths shaped to broadcast along it."""
     x = np.asarray(x, np.float64)
-    sums = x
-    counts = []
+    out, lengths = x, []
     for i, osz in enumerate(output_size):
-        axis = 2 + i
-        size = x.shape[axis]
+        axis, size = 2 + i, x.shape[2 + i]
         lo = [(j * size) // osz for j in range(osz)]
         hi = [-(-((j + 1) * size) // osz) for j in range(osz)]
-        sums = np.concatenate(
-            [np.sum(np.take(sums, np.arange(a, b), axis=axis), axis=axis, keepdims=True)
-             for a, b in zip(lo, hi)], axis=axis)
+        out = np.concatenate(
+            [reduce(np.take(out, np.arange(a, b), axis=axis), axis=axis, keepdims=True) for a, b in zip(lo, hi)],
+            axis=axis)
         shape = [1] * x.ndim
         shape[axis] = osz
-        counts.append((np.array(hi) - np.array(lo)).reshape(shape).astype(np.float32))
+        lengths.append((np.array(hi) - np.array(lo)).reshape(shape))
+    return out, lengths
+
+
+def adaptive_avg_pool(x: np.ndarray, output_size: Sequence[int]) -> np.ndarray:
+    """torch adaptive_avg_pool{1,2}d; like torch, the float32 window sum is divided by the
+    window's height, then by its width (each a float32 division; on fixed-point data this equals
+    one division by the area except within an ulp, far from any rounding boundary of the output
+    fix)."""
+    sums, lengths = _adaptive_reduce(x, output_size, np.sum)
     out = f32(sums)
-    for count in counts:
-        out = out / count
+    for length in lengths:
+        out = out / length.astype(np.float32)
     return out.astype(np.float32)
 
 
 def adaptive_max_pool(x: np.ndarray, output_size: Sequence[int]) -> np.ndarray:
-    """torch adaptive_max_pool{1,2}d: window i is [floor(i*L/out), ceil((i+1)*L/out))."""
-    x = np.asarray(x, np.float64)
-    out = x
-    for i, osz in enumerate(output_size):
-        axis = 2 + i
-        size = x.shape[axis]
-        lo = [(j * size) // osz for j in range(osz)]
-        hi = [-(-((j + 1) * size) // osz) for j in range(osz)]
-        out = np.concatenate(
-            [np.max(np.take(out, np.arange(a, b), axis=axis), axis=axis, keepdims=True)
-             for a, b in zip(lo, hi)], axis=axis)
-    return f32(out)
+    """torch adaptive_max_pool{1,2}d (the same windows as the average)."""
+    return f32(_adaptive_reduce(x, output_size, np.max)[0])
 
 
 def linear(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:

@@ -39,7 +39,7 @@ from torch import nn
 
 from nndct_shared.atomic_io import write_bytes_atomic
 from nndct_shared.config import default_config
-from nndct_shared.messages import error, note, warn
+from nndct_shared.messages import error, note
 from nndct_shared.quant_info import QuantInfo, check_against, read_quant_info, write_quant_info
 
 from ..parse.tracer import trace_model
@@ -48,6 +48,7 @@ from ..qproc.codegen import generate_source, load_generated, state_dict_of
 from .checks import check_arithmetic, check_reuse, check_stubs, quantized_nodes
 from .deploy import load_deployable, write_back
 from .runtime import QatModel, QatQuantizers
+from ..utils.device import resolve_device
 
 __all__ = ["DEPLOYABLE_MODEL_FILE", "QatProcessor"]
 
@@ -71,14 +72,6 @@ def _qat_config(directory: Path, bitwidth: int) -> str:
     return str(path)
 
 
-def _resolve_device(device: Any) -> torch.device:
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        warn("CUDA_UNAVAILABLE", requested=str(device))
-        return torch.device("cpu")
-    return device
-
-
 class QatProcessor:
     """Quantization-aware training of `model` (a float model with QuantStub/DeQuantStub).
 
@@ -97,7 +90,7 @@ class QatProcessor:
         if mix_bit:
             raise NotImplementedError("QatProcessor(mix_bit=True) (mixed-precision QAT) is not implemented.")
         self.bitwidth = bitwidth
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self._inputs = tuple(a.to(self.device) if isinstance(a, torch.Tensor) else a for a in _as_tuple(inputs))
         self._float_model = copy.deepcopy(model).to(self.device).eval()
         self._gm = trace_model(self._float_model, self._inputs)

@@ -44,6 +44,7 @@ from nndct_shared.messages import (
 from nndct_shared.xmodel import read_xmodel
 from pytorch_nndct.apis import torch_quantizer
 from quant_flow import calibrate, test_quantizer
+from helpers.fault_injection import fail_on_call
 
 CPU = torch.device("cpu")
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -497,23 +498,9 @@ def first_export(cnn_export, tmp_path):
     return target, _tree(target)
 
 
-def _fail_on_call(monkeypatch, name: str, n: int) -> list[int]:
-    real = getattr(atomic_io.os, name)
-    calls: list[int] = []
-
-    def failing(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == n:
-            raise OSError(28, "No space left on device")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(atomic_io.os, name, failing)
-    return calls
-
-
 def test_failure_while_staging_keeps_the_previous_export(first_export, second_quantizer, monkeypatch):
     export, before = first_export
-    calls = _fail_on_call(monkeypatch, "fsync", 1)  # the xmodel, staged before the dumps
+    calls = fail_on_call(monkeypatch, atomic_io.os, "fsync", 1)  # the xmodel, staged before the dumps
     err = _raises("OUTPUT_DIR", OutputDirError, second_quantizer.export_xmodel, str(export), deploy_check=True)
     assert "No space left on device" in str(err) and calls == [1]
     assert _tree(export) == before  # same files, same bytes, no temporaries
@@ -524,7 +511,7 @@ def test_failure_while_staging_keeps_the_previous_export(first_export, second_qu
 def test_failure_while_swapping_in_restores_the_previous_export(first_export, second_quantizer, monkeypatch,
                                                                 name, n):
     export, before = first_export
-    _fail_on_call(monkeypatch, name, n)
+    fail_on_call(monkeypatch, atomic_io.os, name, n)
     _raises("OUTPUT_DIR", OutputDirError, second_quantizer.export_xmodel, str(export), deploy_check=True)
     assert _tree(export) == before
 
@@ -547,7 +534,7 @@ def test_export_that_fails_in_the_dumps_keeps_the_previous_xmodel(digits_cnn, di
 @pytest.mark.parametrize("export", ["export_onnx_model", "export_torch_script"])
 def test_failed_single_file_export_keeps_the_previous_file(first_export, second_quantizer, monkeypatch, export):
     target, before = first_export
-    _fail_on_call(monkeypatch, "fsync", 1)
+    fail_on_call(monkeypatch, atomic_io.os, "fsync", 1)
     _raises("OUTPUT_DIR", OutputDirError, getattr(second_quantizer, export), str(target))
     assert _tree(target) == before
 

@@ -162,21 +162,15 @@ def test_steps_off_in_the_config_write_no_bias_file(ds_model, digits, tmp_path):
 
 def test_quant_info_and_bias_file_are_written_together(ds_model, digits, tmp_path, monkeypatch):
     """A failure while the second of the two files is staged leaves neither written."""
+    from helpers.fault_injection import fail_on_call
     from nndct_shared import atomic_io
     from nndct_shared.messages import OutputDirError
 
     q = torch_quantizer("calib", ds_model, digits[0][:100], output_dir=str(tmp_path), device=CPU)
     _run(q.quant_model, digits[0][:100])
     before = sorted(p.name for p in tmp_path.iterdir())
-    real, calls = atomic_io.os.fsync, []
-
-    def full_disk_on_second(fd):
-        calls.append(fd)
-        if len(calls) == 2:
-            raise OSError(28, "No space left on device")
-        return real(fd)
-
-    monkeypatch.setattr(atomic_io.os, "fsync", full_disk_on_second)
+    real = atomic_io.os.fsync
+    calls = fail_on_call(monkeypatch, atomic_io.os, "fsync", 2)  # the second of the two files
     with pytest.raises(OutputDirError) as info:
         q.export_quant_config()
     assert info.value.msg_id == "QUANTIZER_TORCH_OUTPUT_DIR" and len(calls) == 2
