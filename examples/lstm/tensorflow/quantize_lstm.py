@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
     from tf_nndct.quantization.api import tf_quantizer
 
-    # The tracer needs a fully defined shape with batch 1; the values are irrelevant.
+    # The signature is checked against the model's inputs (every dimension but the batch).
     input_signature = tf.TensorSpec(x_test[:1].shape, tf.float32)
     quantizer = tf_quantizer(model, input_signature, args.quant_mode, args.output_dir,
                              bitwidth=16)
