@@ -4,6 +4,7 @@
   of the calls, or another statistic).
 - ``ParamObserver``: the diffs search once per weight/bias (optionally per channel).
 - ``MaxMinObserver``: the global min/max over all calls, no clipping.
+- ``FloatRangeObserver``: float-scale tensors (scale and zero point, see ``float_scale``).
 - ``PercentileObserver``, ``MseObserver``, ``EntropyObserver``: a histogram of |x| over all
   calls, then a percentile, the smallest expected squared error, or the smallest KL divergence.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from .diffs_observers import DiffsObserver, MaxMinObserver, ParamObserver
+from .float_scale import FloatQParams, FloatQuantSpec, FloatRangeObserver
 from .fix_pos_votes import STATISTICS, FixPosVotes
 from .histogram_observers import EntropyObserver, HistogramObserver, MseObserver, PercentileObserver
 from .observer import Observer
@@ -28,6 +30,9 @@ __all__ = [
     "DiffsObserver",
     "EntropyObserver",
     "FixPosVotes",
+    "FloatQParams",
+    "FloatQuantSpec",
+    "FloatRangeObserver",
     "HistogramObserver",
     "MaxMinObserver",
     "MseObserver",
@@ -46,6 +51,7 @@ _OBSERVER_CLASSES: dict[str, type[Observer]] = {
         PercentileObserver,
         MseObserver,
         EntropyObserver,
+        FloatRangeObserver,
     )
 }
 

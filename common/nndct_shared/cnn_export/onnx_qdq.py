@@ -6,6 +6,11 @@ Why QDQ: any ONNX runtime can run it, and the quantization stays visible as data
   scale 2^-fix_point, zero point 0, int8 storage for bit width <= 8 and int16 for 9..16; widths
   that are not the storage's full width are clamped first by a float Clip to
   [qmin * scale, qmax * scale], which gives exactly the clamped codes (wider than 16: error);
+- a float-scale tensor (attr `qparams`, `nndct_shared.calibration.float_scale`; 8-bit only,
+  other widths raise EXPORT_UNSUPPORTED) is QuantizeLinear -> DequantizeLinear with its float32
+  scale and its zero point, uint8 for unsigned grids and int8 for signed ones; a narrow range is
+  a float Clip to [(qmin - zp) * scale, (qmax - zp) * scale] first; a float-scale param is a
+  uint8/int8 initializer of its codes (q = x / scale + zp) followed by DequantizeLinear;
 - a quantized param is an int8/int16 initializer of its codes followed by DequantizeLinear;
   float params (and quantized ones wider than 16 bits) are float32 initializers;
 - ops: Gemm (linear, transB=1) or MatMul+Add for rank > 2, Conv, ConvTranspose, Mul+Add
@@ -30,7 +35,7 @@ import numpy as np
 from ..atomic_io import write_bytes_atomic
 from ..graph import Graph, Node
 from ..messages import error
-from .validate import fix_of, input_fix_of, tensor_shape, validate_cnn_graph
+from .validate import fix_of, input_fix_of, qparams_of, tensor_shape, validate_cnn_graph
 
 __all__ = ["build_onnx_model", "write_onnx", "ONNX_FORMAT", "DEFAULT_OPSET"]
 
@@ -101,9 +106,46 @@ class _Builder:
         q = self.add("QuantizeLinear", [x, scale, zero], f"{base}_q")
         return self.add("DequantizeLinear", [q, scale, zero], f"{base}_dq")
 
+    @staticmethod
+    def float_grid(qp: dict) -> tuple[type, int, int, np.ndarray, np.ndarray]:
+        """(storage dtype, qmin, qmax, scale, zero point) of a float-scale tensor."""
+        from ..calibration.float_scale import quant_range
+
+        bw = int(qp["bit_width"])
+        if bw != 8:
+            raise _Unsupported(f"a float-scale tensor of bit width {bw}: ONNX QuantizeLinear "
+                               "takes 8-bit float-scale grids here (int8/uint8)")
+        dtype = np.int8 if qp["signed"] else np.uint8
+        qmin, qmax = quant_range(bw, bool(qp["signed"]), bool(qp["narrow_range"]))
+        return (dtype, qmin, qmax, np.array(qp["scale"], dtype=np.float32),
+                np.array(int(qp["zero_point"]), dtype=dtype))
+
+    def qdq_float(self, x: str, qp: dict, base: str) -> str:
+        dtype, qmin, qmax, scale_value, zero_value = self.float_grid(qp)
+        scale = self.init(f"{base}_scale", scale_value)
+        zero = self.init(f"{base}_zero_point", zero_value)
+        info = np.iinfo(dtype)
+        if (qmin, qmax) != (info.min, info.max):
+            zp = int(qp["zero_point"])
+            lo = np.array((qmin - zp) * float(scale_value), dtype=np.float32)
+            hi = np.array((qmax - zp) * float(scale_value), dtype=np.float32)
+            x = self.add("Clip", [x, self.init(f"{base}_min", lo), self.init(f"{base}_max", hi)],
+                         f"{base}_clip")
+        q = self.add("QuantizeLinear", [x, scale, zero], f"{base}_q")
+        return self.add("DequantizeLinear", [q, scale, zero], f"{base}_dq")
+
     def param(self, node: Node, role: str, data: np.ndarray | None = None) -> str:
         tensor = node.params[role]
         data = np.asarray(tensor.data if data is None else data, dtype=np.float32)
+        qp = qparams_of(tensor.attrs)
+        if qp is not None:
+            dtype, qmin, qmax, scale_value, zero_value = self.float_grid(qp)
+            codes = np.clip(np.round(data.astype(np.float64) / float(scale_value)) + int(zero_value),
+                            qmin, qmax).astype(dtype)
+            codes_name = self.init(f"{tensor.name}_quantized", codes)
+            scale = self.init(f"{tensor.name}_scale", scale_value)
+            zero = self.init(f"{tensor.name}_zero_point", zero_value)
+            return self.add("DequantizeLinear", [codes_name, scale, zero], tensor.name)
         fix = tensor.attrs.get("fix")
         if fix is None or int(fix[0]) > 16:
             return self.init(tensor.name, data)
@@ -129,8 +171,12 @@ class _Builder:
             for index, fix in sorted(input_fix_of(node).items()):
                 xs[index] = self.qdq(xs[index], fix, f"{node.name}_pre_fix_i{index}")
             y = self.op(node, xs)
-        fix = fix_of(node)
-        self.value[out] = self.qdq(y, fix, f"{node.name}_fix") if fix else y
+        fix, qp = fix_of(node), qparams_of(node.attrs)
+        if qp is not None:
+            y = self.qdq_float(y, qp, f"{node.name}_fix")
+        elif fix:
+            y = self.qdq(y, fix, f"{node.name}_fix")
+        self.value[out] = y
 
     def _avg_scaled(self, node: Node, y: str) -> str:
         scale = node.attrs.get("dpu_scale")

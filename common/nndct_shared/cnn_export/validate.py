@@ -16,7 +16,8 @@ from ..graph import Graph, GraphError, Node, Tensor
 from ..graph.cnn_ops import CNN_OPS, required_attrs
 from ..messages import error
 
-__all__ = ["validate_cnn_graph", "fix_of", "input_fix_of", "tensor_shape"]
+__all__ = ["validate_cnn_graph", "fix_of", "input_fix_of", "qparams_of", "refuse_float_scale",
+           "tensor_shape"]
 
 _SPATIAL = {"conv1d": 1, "conv2d": 2, "conv_transpose2d": 2, "max_pool1d": 1, "max_pool2d": 2,
             "avg_pool1d": 1, "avg_pool2d": 2, "adaptive_avg_pool1d": 1, "adaptive_avg_pool2d": 2,
@@ -53,6 +54,28 @@ def fix_of(node: Node) -> tuple[int, int] | None:
     """(bit_width, fix_point) of the node's output, or None when it runs in float."""
     value = node.attrs.get("fix")
     return None if value is None else (int(value[0]), int(value[1]))
+
+
+def qparams_of(attrs: dict) -> dict | None:
+    """The `qparams` attr of a float-scale tensor (node attrs or param attrs), or None.
+
+    Keys: bit_width, signed, narrow_range, symmetric, scale, zero_point (the semantics of
+    `nndct_shared.calibration.float_scale`)."""
+    return attrs.get("qparams")
+
+
+def refuse_float_scale(graph: Graph, format: str) -> None:
+    """EXPORT_UNSUPPORTED naming the first node with a float-scale tensor (output or param):
+    the DPU computes power-of-two symmetric fixed point, which such a tensor is not."""
+    for node in graph.topological_order():
+        names = [node.name] if qparams_of(node.attrs) else []
+        names += [t.name for t in node.params.values() if qparams_of(t.attrs)]
+        if names:
+            raise error("EXPORT_UNSUPPORTED", format=format, node=node.name, op_type=node.op_type,
+                        reason=f"'{names[0]}' is quantized with a float scale (scale_type 'float', "
+                        "possibly asymmetric/unsigned/narrow range); the DPU computes power-of-two "
+                        "symmetric fixed point only (export ONNX or TorchScript instead, or "
+                        "calibrate with scale_type 'poweroftwo')")
 
 
 def input_fix_of(node: Node) -> dict[int, tuple[int, int]]:

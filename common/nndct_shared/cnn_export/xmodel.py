@@ -33,7 +33,7 @@ from ..messages import error
 from ..progress import progress
 from ..xmodel import XGraph, XGraphError, write_xmodel
 from . import layout as L
-from .validate import batch_size, fix_of, input_fix_of, tensor_shape, validate_cnn_graph
+from .validate import batch_size, fix_of, input_fix_of, refuse_float_scale, tensor_shape, validate_cnn_graph
 
 __all__ = ["build_cnn_xgraph", "write_cnn_xmodel", "XMODEL_FORMAT"]
 
@@ -378,6 +378,7 @@ def build_cnn_xgraph(graph: Graph) -> XGraph:
     Raises CNN_GRAPH_INVALID for a graph that breaks the contract, XMODEL_BATCHSIZE for a batch
     other than 1, EXPORT_UNSUPPORTED for an op with no XIR form (message names the node)."""
     validate_cnn_graph(graph)
+    refuse_float_scale(graph, "The xmodel")
     batch = batch_size(graph)
     if batch != 1:
         raise error("XMODEL_BATCHSIZE", batch_size=batch)

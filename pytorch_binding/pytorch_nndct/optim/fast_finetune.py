@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from nndct_shared.calibration import FloatQParams
 from nndct_shared.messages import error, note, warn
 from nndct_shared.progress import progress
 
@@ -111,6 +112,8 @@ def _refresh(module: NodeModule, settings: Mapping[str, TensorSettings], fix_pos
 
 
 def _step_size(fix_pos: Any) -> float:
+    if isinstance(fix_pos, FloatQParams):
+        return float(fix_pos.scale)
     if fix_pos is None:
         return 2.0 ** -8
     return 2.0 ** -(min(fix_pos) if isinstance(fix_pos, tuple) else int(fix_pos))

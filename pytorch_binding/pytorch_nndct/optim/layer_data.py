@@ -19,7 +19,10 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
+from nndct_shared.calibration import FloatQParams
+
 from ..nn.cnn_modules import Conv1d, Conv2d, ConvTranspose2d, Linear, NodeModule
+from ..quantization.fix_float_torch import fake_quant_float_torch
 from ..quantization.fix_torch import fix_neuron_torch
 from ..quantization.runtime import QuantRuntime
 from ..quantization.settings import TensorSettings, make_observer
@@ -184,6 +187,10 @@ class LayerData:
 
 
 def _fix_tensor(s: TensorSettings, value: torch.Tensor, fix_pos: Any) -> torch.Tensor:
+    if isinstance(fix_pos, FloatQParams):
+        spec = s.float_spec
+        return fake_quant_float_torch(value, spec.qmin, spec.qmax, fix_pos.scale, fix_pos.zero_point,
+                                      s.round_code)
     if isinstance(fix_pos, tuple):
         shape = [1] * value.dim()
         shape[s.axis] = len(fix_pos)

@@ -6,6 +6,11 @@ The reference flow: the float model is captured (torch.fx) into the neutral grap
 quant_info.json (with bias_corr.pth when bias correction is on; cross-layer equalization runs on
 the captured graph in both modes, see `optim/ptq_steps.py`); in test mode quant_info.json is read back, the model runs fake-quantized, and
 the exports (xmodel with deploy-check dumps, ONNX, TorchScript) are written from one forward.
+
+Float-scale tensors (`scale_type: "float"` in the config) are omitted from quant_info.json,
+which keeps the reference's power-of-two format; their scale and zero point go to
+quant_info_float.json (`nndct_shared.quant_info_float`), written in the same atomic batch and
+only when the model has such tensors. Test mode reads both strictly.
 """
 from __future__ import annotations
 
@@ -20,7 +25,16 @@ from nndct_shared.cnn import plan_fixes
 from nndct_shared.config import QuantConfig, default_config, load_config
 from nndct_shared.messages import error, note, warn
 from nndct_shared.output_dir import staged_export
+from nndct_shared.calibration import FloatQParams
 from nndct_shared.quant_info import QuantInfo, check_against, read_quant_info, to_json_text
+from nndct_shared.quant_info_float import (
+    FLOAT_QUANT_INFO_FILE,
+    FloatEntry,
+    FloatQuantInfo,
+    check_float_against,
+    read_float_quant_info,
+    to_float_json_text,
+)
 
 from ..optim.ptq_steps import PostTrainingSteps
 from ..parse import capture_model
@@ -30,7 +44,7 @@ from .codegen import class_name_for, generate_source, load_generated, state_dict
 from .cnn_export import export_graph
 from .hardware_aware import apply_target
 
-__all__ = ["TorchQuantizer", "QUANT_INFO_FILE"]
+__all__ = ["TorchQuantizer", "QUANT_INFO_FILE", "FLOAT_QUANT_INFO_FILE"]
 
 QUANT_INFO_FILE = "quant_info.json"
 
@@ -135,10 +149,23 @@ class TorchQuantizer:
 
     # --- calibration result ---------------------------------------------------------------
 
-    def _sections(self) -> tuple[list[str], list[str]]:
-        params = [n for n in self.plan.params if n in self.settings]
-        outputs = [n for n in self.plan.outputs if n in self.settings]
+    def _sections(self, float_scale: bool = False) -> tuple[list[str], list[str]]:
+        """Power-of-two tensors (quant_info.json), or float-scale ones with float_scale=True."""
+        def wanted(n: str) -> bool:
+            return n in self.settings and self.settings[n].is_float == float_scale
+        params = [n for n in self.plan.params if wanted(n)]
+        outputs = [n for n in self.plan.outputs if wanted(n)]
         return params, outputs
+
+    def _float_entries(self, names: list[str], fix_pos: dict[str, Any]) -> dict[str, FloatEntry]:
+        entries: dict[str, FloatEntry] = {}
+        for name in names:
+            s, qp = self.settings[name], fix_pos.get(name)
+            if not isinstance(qp, FloatQParams):
+                raise error("PARAM_NOT_QUANTIZED", name=name, path=FLOAT_QUANT_INFO_FILE)
+            entries[name] = FloatEntry(s.bit_width, s.signed, s.narrow_range, s.symmetric,
+                                       float(qp.scale), int(qp.zero_point))
+        return entries
 
     def _entries(self, names: list[str], fix_pos: dict[str, Any]) -> dict[str, tuple[int, Any]]:
         entries: dict[str, tuple[int, Any]] = {}
@@ -161,8 +188,16 @@ class TorchQuantizer:
         fix_pos = self.runtime.calibrated()
         params, outputs = self._sections()
         info = QuantInfo(param=self._entries(params, fix_pos), output=self._entries(outputs, fix_pos))
-        with staged_export(self.output_dir) as batch:  # quant_info.json and bias_corr.pth: both or neither
+        float_params, float_outputs = self._sections(float_scale=True)
+        float_text = None
+        if float_params or float_outputs:
+            float_text = to_float_json_text(FloatQuantInfo(param=self._float_entries(float_params, fix_pos),
+                                                           output=self._float_entries(float_outputs, fix_pos)))
+        # quant_info.json, quant_info_float.json and bias_corr.pth: all or none
+        with staged_export(self.output_dir) as batch:
             path = batch.write_bytes(self.output_dir / QUANT_INFO_FILE, to_json_text(info).encode("utf-8"))
+            if float_text is not None:
+                batch.write_bytes(self.output_dir / FLOAT_QUANT_INFO_FILE, float_text.encode("utf-8"))
             for name, data in extra_files.items():
                 batch.write_bytes(self.output_dir / name, data)
         note(f"=>Exported quantization steps to '{path}'")
@@ -201,11 +236,35 @@ class TorchQuantizer:
                 if recorded != [s.bit_width]:
                     changed.append(f"bit width of '{name}' ({s.bit_width} now, "
                                    f"{'/'.join(map(str, recorded))} at calibration)")
+        fix_pos.update(self._read_float_qparams(changed))
         if changed:
             more = f", ... ({len(changed) - 3} more)" if len(changed) > 3 else ""
             raise error("QUANT_CONFIG_MISMATCH", current="this quantizer's bitwidth / quant_config_file",
                         recorded=f"recorded in '{path}'", differences=", ".join(changed[:3]) + more)
         return fix_pos
+
+    def _read_float_qparams(self, changed: list[str]) -> dict[str, FloatQParams]:
+        """Scale and zero point of the float-scale tensors from quant_info_float.json (strict);
+        grid differences from the current settings are appended to `changed`."""
+        params, outputs = self._sections(float_scale=True)
+        if not params and not outputs:
+            return {}
+        path = self.output_dir / FLOAT_QUANT_INFO_FILE
+        if not path.is_file():
+            raise error("NO_CALIB_RESULT", path=str(path))
+        info = read_float_quant_info(path)
+        check_float_against(info, params, outputs)
+        result: dict[str, FloatQParams] = {}
+        for table, names in ((info.param, params), (info.output, outputs)):
+            for name in names:
+                e, s = table[name], self.settings[name]
+                now = (s.bit_width, s.signed, s.narrow_range, s.symmetric)
+                then = (e.bit_width, e.signed, e.narrow_range, e.symmetric)
+                if now != then:
+                    changed.append(f"grid of '{name}' ((bit_width, signed, narrow_range, symmetric) = "
+                                   f"{now} now, {then} at calibration)")
+                result[name] = FloatQParams(e.scale, e.zero_point)
+        return result
 
     def _channel_count(self, param_name: str, axis: int) -> int:
         for node in self.captured.graph:

@@ -4,6 +4,10 @@ fix facts of the calibration result (the contract of graph/cnn_ops.py).
 Why a copy: the captured graph keeps float params (BatchNorm folded) so that test mode can
 re-quantize from any quant_info.json; exports need the values on the fixed-point grid, the
 `fix` attrs, and activation shapes of the exported batch (batch 1 for the xmodel).
+
+Float-scale tensors get the attr `qparams` instead of `fix` (see `float_qparams_attr`): their
+params are fake-quantized by the numpy reference of `nndct_shared.calibration.float_scale`.
+The ONNX exporter writes them as QDQ with their scale and zero point; the xmodel refuses them.
 """
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from nndct_shared import kernels
+from nndct_shared.calibration import FloatQParams
+from nndct_shared.calibration.float_scale import fake_quant_float_numpy
 from nndct_shared.graph import Graph, Node, Tensor
 from nndct_shared.messages import error
 
@@ -20,9 +26,21 @@ from ..quantization.settings import TensorSettings
 __all__ = ["export_graph"]
 
 
+def float_qparams_attr(s: TensorSettings, qp: FloatQParams) -> dict[str, Any]:
+    """The `qparams` attr of a float-scale tensor in the export graph."""
+    return {"bit_width": s.bit_width, "signed": s.signed, "narrow_range": s.narrow_range,
+            "symmetric": s.symmetric, "scale": float(qp.scale), "zero_point": int(qp.zero_point)}
+
+
 def _quantized_param(node: Node, tensor: Tensor, s: TensorSettings | None, fix_pos: Any) -> Tensor:
     if s is None or fix_pos is None:
         return Tensor(tensor.name, data=tensor.data.copy(), attrs=dict(tensor.attrs))
+    if isinstance(fix_pos, FloatQParams):
+        data = fake_quant_float_numpy(np.asarray(tensor.data, dtype=np.float32), s.float_spec, fix_pos,
+                                      s.round_method)
+        attrs = dict(tensor.attrs)
+        attrs["qparams"] = float_qparams_attr(s, fix_pos)
+        return Tensor(tensor.name, data=data, attrs=attrs)
     if isinstance(fix_pos, tuple):
         raise error("EXPORT_UNSUPPORTED", format="The xmodel, ONNX and deploy-check", node=node.name,
                     op_type=node.op_type, reason=f"'{tensor.name}' is quantized per channel, and these "
@@ -47,7 +65,9 @@ def export_graph(graph: Graph, settings: Mapping[str, TensorSettings], fix_pos: 
         if node.op_type == "reshape" and new_shape is not None:
             attrs["shape"] = tuple(new_shape)
         s, fp = settings.get(node.name), fix_pos.get(node.name)
-        if s is not None and fp is not None:
+        if s is not None and isinstance(fp, FloatQParams):
+            attrs["qparams"] = float_qparams_attr(s, fp)
+        elif s is not None and fp is not None:
             attrs["fix"] = (s.bit_width, int(fp))
         out.add_node(Node(node.name, node.op_type, attrs, list(node.inputs), list(node.outputs), params))
         for name in node.outputs:

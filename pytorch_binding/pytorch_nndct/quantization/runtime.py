@@ -23,6 +23,10 @@ NaN/inf during calibration, decided like the rest of the project:
   that never saw finite data has no fix position, and `calibrated()` (so export_quant_config)
   raises CALIB_DATA_NONFINITE naming it instead of writing `null` to quant_info.json.
 
+Float-scale tensors (`scale_type: "float"`, see `nndct_shared.calibration.float_scale`) hold a
+`FloatQParams` (scale, zero point) where the others hold a fix position: the observer's
+`fix_pos`, the loaded result and `calibrated()` carry it, and `_quantize` branches on it.
+
 In test mode NaN passes through the fix op unchanged and +-inf saturates, as in the float model
 and on the hardware; no statistic is computed there.
 """
@@ -33,9 +37,11 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from nndct_shared.calibration import Observer
+from nndct_shared.calibration import FloatQParams, Observer
+from nndct_shared.calibration.float_scale import qparams_from_range
 from nndct_shared.messages import error
 
+from .fix_float_torch import fake_quant_float_torch
 from .fix_torch import fix_neuron_torch
 from .settings import TensorSettings, make_observer
 
@@ -134,6 +140,10 @@ class QuantRuntime:
                 raise error("PARAM_NOT_QUANTIZED", name=s.name, path="quant_info.json")
         if fix_pos is None:
             return x
+        if isinstance(fix_pos, FloatQParams):
+            spec = s.float_spec
+            return fake_quant_float_torch(x, spec.qmin, spec.qmax, fix_pos.scale, fix_pos.zero_point,
+                                          s.round_code)
         if isinstance(fix_pos, tuple):
             return fix_neuron_torch(x, s.bit_width, self._per_channel(s, fix_pos, x), s.round_code)
         return fix_neuron_torch(x, s.bit_width, fix_pos, s.round_code)
@@ -180,7 +190,7 @@ class QuantRuntime:
             if fix_pos is None and observer is not None and observer.skipped_nonfinite:
                 raise error("CALIB_DATA_NONFINITE", name=name, count=self.nonfinite.get(name, "some"))
             if fix_pos is None and observer is not None and observer.skipped_no_range:
-                fix_pos = s.max_fix_pos
+                fix_pos = qparams_from_range(0.0, 0.0, s.float_spec) if s.is_float else s.max_fix_pos
             result[name] = fix_pos
         return result
 

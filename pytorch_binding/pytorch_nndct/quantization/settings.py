@@ -6,6 +6,16 @@ inputs, search range 5 (1 for inputs), the modal statistic over batches, and fix
 capped at 12 for widths up to 8 bits (15 above), as vai_q_pytorch does. A config file changes
 them per tensor kind and per layer. Options the config accepts but this flow does not implement
 raise NotImplementedError naming the option, instead of being silently ignored.
+
+`scale_type: "float"` tensors (with any `symmetry`, `signed`, `narrow_range`) are calibrated by
+`FloatRangeObserver` and fake-quantized with a float scale and an integer zero point; the
+semantics are in `nndct_shared.calibration.float_scale`. Still not implemented (they raise
+NotImplementedError): `narrow_range: true` with power-of-two scales (the fix position grid is
+signed, symmetric and full-range), and float scales with `per_channel: true` or with the methods
+mse and entropy (use maxmin or percentile). The config checks (QUANT_CONFIG_CONFLICT) already
+reject power-of-two with `symmetry: false` or `signed: false` (the check below keeps naming
+them too), float scales with diffs or (for activations) the modal statistic, and
+`narrow_range: true` with `signed: false`.
 """
 from __future__ import annotations
 
@@ -15,6 +25,8 @@ from typing import Mapping
 from nndct_shared.calibration import (
     DiffsObserver,
     EntropyObserver,
+    FloatQuantSpec,
+    FloatRangeObserver,
     MseObserver,
     Observer,
     ParamObserver,
@@ -54,6 +66,19 @@ class TensorSettings:
     percentage: float | None
     axis: int | None
     is_param: bool
+    scale_type: str = "poweroftwo"
+    symmetric: bool = True
+    signed: bool = True
+    narrow_range: bool = False
+
+    @property
+    def is_float(self) -> bool:
+        """True for a float-scale tensor (scale and zero point instead of a fix position)."""
+        return self.scale_type == ScaleType.FLOAT.value
+
+    @property
+    def float_spec(self) -> FloatQuantSpec:
+        return FloatQuantSpec(self.bit_width, self.signed, self.narrow_range, self.symmetric)
 
     @property
     def round_code(self) -> int:
@@ -72,17 +97,25 @@ def check_supported(config: QuantConfig) -> None:
                                       "CNN flow (the reference tool reserves it too); set it to false.")
     for scope in scopes(config):
         p, where = scope.params, f"{scope.where}, {scope.kind.value} tensors"
-        if p.scale_type is not ScaleType.POWER_OF_TWO:
-            raise NotImplementedError(f"quant config scale_type='{p.scale_type.value}' ({where}) is not "
-                                      "implemented: the CNN flow quantizes with power-of-two scales only.")
+        if p.scale_type is ScaleType.FLOAT:
+            if p.per_channel:
+                raise NotImplementedError(f"quant config per_channel=true with scale_type='float' "
+                                          f"({where}) is not implemented: float scales are per tensor.")
+            if p.method not in (CalibMethod.MAXMIN, CalibMethod.PERCENTILE):
+                raise NotImplementedError(f"quant config method '{p.method.value}' with scale_type="
+                                          f"'float' ({where}) is not implemented; use method 'maxmin' "
+                                          "or 'percentile'.")
+            continue
         if not p.symmetry:
-            raise NotImplementedError(f"quant config symmetry=false ({where}) is not implemented: the "
-                                      "CNN flow has no zero points (asymmetric quantization).")
+            raise NotImplementedError(f"quant config symmetry=false with scale_type='poweroftwo' "
+                                      f"({where}) is not implemented: fix positions have no zero "
+                                      "point; use scale_type 'float' for asymmetric quantization.")
         if not p.signed:
-            raise NotImplementedError(f"quant config signed=false ({where}) is not implemented: the "
-                                      "CNN flow uses signed integer grids only.")
+            raise NotImplementedError(f"quant config signed=false with scale_type='poweroftwo' "
+                                      f"({where}) is not implemented: use scale_type 'float'.")
         if p.narrow_range:
-            raise NotImplementedError(f"quant config narrow_range=true ({where}) is not implemented.")
+            raise NotImplementedError(f"quant config narrow_range=true with scale_type='poweroftwo' "
+                                      f"({where}) is not implemented: use scale_type 'float'.")
         if p.per_channel and scope.kind.value != "weights":
             raise NotImplementedError(f"quant config per_channel=true ({where}) is implemented for "
                                       "weights only.")
@@ -109,13 +142,21 @@ def resolve_settings(plan: FixPlan, config: QuantConfig, layer_types: Mapping[st
                 round_method=_ROUND_METHODS[p.round_mode], method=p.method,
                 search_range=1 if p.method is CalibMethod.MAXMIN else int(p.diffs_search_range),
                 statistic=p.calib_statistic_method.value, percentage=p.percentage, axis=axis,
-                is_param=is_param)
+                is_param=is_param, scale_type=p.scale_type.value, symmetric=bool(p.symmetry),
+                signed=bool(p.signed), narrow_range=bool(p.narrow_range))
     return result
 
 
 def make_observer(s: TensorSettings) -> Observer:
     """The calibration observer of one tensor (`maxmin` is diffs with search range 1, per call,
     then the statistic over calls, as the reference's `nndct_diffs_mode="maxmin"`)."""
+    if s.is_float:
+        if s.method not in (CalibMethod.MAXMIN, CalibMethod.PERCENTILE):
+            raise NotImplementedError(f"method '{s.method.value}' with scale_type='float' is not "
+                                      f"implemented (tensor '{s.name}').")
+        return FloatRangeObserver(s.bit_width, s.signed, s.narrow_range, s.symmetric, s.statistic,
+                                  s.percentage if s.method is CalibMethod.PERCENTILE else None,
+                                  name=s.name)
     cap = s.max_fix_pos
     if s.method in (CalibMethod.DIFFS, CalibMethod.MAXMIN):
         if s.is_param:
