@@ -149,6 +149,25 @@ def test_bidirectional_merge_modes_and_states(vowels, tmp_path, merge_mode):
     assert np.array_equal(h_fw, fw[:, -1]) and np.array_equal(h_bw, bw[:, 0])
 
 
+def test_last_output_with_states(vowels, tmp_path):
+    """return_sequences=False with return_state=True: (last h, h, c), and the last h is the last
+    step of the same layer's full sequence, bit for bit."""
+    calib, test = vowels
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((29, 12))
+    seq_layer = keras.layers.LSTM(8, return_sequences=True, name="lstm")
+    seq_model = keras.Model(inputs, seq_layer(inputs))
+    last_layer = keras.layers.LSTM(8, return_state=True, name="lstm")
+    last_model = keras.Model(inputs, last_layer(inputs))
+    last_layer.set_weights(seq_layer.get_weights())
+    seq = np.asarray(_calibrate_then_test(seq_model, calib, tmp_path / "seq").quant_model(test))
+    out, h, c = _calibrate_then_test(last_model, calib, tmp_path / "last").quant_model(test)
+    assert np.asarray(out).shape == (len(test), 8)
+    assert np.array_equal(np.asarray(out), seq[:, -1]) and np.array_equal(np.asarray(h), seq[:, -1])
+    floats = last_model(test)
+    assert np.abs(np.asarray(c) - np.asarray(floats[2])).max() < 0.05  # 16-bit, 29 steps
+
+
 def test_initial_states_from_other_inputs(vowels, tmp_path):
     calib, test = (x[:, -5:] for x in vowels)  # 5 steps, so the initial state still shows
     keras.utils.set_random_seed(6)
