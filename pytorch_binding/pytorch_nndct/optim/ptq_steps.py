@@ -52,7 +52,7 @@ class PostTrainingSteps:
 
     def equalize(self, graph: Graph, quantized: Collection[str]) -> list[ClePair]:
         """Cross-layer equalization of the captured graph (before the model is built), on the
-        pairs whose both layers run quantized."""
+        pairs whose both layers are in `quantized` (the layers with quantized weights)."""
         if self.cle:
             self.cle_pairs = equalize_graph(graph, eligible=quantized)
             if self.cle_pairs:

@@ -94,12 +94,14 @@ class TorchQuantizer:
                                       convert_relu6_to_relu=self.config.convert_relu6_to_relu,
                                       convert_silu_to_hswish=self.config.convert_silu_to_hswish)
         graph = self.captured.graph
-        self.post_training = PostTrainingSteps(self.config, quant_mode)
-        self.post_training.equalize(graph, self.captured.quantized)
         self.plan = plan_fixes(graph, self.captured.quantized, self.captured.quant_inputs)
         self.settings = resolve_settings(self.plan, self.config, self.captured.layer_types,
                                          {n.name: n.op_type for n in graph})
         self.plan, self.settings = apply_target(target, self.captured, self.config, self.plan, self.settings)
+        # CLE after the plan (which depends on the graph's structure only): it equalizes pairs of
+        # layers whose weights are quantized, so with a target never a DPU layer with a CPU one.
+        self.post_training = PostTrainingSteps(self.config, quant_mode)
+        self.post_training.equalize(graph, {t.node for name, t in self.plan.params.items() if name in self.settings})
         self.runtime = QuantRuntime(self.settings, quant_mode)
         if quant_mode == "test":  # checked before the first file is written
             self.runtime.load(self._read_fix_positions())

@@ -233,3 +233,15 @@ def test_quantstub_regions_still_bound_what_is_quantized(digits, tmp_path, caplo
     # the float LeakyReLU outside the region keeps its slope: no warning, no change
     assert q.graph.node("Partial::Partial/LeakyReLU[leaky]/leaky").attrs["alpha"] == 0.2
     assert not any("LEAKYRELU" in r.getMessage() for r in caplog.records)
+
+
+def test_cle_pairs_only_layers_the_target_quantizes(hw_net, digits, tmp_path):
+    """conv1 -> LeakyReLU -> big qualifies for cross-layer equalization, but with the target the
+    17x17 conv runs in float on the CPU: equalizing it with a DPU layer would only move range
+    into the float side, so the pair is dropped."""
+    def pairs(target, out):
+        q = torch_quantizer("calib", hw_net, digits[0][:4], output_dir=str(out), device="cpu", target=target)
+        return [(p.first, p.second) for p in q.post_training.cle_pairs]
+
+    assert pairs(None, tmp_path / "plain") == [(name("Conv2d[conv1]/conv1"), BIG)]
+    assert pairs(B4096, tmp_path / "target") == []
