@@ -1,20 +1,30 @@
-"""Fake quantization (`fix_neuron`) in pure torch, bit-exact with `nndct_shared.kernels`.
+"""Fake quantization (`fix_neuron`) of torch tensors, bit-exact with `nndct_shared.kernels`.
 
-Why a torch version next to the C++ kernel: the quantized model must run on any device, be
-traceable into TorchScript and keep autograd-free tensors on the GPU; the C++ kernel takes
-numpy arrays. The arithmetic is done in float64: `x * 2**fix_pos` is exact there for float32
+`fix_neuron_torch` sends a plain CPU float tensor (no autograd, not being traced) with one fix
+position to the C++ kernel, which reads and writes it without a copy and is several times
+faster than the tensor expressions below; everything else (GPU tensors, autograd for QAT and
+fast finetune, TorchScript tracing, per-channel fix positions) goes through
+`fix_neuron_torch_reference`, in pure torch.
+
+The pure-torch arithmetic is done in float64: `x * 2**fix_pos` is exact there for float32
 inputs, and so is `r + 0.5`, which keeps the tie detection exact (in float32,
-`0.49999997 + 0.5` rounds to 1.0). A test checks equality with the C++ kernel for every method.
+`0.49999997 + 0.5` rounds to 1.0). A test checks both paths against the C++ kernel for every
+method.
 """
 from __future__ import annotations
 
 import torch
 
+from nndct_shared import kernels
 from nndct_shared.kernels import resolve_method
+from nndct_shared.kernels._args import MAX_FIX_POS, MIN_FIX_POS
 
-__all__ = ["fix_neuron_torch", "method_code"]
+__all__ = ["fix_neuron_torch", "fix_neuron_torch_reference", "method_code"]
 
 _DPU_ROUND, _STD_ROUND, _FLOOR, _HALF_DOWN, _CEIL, _HALF_EVEN = 2, 3, 4, 6, 7, 8
+#: The kernel API's names of these codes (it takes the reference's codes 2-5 or names).
+_KERNEL_NAMES = {_DPU_ROUND: "dpu_round", _STD_ROUND: "std_round", _FLOOR: "floor",
+                 _HALF_DOWN: "half_down", _CEIL: "ceil", _HALF_EVEN: "half_even"}
 
 
 def method_code(method: int | str) -> int:
@@ -39,12 +49,27 @@ def _round(r: torch.Tensor, code: int) -> torch.Tensor:
     return torch.round(r)  # half to even
 
 
+def _kernel_applies(x: torch.Tensor, fix_pos: int | torch.Tensor) -> bool:
+    return (not isinstance(fix_pos, torch.Tensor) and MIN_FIX_POS <= int(fix_pos) <= MAX_FIX_POS
+            and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and not x.requires_grad and not torch.jit.is_tracing() and not torch.jit.is_scripting())
+
+
 def fix_neuron_torch(x: torch.Tensor, bit_width: int, fix_pos: int | torch.Tensor, method: int) -> torch.Tensor:
-    """`clamp(round(x * 2**fix_pos)) * 2**-fix_pos` in x's dtype.
+    """`clamp(round(x * 2**fix_pos)) * 2**-fix_pos` in x's dtype (see the module docstring).
 
     `fix_pos` is an int (per tensor) or an int tensor broadcastable to x (per channel).
     `method` is a kernel code from `method_code`. NaN stays NaN; +-inf saturate.
     """
+    if _kernel_applies(x, fix_pos):
+        array = x.detach().contiguous().numpy()
+        return torch.from_numpy(kernels.fix_neuron(array, bit_width, int(fix_pos), _KERNEL_NAMES[method]))
+    return fix_neuron_torch_reference(x, bit_width, fix_pos, method)
+
+
+def fix_neuron_torch_reference(x: torch.Tensor, bit_width: int, fix_pos: int | torch.Tensor,
+                               method: int) -> torch.Tensor:
+    """The same in pure torch: any device, differentiable expressions, traceable."""
     qmin = -(2 ** (bit_width - 1))
     qmax = 2 ** (bit_width - 1) - 1
     if isinstance(fix_pos, torch.Tensor):
