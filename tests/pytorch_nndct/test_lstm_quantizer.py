@@ -12,7 +12,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from helpers import reference_lstm as ref
 from nndct_shared import kernels
-from nndct_shared.messages import NndctError
 from pytorch_nndct.apis import torch_quantizer
 
 CPU = torch.device("cpu")

@@ -13,8 +13,8 @@ from nndct_shared.config import default_config
 from nndct_shared.messages import MissingFileError
 from pytorch_nndct.apis import torch_quantizer
 from pytorch_nndct.optim import BIAS_CORR_FILE, correct_bias, equalize_quantizer, find_cle_pairs
-from pytorch_nndct.optim.layer_data import fixed_runtime, record_inputs, run_with, weighted_modules
-from pytorch_nndct.optim.bias_correction import mean_output_error, save_bias_corr
+from pytorch_nndct.optim.layer_data import record_inputs, run_with, weighted_modules
+from pytorch_nndct.optim.bias_correction import save_bias_corr
 
 CPU = torch.device("cpu")
 

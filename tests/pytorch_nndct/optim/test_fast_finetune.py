@@ -8,7 +8,7 @@ import models
 from quant_flow import plain_config
 from nndct_shared.messages.errors import MissingFileError
 from pytorch_nndct.apis import torch_quantizer
-from pytorch_nndct.optim import FT_PARAM_FILE, fast_finetune, load_ft_param
+from pytorch_nndct.optim import FT_PARAM_FILE, load_ft_param
 
 CPU = torch.device("cpu")
 
