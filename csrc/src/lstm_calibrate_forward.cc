@@ -36,21 +36,6 @@ bool histogram_mode(const int64_t* counts, int* fix_pos) {
 
 namespace {
 
-// v[i] = Q_fp(v[i]) = clamp(floor(v[i] * 2^fp)) * 2^-fp in place: quantize_value and dequantize
-// of lstm_int_ops.h written branch-free so that it vectorizes (an AVX2 clone has vroundpd).
-// NaN gives the lowest code as there (calibration input is checked for NaN upstream), and a zero
-// code gives +0.0 (the `+ 0.0`), as the integer round trip does.
-NNDCT_TARGET_CLONES void fake_quantize_floor(double* v, int64_t n, int fp, const CodeRange& range) {
-  const double amp = pow2(fp), inv = pow2(-fp);
-  const double lo = static_cast<double>(range.lo), hi = static_cast<double>(range.hi);
-  for (int64_t i = 0; i < n; ++i) {
-    double s = std::floor(v[i] * amp);
-    s = s > lo ? s : lo;
-    s = s > hi ? hi : s;
-    v[i] = s * inv + 0.0;
-  }
-}
-
 // Below this many values per node and step, handing half the gates to another thread costs
 // more than it saves.
 constexpr int64_t kMinPairElements = 2048;
@@ -147,7 +132,7 @@ class NodeScanner {
     }
     int fp;
     if (!histogram_mode(row, &fp)) return;  // nothing non-zero seen yet: v is all zero
-    fake_quantize_floor(v, n, fp, range_);
+    floor_codes(v, n, fp, range_.lo, range_.hi, pow2(-fp), v);  // Q_fp in place
   }
 
   // Current fix position of a node (its mode), or max_fix_pos before any vote.

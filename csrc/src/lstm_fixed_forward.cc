@@ -108,7 +108,7 @@ class SliceRunner {
     for (int64_t r = 0; r < nb; ++r)
       for (int64_t t = 0; t < len_[r]; ++t) {
         double* q = xq.data() + n * I;
-        floor_codes(seq_.x + ((b0_ + r) * T + t) * I, I, fix_.node[kInput0], range_.lo, range_.hi, q);
+        floor_codes(seq_.x + ((b0_ + r) * T + t) * I, I, fix_.node[kInput0], range_.lo, range_.hi, 1.0, q);
         rows[n] = q;
         dst[n] = proj_.data() + (r * T + t) * G;
         if (++n == kRowBlock) flush();

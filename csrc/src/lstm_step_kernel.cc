@@ -182,12 +182,14 @@ NNDCT_TARGET_CLONES void dense_bias_loop(const DenseBiasPlan& p, int64_t lo, int
   }
 }
 
-NNDCT_TARGET_CLONES void floor_codes_loop(const double* NNDCT_RESTRICT x, int64_t n, double amp, double lo,
-                                        double hi, double* NNDCT_RESTRICT out) {
+// Not restrict-qualified: calibration calls it in place (the compiler checks the overlap).
+NNDCT_TARGET_CLONES void floor_codes_loop(const double* x, int64_t n, double amp, double lo, double hi,
+                                        double out_scale, double* out) {
   for (int64_t i = 0; i < n; ++i) {
     double s = std::floor(x[i] * amp);
     s = s > lo ? s : lo;
-    out[i] = s > hi ? hi : s;
+    s = s > hi ? hi : s;
+    out[i] = s * out_scale + 0.0;
   }
 }
 
@@ -198,8 +200,8 @@ void dense_bias_codes(const DenseBiasPlan& plan, int64_t lo, int64_t hi, int64_t
   dense_bias_loop(plan, lo, hi, n, acc, bias, dst);
 }
 
-void floor_codes(const double* x, int64_t n, int fp, int64_t lo, int64_t hi, double* out) {
-  floor_codes_loop(x, n, pow2(fp), static_cast<double>(lo), static_cast<double>(hi), out);
+void floor_codes(const double* x, int64_t n, int fp, int64_t lo, int64_t hi, double out_scale, double* out) {
+  floor_codes_loop(x, n, pow2(fp), static_cast<double>(lo), static_cast<double>(hi), out_scale, out);
 }
 
 void step_row(const StepPlan& plan, int64_t H, const int32_t* a, const double* acc_h, double* h, int64_t* c,

@@ -87,14 +87,14 @@ void tanh_table_lookup(const T* x, T* out, int64_t n, int fix_pos) {
 
 template <typename C>
 void sigmoid_table_codes(const C* codes, int16_t* out, int64_t n, int fix_pos) {
-  const int16_t* table = sigmoid_table();  // built before the threads start
-  lookup_codes(codes, out, n, fix_pos, [table](int64_t c, int fp) { return sigmoid_code(table, c, fp); });
+  sigmoid_table();  // build before the threads start (the static init is thread-safe anyway)
+  lookup_codes(codes, out, n, fix_pos, sigmoid_code);
 }
 
 template <typename C>
 void tanh_table_codes(const C* codes, int16_t* out, int64_t n, int fix_pos) {
-  const int16_t* table = tanh_table();
-  lookup_codes(codes, out, n, fix_pos, [table](int64_t c, int fp) { return tanh_code(table, c, fp); });
+  tanh_table();
+  lookup_codes(codes, out, n, fix_pos, tanh_code);
 }
 
 template void sigmoid_table_lookup<float>(const float*, float*, int64_t, int);

@@ -73,10 +73,6 @@ inline int64_t sigmoid_node(int64_t in, int fin, int fout, const CodeRange& r) {
 inline int64_t tanh_node(int64_t in, int fin, int fout, const CodeRange& r) {
   return table_output(tanh_code(in, fin), fout, r);
 }
-// The same with the table passed in (sigmoid_table() / tanh_table()).
-inline int64_t table_node(const int16_t* table, bool is_tanh, int64_t in, int fin, int fout, const CodeRange& r) {
-  return table_output(is_tanh ? tanh_code(table, in, fin) : sigmoid_code(table, in, fin), fout, r);
-}
 
 }  // namespace lstm
 }  // namespace nndct

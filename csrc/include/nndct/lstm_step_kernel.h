@@ -88,9 +88,11 @@ struct DenseBiasPlan {
 void dense_bias_codes(const DenseBiasPlan& plan, int64_t lo, int64_t hi, int64_t n, const double* acc,
                       const int32_t* bias, int32_t* dst);
 
-// out[i] = Q_fp(x[i]) = clamp(floor(x[i] * 2^fp)) as a double code (quantize_value of
-// lstm_int_ops.h; NaN gives lo there too), i < n.
-void floor_codes(const double* x, int64_t n, int fp, int64_t lo, int64_t hi, double* out);
+// out[i] = clamp(floor(x[i] * 2^fp), lo, hi) * out_scale, i < n (quantize_value of
+// lstm_int_ops.h, times out_scale; NaN gives lo there too, and a zero code gives +0.0). With
+// out_scale 1 these are the codes as doubles (test mode's input), with 2^-fp the fake-quantized
+// values (calibration's node outputs). `out` may be `x` (in place).
+void floor_codes(const double* x, int64_t n, int fp, int64_t lo, int64_t hi, double out_scale, double* out);
 
 // One step of one row. `a`: the dense-with-bias codes of this position [4H]; `acc_h`: the
 // recurrent accumulators [4H]; `h`, `c`: the row's state codes (h as doubles, the operand of the

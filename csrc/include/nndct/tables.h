@@ -39,24 +39,21 @@ inline int64_t table_step(int64_t code, int shift) {
 
 }  // namespace detail
 
-// Sigmoid of the value code * 2^-fix_pos, as a code on the 2^-15 grid (0 .. 32767), with the
-// table passed in (hot loops fetch sigmoid_table() once instead of once per element).
-inline int32_t sigmoid_code(const int16_t* table, int64_t code, int fix_pos) {
+// Sigmoid of the value code * 2^-fix_pos, as a code on the 2^-15 grid (0 .. 32767).
+inline int32_t sigmoid_code(int64_t code, int fix_pos) {
   const int64_t k = detail::table_step(code, 7 - fix_pos);
   if (k >= 1024) return kTableCodeMax;
   if (k < -1024) return 0;
-  return table[1024 + k];
+  return sigmoid_table()[1024 + k];
 }
-inline int32_t sigmoid_code(int64_t code, int fix_pos) { return sigmoid_code(sigmoid_table(), code, fix_pos); }
 
 // Tanh of the value code * 2^-fix_pos, as a code on the 2^-15 grid (-32768 .. 32767).
-inline int32_t tanh_code(const int16_t* table, int64_t code, int fix_pos) {
+inline int32_t tanh_code(int64_t code, int fix_pos) {
   const int64_t k = detail::table_step(code, 8 - fix_pos);
   if (k >= 1024) return kTableCodeMax;
   if (k < -1024) return -32768;
-  return table[1024 + k];
+  return tanh_table()[1024 + k];
 }
-inline int32_t tanh_code(int64_t code, int fix_pos) { return tanh_code(tanh_table(), code, fix_pos); }
 
 // Float lookups: x >= 8 (tanh: 4) saturates high, x < -8 (-4) low, NaN stays NaN, otherwise the
 // reference truncates x * 2^fix_pos toward zero (exact for inputs on the grid) and indexes the
