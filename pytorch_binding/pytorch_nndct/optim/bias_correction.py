@@ -7,7 +7,8 @@ order, the per-channel mean of (quantized output - float output) is measured on 
 samples, with the quantized model using the final fix positions and the corrections already
 made upstream, and subtracted from the bias. The bias fix position is then re-derived, and the
 runtime's bias observer replaced, so quant_info.json records the fix position of the corrected
-bias. The corrected biases are saved to `output_dir/bias_corr.pth` (atomically) for test mode.
+bias. The corrected biases go to `output_dir/bias_corr.pth` for test mode (the flow stages that
+file together with quant_info.json, `ptq_steps.py`).
 Nodes without a bias are left alone (adding a bias would change the exported graph).
 """
 from __future__ import annotations

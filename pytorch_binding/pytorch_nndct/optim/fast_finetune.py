@@ -201,7 +201,7 @@ def fast_finetune(quantizer: Any, run_fn: Callable[..., Any], run_args: Sequence
         results.append(adaquant_layer(module, data, runtime.settings, fix_pos, options))
         del data
     sync_graph(quantizer.graph, modules)
-    quantizer.post_training.finetuned = True  # bias correction would undo part of the fit
+    quantizer.post_training.mark_finetuned()  # bias correction would undo part of the fit
     reset_runtime(runtime)
     run_fn(*run_args)  # re-calibration with the finetuned weights
     path = save_params(collect_params(modules), Path(quantizer.output_dir) / FT_PARAM_FILE)

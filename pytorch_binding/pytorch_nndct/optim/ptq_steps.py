@@ -64,6 +64,14 @@ class PostTrainingSteps:
         if self.bias_corr and self.mode == "calib":
             self._recorder = InputRecorder(BIAS_CORR_SAMPLES).attach(model)
 
+    def mark_finetuned(self) -> None:
+        """Fast finetune fitted the biases: bias correction is skipped, and the calibration inputs
+        kept for it are released now rather than at export."""
+        self.finetuned = True
+        if self._recorder is not None:
+            self._recorder.detach()
+            self._recorder.batches.clear()
+
     def before_export(self, quantizer: Any) -> dict[str, bytes]:
         """Calib mode, in export_quant_config(): correct the biases once (see the module doc).
 
