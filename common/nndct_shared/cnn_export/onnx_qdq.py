@@ -239,28 +239,20 @@ class _Builder:
             y = self.add("AveragePool", [x], n, count_include_pad=int(a["count_include_pad"]),
                          **attrs)
             return self._avg_scaled(node, y)
-        if op in ("adaptive_avg_pool1d", "adaptive_avg_pool2d"):
+        if op in ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d"):
+            # Uniform windows only: then the adaptive pool is a pool with kernel = stride.
+            kind, onnx_op = ("average", "AveragePool") if "avg" in op else ("max", "MaxPool")
             size = self.shape(node.inputs[0])[2:]
             out = [int(v) for v in a["output_size"]]
             if any(s % o for s, o in zip(size, out)):
-                raise _Unsupported(f"adaptive average pool from {list(size)} to {out} has "
-                                   "windows of different sizes (no AveragePool form)")
+                raise _Unsupported(f"adaptive {kind} pool from {list(size)} to {out} has "
+                                   f"windows of different sizes (no {onnx_op} form)")
             if all(o == 1 for o in out):
-                y = self.add("GlobalAveragePool", [x], n)
+                y = self.add(f"Global{onnx_op}", [x], n)
             else:
                 kernel = [s // o for s, o in zip(size, out)]
-                y = self.add("AveragePool", [x], n, kernel_shape=kernel, strides=kernel)
-            return self._avg_scaled(node, y)
-        if op in ("adaptive_max_pool1d", "adaptive_max_pool2d"):
-            size = self.shape(node.inputs[0])[2:]
-            out = [int(v) for v in a["output_size"]]
-            if any(s % o for s, o in zip(size, out)):
-                raise _Unsupported(f"adaptive max pool from {list(size)} to {out} has "
-                                   "windows of different sizes (no MaxPool form)")
-            if all(o == 1 for o in out):
-                return self.add("GlobalMaxPool", [x], n)
-            kernel = [s // o for s, o in zip(size, out)]
-            return self.add("MaxPool", [x], n, kernel_shape=kernel, strides=kernel)
+                y = self.add(onnx_op, [x], n, kernel_shape=kernel, strides=kernel)
+            return self._avg_scaled(node, y) if kind == "average" else y
         if op in ("add", "sub", "mul"):
             operands = list(xs)
             if "other" in node.params:
