@@ -305,3 +305,9 @@ class DeployCheckWriter:
         for file_name, payload in files.items():
             (directory / file_name).write_bytes(payload)
         (directory / (_SHAPE_FILE + ".txt")).write_bytes(shape_text.encode("utf-8"))
+
+
+if __name__ == "__main__":  # `python -m nndct_shared.deploy_check diff A B` (nndct_shared.deploy_diff)
+    from nndct_shared.deploy_diff import main
+
+    raise SystemExit(main())

@@ -23,6 +23,7 @@ from .errors import (
     QuantInfoError,
     QuantModeError,
     UnsupportedOpError,
+    WorkflowError,
     XmodelFormatError,
 )
 from .spec import TF_ONLY, TORCH_ONLY, Spec, error, note, warning
@@ -444,7 +445,79 @@ PROJECT_NOTES: tuple[Spec, ...] = (
     ),
 )
 
+# --- quantization report and dump diff ---------------------------------------------------------
+
+REPORT_ERRORS: tuple[Spec, ...] = (
+    error(
+        "REPORT_NOT_CALIBRATED",
+        "quantizer.report() was called before the quantizer had fix positions to analyse.",
+        "report() needs calibrated fix positions, but {what}.",
+        "In calib mode run quant_model on calibration data first (then call report()); in test "
+        "mode create the quantizer from the output_dir that holds quant_info.json.",
+        WorkflowError,
+    ),
+    error(
+        "REPORT_ARGUMENT",
+        "An argument of quantizer.report() has a value it cannot use.",
+        "report() argument '{argument}' {problem}.",
+        "{hint}",
+        ArgumentError,
+    ),
+    error(
+        "REPORT_EVAL_FN",
+        "The eval_fn given to quantizer.report() failed or did not return a number.",
+        "eval_fn {problem}.",
+        "Pass a function that takes the quantized model and returns one number where higher is "
+        "better (e.g. accuracy; return -loss for a loss).",
+        ArgumentError,
+    ),
+    error(
+        "RECURRENT_CONFIG_INVALID",
+        "A per-cell-node bit-width config of the recurrent flow breaks its schema.",
+        "The recurrent config {source} is invalid: {problem}.",
+        "Entries select one cell tensor each: layer_name '<cell graph>::<node or parameter>' as in "
+        "quant_info.json, quantizable_data_type the tensor's kind, and the flow's settings with "
+        "only bit_width changed (see nndct_shared.report.recurrent_config).",
+        QuantConfigError,
+    ),
+    error(
+        "DEPLOY_DIFF_NOT_A_DUMP",
+        "A directory given to the dump diff is not a deploy-check dump tree.",
+        "'{path}' is not a deploy-check dump tree: {reason}.",
+        "Pass the deploy_check_data_int directory written by export_xmodel(deploy_check=True) / "
+        "dump_rnn_outputs_by_timestep() (or the output_dir that contains it).",
+        MissingFileError,
+    ),
+    error(
+        "DEPLOY_DIFF_TRUNCATED",
+        "A dump tree given to the dump diff lacks files or values the other tree has.",
+        "The dump tree '{path}' is truncated: {reason}.",
+        "Re-run the dump that wrote it to the end (or compare trees of the same model and input).",
+        DataError,
+    ),
+    error(
+        "DEPLOY_DIFF_FOREIGN",
+        "The two dump trees given to the dump diff dump different graphs or nodes.",
+        "The dump trees do not describe the same model: {reason}.",
+        "Compare dumps of the same model (same cells / graph, same node names), e.g. ours and the "
+        "hardware run of the same xmodel.",
+        DataError,
+    ),
+)
+
+REPORT_WARNINGS: tuple[Spec, ...] = (
+    warning(
+        "REPORT_EVALUATOR_MISMATCH",
+        "The report's float-graph evaluation of a recurrent cell, with every tensor quantized, does "
+        "not reproduce the fixed-point datapath's codes.",
+        "Cell '{cell}': the report's cell evaluation differs from the fixed-point datapath at "
+        "{where}; its sensitivity numbers are estimates.",
+        "Please report this as a bug with the model; the per-tensor statistics and the per-step "
+        "SQNR still come from the datapath.",
+    ),
+)
+
 PROJECT_SPECS: tuple[Spec, ...] = (
     LSTM_ERRORS + LSTM_TF_ERRORS + CNN_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + CNN_EXPORT_ERRORS
-    + PROJECT_WARNINGS + PROJECT_NOTES
+    + PROJECT_WARNINGS + PROJECT_NOTES + REPORT_ERRORS + REPORT_WARNINGS
 )
