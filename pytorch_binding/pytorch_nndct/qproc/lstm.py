@@ -81,6 +81,15 @@ class LstmTorchQuantizer:
             raise error("NO_FORWARD", action=f"export_xmodel() (no input seen by {', '.join(unused)})")
         return self.session.export_xmodel(output_dir, batches, deploy_check)
 
+    def report(self, inputs, output_dir: str | None = None, eval_fn=None, **options):
+        """Write quant_report.html / .json and the suggested config for `inputs` (a batch, or the
+        forward's arguments as a tuple) after calibration; `eval_fn(quant_model) -> float`
+        (higher is better) adds the user's metric. Options: target_error, max_metric_drop,
+        high_bit_width, sensitivity (see `nndct_shared.report`)."""
+        from ..report import lstm_report
+
+        return lstm_report(self, inputs, output_dir, eval_fn, **options)
+
     def _cnn_only(self, what: str):
         raise NotImplementedError(
             f"{what} belongs to the CNN flow (torch_quantizer with lstm=False), which is not "
