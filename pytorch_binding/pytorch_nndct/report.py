@@ -104,3 +104,139 @@ def lstm_report(quantizer: Any, inputs: Any, output_dir: str | Path | None, eval
     return report_lstm_session(quantizer.session, TorchLstmHooks(quantizer, inputs, eval_fn),
                                output_dir if output_dir is not None else quantizer.output_dir, "pytorch",
                                _options(**options))
+
+
+# ----------------------------------------------------------------------------------- CNN flow
+class CnnPlanRunner:
+    """`nndct_shared.report.sensitivity.PlanRunner` of a CNN-flow `TorchQuantizer`."""
+
+    def __init__(self, quantizer: Any, inputs: Any, eval_fn: Callable[[Any], Any] | None, high_bit_width: int) -> None:
+        from nndct_shared.calibration import FloatQParams
+        from nndct_shared.report.quant import FLOOR, NEAREST, QuantTensor, TensorQuant
+
+        from .quantization.settings import max_fix_pos_for
+
+        self.quantizer, self.args, self.eval_fn = quantizer, _as_args(inputs), eval_fn
+        self.has_metric = eval_fn is not None
+        runtime = quantizer.runtime
+        if quantizer.quant_mode == "calib":
+            if runtime.forwards == 0:
+                raise error("REPORT_NOT_CALIBRATED", what="quant_model has not run on calibration data yet")
+            fix_pos = runtime.calibrated()
+        else:
+            fix_pos = runtime.fix_pos
+        planned = {**quantizer.plan.params, **quantizer.plan.outputs}
+        self.settings = {}
+        self.tensors: list[QuantTensor] = []
+        for name, p in planned.items():
+            s, fp = quantizer.settings.get(name), fix_pos.get(name)
+            if s is None or fp is None:
+                continue
+            rounding = FLOOR if s.round_method == "floor" else NEAREST
+            if isinstance(fp, FloatQParams):
+                spec = s.float_spec
+                q = TensorQuant(s.bit_width, scale=float(fp.scale), zero_point=int(fp.zero_point), qmin=spec.qmin,
+                                qmax=spec.qmax, rounding=rounding, method=s.round_method)
+            else:
+                q = TensorQuant(s.bit_width, tuple(int(f) for f in fp) if isinstance(fp, tuple) else int(fp),
+                                rounding=rounding, axis=s.axis, method=s.round_method)
+            self.settings[name] = s
+            self.tensors.append(QuantTensor(name, p.node, p.kind, q, q.widened(high_bit_width,
+                                                                               max_fix_pos_for(high_bit_width)), name))
+        self._float_qparams = FloatQParams
+
+    def _runtime(self, plan: Any, sink: Callable[[str, torch.Tensor, torch.Tensor], None] | None = None):
+        from dataclasses import replace
+
+        from .quantization.runtime import QuantRuntime
+
+        settings, fix_pos = {}, {}
+        for name, q in plan.items():
+            settings[name] = replace(self.settings[name], bit_width=q.bit_width)
+            fix_pos[name] = self._float_qparams(q.scale, q.zero_point) if q.scale is not None else q.fix_pos
+
+        class ProbeRuntime(QuantRuntime):
+            def output(self, name, y):
+                out = super().output(name, y)
+                if sink is not None:
+                    sink(name, y, out)
+                return out
+
+            def param(self, name, value):
+                out = super().param(name, value)
+                if sink is not None:
+                    sink(name, value, out)
+                return out
+
+        runtime = ProbeRuntime(settings, "test")
+        runtime.load(fix_pos)
+        return runtime
+
+    @contextlib.contextmanager
+    def _running(self, plan: Any, sink=None) -> Iterator[Any]:
+        """The converted model with `plan`'s runtime; the quantizer's own state is put back."""
+        from .optim.layer_data import run_with
+
+        q = self.quantizer
+        runtime = q.runtime
+        saved = (runtime.forwards, runtime.last_inputs, runtime.last_batch_size)
+        recorder = getattr(q.post_training, "_recorder", None)
+        kept = (len(recorder.batches), recorder.count) if recorder is not None else None
+        try:
+            with run_with(q.quant_model, self._runtime(plan, sink)), torch.no_grad():
+                yield q.quant_model
+        finally:
+            runtime.forwards, runtime.last_inputs, runtime.last_batch_size = saved
+            if kept is not None:
+                del recorder.batches[kept[0]:]
+                recorder.count = kept[1]
+
+    def outputs(self, plan: Any) -> list[np.ndarray]:
+        with self._running(plan) as model:
+            return flatten_outputs(model(*self.args))
+
+    def metric(self, plan: Any) -> float:
+        with self._running(plan) as model:
+            return call_metric(self.eval_fn, model)
+
+    def record(self, plan: Any) -> tuple[list[np.ndarray], dict[str, list[tuple[np.ndarray, np.ndarray]]]]:
+        """Outputs, and every report tensor's (before, after quantization) values of each call."""
+        names = {t.name for t in self.tensors}
+        seen: dict[str, list] = {}
+
+        def sink(name, before, after):
+            if name in names:
+                seen.setdefault(name, []).append((before.detach().to("cpu", torch.float64).numpy(),
+                                                  after.detach().to("cpu", torch.float64).numpy()))
+
+        with self._running(plan, sink) as model:
+            return flatten_outputs(model(*self.args)), seen
+
+
+def cnn_report(quantizer: Any, inputs: Any, output_dir: str | Path | None, eval_fn, **options) -> ReportFiles:
+    """`TorchQuantizer.report` (the CNN flow)."""
+    from nndct_shared.report.build import build_report
+    from nndct_shared.report.cnn_config import cnn_config
+    from nndct_shared.report.metrics import TensorStats
+    from nndct_shared.report.write import write_report
+
+    opts = _options(**options)
+    runner = CnnPlanRunner(quantizer, inputs, eval_fn, opts.high_bit_width)
+    full = {t.name: t.quant for t in runner.tensors}
+    quantized, q_values = runner.record(full)
+    reference, f_values = runner.record({})
+    stats = {}
+    for t in runner.tensors:
+        stats[t.name] = TensorStats()
+        for (ref, _), (pre, post) in zip(f_values.get(t.name, []), q_values.get(t.name, [])):
+            stats[t.name].add(ref, pre, post, t.quant)
+    notes = []
+    if quantizer.target is not None:
+        notes.append(f"target={quantizer.target} forces 8-bit DPU tensors: the suggested config describes a model "
+                     "for the CPU, not for that DPU")
+    layer_types = dict(quantizer.captured.layer_types)
+    doc = build_report(flow="cnn", framework="pytorch", mode=quantizer.quant_mode, runner=runner,
+                       tensors=runner.tensors, stats=stats, reference=reference, quantized=quantized, options=opts,
+                       notes=notes, suggestion_config=lambda keep: cnn_config(quantizer.config, runner.tensors, keep,
+                                                                              layer_types, opts.high_bit_width))
+    return write_report(doc, output_dir if output_dir is not None else quantizer.output_dir)

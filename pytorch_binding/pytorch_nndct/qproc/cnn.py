@@ -331,6 +331,13 @@ class TorchQuantizer:
             note(f"=>Exported TorchScript model '{path}'")
         return path
 
+    def report(self, inputs, output_dir: str | None = None, eval_fn=None, **options):
+        """Write quant_report.html / .json and the suggested config (pass it back as
+        quant_config_file) for `inputs` after calibration; see `pytorch_nndct.report`."""
+        from ..report import cnn_report
+
+        return cnn_report(self, inputs, output_dir, eval_fn, **options)
+
     # --- reference methods this flow does not have -----------------------------------------
 
     def fast_finetune(self, run_fn, run_args):

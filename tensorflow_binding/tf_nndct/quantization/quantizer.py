@@ -50,6 +50,14 @@ class TFQuantizer:
         with use_frontend("tf"):
             return self.session.export_quant_config()
 
+    def report(self, inputs: Any, output_dir: str | None = None, eval_fn=None, **options):
+        """Write quant_report.html / .json and the suggested per-cell-node config for `inputs`
+        after calibration; `eval_fn(quant_model) -> float` (higher is better) adds the user's
+        metric (see `nndct_shared.report`)."""
+        from .report import keras_report
+
+        return keras_report(self, inputs, output_dir, eval_fn, **options)
+
     def dump_xmodel(self) -> list[Path]:
         """Test mode: writes `<output_dir>/xmodel/<graph>_int.xmodel`, one per cell."""
         with use_frontend("tf"):
