@@ -104,7 +104,10 @@ def _sensitivity(doc: dict[str, Any]) -> str:
     rows = sens["rows"]
     keep = set((doc.get("suggestion") or {}).get("keep", []))
     shown = rows[:SENSITIVITY_BARS]
-    labels = [r["name"] if len(r["name"]) <= 40 else "…" + r["name"][-39:] for r in shown]
+    several = len({r["group"] for r in rows}) > 1
+    names = [f"{r['group']}: {r['label']}" if several and r["label"] != r["name"] else (r["label"] or r["name"])
+             for r in shown]
+    labels = [n if len(n) <= 40 else "…" + n[-39:] for n in names]
     chart = bar_chart("sensitivity", f"Output SQNR (dB) per tensor, the {len(shown)} most sensitive first",
                       labels, {"only this tensor quantized": [_db(r["only_sqnr_db"]) for r in shown],
                                "all but this tensor quantized": [_db(r["all_but_sqnr_db"]) for r in shown]},

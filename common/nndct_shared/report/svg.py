@@ -93,8 +93,8 @@ def heatmap(plot: str, title: str, rows: Sequence[str], values: Sequence[Sequenc
     for k in range(11):
         body.append(f'<rect x="{_num(legend_x)}" y="{_num(top + (10 - k) * 10)}" width="14" height="10" '
                     f'fill="{_color(k / 10)}"/>')
-    body.append(f'<text x="{_num(legend_x + 18)}" y="{top + 9}" {FONT}>{_fmt(hi)}</text>')
-    body.append(f'<text x="{_num(legend_x + 18)}" y="{top + 109}" {FONT}>{_fmt(lo)}</text>')
+    body.append(f'<text x="{_num(legend_x + 18)}" y="{top + 9}" {FONT}>{hi:.1f}</text>')
+    body.append(f'<text x="{_num(legend_x + 18)}" y="{top + 109}" {FONT}>{lo:.1f}</text>')
     body.append(f'<text x="{_num(legend_x)}" y="{top + 126}" {FONT}>{escape(value_label)}</text>')
     return _svg(plot, width, height, body, title, attrs)
 
@@ -155,8 +155,8 @@ def bar_chart(plot: str, title: str, labels: Sequence[str], series: dict[str, Se
 
     body = [f'<text x="8" y="16" {FONT} font-weight="bold">{escape(title)}</text>']
     for j, name in enumerate(series):
-        body.append(f'<rect x="{left + 150 * j}" y="24" width="10" height="9" fill="{PALETTE[j % len(PALETTE)]}"/>'
-                    f'<text x="{left + 150 * j + 14}" y="32" {FONT}>{escape(name)}</text>')
+        body.append(f'<rect x="{left + 210 * j}" y="24" width="10" height="9" fill="{PALETTE[j % len(PALETTE)]}"/>'
+                    f'<text x="{left + 210 * j + 14}" y="32" {FONT}>{escape(name)}</text>')
     for t in _ticks(lo, hi):
         x = px(t)
         body.append(f'<line x1="{_num(x)}" x2="{_num(x)}" y1="{top}" y2="{top + len(labels) * group_h}" stroke="#eee"/>'

@@ -10,7 +10,9 @@ calib: evaluates the float model, wraps it with `torch_quantizer(..., lstm=True)
        the first N test sequences through the quantized model (which calibrates the fix
        positions) and writes <output_dir>/quant_info.json.
 test:  reads quant_info.json, evaluates the quantized model and writes
-       <output_dir>/xmodel/*.xmodel (plus deploy-check dumps with --deploy).
+       <output_dir>/xmodel/*.xmodel (plus deploy-check dumps with --deploy; with --report
+       also quant_report.html / .json and the suggested per-cell-node config, see the README's
+       "Finding where precision is lost").
 float: evaluates the float model only.
 Both the calibration and the evaluation use the first N test sequences, as the reference
 example does; the dataset loader interleaves the speakers so any prefix spans all nine.
@@ -42,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                              "(export_xmodel(..., deploy_check=True))")
     parser.add_argument("--bitwidth", type=int, default=16, choices=(8, 16),
                         help="fixed-point width of the LSTM (16 for the RNN DPUs)")
+    parser.add_argument("--report", action="store_true",
+                        help="in test mode, also write the quantization report (quantizer.report)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
                         help="float state_dict (default: the shipped pretrained.pth)")
     args = parser.parse_args(argv)
@@ -96,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         quantizer.export_quant_config()
     else:
         quantizer.export_xmodel(args.output_dir, deploy_check=args.deploy)
+        if args.report:
+            files = quantizer.report(torch.from_numpy(x_test),
+                                     eval_fn=lambda m: evaluate(m, x_test, y_test, args.batch_size))
+            print(f"report: {files.html}")
     return 0
 
 

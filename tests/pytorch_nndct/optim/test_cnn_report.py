@@ -5,30 +5,12 @@ from __future__ import annotations
 import json
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 import models
 from nndct_shared.config import default_config
 from pytorch_nndct.apis import torch_quantizer
 
 CPU = torch.device("cpu")
-
-
-class DepthwiseSeparable(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1, self.b1 = nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16)
-        self.dw, self.b2 = nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.BatchNorm2d(16)
-        self.pw, self.b3 = nn.Conv2d(16, 32, 1), nn.BatchNorm2d(32)
-        self.pool = nn.MaxPool2d(2)
-        self.fc = nn.Linear(32 * 16, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.b1(self.c1(x)))
-        x = F.relu(self.b2(self.dw(x)))
-        x = self.pool(F.relu(self.b3(self.pw(x))))
-        return self.fc(torch.flatten(x, 1))
 
 
 def _flow(model, x_train, config, out):
@@ -40,10 +22,10 @@ def _flow(model, x_train, config, out):
     return torch_quantizer("test", model, x_train[:100], output_dir=str(out), device=CPU, quant_config_file=str(config))
 
 
-def test_suggested_config_recovers_the_accuracy_4_bits_lose(tmp_path):
-    x_train, y_train, x_test, y_test = models.digits_split()
-    torch.manual_seed(0)
-    model = models.train(DepthwiseSeparable(), x_train, y_train, epochs=15, seed=0)
+def test_suggested_config_recovers_the_accuracy_4_bits_lose(ds_model, digits, tmp_path):
+    """`ds_model`: the depthwise-separable CNN of conftest.py, trained on digits."""
+    x_train, y_train, x_test, y_test = digits
+    model = ds_model
     float_accuracy = models.accuracy(model, x_test, y_test)
     data = default_config(4, "CPU").to_dict()
     data["include_cle"] = data["include_bias_corr"] = False
