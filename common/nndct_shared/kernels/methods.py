@@ -62,3 +62,15 @@ def resolve_method(method: int | str) -> int:
     if code not in PUBLIC_METHOD_CODES:
         raise ValueError(f"unknown rounding method code {code}; valid methods are {_valid_methods_text()}")
     return code
+
+
+#: The codes `method_code` accepts: every rounding rule but the RNN-only OLD_RNN.
+FIX_METHOD_CODES: tuple[int, ...] = (DPU_ROUND, STD_ROUND, FLOOR, HALF_DOWN, CEIL, HALF_EVEN)
+
+
+def method_code(method: int | str) -> int:
+    """The kernel code of a rounding method (name or reference code); ValueError otherwise."""
+    code = resolve_method(method)
+    if code not in FIX_METHOD_CODES:
+        raise ValueError(f"rounding method {method!r} has no torch implementation")
+    return code

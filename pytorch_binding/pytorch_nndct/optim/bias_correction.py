@@ -24,7 +24,7 @@ from nndct_shared.algorithms import ChannelMeanError, corrected_bias
 from nndct_shared.messages import error
 from nndct_shared.progress import progress
 
-from ..quantization.settings import make_observer
+from nndct_shared.cnn.settings import make_observer
 from .layer_data import Batch, fixed_runtime, float_model, layer_io, run_with, snapshot_params, weighted_modules
 from .param_file import load_params, params_bytes, save_params, sync_graph
 

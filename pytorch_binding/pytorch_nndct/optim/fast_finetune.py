@@ -36,7 +36,7 @@ from nndct_shared.messages import error, note, warn
 from nndct_shared.progress import progress
 
 from ..nn.cnn_modules import NodeModule
-from ..quantization.settings import TensorSettings
+from nndct_shared.cnn.settings import TensorSettings
 from .layer_data import (
     LayerData,
     fixed_runtime,

@@ -25,7 +25,7 @@ from ..nn.cnn_modules import Conv1d, Conv2d, ConvTranspose2d, Linear, NodeModule
 from ..quantization.fix_float_torch import fake_quant_float_torch
 from ..quantization.fix_torch import fix_neuron_torch
 from ..quantization.runtime import QuantRuntime
-from ..quantization.settings import TensorSettings, make_observer
+from nndct_shared.cnn.settings import TensorSettings, make_observer
 
 __all__ = ["InputRecorder", "LayerData", "WEIGHTED_MODULES", "fixed_runtime", "float_model", "layer_io", "node_modules", "record_inputs",
            "refresh_fix_pos", "reset_runtime", "run_with", "snapshot_params", "ste_fix", "weighted_modules"]

@@ -23,12 +23,12 @@ from typing import Any, Collection
 
 from torch import nn
 
+from nndct_shared.cnn.cle import ClePair, equalize_graph
 from nndct_shared.config import QuantConfig
 from nndct_shared.graph import Graph
 from nndct_shared.messages import error, note
 
 from .bias_correction import BIAS_CORR_FILE, bias_corr_bytes, correct_bias, load_bias_corr
-from .cle import ClePair, equalize_graph
 from .fast_finetune import FT_PARAM_FILE
 from .layer_data import InputRecorder
 

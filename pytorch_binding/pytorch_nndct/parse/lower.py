@@ -18,7 +18,7 @@ params are `<Model>::<module path>.<param>` (e.g. `FFN::l1.weight`).
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -29,6 +29,7 @@ from torch import nn
 from torch.fx.operator_schemas import normalize_function
 
 from nndct_shared.cnn import bn_as_scale, fold_bn
+from nndct_shared.cnn.capture import CapturedModel
 from nndct_shared.graph import Graph, Tensor
 from nndct_shared.messages import error, warn
 
@@ -40,24 +41,6 @@ __all__ = ["CapturedModel", "capture_model", "DPU_LEAKY_SLOPE"]
 
 #: The LeakyReLU slope of the DPU (26/256), used instead of 0.1.
 DPU_LEAKY_SLOPE = 0.1015625
-
-
-@dataclass
-class CapturedModel:
-    """The captured float model.
-
-    `graph` follows cnn_ops.py with float params (BatchNorm folded); `layer_types` maps node
-    names to the layer type the config's `layer_type` matches (e.g. `torch.nn.Conv2d`, `relu`);
-    `quantized` are the nodes that run quantized and `quant_inputs` the float nodes (or inputs)
-    whose output enters a QuantStub region; `sources` the user's source line of every node.
-    """
-
-    graph: Graph
-    layer_types: dict[str, str] = field(default_factory=dict)
-    quantized: set[str] = field(default_factory=set)
-    quant_inputs: set[str] = field(default_factory=set)
-    sources: dict[str, str] = field(default_factory=dict)
-    output_names: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -22,6 +22,9 @@ import torch
 from torch import nn
 
 from nndct_shared.cnn import plan_fixes
+from nndct_shared.cnn.export_graph import export_graph
+from nndct_shared.cnn.hardware_aware import apply_target
+from nndct_shared.cnn.settings import check_supported, resolve_settings
 from nndct_shared.config import QuantConfig, default_config, load_config
 from nndct_shared.messages import error, note, warn
 from nndct_shared.output_dir import staged_export
@@ -39,10 +42,7 @@ from nndct_shared.quant_info_float import (
 from ..optim.ptq_steps import PostTrainingSteps
 from ..parse import capture_model
 from ..quantization.runtime import InputGuard, QuantRuntime
-from ..quantization.settings import check_supported, resolve_settings
 from .codegen import class_name_for, generate_source, load_generated, state_dict_of, write_source
-from .cnn_export import export_graph
-from .hardware_aware import apply_target
 
 __all__ = ["TorchQuantizer", "QUANT_INFO_FILE", "FLOAT_QUANT_INFO_FILE"]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 
 from nndct_shared import kernels
-from nndct_shared.kernels import resolve_method
 from nndct_shared.kernels._args import MAX_FIX_POS, MIN_FIX_POS
+from nndct_shared.kernels.methods import method_code
 
 __all__ = ["fix_neuron_torch", "fix_neuron_torch_reference", "method_code"]
 
@@ -25,14 +25,6 @@ _DPU_ROUND, _STD_ROUND, _FLOOR, _HALF_DOWN, _CEIL, _HALF_EVEN = 2, 3, 4, 6, 7, 8
 #: The kernel API's names of these codes (it takes the reference's codes 2-5 or names).
 _KERNEL_NAMES = {_DPU_ROUND: "dpu_round", _STD_ROUND: "std_round", _FLOOR: "floor",
                  _HALF_DOWN: "half_down", _CEIL: "ceil", _HALF_EVEN: "half_even"}
-
-
-def method_code(method: int | str) -> int:
-    """The kernel code of a rounding method (name or reference code); ValueError otherwise."""
-    code = resolve_method(method)
-    if code not in (_DPU_ROUND, _STD_ROUND, _FLOOR, _HALF_DOWN, _CEIL, _HALF_EVEN):
-        raise ValueError(f"rounding method {method!r} has no torch implementation")
-    return code
 
 
 def _round(r: torch.Tensor, code: int) -> torch.Tensor:

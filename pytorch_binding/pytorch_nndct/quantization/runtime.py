@@ -39,11 +39,11 @@ import torch
 
 from nndct_shared.calibration import FloatQParams, Observer
 from nndct_shared.calibration.float_scale import qparams_from_range
+from nndct_shared.cnn.settings import TensorSettings, make_observer
 from nndct_shared.messages import error
 
 from .fix_float_torch import fake_quant_float_torch
 from .fix_torch import fix_neuron_torch
-from .settings import TensorSettings, make_observer
 
 __all__ = ["InputGuard", "QuantRuntime"]
 

@@ -36,7 +36,7 @@ from nndct_shared.cnn import FixPlan
 from nndct_shared.config import CalibMethod, QuantConfig, RoundMode, ScaleType
 from nndct_shared.config.resolve import scopes
 
-from .fix_torch import method_code
+from nndct_shared.kernels.methods import method_code
 
 __all__ = ["TensorSettings", "check_supported", "make_observer", "max_fix_pos_for", "resolve_settings"]
 

@@ -21,7 +21,7 @@ from nndct_shared.calibration.float_scale import fake_quant_float_numpy
 from nndct_shared.graph import Graph, Node, Tensor
 from nndct_shared.messages import error
 
-from ..quantization.settings import TensorSettings
+from .settings import TensorSettings
 
 __all__ = ["export_graph"]
 

@@ -37,8 +37,8 @@ from nndct_shared.inspector import (CPU, DPU, DpuTarget, InspectResult, get_targ
                                     hardware_aware_adjustments, hardware_aware_partition)
 from nndct_shared.messages import error, note, warn
 
-from ..parse import CapturedModel
-from ..quantization.settings import TensorSettings, resolve_settings
+from .capture import CapturedModel
+from .settings import TensorSettings, resolve_settings
 
 __all__ = ["HardwareAwarePlan", "apply_target", "plan_for_target"]
 

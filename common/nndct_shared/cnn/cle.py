@@ -26,10 +26,9 @@ in two pairs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Collection
+from typing import Collection
 
 import numpy as np
-import torch
 
 from nndct_shared.algorithms import (
     equalization_scales,
@@ -39,7 +38,7 @@ from nndct_shared.algorithms import (
 )
 from nndct_shared.graph import Graph, Node
 
-__all__ = ["CLE_WEIGHTED", "CLE_TRANSPARENT", "ClePair", "equalize_graph", "equalize_quantizer", "find_cle_pairs"]
+__all__ = ["CLE_WEIGHTED", "CLE_TRANSPARENT", "ClePair", "equalize_graph", "find_cle_pairs"]
 
 #: Ops that can be either side of an equalized pair (weight output channels on axis 0).
 CLE_WEIGHTED = frozenset({"conv1d", "conv2d", "linear"})
@@ -128,23 +127,3 @@ def equalize_graph(graph: Graph, max_iterations: int = 20, tolerance: float = 1e
             break
     return pairs
 
-
-def equalize_quantizer(quantizer: Any) -> list[ClePair]:
-    """Equalize `quantizer.graph` and copy the new weights into `quantizer.quant_model`.
-
-    Call it right after the quantizer is built, before any forward (in calib mode params are
-    calibrated on their first use); calib and test mode must both call it, so that test mode
-    quantizes the same equalized weights that calibration saw.
-    """
-    pairs = equalize_graph(quantizer.graph)
-    touched = {name for pair in pairs for name in (pair.first, pair.second)}
-    with torch.no_grad():
-        for module in quantizer.quant_model.children():
-            if getattr(module, "node_name", None) not in touched:
-                continue
-            node = quantizer.graph.node(module.node_name)
-            for role in ("weight", "bias"):
-                value = getattr(module, role, None)
-                if value is not None and role in node.params:
-                    value.copy_(torch.from_numpy(node.params[role].data).to(value))
-    return pairs
