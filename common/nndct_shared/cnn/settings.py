@@ -44,7 +44,7 @@ _ROUND_METHODS = {RoundMode.STD_ROUND: "std_round", RoundMode.HALF_UP: "half_up"
                   RoundMode.HALF_EVEN: "half_even", RoundMode.HALF_DOWN: "half_down",
                   RoundMode.FLOOR: "floor"}
 #: Output-channel axis of each op's weight, for per-channel quantization.
-_WEIGHT_AXIS = {"linear": 0, "conv1d": 0, "conv2d": 0, "conv_transpose2d": 1}
+WEIGHT_AXIS = {"linear": 0, "conv1d": 0, "conv2d": 0, "conv_transpose2d": 1}
 
 
 def max_fix_pos_for(bit_width: int) -> int:
@@ -136,7 +136,7 @@ def resolve_settings(plan: FixPlan, config: QuantConfig, layer_types: Mapping[st
             p = config.for_tensor(planned.kind, layer_type, layer_name)
             axis = None
             if p.per_channel and planned.role == "weight":
-                axis = _WEIGHT_AXIS.get(op_types[planned.node])
+                axis = WEIGHT_AXIS.get(op_types[planned.node])
             result[name] = TensorSettings(
                 name=name, kind=planned.kind, bit_width=p.bit_width,
                 round_method=_ROUND_METHODS[p.round_mode], method=p.method,

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from nndct_shared.calibration import FloatQParams
+from nndct_shared.quant_mode import RunMode
 
 from ..nn.cnn_modules import Conv1d, Conv2d, ConvTranspose2d, Linear, NodeModule
 from ..quantization.fix_float_torch import fake_quant_float_torch
@@ -136,7 +137,7 @@ def float_model(model: nn.Module, originals: Mapping[str, Mapping[str, torch.Ten
 def fixed_runtime(settings: Mapping[str, TensorSettings], fix_pos: Mapping[str, Any]) -> QuantRuntime:
     """A test-mode runtime with these fix positions; tensors without one stay float."""
     known = {name: s for name, s in settings.items() if fix_pos.get(name) is not None}
-    runtime = QuantRuntime(known, "test")
+    runtime = QuantRuntime(known, RunMode.TEST)
     runtime.load({name: fix_pos[name] for name in known})
     return runtime
 
