@@ -18,6 +18,7 @@ import numpy as np
 
 from ..graph import Graph, Node
 from ..kernels import fix_neuron
+from ..kernels.methods import DPU_ROUND
 from . import kernels as K
 from .validate import fix_of, input_fix_of, tensor_shape, validate_cnn_graph
 
@@ -26,7 +27,7 @@ __all__ = ["run_reference", "run_node", "dpu_round", "CustomImpl"]
 #: A custom op implementation: (inputs in torch layout, node attrs) -> output.
 CustomImpl = Callable[[list[np.ndarray], Mapping[str, Any]], np.ndarray]
 
-DPU_ROUND_METHOD = 2
+DPU_ROUND_METHOD = DPU_ROUND
 
 
 def dpu_round(x: np.ndarray, fix: tuple[int, int],

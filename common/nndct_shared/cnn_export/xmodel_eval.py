@@ -25,7 +25,6 @@ __all__ = ["evaluate_xgraph", "evaluate_xmodel", "XirCustomImpl"]
 
 #: A custom op: (input arrays, op attrs) -> output array.
 XirCustomImpl = Callable[[list[np.ndarray], Mapping[str, Any]], np.ndarray]
-_ROUND_METHODS = {"DPU_ROUND": 2, "STD_ROUND": 3, "PY3_ROUND": "half_even"}
 
 
 def _nc(x: np.ndarray) -> np.ndarray:
@@ -54,9 +53,9 @@ def _fix(x: np.ndarray, op: XOp) -> np.ndarray:
     a = op.attrs
     if not a["if_signed"]:
         raise NotImplementedError(f"fix op {op.name!r}: unsigned fix is not evaluated")
-    method = _ROUND_METHODS[str(a["round_mode"])]
+    # DPU_ROUND, STD_ROUND, PY3_ROUND: names of the one rounding table (case-insensitive)
     return fix_neuron(np.ascontiguousarray(x, np.float32), int(a["bit_width"]),
-                      int(a["fix_point"]), method)
+                      int(a["fix_point"]), str(a["round_mode"]))
 
 
 def _conv(op: XOp, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
