@@ -87,7 +87,8 @@ class QuantInfoStore:
 
     # --- reading --------------------------------------------------------------------------
 
-    def read(self, param: Iterable[str], output: Iterable[str], input: Iterable[str] = ()) -> QuantInfo:  # noqa: A002
+    def read(self, param: Iterable[str], output: Iterable[str],
+             input: Iterable[str] = ()) -> QuantInfo:  # noqa: A002 - the file's section name
         """quant_info.json, checked to hold exactly these names in each section (NO_CALIB_RESULT,
         QUANT_INFO_CORRUPT, CALIB_RESULT_MISMATCH otherwise)."""
         if not self.path.is_file():

@@ -18,8 +18,9 @@ __all__ = ["CapturedModel"]
 class CapturedModel:
     """The captured float model.
 
-    `graph` follows cnn_ops.py with float params (BatchNorm folded); `layer_types` maps node
-    names to the layer type the config's `layer_type` matches (e.g. `torch.nn.Conv2d`, `relu`);
+    `graph` follows the op registry (`nndct_shared.graph.ops`) with float params (BatchNorm
+    folded); `layer_types` maps node names to the layer type the config's `layer_type` matches
+    (e.g. `torch.nn.Conv2d`, `relu`);
     `quantized` are the nodes that run quantized and `quant_inputs` the float nodes (or inputs)
     whose output enters a QuantStub region; `sources` the user's source line of every node.
     """

@@ -37,6 +37,7 @@ from ..atomic_io import AtomicBatch
 from ..calibration import FloatQParams
 from ..config import QuantConfig, default_config, load_config
 from ..graph import Graph
+from ..graph.ops import get_op
 from ..messages import error, note, warn
 from ..output_dir import staged_export
 from ..quant_info import QuantInfo
@@ -46,9 +47,9 @@ from ..quant_mode import RunMode, require_mode
 from .capture import CapturedModel
 from .cle import ClePair, equalize_graph
 from .export_graph import export_graph
-from .fix_plan import FixPlan, plan_fixes
+from .fix_plan import plan_fixes
 from .hardware_aware import apply_target
-from .settings import WEIGHT_AXIS, check_supported, resolve_settings
+from .settings import check_supported, resolve_settings
 
 __all__ = ["CnnQuantSession", "channel_names", "load_session_config"]
 
@@ -134,7 +135,7 @@ class CnnQuantSession:
         float has no quantization error of its own to correct, and adding a bias where there is
         none would change the exported graph."""
         return [n.name for n in self.graph.topological_order()
-                if n.op_type in WEIGHT_AXIS and "bias" in n.params
+                if get_op(n.op_type).weight_axis is not None and "bias" in n.params
                 and "weight" in n.params and n.params["weight"].name in self.settings]
 
     # --- calibration result -------------------------------------------------------------------

@@ -35,13 +35,12 @@ from nndct_shared.calibration import (
 from nndct_shared.cnn import FixPlan
 from nndct_shared.config import CalibMethod, QuantConfig, ScaleType
 from nndct_shared.config.resolve import scopes
+from nndct_shared.graph.ops import get_op
 
 from nndct_shared.kernels.methods import method_code
 
 __all__ = ["TensorSettings", "check_supported", "make_observer", "max_fix_pos_for", "resolve_settings"]
 
-#: Output-channel axis of each op's weight, for per-channel quantization.
-WEIGHT_AXIS = {"linear": 0, "conv1d": 0, "conv2d": 0, "conv_transpose2d": 1}
 
 
 def max_fix_pos_for(bit_width: int) -> int:
@@ -133,7 +132,7 @@ def resolve_settings(plan: FixPlan, config: QuantConfig, layer_types: Mapping[st
             p = config.for_tensor(planned.kind, layer_type, layer_name)
             axis = None
             if p.per_channel and planned.role == "weight":
-                axis = WEIGHT_AXIS.get(op_types[planned.node])
+                axis = get_op(op_types[planned.node]).weight_axis  # output channels
             result[name] = TensorSettings(
                 name=name, kind=planned.kind, bit_width=p.bit_width,
                 round_method=p.round_mode.value, method=p.method,
