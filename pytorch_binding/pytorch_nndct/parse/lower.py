@@ -1,4 +1,4 @@
-"""Lowering of an fx-traced float model to the neutral CNN `Graph` (contract: graph/cnn_ops.py).
+"""Lowering of an fx-traced float model to the neutral CNN `Graph` (contract: the op registry, nndct_shared/graph/ops).
 
 What happens here and why:
 - every torch op is mapped to one op of the contract (attrs normalised: tuples in torch order,
@@ -31,6 +31,7 @@ from torch.fx.operator_schemas import normalize_function
 from nndct_shared.cnn import bn_as_scale, fold_bn
 from nndct_shared.cnn.capture import CapturedModel
 from nndct_shared.graph import Graph, Tensor
+from nndct_shared.graph.ops import get_op
 from nndct_shared.messages import error, warn
 
 from ..nn.stubs import DeQuantStub, QuantStub
@@ -94,7 +95,6 @@ _POOL_FUNCS: dict[Any, str] = {
     F.adaptive_max_pool1d_with_indices: "adaptive_max_pool1d",
     F.adaptive_max_pool2d_with_indices: "adaptive_max_pool2d",
 }
-_FOLDABLE = {"conv1d": 0, "conv2d": 0, "linear": 0, "conv_transpose2d": 1}
 
 
 class _Lowering:
@@ -399,13 +399,14 @@ class _Lowering:
                  None if module.bias is None else _np(module.bias))
         producer = self.graph.producer(x.tensor)
         src = fx_node.args[0]
-        foldable = (producer is not None and producer.op_type in _FOLDABLE and len(src.users) == 1
+        axis = None if producer is None else get_op(producer.op_type).weight_axis  # output channels
+        foldable = (axis is not None and len(src.users) == 1
                     and producer.name not in self.captured.output_names
                     and not (producer.op_type == "conv_transpose2d" and producer.attrs["groups"] != 1))
         if foldable:
             weight = producer.params["weight"]
             bias = producer.params.get("bias")
-            w, b = fold_bn(weight.data, None if bias is None else bias.data, _FOLDABLE[producer.op_type], *stats)
+            w, b = fold_bn(weight.data, None if bias is None else bias.data, axis, *stats)
             producer.params["weight"] = Tensor(weight.name, data=w)
             bias_name = bias.name if bias is not None else weight.name.rsplit(".", 1)[0] + ".bias"
             producer.params["bias"] = Tensor(bias_name, data=b)

@@ -4,8 +4,9 @@ The reference flow: the float model is captured (torch.fx) into the neutral grap
 `<Model>.py` to output_dir and loaded back as `quant_model`. In calib mode, forwarding
 `quant_model` calibrates every tensor the fix plan quantizes and `export_quant_config()` writes
 quant_info.json (with bias_corr.pth when bias correction is on; cross-layer equalization runs on
-the captured graph in both modes, see `optim/ptq_steps.py`); in test mode quant_info.json is read back, the model runs fake-quantized, and
-the exports (xmodel with deploy-check dumps, ONNX, TorchScript) are written from one forward.
+the captured graph in both modes, see `optim/ptq_steps.py`); in test mode quant_info.json is
+read back, the model runs fake-quantized, and the exports (xmodel with deploy-check dumps, ONNX,
+TorchScript) are written from one forward.
 
 This module keeps what needs torch: the capture, the generated module and its runtime (torch
 tensors). The plan, the settings, `target=`, CLE planning, quant_info.json /
@@ -93,27 +94,13 @@ class TorchQuantizer:
         """The converted model (`<Model>.py`), quantized as the mode says."""
         return self._model
 
-    @property
-    def captured(self):
-        """The captured float model (`nndct_shared.cnn.capture.CapturedModel`)."""
-        return self.session.captured
-
-    @property
-    def graph(self):
-        """The captured float graph (neutral IR; params float, BatchNorm folded)."""
-        return self.session.graph
-
-    @property
-    def config(self):
-        return self.session.config
-
-    @property
-    def plan(self):
-        return self.session.plan
-
-    @property
-    def settings(self):
-        return self.session.settings
+    # the session's state, under the names the quantizer had (tests and tools read them)
+    captured = property(lambda self: self.session.captured, doc="The captured float model.")
+    graph = property(lambda self: self.session.graph,
+                     doc="The captured float graph (neutral IR; params float, BatchNorm folded).")
+    config = property(lambda self: self.session.config, doc="The quantization config in use.")
+    plan = property(lambda self: self.session.plan, doc="The fix plan (tensors to quantize).")
+    settings = property(lambda self: self.session.settings, doc="Per-tensor quantization settings.")
 
     # --- calibration result ---------------------------------------------------------------
 
