@@ -169,7 +169,7 @@ def register(name: str, **declared: Any) -> Callable[[type[OpDef]], type[OpDef]]
             if xir_type in XIR_OWNERS:
                 raise ValueError(f"XIR op type {xir_type!r} is evaluated by both "
                                  f"{XIR_OWNERS[xir_type]!r} and {entry!r}")
-            XIR_OWNERS[xir_type] = entry
+        XIR_OWNERS.update(dict.fromkeys(entry.xir_types, entry))
         REGISTRY[name] = entry
         return cls
 
