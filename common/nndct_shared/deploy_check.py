@@ -52,6 +52,7 @@ import numpy as np
 from .atomic_io import AtomicBatch
 
 __all__ = [
+    "DEPLOY_CHECK_DIR",
     "DeployCheckError",
     "DeployCheckWriter",
     "DumpRecord",
@@ -60,6 +61,9 @@ __all__ = [
     "format_shape",
     "pack_nibbles",
 ]
+
+DEPLOY_CHECK_DIR = "deploy_check_data_int"
+"""The dumps' directory in an export's output_dir (the reference's name, both flows)."""
 
 DumpRecord = tuple[str, Any, "int | None", "int | None"]
 """``(name, float_array, bit_width, fix_pos)``; bit_width/fix_pos None -> float file only."""

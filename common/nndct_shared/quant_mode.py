@@ -1,6 +1,9 @@
 """The `quant_mode` argument of `torch_quantizer` and `tf_quantizer`: one parser, so both front
 ends accept the same values ('calib', 'test', and the reference's legacy ints 1 and 2 with a
-deprecation warning) and refuse the rest with the same catalogued error."""
+deprecation warning) and refuse the rest with the same catalogued error.
+
+`RunMode` is the one run mode of every flow (LSTM and CNN sessions, runtimes, post-training
+steps); code compares against its members, never against the strings."""
 from __future__ import annotations
 
 from enum import Enum
@@ -28,3 +31,9 @@ def parse_quant_mode(quant_mode: Any) -> RunMode:
         except ValueError:
             pass
     raise error("QUANT_MODE", value=quant_mode, expected=[m.value for m in RunMode])
+
+
+def require_mode(mode: RunMode, required: RunMode, action: str) -> None:
+    """EXPORT_MODE unless `action` (e.g. "export_xmodel()") runs in the `required` mode."""
+    if mode != required:
+        raise error("EXPORT_MODE", action=action, required=required.value, mode=RunMode(mode).value)

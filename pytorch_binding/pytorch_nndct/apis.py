@@ -81,8 +81,8 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
         for argument, given in {"mix_bit": mix_bit, "qat_proc": qat_proc, "custom_quant_ops": custom_quant_ops}.items():
             if given:
                 raise NotImplementedError(f"torch_quantizer({argument}=...) is not implemented in the CNN flow.")
-        _last_quantizer = TorchQuantizer(mode.value if hasattr(mode, "value") else str(mode), module,
-                                         input_args, output_dir, bitwidth, resolved, quant_config_file, target)
+        _last_quantizer = TorchQuantizer(mode, module, input_args, output_dir, bitwidth, resolved,
+                                         quant_config_file, target)
         return _last_quantizer
     ignored = {"mix_bit": mix_bit, "input_args": input_args is not None, "quant_config_file": quant_config_file,
                "target": target, "qat_proc": qat_proc, "custom_quant_ops": custom_quant_ops}

@@ -1,5 +1,5 @@
 """Framework-neutral pieces of the CNN flow that every front end shares: BatchNorm folding and
-the placement of fix points on a captured `Graph` (see `graph/cnn_ops.py` for the op contract)."""
+the placement of fix points on a captured `Graph` (see `graph/ops` for the op contract)."""
 from __future__ import annotations
 
 from .bn_fold import bn_as_scale, fold_bn

@@ -9,6 +9,9 @@ DeQuantStub regions):
   - a conv/linear/scale/add whose only consumer is a quantized relu/relu6/leaky_relu (and that
     is not a graph output): the DPU fuses the activation into the conv, so the one fix sits
     after the activation (the reference's `FFN::FFN/input.2` entry for `l1` + relu);
+  (which ops are shape-only, fused activations and fusing producers is declared by each op's
+  entry in the op registry, `nndct_shared.graph.ops`: `shape_only`, `fused_activation`,
+  `fusing_producer`);
 - graph inputs feeding the quantized part, and float outputs that enter a region through a
   QuantStub, get a fix of kind `input` (the reference calibrates those with search range 1).
 
@@ -20,12 +23,10 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from nndct_shared.graph import Graph, Node
+from nndct_shared.graph.ops import get_op
 
-__all__ = ["FixPlan", "PlannedTensor", "plan_fixes", "FUSED_ACTIVATIONS", "SHAPE_ONLY_OPS"]
+__all__ = ["FixPlan", "PlannedTensor", "plan_fixes"]
 
-SHAPE_ONLY_OPS = frozenset({"flatten", "reshape"})
-FUSED_ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu"})
-FUSING_PRODUCERS = frozenset({"linear", "conv1d", "conv2d", "conv_transpose2d", "scale", "add"})
 _PARAM_KINDS = {"weight": "weights", "bias": "bias", "other": "weights"}
 
 
@@ -50,10 +51,10 @@ class FixPlan:
 
 def _fused_into_activation(graph: Graph, node: Node, quantized: Collection[str],
                            graph_outputs: set[str]) -> bool:
-    if node.op_type not in FUSING_PRODUCERS or node.name in graph_outputs:
+    if not get_op(node.op_type).fusing_producer or node.name in graph_outputs:
         return False
     consumers = graph.consumers(node.outputs[0])
-    return (len(consumers) == 1 and consumers[0].op_type in FUSED_ACTIVATIONS
+    return (len(consumers) == 1 and get_op(consumers[0].op_type).fused_activation
             and consumers[0].name in quantized)
 
 
@@ -77,7 +78,7 @@ def plan_fixes(graph: Graph, quantized: Collection[str], quant_inputs: Collectio
                 continue
             plan.outputs[node.name] = PlannedTensor(node.name, "input", node.name)
             continue
-        if node.name not in quantized or node.op_type in SHAPE_ONLY_OPS:
+        if node.name not in quantized or get_op(node.op_type).shape_only:
             continue
         if _fused_into_activation(graph, node, quantized, graph_outputs):
             continue

@@ -1,6 +1,6 @@
 """Framework-neutral exporters of the CNN flow: xmodel, deploy-check dumps, ONNX (QDQ).
 
-They read a neutral `Graph` that follows `nndct_shared.graph.cnn_ops` (validated first by
+They read a neutral `Graph` that follows the op registry `nndct_shared.graph.ops` (validated first by
 `validate_cnn_graph`). `reference.run_reference` executes such a graph in NumPy and is the
 independent answer the exporters are tested against; `xmodel_eval` runs a written xmodel.
 `bundle.write_xmodel_bundle` writes an xmodel and its deploy-check dumps all or nothing.

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic_io import AtomicBatch
-from ..deploy_check import DeployCheckError, DeployCheckWriter, DumpRecord
+from ..deploy_check import DEPLOY_CHECK_DIR, DeployCheckError, DeployCheckWriter, DumpRecord
 from ..graph import Graph, to_op_name
 from ..messages import error, warn
 from ..progress import progress
@@ -28,8 +28,6 @@ from .validate import fix_of
 from .xmodel import build_cnn_xgraph
 
 __all__ = ["write_cnn_deploy_check", "DEPLOY_CHECK_DIR"]
-
-DEPLOY_CHECK_DIR = "deploy_check_data_int"
 
 
 def _param_records(graph: Graph, xgraph: XGraph) -> list[DumpRecord]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["xir_perm", "inverse_perm", "to_xir", "from_xir", "xir_shape", "xir_conv_weight",
-           "xir_transposed_weight", "xir_broadcast_operand", "is_depthwise"]
+           "xir_transposed_weight", "xir_broadcast_operand", "is_depthwise", "channels_first",
+           "channels_last", "xir_pad_pairs", "xir_hw"]
 
 
 def xir_perm(rank: int) -> tuple[int, ...]:
@@ -79,3 +80,25 @@ def xir_broadcast_operand(data: np.ndarray, rank: int) -> np.ndarray:
     if data.ndim < rank:
         data = data.reshape((1,) * (rank - data.ndim) + data.shape)
     return np.ascontiguousarray(np.transpose(data, xir_perm(data.ndim)))
+
+
+def channels_first(x: np.ndarray) -> np.ndarray:
+    """Channels-last `[N, *S, C]` -> channels-first `[N, C, *S]` (a view)."""
+    return np.moveaxis(x, -1, 1)
+
+
+def channels_last(x: np.ndarray) -> np.ndarray:
+    """Channels-first -> channels-last (contiguous)."""
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+
+
+def xir_pad_pairs(pad: list[int]) -> list[tuple[int, int]]:
+    """XIR pad {l, r} or {l, r, t, b} -> per spatial dim (before, after) in H, W order."""
+    if len(pad) == 2:
+        return [(pad[0], pad[1])]
+    return [(pad[2], pad[3]), (pad[0], pad[1])]
+
+
+def xir_hw(values: list[int]) -> list[int]:
+    """XIR {w, h} -> [h, w] (1-D lists are unchanged)."""
+    return list(values[::-1])

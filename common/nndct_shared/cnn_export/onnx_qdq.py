@@ -34,6 +34,7 @@ import numpy as np
 
 from ..atomic_io import write_bytes_atomic
 from ..graph import Graph, Node
+from ..graph.ops import ExportUnsupported, get_op
 from ..messages import error
 from .validate import fix_of, input_fix_of, qparams_of, tensor_shape, validate_cnn_graph
 
@@ -41,7 +42,6 @@ __all__ = ["build_onnx_model", "write_onnx", "ONNX_FORMAT", "DEFAULT_OPSET"]
 
 ONNX_FORMAT = "ONNX"
 DEFAULT_OPSET = 21
-_UNARY = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 
 
 def _onnx() -> Any:
@@ -50,10 +50,6 @@ def _onnx() -> Any:
     except ImportError as exc:
         raise error("ONNX_UNAVAILABLE", reason=str(exc)) from None
     return onnx
-
-
-class _Unsupported(Exception):
-    pass
 
 
 class _Builder:
@@ -91,7 +87,7 @@ class _Builder:
             return np.int8
         if bw <= 16:
             return np.int16
-        raise _Unsupported(f"bit width {bw} has no ONNX integer storage (at most 16)")
+        raise ExportUnsupported(f"bit width {bw} has no ONNX integer storage (at most 16)")
 
     def qdq(self, x: str, fix: tuple[int, int], base: str) -> str:
         bw, fp = fix
@@ -113,7 +109,7 @@ class _Builder:
 
         bw = int(qp["bit_width"])
         if bw != 8:
-            raise _Unsupported(f"a float-scale tensor of bit width {bw}: ONNX QuantizeLinear "
+            raise ExportUnsupported(f"a float-scale tensor of bit width {bw}: ONNX QuantizeLinear "
                                "takes 8-bit float-scale grids here (int8/uint8)")
         dtype = np.int8 if qp["signed"] else np.uint8
         qmin, qmax = quant_range(bw, bool(qp["signed"]), bool(qp["narrow_range"]))
@@ -163,14 +159,13 @@ class _Builder:
     # --- nodes ------------------------------------------------------------------------------
 
     def node(self, node: Node) -> None:
+        """The node's ONNX nodes, by its op's `to_onnx` facet (`nndct_shared.graph.ops`), with
+        QDQ pairs on its quantized inputs and output."""
         out = node.outputs[0]
-        if node.op_type == "input":
-            y = self.unique(node.name)
-        else:
-            xs = [self.value[t] for t in node.inputs]
-            for index, fix in sorted(input_fix_of(node).items()):
-                xs[index] = self.qdq(xs[index], fix, f"{node.name}_pre_fix_i{index}")
-            y = self.op(node, xs)
+        xs = [self.value[t] for t in node.inputs]
+        for index, fix in sorted(input_fix_of(node).items()):
+            xs[index] = self.qdq(xs[index], fix, f"{node.name}_pre_fix_i{index}")
+        y = get_op(node.op_type).to_onnx(self, node, xs)
         fix, qp = fix_of(node), qparams_of(node.attrs)
         if qp is not None:
             y = self.qdq_float(y, qp, f"{node.name}_fix")
@@ -178,104 +173,13 @@ class _Builder:
             y = self.qdq(y, fix, f"{node.name}_fix")
         self.value[out] = y
 
-    def _avg_scaled(self, node: Node, y: str) -> str:
+    def avg_scaled(self, node: Node, y: str) -> str:
+        """`y` times the node's `dpu_scale` (average pools, mean), when it has one."""
         scale = node.attrs.get("dpu_scale")
         if scale is None:
             return y
         const = self.init(f"{node.name}_dpu_scale", np.array(scale, dtype=np.float32))
         return self.add("Mul", [y, const], f"{node.name}_scaled")
-
-    def op(self, node: Node, xs: list[str]) -> str:
-        op, a, n = node.op_type, node.attrs, node.name
-        x = xs[0] if xs else None
-        if op in _UNARY:
-            return self.add(_UNARY[op], [x], n)
-        if op == "relu6":
-            lo = self.init(f"{n}_min", np.array(0, np.float32))
-            hi = self.init(f"{n}_max", np.array(6, np.float32))
-            return self.add("Clip", [x, lo, hi], n)
-        if op == "leaky_relu":
-            return self.add("LeakyRelu", [x], n, alpha=float(a["alpha"]))
-        if op == "hardswish":
-            three = self.init(f"{n}_three", np.array(3, np.float32))
-            lo = self.init(f"{n}_min", np.array(0, np.float32))
-            hi = self.init(f"{n}_max", np.array(6, np.float32))
-            gate = self.add("Clip", [self.add("Add", [x, three], f"{n}_plus3"), lo, hi],
-                            f"{n}_relu6")
-            six = self.init(f"{n}_six", np.array(6, np.float32))
-            return self.add("Div", [self.add("Mul", [x, gate], f"{n}_mul"), six], n)
-        if op == "linear":
-            w = self.param(node, "weight")
-            if len(self.shape(node.inputs[0])) == 2:
-                inputs = [x, w] + ([self.param(node, "bias")] if "bias" in node.params else [])
-                return self.add("Gemm", inputs, n, transB=1)
-            wt = self.add("Transpose", [w], f"{n}_weight_t", perm=[1, 0])
-            y = self.add("MatMul", [x, wt], f"{n}_matmul" if "bias" in node.params else n)
-            if "bias" in node.params:
-                y = self.add("Add", [y, self.param(node, "bias")], n)
-            return y
-        if op in ("conv1d", "conv2d", "conv_transpose2d"):
-            inputs = [x, self.param(node, "weight")]
-            if "bias" in node.params:
-                inputs.append(self.param(node, "bias"))
-            pads = [int(p) for p in a["padding"]] * 2
-            attrs = dict(kernel_shape=list(a["kernel"]), strides=list(a["stride"]), pads=pads,
-                         dilations=list(a["dilation"]), group=int(a["groups"]))
-            if op == "conv_transpose2d":
-                return self.add("ConvTranspose", inputs, n,
-                                output_padding=list(a["output_padding"]), **attrs)
-            return self.add("Conv", inputs, n, **attrs)
-        if op == "scale":
-            rank = len(self.shape(node.inputs[0]))
-            shape = (-1,) + (1,) * (rank - 2)
-            w = self.param(node, "weight", node.params["weight"].data.reshape(shape))
-            b = self.param(node, "bias", node.params["bias"].data.reshape(shape))
-            return self.add("Add", [self.add("Mul", [x, w], f"{n}_mul"), b], n)
-        if op in ("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d"):
-            attrs = dict(kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
-                         pads=[int(p) for p in a["padding"]] * 2, ceil_mode=int(a["ceil_mode"]))
-            if op.startswith("max"):
-                return self.add("MaxPool", [x], n, **attrs)
-            y = self.add("AveragePool", [x], n, count_include_pad=int(a["count_include_pad"]),
-                         **attrs)
-            return self._avg_scaled(node, y)
-        if op in ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d"):
-            # Uniform windows only: then the adaptive pool is a pool with kernel = stride.
-            kind, onnx_op = ("average", "AveragePool") if "avg" in op else ("max", "MaxPool")
-            size = self.shape(node.inputs[0])[2:]
-            out = [int(v) for v in a["output_size"]]
-            if any(s % o for s, o in zip(size, out)):
-                raise _Unsupported(f"adaptive {kind} pool from {list(size)} to {out} has "
-                                   f"windows of different sizes (no {onnx_op} form)")
-            if all(o == 1 for o in out):
-                y = self.add(f"Global{onnx_op}", [x], n)
-            else:
-                kernel = [s // o for s, o in zip(size, out)]
-                y = self.add(onnx_op, [x], n, kernel_shape=kernel, strides=kernel)
-            return self._avg_scaled(node, y) if kind == "average" else y
-        if op in ("add", "sub", "mul"):
-            operands = list(xs)
-            if "other" in node.params:
-                operands.insert(int(a["other_index"]), self.param(node, "other"))
-            return self.add({"add": "Add", "sub": "Sub", "mul": "Mul"}[op], operands, n)
-        if op == "concat":
-            return self.add("Concat", xs, n, axis=int(a["axis"]))
-        if op in ("flatten", "reshape"):
-            in_shape, out_shape = self.shape(node.inputs[0]), list(self.shape(node.outputs[0]))
-            if out_shape and in_shape and out_shape[0] == in_shape[0]:
-                out_shape[0] = 0  # keep the batch of the actual input
-            target = self.init(f"{n}_shape", np.array(out_shape, dtype=np.int64))
-            return self.add("Reshape", [x, target], n)
-        if op == "mean":
-            axes = self.init(f"{n}_axes", np.array([int(d) for d in a["dims"]], np.int64))
-            y = self.add("ReduceMean", [x, axes], n, keepdims=int(bool(a["keepdim"])))
-            return self._avg_scaled(node, y)
-        if op == "softmax":
-            return self.add("Softmax", [x], n, axis=int(a["dim"]))
-        if op == "custom":
-            raise _Unsupported(f"custom op {a['op_name']!r} has no ONNX form; export the xmodel "
-                               "(it keeps custom ops) or implement it as standard ops")
-        raise _Unsupported(f"no ONNX mapping for op type {op!r}")
 
 
 def build_onnx_model(graph: Graph, opset: int = DEFAULT_OPSET) -> Any:
@@ -293,7 +197,7 @@ def build_onnx_model(graph: Graph, opset: int = DEFAULT_OPSET) -> Any:
             inputs.append(h.make_tensor_value_info(node.name, onnx.TensorProto.FLOAT, shape))
         try:
             builder.node(node)
-        except _Unsupported as exc:
+        except ExportUnsupported as exc:
             raise error("EXPORT_UNSUPPORTED", format=ONNX_FORMAT, node=node.name,
                         op_type=node.op_type, reason=str(exc)) from None
     outputs = []

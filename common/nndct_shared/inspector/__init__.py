@@ -3,7 +3,7 @@ CNN graph, the `inspect_<target>.txt` report, Graphviz pictures and the hardware
 quantization adjustments.
 
 A front end captures its model as a `nndct_shared.graph.Graph` (op vocabulary of
-`graph.cnn_ops`) and calls `run_inspection`; the quantizer with `target=` calls
+`graph.ops`) and calls `run_inspection`; the quantizer with `target=` calls
 `hardware_aware_adjustments` / `hardware_aware_partition`.
 """
 from __future__ import annotations

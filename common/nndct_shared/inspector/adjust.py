@@ -3,7 +3,7 @@
 Why: with `torch_quantizer(..., target=...)` the reference quantized "with the power of the
 Inspector" (user guide, Hardware-Aware Quantization Strategy): the quantization follows what
 the target can run. This module states those changes as data, framework-neutral; the front
-end's quantizer applies them (PyTorch: `pytorch_nndct.qproc.hardware_aware`).
+end's quantizer applies them (`nndct_shared.cnn.hardware_aware`).
 
 Contract (for the quantizer that receives `target=`):
 

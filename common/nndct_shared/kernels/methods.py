@@ -1,9 +1,12 @@
-"""Rounding-method names and codes accepted by the fixed-point kernels.
+"""Rounding-method names and codes: the one table of the project.
 
 Why a separate module: the reference tools pass bare integers (2..5) whose meaning is easy to
 mix up, and silently produced all-zero tensors for an unknown code. Every public kernel goes
 through :func:`resolve_method`, so names and codes are checked in one place and an unknown
-method is a ``ValueError`` that lists the valid ones.
+method is a ``ValueError`` that lists the valid ones. The other spellings of a rounding rule
+resolve here too: the config's ``round_mode`` values (``RoundMode``: std_round, half_up, ...)
+are method names, the xmodel fix op's ``round_mode`` (DPU_ROUND, STD_ROUND, PY3_ROUND) are
+names in upper case, and ``CODE_NAMES`` gives the name of any core code.
 """
 from __future__ import annotations
 
@@ -35,6 +38,17 @@ METHOD_NAMES: dict[str, int] = {
     "ceil": CEIL,
 }
 
+#: The canonical name of every core code (the kernel API takes names for codes 6..8).
+CODE_NAMES: dict[int, str] = {
+    DPU_ROUND: "dpu_round",
+    STD_ROUND: "std_round",
+    FLOOR: "floor",
+    OLD_RNN: "old_rnn",
+    HALF_DOWN: "half_down",
+    CEIL: "ceil",
+    HALF_EVEN: "half_even",
+}
+
 
 def _valid_methods_text() -> str:
     names = ", ".join(repr(n) for n in METHOD_NAMES)
@@ -61,4 +75,17 @@ def resolve_method(method: int | str) -> int:
     code = int(method)
     if code not in PUBLIC_METHOD_CODES:
         raise ValueError(f"unknown rounding method code {code}; valid methods are {_valid_methods_text()}")
+    return code
+
+
+#: The codes `method_code` accepts: every rounding rule but the RNN-only OLD_RNN (the rules
+#: the CNN flow's fake quantization implements, in the kernels and in torch).
+FIX_METHOD_CODES: tuple[int, ...] = (DPU_ROUND, STD_ROUND, FLOOR, HALF_DOWN, CEIL, HALF_EVEN)
+
+
+def method_code(method: int | str) -> int:
+    """The kernel code of a rounding method (name or reference code); ValueError otherwise."""
+    code = resolve_method(method)
+    if code not in FIX_METHOD_CODES:
+        raise ValueError(f"rounding method {method!r} is not a fake-quantization rounding method")
     return code

@@ -13,19 +13,19 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic_io import AtomicBatch
-from ..deploy_check import DeployCheckWriter, dump_file_stem
+from ..deploy_check import DEPLOY_CHECK_DIR as DUMP_DIR, DeployCheckWriter, dump_file_stem
 from ..messages import error
 from ..output_dir import writing_to
 from ..progress import progress
-from ..quant_info import QuantInfo, read_quant_info, write_quant_info
+from ..quant_info import QuantInfo
+from ..quant_info_store import QuantInfoStore
+from ..quant_mode import RunMode
 from .cell import QuantizedLstmCell
 from .codegen import write_cell_module
 from .fix_positions import CellFixPositions
 from .naming import NODE_NAMES, PARAM_NAMES, scoped
-from .stack import QuantizedLstmStack, RunMode
+from .stack import QuantizedLstmStack
 
-QUANT_INFO_FILE = "quant_info.json"
-DUMP_DIR = "deploy_check_data_int"
 XMODEL_DIR = "xmodel"
 
 
@@ -47,6 +47,7 @@ class LstmQuantSession:
         self.mode = mode
         self.bit_width = bit_width
         self.stacks: list[QuantizedLstmStack] = []
+        self.store = QuantInfoStore(self.output_dir)
         self._prepare_output_dir()
 
     def _prepare_output_dir(self) -> None:
@@ -85,21 +86,14 @@ class LstmQuantSession:
             params, outputs = cell.calibration.aligned().quant_info_entries(cell.graph_name)
             qi.param.update(params)
             qi.output.update(outputs)
-        with writing_to(self.output_dir):
-            return write_quant_info(qi, self.output_dir / QUANT_INFO_FILE)
+        return self.store.write(qi)
 
     def load_quant_config(self) -> None:
         """Test mode: read quant_info.json and give every cell its fix positions."""
-        path = self.output_dir / QUANT_INFO_FILE
-        if not path.is_file():
-            raise error("NO_CALIB_RESULT", path=str(path))
-        qi = read_quant_info(path)  # a broken file raises QUANT_INFO_CORRUPT naming it
-        expected = {scoped(c.graph_name, n) for c in self.cells for n in (*PARAM_NAMES, *NODE_NAMES)}
-        have = set(qi.param) | set(qi.output)
-        missing, unexpected = sorted(expected - have), sorted(have - expected)
-        if missing or unexpected:
-            raise error("CALIB_RESULT_MISMATCH", path=str(path), n_missing=len(missing),
-                        missing=_first(missing), n_unexpected=len(unexpected), unexpected=_first(unexpected))
+        # missing: NO_CALIB_RESULT; broken: QUANT_INFO_CORRUPT; another model's: CALIB_RESULT_MISMATCH
+        qi = self.store.read([scoped(c.graph_name, n) for c in self.cells for n in PARAM_NAMES],
+                             [scoped(c.graph_name, n) for c in self.cells for n in NODE_NAMES])
+        path = self.store.path
         for cell in self.cells:
             try:
                 cell.load_fix_positions(CellFixPositions.from_quant_info_entries(cell.graph_name, qi.param, qi.output))
@@ -178,11 +172,6 @@ def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedLstmCell, record
             records.append((scoped(cell.graph_name, name), np.ldexp(codes.astype(np.float64), -fp), bw, fp))
         paths.append(writer.write_frame(cell.graph_name, t, records, params))
     return paths
-
-
-def _first(names: list[str], limit: int = 8) -> str:
-    shown = ", ".join(repr(n) for n in names[:limit])
-    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "") if names else "none"
 
 
 def _is_writable(path: Path) -> bool:

@@ -13,7 +13,7 @@ from .cell import CellRecord, QuantizedLstmCell
 from .cell_params import CellWeights
 from .naming import cell_graph_name
 
-__all__ = ["QuantizedLstmStack", "RunMode"]
+__all__ = ["QuantizedLstmStack"]
 
 
 class QuantizedLstmStack:

@@ -344,9 +344,9 @@ CNN_EXPORT_ERRORS: tuple[Spec, ...] = (
     error(
         "CNN_GRAPH_INVALID",
         "A neutral CNN graph handed to an exporter breaks the op contract of "
-        "nndct_shared.graph.cnn_ops (a front-end bug, caught before any file is written).",
+        "nndct_shared.graph.ops (a front-end bug, caught before any file is written).",
         "Graph '{graph}', node '{node}' ({op_type}): {problem}",
-        "The front end that built the graph must follow nndct_shared.graph.cnn_ops; report this "
+        "The front end that built the graph must follow nndct_shared.graph.ops; report this "
         "with the model that triggers it.",
         ModelStructureError,
     ),

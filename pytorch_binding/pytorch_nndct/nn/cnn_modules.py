@@ -5,10 +5,14 @@ quantizer's runtime (`quant_runtime`, set by the quantizer), which observes them
 and fake-quantizes them (fix_neuron) in test mode. Without a runtime a module is a plain float
 op, so the generated file also runs on its own. The constructor arguments are the ones written
 in `<Model>.py`; params are loaded from the captured graph (BatchNorm already folded).
+
+Each class is the torch side of one op of the registry (`nndct_shared.graph.ops`): `op_type`
+names the op and `node_args` gives the constructor arguments of a node of it, which is all the
+code generator (`qproc/codegen.py`) needs; `module_class_for` finds the class of an op type.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import torch
 import torch.nn.functional as F
@@ -18,12 +22,35 @@ __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "Cat", "Conv1d",
     "Conv2d", "ConvTranspose2d", "Custom", "Flatten", "Hardswish", "Input", "LeakyReLU", "Linear",
     "MaxPool1d", "MaxPool2d", "Mean", "Mul", "NodeModule", "ReLU", "ReLU6", "Reshape", "Scale",
-    "Sigmoid", "Softmax", "Sub", "Tanh",
+    "Sigmoid", "Softmax", "Sub", "Tanh", "module_class_for",
 ]
+
+_BY_OP: dict[str, type["NodeModule"]] = {}
+
+
+def module_class_for(op_type: str) -> type["NodeModule"]:
+    """The module class of `op_type` (KeyError naming the op when none is defined)."""
+    try:
+        return _BY_OP[op_type]
+    except KeyError:
+        raise KeyError(f"op {op_type!r} has no module class in pytorch_nndct.nn.cnn_modules") from None
 
 
 class NodeModule(nn.Module):
     """Base of the converted model's modules: quantization hooks around `compute`."""
+
+    #: The op of the registry this class computes (set on concrete classes).
+    op_type: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.op_type:
+            _BY_OP[cls.op_type] = cls
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        """Constructor arguments (Python literals) of the module of graph node `node`."""
+        return {}
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,6 +76,8 @@ class NodeModule(nn.Module):
 
 class Input(NodeModule):
     """A model input (its output carries the input's fix)."""
+    op_type = "input"
+
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - the reference's keyword
         return super().forward(input)
@@ -64,6 +93,13 @@ class _Weighted(NodeModule):
 
 
 class Linear(_Weighted):
+    op_type = "linear"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        w = node.params["weight"].shape
+        return {"in_features": w[1], "out_features": w[0], "bias": "bias" in node.params}
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         self._make_params((out_features, in_features), bias, out_features)
@@ -73,6 +109,14 @@ class Linear(_Weighted):
 
 
 class _ConvNd(_Weighted):
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        a, p = node.attrs, node.params
+        w = p["weight"].shape
+        return {"in_channels": w[1] * a["groups"], "out_channels": w[0], "kernel_size": a["kernel"],
+                "stride": a["stride"], "padding": a["padding"], "dilation": a["dilation"],
+                "groups": a["groups"], "bias": "bias" in p}
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, ...],
                  stride: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...],
                  groups: int = 1, bias: bool = True) -> None:
@@ -82,18 +126,32 @@ class _ConvNd(_Weighted):
 
 
 class Conv1d(_ConvNd):
+    op_type = "conv1d"
+
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv1d(x, self.param("weight"), self.param("bias"), self.stride, self.padding,
                         self.dilation, self.groups)
 
 
 class Conv2d(_ConvNd):
+    op_type = "conv2d"
+
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.param("weight"), self.param("bias"), self.stride, self.padding,
                         self.dilation, self.groups)
 
 
 class ConvTranspose2d(_Weighted):
+    op_type = "conv_transpose2d"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        a, p = node.attrs, node.params
+        w = p["weight"].shape
+        return {"in_channels": w[0], "out_channels": w[1] * a["groups"], "kernel_size": a["kernel"],
+                "stride": a["stride"], "padding": a["padding"], "output_padding": a["output_padding"],
+                "dilation": a["dilation"], "groups": a["groups"], "bias": "bias" in p}
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
                  stride: tuple[int, int], padding: tuple[int, int], output_padding: tuple[int, int],
                  dilation: tuple[int, int], groups: int = 1, bias: bool = True) -> None:
@@ -109,6 +167,12 @@ class ConvTranspose2d(_Weighted):
 
 class Scale(NodeModule):
     """A standalone BatchNorm: `x * weight + bias` per channel along `axis`."""
+    op_type = "scale"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"num_features": node.params["weight"].shape[0], "axis": node.attrs["axis"]}
+
 
     def __init__(self, num_features: int, axis: int = 1) -> None:
         super().__init__()
@@ -123,16 +187,26 @@ class Scale(NodeModule):
 
 
 class ReLU(NodeModule):
+    op_type = "relu"
+
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x)
 
 
 class ReLU6(NodeModule):
+    op_type = "relu6"
+
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu6(x)
 
 
 class LeakyReLU(NodeModule):
+    op_type = "leaky_relu"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"negative_slope": node.attrs["alpha"]}
+
     def __init__(self, negative_slope: float) -> None:
         super().__init__()
         self.negative_slope = negative_slope
@@ -142,21 +216,36 @@ class LeakyReLU(NodeModule):
 
 
 class Sigmoid(NodeModule):
+    op_type = "sigmoid"
+
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x)
 
 
 class Tanh(NodeModule):
+    op_type = "tanh"
+
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(x)
 
 
 class Hardswish(NodeModule):
+    op_type = "hardswish"
+
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.hardswish(x)
 
 
 class _Pool(NodeModule):
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        a = node.attrs
+        args = {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
+                "ceil_mode": a["ceil_mode"]}
+        if cls.op_type.startswith("avg"):
+            args["count_include_pad"] = a["count_include_pad"]
+        return args
+
     def __init__(self, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: tuple[int, ...],
                  ceil_mode: bool = False, count_include_pad: bool = True) -> None:
         super().__init__()
@@ -165,58 +254,68 @@ class _Pool(NodeModule):
 
 
 class MaxPool1d(_Pool):
+    op_type = "max_pool1d"
+
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.max_pool1d(x, self.kernel_size, self.stride, self.padding, 1, self.ceil_mode)
 
 
 class MaxPool2d(_Pool):
+    op_type = "max_pool2d"
+
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, 1, self.ceil_mode)
 
 
 class AvgPool1d(_Pool):
+    op_type = "avg_pool1d"
+
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad)
 
 
 class AvgPool2d(_Pool):
+    op_type = "avg_pool2d"
+
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad)
 
 
-class AdaptiveAvgPool1d(NodeModule):
-    def __init__(self, output_size: tuple[int]) -> None:
+class _Adaptive(NodeModule):
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"output_size": node.attrs["output_size"]}
+
+    def __init__(self, output_size: tuple[int, ...]) -> None:
         super().__init__()
         self.output_size = output_size
+
+
+class AdaptiveAvgPool1d(_Adaptive):
+    op_type = "adaptive_avg_pool1d"
 
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.adaptive_avg_pool1d(x, self.output_size)
 
 
-class AdaptiveAvgPool2d(NodeModule):
-    def __init__(self, output_size: tuple[int, int]) -> None:
-        super().__init__()
-        self.output_size = output_size
+class AdaptiveAvgPool2d(_Adaptive):
+    op_type = "adaptive_avg_pool2d"
 
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.adaptive_avg_pool2d(x, self.output_size)
 
 
-class AdaptiveMaxPool1d(NodeModule):
-    def __init__(self, output_size: tuple[int]) -> None:
-        super().__init__()
-        self.output_size = output_size
+class AdaptiveMaxPool1d(_Adaptive):
+    op_type = "adaptive_max_pool1d"
 
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.adaptive_max_pool1d(x, self.output_size)
 
 
-class AdaptiveMaxPool2d(NodeModule):
-    def __init__(self, output_size: tuple[int, int]) -> None:
-        super().__init__()
-        self.output_size = output_size
+class AdaptiveMaxPool2d(_Adaptive):
+    op_type = "adaptive_max_pool2d"
 
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.adaptive_max_pool2d(x, self.output_size)
@@ -224,6 +323,12 @@ class AdaptiveMaxPool2d(NodeModule):
 
 class _Binary(NodeModule):
     """Two tensors, or one tensor and a constant operand `other` at position `other_index`."""
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        if "other" in node.params:
+            return {"other_index": node.attrs["other_index"], "other_shape": node.params["other"].shape}
+        return {}
+
 
     def __init__(self, other_index: Optional[int] = None, other_shape: Optional[tuple[int, ...]] = None) -> None:
         super().__init__()
@@ -241,21 +346,33 @@ class _Binary(NodeModule):
 
 
 class Add(_Binary):
+    op_type = "add"
+
     def apply(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a + b
 
 
 class Sub(_Binary):
+    op_type = "sub"
+
     def apply(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a - b
 
 
 class Mul(_Binary):
+    op_type = "mul"
+
     def apply(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a * b
 
 
 class Cat(NodeModule):
+    op_type = "concat"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"dim": node.attrs["axis"]}
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
@@ -265,6 +382,12 @@ class Cat(NodeModule):
 
 
 class Flatten(NodeModule):
+    op_type = "flatten"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"start_dim": node.attrs["start_dim"], "end_dim": node.attrs["end_dim"]}
+
     def __init__(self, start_dim: int, end_dim: int) -> None:
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
@@ -276,6 +399,14 @@ class Flatten(NodeModule):
 class Reshape(NodeModule):
     """Reshape to the captured shape; dim 0 follows the input's batch when the capture kept the
     batch in dim 0 (`batch_dim=True`), so other batch sizes work."""
+    op_type = "reshape"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        in_shape = graph.tensor(node.inputs[0]).shape
+        shape = tuple(node.attrs["shape"])
+        return {"shape": shape, "batch_dim": bool(shape and in_shape and shape[0] == in_shape[0])}
+
 
     def __init__(self, shape: tuple[int, ...], batch_dim: bool = True) -> None:
         super().__init__()
@@ -288,6 +419,12 @@ class Reshape(NodeModule):
 
 
 class Mean(NodeModule):
+    op_type = "mean"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"dim": node.attrs["dims"], "keepdim": node.attrs["keepdim"]}
+
     def __init__(self, dim: tuple[int, ...], keepdim: bool = False) -> None:
         super().__init__()
         self.dim, self.keepdim = tuple(dim), keepdim
@@ -297,6 +434,12 @@ class Mean(NodeModule):
 
 
 class Softmax(NodeModule):
+    op_type = "softmax"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"dim": node.attrs["dim"]}
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
@@ -307,6 +450,13 @@ class Softmax(NodeModule):
 
 class Custom(NodeModule):
     """A registered custom op (`pytorch_nndct.utils.register_custom_op`), run in float."""
+    op_type = "custom"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        attrs = {k: v for k, v in node.attrs.items() if k != "op_name"}
+        return {"op_type": node.attrs["op_name"], "attrs": attrs}
+
 
     def __init__(self, op_type: str, attrs: Optional[dict[str, Any]] = None) -> None:
         super().__init__()

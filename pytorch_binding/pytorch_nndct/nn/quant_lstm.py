@@ -12,7 +12,8 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from nndct_shared.lstm.cell_params import CellWeights
-from nndct_shared.lstm.stack import QuantizedLstmStack, RunMode
+from nndct_shared.lstm.stack import QuantizedLstmStack
+from nndct_shared.quant_mode import RunMode
 from nndct_shared.messages import error
 
 

@@ -4,7 +4,9 @@ cross-layer equalization. Each works on the converted model / captured graph of 
 from __future__ import annotations
 
 from .bias_correction import BIAS_CORR_FILE, BiasCorrection, correct_bias, load_bias_corr
-from .cle import ClePair, equalize_graph, equalize_quantizer, find_cle_pairs
+from nndct_shared.cnn.cle import ClePair, equalize_graph, find_cle_pairs
+
+from .equalize import equalize_quantizer
 from .fast_finetune import FT_PARAM_FILE, FinetuneOptions, LayerResult, fast_finetune, load_ft_param
 
 __all__ = ["BIAS_CORR_FILE", "BiasCorrection", "ClePair", "correct_bias", "equalize_quantizer", "load_bias_corr", "FT_PARAM_FILE", "FinetuneOptions", "LayerResult", "equalize_graph", "fast_finetune",

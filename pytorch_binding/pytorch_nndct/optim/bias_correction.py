@@ -24,7 +24,7 @@ from nndct_shared.algorithms import ChannelMeanError, corrected_bias
 from nndct_shared.messages import error
 from nndct_shared.progress import progress
 
-from ..quantization.settings import make_observer
+from nndct_shared.cnn.settings import make_observer
 from .layer_data import Batch, fixed_runtime, float_model, layer_io, run_with, snapshot_params, weighted_modules
 from .param_file import load_params, params_bytes, save_params, sync_graph
 
@@ -72,11 +72,10 @@ def correct_bias(quantizer: Any, batches: Sequence[Batch]) -> list[BiasCorrectio
     results: list[BiasCorrection] = []
     corrected = []
     originals = snapshot_params(model)
+    planned = set(quantizer.session.bias_correction_nodes())
     for module in progress(weighted_modules(model), desc="Bias correction", unit="layer"):
-        if module.bias is None or "bias" not in module.param_names:
+        if module.node_name not in planned or module.bias is None:
             continue
-        if module.param_names.get("weight") not in runtime.settings:
-            continue  # a layer that stays float has no quantization error of its own to correct
         before = mean_output_error(model, module, batches, fixed_runtime(runtime.settings, fix_pos), originals)
         with torch.no_grad():
             new_bias = corrected_bias(module.bias.detach().cpu().numpy(), before)

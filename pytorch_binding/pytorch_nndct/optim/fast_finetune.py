@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from nndct_shared.calibration import FloatQParams
 from nndct_shared.messages import error, note, warn
 from nndct_shared.progress import progress
+from nndct_shared.quant_mode import RunMode
 
 from ..nn.cnn_modules import NodeModule
-from ..quantization.settings import TensorSettings
+from nndct_shared.cnn.settings import TensorSettings
 from .layer_data import (
     LayerData,
     fixed_runtime,
@@ -179,8 +180,8 @@ def fast_finetune(quantizer: Any, run_fn: Callable[..., Any], run_args: Sequence
     as in the guide: `quantizer.fast_finetune(evaluate, (quant_model, ft_loader, loss_fn))`.
     In quant_mode 'test' it does nothing but warn (FINETUNE_IGNORED).
     """
-    if quantizer.quant_mode != "calib":
-        warn("FINETUNE_IGNORED", mode=quantizer.quant_mode)
+    if quantizer.quant_mode != RunMode.CALIB:
+        warn("FINETUNE_IGNORED", mode=quantizer.quant_mode.value)
         return []
     model, runtime = quantizer.quant_model, quantizer.runtime
     reset_runtime(runtime)

@@ -20,12 +20,13 @@ import torch
 from torch import nn
 
 from nndct_shared.calibration import FloatQParams
+from nndct_shared.quant_mode import RunMode
 
 from ..nn.cnn_modules import Conv1d, Conv2d, ConvTranspose2d, Linear, NodeModule
 from ..quantization.fix_float_torch import fake_quant_float_torch
 from ..quantization.fix_torch import fix_neuron_torch
 from ..quantization.runtime import QuantRuntime
-from ..quantization.settings import TensorSettings, make_observer
+from nndct_shared.cnn.settings import TensorSettings, make_observer
 
 __all__ = ["InputRecorder", "LayerData", "WEIGHTED_MODULES", "fixed_runtime", "float_model", "layer_io", "node_modules", "record_inputs",
            "refresh_fix_pos", "reset_runtime", "run_with", "snapshot_params", "ste_fix", "weighted_modules"]
@@ -136,7 +137,7 @@ def float_model(model: nn.Module, originals: Mapping[str, Mapping[str, torch.Ten
 def fixed_runtime(settings: Mapping[str, TensorSettings], fix_pos: Mapping[str, Any]) -> QuantRuntime:
     """A test-mode runtime with these fix positions; tensors without one stay float."""
     known = {name: s for name, s in settings.items() if fix_pos.get(name) is not None}
-    runtime = QuantRuntime(known, "test")
+    runtime = QuantRuntime(known, RunMode.TEST)
     runtime.load({name: fix_pos[name] for name in known})
     return runtime
 

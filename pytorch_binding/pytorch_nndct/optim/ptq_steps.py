@@ -4,7 +4,8 @@ Why a separate object: both steps hook into different moments of the quantizer's
 and test mode must agree on them, or test mode would quantize other weights than calibration saw:
 
 * cross-layer equalization rewrites the captured graph's weights right after capture, before the
-  converted model is built, in both modes (it is deterministic, so both get identical weights);
+  converted model is built, in both modes (it is deterministic, so both get identical weights;
+  the neutral session plans and runs it, `CnnQuantSession.equalize`);
 * bias correction needs calibration samples: in calib mode the model inputs of the first
   `BIAS_CORR_SAMPLES` samples are recorded while the user's loop calibrates, and the biases are
   corrected once, when `export_quant_config()` is called, before the fix positions are written
@@ -19,16 +20,17 @@ Fast finetune (AdaQuant) already fits every bias to the float outputs, so after
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any
 
 from torch import nn
 
+from nndct_shared.cnn.cle import ClePair
+from nndct_shared.cnn.session import CnnQuantSession
 from nndct_shared.config import QuantConfig
-from nndct_shared.graph import Graph
 from nndct_shared.messages import error, note
+from nndct_shared.quant_mode import RunMode
 
 from .bias_correction import BIAS_CORR_FILE, bias_corr_bytes, correct_bias, load_bias_corr
-from .cle import ClePair, equalize_graph
 from .fast_finetune import FT_PARAM_FILE
 from .layer_data import InputRecorder
 
@@ -41,7 +43,7 @@ BIAS_CORR_SAMPLES = 512
 class PostTrainingSteps:
     """CLE and bias correction of one quantizer, as its config says."""
 
-    def __init__(self, config: QuantConfig, mode: str) -> None:
+    def __init__(self, config: QuantConfig, mode: RunMode) -> None:
         self.cle = bool(config.include_cle)
         self.bias_corr = bool(config.include_bias_corr)
         self.mode = mode
@@ -50,18 +52,15 @@ class PostTrainingSteps:
         self._bias_corr_file: bytes | None = None
         self._recorder: InputRecorder | None = None
 
-    def equalize(self, graph: Graph, quantized: Collection[str]) -> list[ClePair]:
+    def equalize(self, session: CnnQuantSession) -> list[ClePair]:
         """Cross-layer equalization of the captured graph (before the model is built), on the
-        pairs whose both layers are in `quantized` (the layers with quantized weights)."""
-        if self.cle:
-            self.cle_pairs = equalize_graph(graph, eligible=quantized)
-            if self.cle_pairs:
-                note(f"=>Cross-layer equalization: {len(self.cle_pairs)} layer pair(s) equalized.")
+        pairs whose both layers have quantized weights (`CnnQuantSession.equalize`)."""
+        self.cle_pairs = session.equalize()
         return self.cle_pairs
 
     def attach(self, model: nn.Module) -> None:
         """Calib mode: start keeping calibration inputs for bias correction."""
-        if self.bias_corr and self.mode == "calib":
+        if self.bias_corr and self.mode == RunMode.CALIB:
             self._recorder = InputRecorder(BIAS_CORR_SAMPLES).attach(model)
 
     def mark_finetuned(self) -> None:

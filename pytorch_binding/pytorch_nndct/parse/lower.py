@@ -1,4 +1,4 @@
-"""Lowering of an fx-traced float model to the neutral CNN `Graph` (contract: graph/cnn_ops.py).
+"""Lowering of an fx-traced float model to the neutral CNN `Graph` (contract: the op registry, nndct_shared/graph/ops).
 
 What happens here and why:
 - every torch op is mapped to one op of the contract (attrs normalised: tuples in torch order,
@@ -18,7 +18,7 @@ params are `<Model>::<module path>.<param>` (e.g. `FFN::l1.weight`).
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -29,7 +29,9 @@ from torch import nn
 from torch.fx.operator_schemas import normalize_function
 
 from nndct_shared.cnn import bn_as_scale, fold_bn
+from nndct_shared.cnn.capture import CapturedModel
 from nndct_shared.graph import Graph, Tensor
+from nndct_shared.graph.ops import get_op
 from nndct_shared.messages import error, warn
 
 from ..nn.stubs import DeQuantStub, QuantStub
@@ -40,24 +42,6 @@ __all__ = ["CapturedModel", "capture_model", "DPU_LEAKY_SLOPE"]
 
 #: The LeakyReLU slope of the DPU (26/256), used instead of 0.1.
 DPU_LEAKY_SLOPE = 0.1015625
-
-
-@dataclass
-class CapturedModel:
-    """The captured float model.
-
-    `graph` follows cnn_ops.py with float params (BatchNorm folded); `layer_types` maps node
-    names to the layer type the config's `layer_type` matches (e.g. `torch.nn.Conv2d`, `relu`);
-    `quantized` are the nodes that run quantized and `quant_inputs` the float nodes (or inputs)
-    whose output enters a QuantStub region; `sources` the user's source line of every node.
-    """
-
-    graph: Graph
-    layer_types: dict[str, str] = field(default_factory=dict)
-    quantized: set[str] = field(default_factory=set)
-    quant_inputs: set[str] = field(default_factory=set)
-    sources: dict[str, str] = field(default_factory=dict)
-    output_names: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -111,7 +95,6 @@ _POOL_FUNCS: dict[Any, str] = {
     F.adaptive_max_pool1d_with_indices: "adaptive_max_pool1d",
     F.adaptive_max_pool2d_with_indices: "adaptive_max_pool2d",
 }
-_FOLDABLE = {"conv1d": 0, "conv2d": 0, "linear": 0, "conv_transpose2d": 1}
 
 
 class _Lowering:
@@ -416,13 +399,14 @@ class _Lowering:
                  None if module.bias is None else _np(module.bias))
         producer = self.graph.producer(x.tensor)
         src = fx_node.args[0]
-        foldable = (producer is not None and producer.op_type in _FOLDABLE and len(src.users) == 1
+        axis = None if producer is None else get_op(producer.op_type).weight_axis  # output channels
+        foldable = (axis is not None and len(src.users) == 1
                     and producer.name not in self.captured.output_names
                     and not (producer.op_type == "conv_transpose2d" and producer.attrs["groups"] != 1))
         if foldable:
             weight = producer.params["weight"]
             bias = producer.params.get("bias")
-            w, b = fold_bn(weight.data, None if bias is None else bias.data, _FOLDABLE[producer.op_type], *stats)
+            w, b = fold_bn(weight.data, None if bias is None else bias.data, axis, *stats)
             producer.params["weight"] = Tensor(weight.name, data=w)
             bias_name = bias.name if bias is not None else weight.name.rsplit(".", 1)[0] + ".bias"
             producer.params["bias"] = Tensor(bias_name, data=b)

@@ -40,10 +40,12 @@ from torch import nn
 from nndct_shared.atomic_io import write_bytes_atomic
 from nndct_shared.config import default_config
 from nndct_shared.messages import error, note
-from nndct_shared.quant_info import QuantInfo, check_against, read_quant_info, write_quant_info
+from nndct_shared.quant_info import QuantInfo
+from nndct_shared.quant_info_store import QuantInfoStore
+from nndct_shared.quant_mode import RunMode
 
 from ..parse.tracer import trace_model
-from ..qproc.cnn import QUANT_INFO_FILE, TorchQuantizer
+from ..qproc.cnn import TorchQuantizer
 from ..qproc.codegen import generate_source, load_generated, state_dict_of
 from .checks import check_arithmetic, check_reuse, check_stubs, quantized_nodes
 from .deploy import load_deployable, write_back
@@ -99,7 +101,7 @@ class QatProcessor:
         check_arithmetic(self._gm, self._quantized)
         self._workdir = tempfile.TemporaryDirectory(prefix="nndct_qat_")
         self._config_file = _qat_config(Path(self._workdir.name), bitwidth)
-        self._capture = TorchQuantizer("calib", self._float_model, self._inputs, self._workdir.name,
+        self._capture = TorchQuantizer(RunMode.CALIB, self._float_model, self._inputs, self._workdir.name,
                                        bitwidth, self.device, self._config_file)
         self._trainable: QatModel | None = None
         self._deploy_quantizer: TorchQuantizer | None = None
@@ -150,13 +152,9 @@ class QatProcessor:
         return model
 
     def _calibrated_fix_positions(self, calib_dir: Path) -> dict[str, int]:
-        path = calib_dir / QUANT_INFO_FILE
-        if not path.is_file():
-            raise error("NO_CALIB_RESULT", path=str(path))
-        info = read_quant_info(path)
         settings, plan = self._capture.settings, self._capture.plan
-        check_against(info, [n for n in plan.params if n in settings],
-                      [n for n in plan.outputs if n in settings])
+        info = QuantInfoStore(calib_dir).read([n for n in plan.params if n in settings],
+                                              [n for n in plan.outputs if n in settings])
         # activations and inputs only: a calibration with cross-layer equalization / bias
         # correction (the post-training defaults) fixed other weights than the ones trained
         # here, so the weights' quantizers start from the weights themselves
@@ -187,7 +185,7 @@ class QatProcessor:
         out_dir = Path(output_dir)
         float_model = copy.deepcopy(self._float_model)
         write_back(float_model, self._order, trained_model.net, self.graph.name)
-        path = write_quant_info(self._quant_info(trained_model.fix_positions()), out_dir / QUANT_INFO_FILE)
+        path = QuantInfoStore(out_dir).write(self._quant_info(trained_model.fix_positions()))
         note(f"=>Exported quantization steps to '{path}'")
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in float_model.state_dict().items()}, buffer)

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch import nn
 
-from ..quantization.settings import TensorSettings, make_observer
+from nndct_shared.cnn.settings import TensorSettings, make_observer
 from .tqt import fix_pos_of, log2_threshold_for, tqt_fake_quant
 
 __all__ = ["QatModel", "QatQuantizers"]

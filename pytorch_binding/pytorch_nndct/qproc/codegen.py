@@ -19,71 +19,15 @@ from nndct_shared.graph import Graph, Node
 from nndct_shared.messages import error
 from nndct_shared.output_dir import staged_export
 
+from ..nn.cnn_modules import module_class_for
+
 __all__ = ["class_name_for", "generate_source", "load_generated", "module_args", "state_dict_of",
            "write_source"]
 
-_CLASSES = {
-    "input": "Input", "linear": "Linear", "conv1d": "Conv1d", "conv2d": "Conv2d",
-    "conv_transpose2d": "ConvTranspose2d", "scale": "Scale", "relu": "ReLU", "relu6": "ReLU6",
-    "leaky_relu": "LeakyReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "hardswish": "Hardswish",
-    "max_pool1d": "MaxPool1d", "max_pool2d": "MaxPool2d", "avg_pool1d": "AvgPool1d",
-    "avg_pool2d": "AvgPool2d", "adaptive_avg_pool1d": "AdaptiveAvgPool1d",
-    "adaptive_avg_pool2d": "AdaptiveAvgPool2d", "adaptive_max_pool1d": "AdaptiveMaxPool1d",
-    "adaptive_max_pool2d": "AdaptiveMaxPool2d", "add": "Add", "sub": "Sub", "mul": "Mul",
-    "concat": "Cat", "flatten": "Flatten", "reshape": "Reshape", "mean": "Mean",
-    "softmax": "Softmax", "custom": "Custom",
-}
-
 
 def module_args(graph: Graph, node: Node) -> dict[str, Any]:
-    """Constructor arguments of the node's module (Python literals)."""
-    a, p = node.attrs, node.params
-    op = node.op_type
-    if op == "linear":
-        w = p["weight"].shape
-        return {"in_features": w[1], "out_features": w[0], "bias": "bias" in p}
-    if op in ("conv1d", "conv2d"):
-        w = p["weight"].shape
-        return {"in_channels": w[1] * a["groups"], "out_channels": w[0], "kernel_size": a["kernel"],
-                "stride": a["stride"], "padding": a["padding"], "dilation": a["dilation"],
-                "groups": a["groups"], "bias": "bias" in p}
-    if op == "conv_transpose2d":
-        w = p["weight"].shape
-        return {"in_channels": w[0], "out_channels": w[1] * a["groups"], "kernel_size": a["kernel"],
-                "stride": a["stride"], "padding": a["padding"], "output_padding": a["output_padding"],
-                "dilation": a["dilation"], "groups": a["groups"], "bias": "bias" in p}
-    if op == "scale":
-        return {"num_features": p["weight"].shape[0], "axis": a["axis"]}
-    if op == "leaky_relu":
-        return {"negative_slope": a["alpha"]}
-    if op in ("max_pool1d", "max_pool2d"):
-        return {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
-                "ceil_mode": a["ceil_mode"]}
-    if op in ("avg_pool1d", "avg_pool2d"):
-        return {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
-                "ceil_mode": a["ceil_mode"], "count_include_pad": a["count_include_pad"]}
-    if op.startswith(("adaptive_avg_pool", "adaptive_max_pool")):
-        return {"output_size": a["output_size"]}
-    if op in ("add", "sub", "mul"):
-        if "other" in p:
-            return {"other_index": a["other_index"], "other_shape": p["other"].shape}
-        return {}
-    if op == "concat":
-        return {"dim": a["axis"]}
-    if op == "flatten":
-        return {"start_dim": a["start_dim"], "end_dim": a["end_dim"]}
-    if op == "reshape":
-        in_shape = graph.tensor(node.inputs[0]).shape
-        shape = tuple(a["shape"])
-        return {"shape": shape, "batch_dim": bool(shape and in_shape and shape[0] == in_shape[0])}
-    if op == "mean":
-        return {"dim": a["dims"], "keepdim": a["keepdim"]}
-    if op == "softmax":
-        return {"dim": a["dim"]}
-    if op == "custom":
-        attrs = {k: v for k, v in a.items() if k != "op_name"}
-        return {"op_type": a["op_name"], "attrs": attrs}
-    return {}
+    """Constructor arguments of the node's module (Python literals; its class's `node_args`)."""
+    return module_class_for(node.op_type).node_args(graph, node)
 
 
 def _literal(value: Any, what: str) -> str:
@@ -125,7 +69,8 @@ def generate_source(graph: Graph, class_name: str) -> tuple[str, list[Node]]:
     ]
     for i, node in enumerate(order):
         args = ", ".join(f"{k}={_literal(v, node.name)}" for k, v in module_args(graph, node).items())
-        lines.append(f"        self.module_{i} = py_nndct.nn.{_CLASSES[node.op_type]}({args}) #{node.name}")
+        cls = module_class_for(node.op_type).__name__
+        lines.append(f"        self.module_{i} = py_nndct.nn.{cls}({args}) #{node.name}")
     lines += ["", "    def forward(self, *args):"]
     inputs = 0
     for i, node in enumerate(order):

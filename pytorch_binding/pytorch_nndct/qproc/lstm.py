@@ -14,8 +14,8 @@ from torch import nn
 
 from nndct_shared.lstm.naming import prefix_from_module_path
 from nndct_shared.lstm.session import FirstBatch, LstmQuantSession
-from nndct_shared.lstm.stack import RunMode
 from nndct_shared.messages import error, note
+from nndct_shared.quant_mode import RunMode
 
 from ..nn.quant_lstm import QuantLSTM
 

@@ -16,35 +16,23 @@ from __future__ import annotations
 import torch
 
 from nndct_shared import kernels
-from nndct_shared.kernels import resolve_method
 from nndct_shared.kernels._args import MAX_FIX_POS, MIN_FIX_POS
+from nndct_shared.kernels.methods import CEIL, CODE_NAMES, DPU_ROUND, FLOOR, HALF_DOWN, STD_ROUND, method_code
 
 __all__ = ["fix_neuron_torch", "fix_neuron_torch_reference", "method_code"]
 
-_DPU_ROUND, _STD_ROUND, _FLOOR, _HALF_DOWN, _CEIL, _HALF_EVEN = 2, 3, 4, 6, 7, 8
-#: The kernel API's names of these codes (it takes the reference's codes 2-5 or names).
-_KERNEL_NAMES = {_DPU_ROUND: "dpu_round", _STD_ROUND: "std_round", _FLOOR: "floor",
-                 _HALF_DOWN: "half_down", _CEIL: "ceil", _HALF_EVEN: "half_even"}
-
-
-def method_code(method: int | str) -> int:
-    """The kernel code of a rounding method (name or reference code); ValueError otherwise."""
-    code = resolve_method(method)
-    if code not in (_DPU_ROUND, _STD_ROUND, _FLOOR, _HALF_DOWN, _CEIL, _HALF_EVEN):
-        raise ValueError(f"rounding method {method!r} has no torch implementation")
-    return code
 
 
 def _round(r: torch.Tensor, code: int) -> torch.Tensor:
-    if code == _DPU_ROUND:
+    if code == DPU_ROUND:
         return torch.floor(r + 0.5)
-    if code == _STD_ROUND:
+    if code == STD_ROUND:
         return torch.sign(r) * torch.floor(torch.abs(r) + 0.5)
-    if code == _FLOOR:
+    if code == FLOOR:
         return torch.floor(r)
-    if code == _HALF_DOWN:  # ties toward zero
+    if code == HALF_DOWN:  # ties toward zero
         return torch.sign(r) * torch.ceil(torch.abs(r) - 0.5)
-    if code == _CEIL:
+    if code == CEIL:
         return torch.ceil(r)
     return torch.round(r)  # half to even
 
@@ -63,7 +51,7 @@ def fix_neuron_torch(x: torch.Tensor, bit_width: int, fix_pos: int | torch.Tenso
     """
     if _kernel_applies(x, fix_pos):
         array = x.detach().contiguous().numpy()
-        return torch.from_numpy(kernels.fix_neuron(array, bit_width, int(fix_pos), _KERNEL_NAMES[method]))
+        return torch.from_numpy(kernels.fix_neuron(array, bit_width, int(fix_pos), CODE_NAMES[method]))
     return fix_neuron_torch_reference(x, bit_width, fix_pos, method)
 
 

@@ -39,11 +39,13 @@ import torch
 
 from nndct_shared.calibration import FloatQParams, Observer
 from nndct_shared.calibration.float_scale import qparams_from_range
+from nndct_shared.cnn.settings import TensorSettings, make_observer
 from nndct_shared.messages import error
+from nndct_shared.quant_info_store import QUANT_INFO_FILE
+from nndct_shared.quant_mode import RunMode
 
 from .fix_float_torch import fake_quant_float_torch
 from .fix_torch import fix_neuron_torch
-from .settings import TensorSettings, make_observer
 
 __all__ = ["InputGuard", "QuantRuntime"]
 
@@ -94,11 +96,9 @@ class InputGuard:
 class QuantRuntime:
     """Observers (calib) or fix positions (test) of the quantized tensors of one model."""
 
-    def __init__(self, settings: Mapping[str, TensorSettings], mode: str) -> None:
-        if mode not in ("calib", "test"):
-            raise ValueError(f"mode must be 'calib' or 'test', got {mode!r}")
+    def __init__(self, settings: Mapping[str, TensorSettings], mode: RunMode) -> None:
         self.settings = dict(settings)
-        self.mode = mode
+        self.mode = RunMode(mode)
         self.observers: dict[str, Observer] = {}
         self.fix_pos: dict[str, Any] = {}
         self.forwards = 0
@@ -132,12 +132,12 @@ class QuantRuntime:
     # --- quantization -----------------------------------------------------------------------
 
     def _quantize(self, s: TensorSettings, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "calib":
+        if self.mode == RunMode.CALIB:
             fix_pos = self._observe(s, x)
         else:
             fix_pos = self.fix_pos.get(s.name)
             if fix_pos is None:
-                raise error("PARAM_NOT_QUANTIZED", name=s.name, path="quant_info.json")
+                raise error("PARAM_NOT_QUANTIZED", name=s.name, path=QUANT_INFO_FILE)
         if fix_pos is None:
             return x
         if isinstance(fix_pos, FloatQParams):

@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from nndct_shared.lstm.cell_params import CellWeights
-from nndct_shared.lstm.stack import QuantizedLstmStack, RunMode
+from nndct_shared.lstm.stack import QuantizedLstmStack
+from nndct_shared.quant_mode import RunMode
 from nndct_shared.messages import NndctError, error, use_frontend
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)

@@ -14,8 +14,8 @@ import keras
 import numpy as np
 
 from nndct_shared.lstm.session import FirstBatch, LstmQuantSession
-from nndct_shared.lstm.stack import RunMode
 from nndct_shared.messages import error, use_frontend
+from nndct_shared.quant_mode import RunMode
 
 from ..layers.quant_lstm import QuantLSTM
 from .model_rewrite import count_quantizable, rebuild_with_quantized_lstms

@@ -1,4 +1,4 @@
-"""Small hand-built neutral CNN graphs (following graph/cnn_ops.py) for the Inspector tests."""
+"""Small hand-built neutral CNN graphs (following the op registry, graph/ops) for the Inspector tests."""
 from __future__ import annotations
 
 import numpy as np

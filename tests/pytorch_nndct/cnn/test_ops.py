@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nndct_shared.graph.cnn_ops import CNN_OPS, required_attrs
+from nndct_shared.graph.ops import CNN_OPS, required_attrs
 from pytorch_nndct.apis import torch_quantizer
 from quant_flow import calibrate, test_quantizer
 

@@ -4,9 +4,10 @@ Runs on the neutral graph after capture and BatchNorm folding, before the conver
 built, so calib and test mode (which capture the same float model) get identical weights and
 the float function of the model does not change.
 
-Which pairs qualify: a weighted node A (conv1d, conv2d, linear) whose output reaches a weighted
-node B (conv1d, conv2d, linear) only through ops that commute with a positive per-channel scale,
-f(x / s) = f(x) / s for s > 0:
+Which pairs qualify (each op's `cle` facet in the op registry, `nndct_shared.graph.ops`): a
+weighted node A (conv1d, conv2d, linear) whose output reaches a weighted node B (conv1d, conv2d,
+linear) only through ops that commute with a positive per-channel scale, f(x / s) = f(x) / s
+for s > 0:
 
 * ReLU and LeakyReLU (positively homogeneous: both are linear on each half-line through 0);
 * max pooling (the max of positively scaled values is the scaled max) and average / adaptive
@@ -26,10 +27,9 @@ in two pairs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Collection
+from typing import Collection
 
 import numpy as np
-import torch
 
 from nndct_shared.algorithms import (
     equalization_scales,
@@ -38,15 +38,16 @@ from nndct_shared.algorithms import (
     scale_pair,
 )
 from nndct_shared.graph import Graph, Node
+from nndct_shared.graph.ops import find_op
 
-__all__ = ["CLE_WEIGHTED", "CLE_TRANSPARENT", "ClePair", "equalize_graph", "equalize_quantizer", "find_cle_pairs"]
+__all__ = ["ClePair", "equalize_graph", "find_cle_pairs"]
 
-#: Ops that can be either side of an equalized pair (weight output channels on axis 0).
-CLE_WEIGHTED = frozenset({"conv1d", "conv2d", "linear"})
-#: Ops allowed between the two sides: they commute with a positive per-channel scale.
-CLE_TRANSPARENT = frozenset({"relu", "leaky_relu", "max_pool1d", "max_pool2d", "avg_pool1d",
-                             "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-                             "adaptive_max_pool1d", "adaptive_max_pool2d"})
+
+def _cle_role(node: Node) -> str | None:
+    """The op's `cle` facet: "weighted" (either side of a pair: weight output channels on axis
+    0), "transparent" (allowed between the sides: commutes with a positive per-channel scale)."""
+    op = find_op(node.op_type)
+    return None if op is None else op.cle
 
 
 @dataclass(frozen=True)
@@ -80,16 +81,16 @@ def find_cle_pairs(graph: Graph, eligible: Collection[str] | None = None) -> lis
     outputs = {n.name for n in graph.outputs}
     pairs: list[ClePair] = []
     for node in graph.topological_order():
-        if node.op_type not in CLE_WEIGHTED or "weight" not in node.params:
+        if _cle_role(node) != "weighted" or "weight" not in node.params:
             continue
         if eligible is not None and node.name not in eligible:
             continue
         between: list[str] = []
         reader = _only_reader(graph, node, outputs)
-        while reader is not None and reader.op_type in CLE_TRANSPARENT:
+        while reader is not None and _cle_role(reader) == "transparent":
             between.append(reader.name)
             reader = _only_reader(graph, reader, outputs)
-        if reader is None or reader.op_type not in CLE_WEIGHTED or "weight" not in reader.params:
+        if reader is None or _cle_role(reader) != "weighted" or "weight" not in reader.params:
             continue
         if eligible is not None and reader.name not in eligible:
             continue
@@ -128,23 +129,3 @@ def equalize_graph(graph: Graph, max_iterations: int = 20, tolerance: float = 1e
             break
     return pairs
 
-
-def equalize_quantizer(quantizer: Any) -> list[ClePair]:
-    """Equalize `quantizer.graph` and copy the new weights into `quantizer.quant_model`.
-
-    Call it right after the quantizer is built, before any forward (in calib mode params are
-    calibrated on their first use); calib and test mode must both call it, so that test mode
-    quantizes the same equalized weights that calibration saw.
-    """
-    pairs = equalize_graph(quantizer.graph)
-    touched = {name for pair in pairs for name in (pair.first, pair.second)}
-    with torch.no_grad():
-        for module in quantizer.quant_model.children():
-            if getattr(module, "node_name", None) not in touched:
-                continue
-            node = quantizer.graph.node(module.node_name)
-            for role in ("weight", "bias"):
-                value = getattr(module, role, None)
-                if value is not None and role in node.params:
-                    value.copy_(torch.from_numpy(node.params[role].data).to(value))
-    return pairs

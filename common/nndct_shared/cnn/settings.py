@@ -33,18 +33,14 @@ from nndct_shared.calibration import (
     PercentileObserver,
 )
 from nndct_shared.cnn import FixPlan
-from nndct_shared.config import CalibMethod, QuantConfig, RoundMode, ScaleType
+from nndct_shared.config import CalibMethod, QuantConfig, ScaleType
 from nndct_shared.config.resolve import scopes
+from nndct_shared.graph.ops import get_op
 
-from .fix_torch import method_code
+from nndct_shared.kernels.methods import method_code
 
 __all__ = ["TensorSettings", "check_supported", "make_observer", "max_fix_pos_for", "resolve_settings"]
 
-_ROUND_METHODS = {RoundMode.STD_ROUND: "std_round", RoundMode.HALF_UP: "half_up",
-                  RoundMode.HALF_EVEN: "half_even", RoundMode.HALF_DOWN: "half_down",
-                  RoundMode.FLOOR: "floor"}
-#: Output-channel axis of each op's weight, for per-channel quantization.
-_WEIGHT_AXIS = {"linear": 0, "conv1d": 0, "conv2d": 0, "conv_transpose2d": 1}
 
 
 def max_fix_pos_for(bit_width: int) -> int:
@@ -136,10 +132,10 @@ def resolve_settings(plan: FixPlan, config: QuantConfig, layer_types: Mapping[st
             p = config.for_tensor(planned.kind, layer_type, layer_name)
             axis = None
             if p.per_channel and planned.role == "weight":
-                axis = _WEIGHT_AXIS.get(op_types[planned.node])
+                axis = get_op(op_types[planned.node]).weight_axis  # output channels
             result[name] = TensorSettings(
                 name=name, kind=planned.kind, bit_width=p.bit_width,
-                round_method=_ROUND_METHODS[p.round_mode], method=p.method,
+                round_method=p.round_mode.value, method=p.method,
                 search_range=1 if p.method is CalibMethod.MAXMIN else int(p.diffs_search_range),
                 statistic=p.calib_statistic_method.value, percentage=p.percentage, axis=axis,
                 is_param=is_param, scale_type=p.scale_type.value, symmetric=bool(p.symmetry),

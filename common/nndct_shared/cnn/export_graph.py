@@ -1,5 +1,5 @@
 """The graph handed to the neutral exporters: the captured graph with quantized params and the
-fix facts of the calibration result (the contract of graph/cnn_ops.py).
+fix facts of the calibration result (the contract of the op registry, graph/ops).
 
 Why a copy: the captured graph keeps float params (BatchNorm folded) so that test mode can
 re-quantize from any quant_info.json; exports need the values on the fixed-point grid, the
@@ -21,7 +21,7 @@ from nndct_shared.calibration.float_scale import fake_quant_float_numpy
 from nndct_shared.graph import Graph, Node, Tensor
 from nndct_shared.messages import error
 
-from ..quantization.settings import TensorSettings
+from .settings import TensorSettings
 
 __all__ = ["export_graph"]
 

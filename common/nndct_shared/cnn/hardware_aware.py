@@ -3,8 +3,9 @@
 The guide: "Inspector provides device assignments to operators ... vai_q_pytorch can use the
 power of inspector to perform hardware-aware quantization." The framework-neutral part
 (`nndct_shared.inspector.adjust`) states, as data, what must change for a target; this module
-applies it to what `TorchQuantizer.__init__` built, after capture and before the quantized
-model is generated (so nothing has been written yet when the target is rejected):
+applies it to what the CNN session (`nndct_shared.cnn.session`) built, after capture and before
+the front end's quantized model is generated (so nothing has been written yet when the target is
+rejected):
 
 1. the target is looked up: an unknown name or fingerprint is the catalogued UNKNOWN_TARGET
    error; a config file meant for another target_device (CPU/GPU) must still satisfy the DPU
@@ -37,8 +38,8 @@ from nndct_shared.inspector import (CPU, DPU, DpuTarget, InspectResult, get_targ
                                     hardware_aware_adjustments, hardware_aware_partition)
 from nndct_shared.messages import error, note, warn
 
-from ..parse import CapturedModel
-from ..quantization.settings import TensorSettings, resolve_settings
+from .capture import CapturedModel
+from .settings import TensorSettings, resolve_settings
 
 __all__ = ["HardwareAwarePlan", "apply_target", "plan_for_target"]
 
@@ -116,7 +117,7 @@ def _summary(plan: HardwareAwarePlan, changed_widths: int, widths: set[int]) -> 
 def apply_target(target: str | int | DpuTarget | None, captured: CapturedModel, config: QuantConfig,
                  plan: FixPlan, settings: Mapping[str, TensorSettings]
                  ) -> tuple[FixPlan, dict[str, TensorSettings]]:
-    """The fix plan and settings of `TorchQuantizer` for `target` (unchanged for None).
+    """The fix plan and settings of a CNN session for `target` (unchanged for None).
 
     Changes `captured.graph` in place (LeakyReLU slopes); see the module docstring."""
     if target is None:

@@ -1,0 +1,289 @@
+"""The CNN quantization flow shared by every front end: captured graph -> fix plan and settings
+-> calibration result (quant_info.json) -> export graphs (xmodel, dumps, ONNX).
+
+The counterpart of `nndct_shared.lstm.session`: a front end captures the user's float model
+into a neutral `Graph` (`CapturedModel`), builds and runs its quantized model with the tensors of
+its framework, and hands everything else to this session, which is why every front end plans,
+names and writes the same things for the same model:
+
+- the config: `load_session_config` (the `bitwidth` argument's default config, or a config file
+  whose bit widths win over the argument with BITWIDTH_MISMATCH, checked for options this flow
+  does not implement);
+- the fix plan (`plan_fixes`), the per-tensor settings (`settings.resolve_settings`) and the
+  `target=` adjustments (`hardware_aware.apply_target`, which may change LeakyReLU slopes in the
+  captured graph), all before anything is written;
+- cross-layer equalization of the captured graph on the layers whose weights are quantized
+  (`equalize`), and the layers bias correction adjusts (`bias_correction_nodes`);
+- quant_info.json / quant_info_float.json through the shared `QuantInfoStore`: the entries of a
+  calibration result (`export_quant_config`, per-channel tensors as `<name>[<c>]`) and, in test
+  mode, the fix positions read back strictly, with every bit width and float grid checked
+  against the current settings (`read_fix_positions`);
+- the export graph (`export_graph`): the captured graph with quantized params and fix facts, the
+  input of the neutral xmodel / deploy-check / ONNX writers (`export_xmodel`, `export_onnx`).
+
+Float-scale tensors (`scale_type: "float"`) are omitted from quant_info.json, which keeps the
+reference's power-of-two format; their scale and zero point go to quant_info_float.json,
+written in the same atomic batch and only when the model has such tensors.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..atomic_io import AtomicBatch
+from ..calibration import FloatQParams
+from ..config import QuantConfig, default_config, load_config
+from ..graph import Graph
+from ..graph.ops import get_op
+from ..messages import error, note, warn
+from ..output_dir import staged_export
+from ..quant_info import QuantInfo
+from ..quant_info_float import FloatEntry, FloatQuantInfo
+from ..quant_info_store import FLOAT_QUANT_INFO_FILE, QuantInfoStore, bit_width_changes, check_recorded_config
+from ..quant_mode import RunMode, require_mode
+from .capture import CapturedModel
+from .cle import ClePair, equalize_graph
+from .export_graph import export_graph
+from .fix_plan import plan_fixes
+from .hardware_aware import apply_target
+from .settings import check_supported, resolve_settings
+
+__all__ = ["CnnQuantSession", "channel_names", "load_session_config"]
+
+
+def channel_names(name: str, count: int) -> list[str]:
+    """The quant_info.json entry names of a tensor quantized per channel: `<name>[<c>]`."""
+    return [f"{name}[{c}]" for c in range(count)]
+
+
+def _warn_bitwidth_conflict(config: QuantConfig, bitwidth: int) -> None:
+    """BITWIDTH_MISMATCH when the config file's bit widths differ from the `bitwidth` argument
+    (the file wins, as in the reference)."""
+    kinds: dict[int, list[str]] = {}
+    for kind in config.quantizable_data_type:
+        width = config.for_tensor(kind).bit_width
+        if width != bitwidth:
+            kinds.setdefault(width, []).append(kind.value)
+    for width, names in kinds.items():
+        warn("BITWIDTH_MISMATCH", tensor=f"{', '.join(names)} tensors", config_bit_width=width,
+             api_bit_width=bitwidth)
+
+
+def load_session_config(path: str | os.PathLike[str] | None, bitwidth: int) -> QuantConfig:
+    """The quantization config of a CNN quantizer: the file at `path` (its bit widths win over
+    `bitwidth`, with BITWIDTH_MISMATCH), else the default config of `bitwidth` (DPU for 8 bits,
+    CPU otherwise). NotImplementedError names an option this flow cannot honour."""
+    if path is not None:
+        config = load_config(path)
+        note(f"Quantization config loaded from '{path}'.")
+        _warn_bitwidth_conflict(config, bitwidth)
+    else:
+        config = default_config(bitwidth, "DPU" if bitwidth == 8 else "CPU")
+    check_supported(config)
+    return config
+
+
+class CnnQuantSession:
+    """The neutral state of one CNN quantizer: plan, settings and the files of `output_dir`.
+
+    Built after capture and before the front end's quantized model; everything here is a
+    deterministic function of the captured model, the config and the target, so calib and test
+    mode derive the same plan and quant_info.json lines up between them."""
+
+    def __init__(self, captured: CapturedModel, config: QuantConfig, mode: RunMode,
+                 output_dir: str | os.PathLike[str], target: Any = None) -> None:
+        self.captured = captured
+        self.config = config
+        self.mode = RunMode(mode)
+        self.output_dir = Path(output_dir)
+        self.target = target
+        self.store = QuantInfoStore(self.output_dir)
+        graph = captured.graph
+        plan = plan_fixes(graph, captured.quantized, captured.quant_inputs)
+        settings = resolve_settings(plan, config, captured.layer_types, {n.name: n.op_type for n in graph})
+        self.plan, self.settings = apply_target(target, captured, config, plan, settings)
+        self.cle_pairs: list[ClePair] = []
+
+    @property
+    def graph(self) -> Graph:
+        """The captured float graph (neutral IR; params float, BatchNorm folded)."""
+        return self.captured.graph
+
+    # --- post-training steps planned on the graph ---------------------------------------------
+
+    def quantized_weight_nodes(self) -> set[str]:
+        """Nodes whose params are quantized in the final plan (so, with a target, DPU nodes)."""
+        return {t.node for name, t in self.plan.params.items() if name in self.settings}
+
+    def equalize(self) -> list[ClePair]:
+        """Cross-layer equalization of the captured graph (config `include_cle`), before the
+        quantized model is built, in both modes (it is deterministic, so both get the same
+        weights). Only pairs of layers whose weights are quantized in the final plan are
+        equalized: with a target never a DPU layer with a CPU one."""
+        if self.config.include_cle:
+            self.cle_pairs = equalize_graph(self.graph, eligible=self.quantized_weight_nodes())
+            if self.cle_pairs:
+                note(f"=>Cross-layer equalization: {len(self.cle_pairs)} layer pair(s) equalized.")
+        return self.cle_pairs
+
+    def bias_correction_nodes(self) -> list[str]:
+        """The layers bias correction adjusts (when config `include_bias_corr` is on), in order:
+        weighted ops (conv / linear) with a bias whose weight is quantized. A layer that stays
+        float has no quantization error of its own to correct, and adding a bias where there is
+        none would change the exported graph."""
+        return [n.name for n in self.graph.topological_order()
+                if get_op(n.op_type).weight_axis is not None and "bias" in n.params
+                and "weight" in n.params and n.params["weight"].name in self.settings]
+
+    # --- calibration result -------------------------------------------------------------------
+
+    def sections(self, float_scale: bool = False) -> tuple[list[str], list[str]]:
+        """Power-of-two tensors (quant_info.json), or float-scale ones with float_scale=True."""
+        def wanted(n: str) -> bool:
+            return n in self.settings and self.settings[n].is_float == float_scale
+        params = [n for n in self.plan.params if wanted(n)]
+        outputs = [n for n in self.plan.outputs if wanted(n)]
+        return params, outputs
+
+    def _float_entries(self, names: list[str], fix_pos: Mapping[str, Any]) -> dict[str, FloatEntry]:
+        entries: dict[str, FloatEntry] = {}
+        for name in names:
+            s, qp = self.settings[name], fix_pos.get(name)
+            if not isinstance(qp, FloatQParams):
+                raise error("PARAM_NOT_QUANTIZED", name=name, path=FLOAT_QUANT_INFO_FILE)
+            entries[name] = FloatEntry(s.bit_width, s.signed, s.narrow_range, s.symmetric,
+                                       float(qp.scale), int(qp.zero_point))
+        return entries
+
+    def _entries(self, names: list[str], fix_pos: Mapping[str, Any]) -> dict[str, tuple[int, Any]]:
+        entries: dict[str, tuple[int, Any]] = {}
+        for name in names:
+            bw, fp = self.settings[name].bit_width, fix_pos.get(name)
+            if isinstance(fp, tuple):
+                for key, value in zip(channel_names(name, len(fp)), fp):
+                    entries[key] = (bw, int(value))
+            else:
+                entries[name] = (bw, None if fp is None else int(fp))
+        return entries
+
+    def quant_info(self, fix_pos: Mapping[str, Any]) -> tuple[QuantInfo, FloatQuantInfo | None]:
+        """The calibration result of `fix_pos` (the front end's calibrated fix positions and
+        float qparams): quant_info.json's tables, and quant_info_float.json's when the model has
+        float-scale tensors (None otherwise)."""
+        params, outputs = self.sections()
+        info = QuantInfo(param=self._entries(params, fix_pos), output=self._entries(outputs, fix_pos))
+        float_params, float_outputs = self.sections(float_scale=True)
+        float_info = None
+        if float_params or float_outputs:
+            float_info = FloatQuantInfo(param=self._float_entries(float_params, fix_pos),
+                                        output=self._float_entries(float_outputs, fix_pos))
+        return info, float_info
+
+    def export_quant_config(self, fix_pos: Mapping[str, Any], extra_files: Mapping[str, bytes]) -> Path:
+        """Calib mode: write quant_info.json (param, output and input sections), with
+        quant_info_float.json and `extra_files` (e.g. bias_corr.pth): all or none."""
+        require_mode(self.mode, RunMode.CALIB, "export_quant_config()")
+        info, float_info = self.quant_info(fix_pos)
+        with staged_export(self.output_dir) as batch:
+            path = self.store.stage(batch, info, float_info)
+            for name, data in extra_files.items():
+                batch.write_bytes(self.output_dir / name, data)
+        note(f"=>Exported quantization steps to '{path}'")
+        return path
+
+    def read_fix_positions(self) -> dict[str, Any]:
+        """Test mode: every quantized tensor's fix position (a tuple per channel) or float
+        qparams, read strictly from the calibration result (see `QuantInfoStore`)."""
+        params, outputs = self.sections()
+        expected: dict[str, list[str]] = {"param": [], "output": []}
+        for section, names in (("param", params), ("output", outputs)):
+            for name in names:
+                s = self.settings[name]
+                if s.axis is not None:
+                    count = self.channel_count(name, s.axis)
+                    expected[section] += channel_names(name, count)
+                else:
+                    expected[section].append(name)
+        info = self.store.read(expected["param"], expected["output"], [])
+        fix_pos: dict[str, Any] = {}
+        recorded: dict[str, list[int]] = {}
+        for section, names in (("param", params), ("output", outputs)):
+            table = info.param if section == "param" else info.output
+            for name in names:
+                s = self.settings[name]
+                if s.axis is not None:
+                    keys = channel_names(name, self.channel_count(name, s.axis))
+                    values = [table[k][1] for k in keys]
+                    fix_pos[name] = None if None in values else tuple(values)
+                else:
+                    keys = [name]
+                    fix_pos[name] = table[name][1]
+                recorded[name] = [table[k][0] for k in keys]
+        # bit widths that differ from calibration (another config), then float grids
+        changed = bit_width_changes({n: self.settings[n].bit_width for n in (*params, *outputs)}, recorded)
+        fix_pos.update(self._read_float_qparams(changed))
+        check_recorded_config(self.store.path, changed)
+        return fix_pos
+
+    def _read_float_qparams(self, changed: list[str]) -> dict[str, FloatQParams]:
+        """Scale and zero point of the float-scale tensors from quant_info_float.json (strict);
+        grid differences from the current settings are appended to `changed`."""
+        params, outputs = self.sections(float_scale=True)
+        if not params and not outputs:
+            return {}
+        info = self.store.read_float(params, outputs)
+        result: dict[str, FloatQParams] = {}
+        for table, names in ((info.param, params), (info.output, outputs)):
+            for name in names:
+                e, s = table[name], self.settings[name]
+                now = (s.bit_width, s.signed, s.narrow_range, s.symmetric)
+                then = (e.bit_width, e.signed, e.narrow_range, e.symmetric)
+                if now != then:
+                    changed.append(f"grid of '{name}' ((bit_width, signed, narrow_range, symmetric) = "
+                                   f"{now} now, {then} at calibration)")
+                result[name] = FloatQParams(e.scale, e.zero_point)
+        return result
+
+    def channel_count(self, param_name: str, axis: int) -> int:
+        """Channels of param `param_name` along `axis` (its per-channel entries)."""
+        for node in self.graph:
+            for tensor in node.params.values():
+                if tensor.name == param_name:
+                    return int(tensor.shape[axis])
+        raise KeyError(param_name)
+
+    # --- exports ------------------------------------------------------------------------------
+
+    def export_graph(self, fix_pos: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]] | None) -> Graph:
+        """The graph the exporters read: quantized params, fix attrs, shapes of the last forward."""
+        return export_graph(self.graph, self.settings, fix_pos, shapes)
+
+    def export_xmodel(self, graph: Graph, values: Mapping[str, np.ndarray] | None,
+                      output_dir: str | os.PathLike[str]) -> Path:
+        """`<output_dir>/<Model>_int.xmodel` of export graph `graph` and, with `values` (node
+        outputs of the exported forward), its deploy-check dumps, all or nothing."""
+        from ..cnn_export.bundle import write_xmodel_bundle
+
+        path, dump = write_xmodel_bundle(graph, values, output_dir)
+        note(f"=>Successfully converted '{graph.name}' to xmodel '{path}'")
+        if dump is not None:
+            note(f"=>Deploy-check data written to '{dump}'")
+        return path
+
+    def export_onnx(self, graph: Graph, output_dir: str | os.PathLike[str]) -> Path:
+        """`<output_dir>/<Model>_int.onnx` (QDQ) of export graph `graph`, built before any file
+        is touched."""
+        from ..cnn_export import build_onnx_model, export_file_name
+
+        data = build_onnx_model(graph).SerializeToString()
+        return self.write_export(output_dir, export_file_name(graph.name, ".onnx"), data)
+
+    @staticmethod
+    def write_export(output_dir: str | os.PathLike[str], file_name: str, data: bytes) -> Path:
+        """Write one export file atomically into `output_dir` (OUTPUT_DIR on failure)."""
+        batch: AtomicBatch
+        with staged_export(output_dir) as batch:
+            return batch.write_bytes(Path(output_dir) / file_name, data)

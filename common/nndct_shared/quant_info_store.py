@@ -1,0 +1,128 @@
+"""The calibration result of one output directory: `quant_info.json` (and, for float-scale
+tensors of the CNN flow, `quant_info_float.json`), read and written by every flow through here.
+
+Why one store: the LSTM session, the CNN session and QAT all hand calibration to test mode
+through these files, and a user must get the same answer from each for the same problem. So
+there is one reader and one strictness:
+
+- a missing file is NO_CALIB_RESULT naming it;
+- a broken file is QUANT_INFO_CORRUPT naming the file and the entry (`quant_info.read_quant_info`);
+- a file written for another model is CALIB_RESULT_MISMATCH, comparing every section
+  (`param`, `output` and `input`) with the names the model expects (`quant_info.check_against`);
+- a bit width (or float grid) that differs from the one the calibration recorded is
+  QUANT_CONFIG_MISMATCH (`bit_width_changes` + `check_recorded_config`), so test mode never
+  quantizes with a grid calibration did not choose.
+
+Writing goes through an `AtomicBatch` (`stage`) when the file is part of a larger export, or
+atomically on its own (`write`); file-system failures are OUTPUT_DIR naming the directory.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from .atomic_io import AtomicBatch
+from .messages import error
+from .output_dir import writing_to
+from .quant_info import QuantInfo, check_against, read_quant_info, to_json_text, write_quant_info
+from .quant_info_float import (
+    FLOAT_QUANT_INFO_FILE,
+    FloatQuantInfo,
+    check_float_against,
+    read_float_quant_info,
+    to_float_json_text,
+)
+
+__all__ = ["FLOAT_QUANT_INFO_FILE", "QUANT_INFO_FILE", "QuantInfoStore", "bit_width_changes",
+           "check_recorded_config"]
+
+QUANT_INFO_FILE = "quant_info.json"
+"""The calibration result's file name in output_dir (the reference's name)."""
+
+_CHANGES_SHOWN = 3
+
+#: What the QUANT_CONFIG_MISMATCH message calls the settings in use, by default.
+CURRENT_SETTINGS = "this quantizer's bitwidth / quant_config_file"
+
+
+def bit_width_changes(expected: Mapping[str, int], recorded: Mapping[str, Iterable[int]]) -> list[str]:
+    """One line per tensor whose recorded bit width(s) differ from the expected one.
+
+    `expected`: tensor name -> the bit width it is quantized with now; `recorded`: tensor name
+    -> every bit width calibration wrote for it (one per entry: a per-channel tensor has one
+    entry per channel). The lines go to `check_recorded_config`."""
+    changes = []
+    for name, width in expected.items():
+        widths = sorted(set(recorded[name]))
+        if widths != [width]:
+            changes.append(f"bit width of '{name}' ({width} now, "
+                           f"{'/'.join(map(str, widths))} at calibration)")
+    return changes
+
+
+def check_recorded_config(path: str | os.PathLike[str], changes: Sequence[str],
+                          current: str = CURRENT_SETTINGS) -> None:
+    """QUANT_CONFIG_MISMATCH naming the first three `changes` (and how many more), if any."""
+    if not changes:
+        return
+    more = f", ... ({len(changes) - _CHANGES_SHOWN} more)" if len(changes) > _CHANGES_SHOWN else ""
+    raise error("QUANT_CONFIG_MISMATCH", current=current, recorded=f"recorded in '{path}'",
+                differences=", ".join(changes[:_CHANGES_SHOWN]) + more)
+
+
+class QuantInfoStore:
+    """quant_info.json and quant_info_float.json of `directory` (see the module docstring)."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    @property
+    def path(self) -> Path:
+        return self.directory / QUANT_INFO_FILE
+
+    @property
+    def float_path(self) -> Path:
+        return self.directory / FLOAT_QUANT_INFO_FILE
+
+    # --- reading --------------------------------------------------------------------------
+
+    def read(self, param: Iterable[str], output: Iterable[str],
+             input: Iterable[str] = ()) -> QuantInfo:  # noqa: A002 - the file's section name
+        """quant_info.json, checked to hold exactly these names in each section (NO_CALIB_RESULT,
+        QUANT_INFO_CORRUPT, CALIB_RESULT_MISMATCH otherwise)."""
+        if not self.path.is_file():
+            raise error("NO_CALIB_RESULT", path=str(self.path))
+        info = read_quant_info(self.path)
+        check_against(info, param, output, input)
+        return info
+
+    def read_float(self, param: Iterable[str], output: Iterable[str]) -> FloatQuantInfo:
+        """quant_info_float.json, checked like `read`."""
+        if not self.float_path.is_file():
+            raise error("NO_CALIB_RESULT", path=str(self.float_path))
+        info = read_float_quant_info(self.float_path)
+        check_float_against(info, param, output)
+        return info
+
+    def check_bit_widths(self, info: QuantInfo, expected: Mapping[str, int],
+                         current: str = CURRENT_SETTINGS) -> None:
+        """QUANT_CONFIG_MISMATCH unless every tensor of `expected` (name -> bit width now, one
+        entry per tensor) was calibrated with that bit width. `info` comes from `read`."""
+        recorded = {name: [entry[0]] for _, table in info.sections() for name, entry in table.items()}
+        check_recorded_config(self.path, bit_width_changes(expected, recorded), current)
+
+    # --- writing --------------------------------------------------------------------------
+
+    def stage(self, batch: AtomicBatch, info: QuantInfo, float_info: FloatQuantInfo | None = None) -> Path:
+        """Stage quant_info.json (and quant_info_float.json when `float_info` is given) in
+        `batch`, to land together with the rest of an export; returns quant_info.json's path."""
+        path = batch.write_bytes(self.path, to_json_text(info).encode("utf-8"))
+        if float_info is not None:
+            batch.write_bytes(self.float_path, to_float_json_text(float_info).encode("utf-8"))
+        return path
+
+    def write(self, info: QuantInfo) -> Path:
+        """Write quant_info.json atomically on its own (OUTPUT_DIR on a file-system failure)."""
+        with writing_to(self.directory):
+            return write_quant_info(info, self.path)
