@@ -20,6 +20,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence
 
 from nndct_shared.messages import NndctError, error
+from nndct_shared.quant_mode import RunMode
 from nndct_shared.report import ReportFiles, ReportOptions
 
 __all__ = ["cnn_report", "lstm_report"]
@@ -114,12 +115,12 @@ class CnnPlanRunner:
         from nndct_shared.calibration import FloatQParams
         from nndct_shared.report.quant import FLOOR, NEAREST, QuantTensor, TensorQuant
 
-        from .quantization.settings import max_fix_pos_for
+        from nndct_shared.cnn.settings import max_fix_pos_for
 
         self.quantizer, self.args, self.eval_fn = quantizer, _as_args(inputs), eval_fn
         self.has_metric = eval_fn is not None
         runtime = quantizer.runtime
-        if quantizer.quant_mode == "calib":
+        if quantizer.quant_mode == RunMode.CALIB:
             if runtime.forwards == 0:
                 raise error("REPORT_NOT_CALIBRATED", what="quant_model has not run on calibration data yet")
             fix_pos = runtime.calibrated()
@@ -168,7 +169,7 @@ class CnnPlanRunner:
                     sink(name, value, out)
                 return out
 
-        runtime = ProbeRuntime(settings, "test")
+        runtime = ProbeRuntime(settings, RunMode.TEST)
         runtime.load(fix_pos)
         return runtime
 
