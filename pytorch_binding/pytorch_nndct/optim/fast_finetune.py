@@ -35,6 +35,7 @@ from nndct_shared.calibration import FloatQParams
 from nndct_shared.messages import error, note, warn
 from nndct_shared.progress import progress
 
+from ..distributed import refuse_fast_finetune
 from ..nn.cnn_modules import NodeModule
 from ..quantization.settings import TensorSettings
 from .layer_data import (
@@ -182,6 +183,7 @@ def fast_finetune(quantizer: Any, run_fn: Callable[..., Any], run_args: Sequence
     if quantizer.quant_mode != "calib":
         warn("FINETUNE_IGNORED", mode=quantizer.quant_mode)
         return []
+    refuse_fast_finetune()  # one process only (DIST_FAST_FINETUNE under torch.distributed)
     model, runtime = quantizer.quant_model, quantizer.runtime
     reset_runtime(runtime)
     batches = record_inputs(model, run_fn, tuple(run_args), options.max_samples)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from nndct_shared.cnn import plan_fixes
+from nndct_shared.collective import write_dir
 from nndct_shared.config import QuantConfig, default_config, load_config
 from nndct_shared.messages import error, note, warn
 from nndct_shared.output_dir import staged_export
@@ -36,6 +37,7 @@ from nndct_shared.quant_info_float import (
     to_float_json_text,
 )
 
+from ..distributed import current_collective, merge_calibration, skips_writing
 from ..optim.ptq_steps import PostTrainingSteps
 from ..parse import capture_model
 from ..quantization.runtime import InputGuard, QuantRuntime
@@ -125,7 +127,7 @@ class TorchQuantizer:
     def _build_model(self) -> nn.Module:
         name = class_name_for(self.captured.graph.name)  # also the file name: stays in output_dir
         source, order = generate_source(self.captured.graph, name)
-        path = write_source(self.output_dir, name, source)
+        path = write_source(write_dir(current_collective(), self.output_dir), name, source)
         note(f"=>Quantizable module is generated: '{path}'")
         model = load_generated(path, name)()
         model.load_state_dict(state_dict_of(order), strict=True)
@@ -180,10 +182,13 @@ class TorchQuantizer:
                 entries[name] = (bw, None if fp is None else int(fp))
         return entries
 
-    def export_quant_config(self) -> Path:
-        """Write quant_info.json (param, output and input sections) to output_dir."""
+    def export_quant_config(self) -> Path | None:
+        """Write quant_info.json (param, output and input sections) to output_dir. Under
+        torch.distributed every rank calls it: the ranks' statistics are merged (every rank then
+        has the same fix positions) and only rank 0 writes (the others return None)."""
         if self.quant_mode != "calib":
             raise error("EXPORT_MODE", action="export_quant_config()", required="calib", mode=self.quant_mode)
+        merge_calibration(self)
         if self.runtime.forwards == 0:
             raise error("NO_CALIBRATION", action="export_quant_config()")
         extra_files = self.post_training.before_export(self)
@@ -195,6 +200,8 @@ class TorchQuantizer:
         if float_params or float_outputs:
             float_text = to_float_json_text(FloatQuantInfo(param=self._float_entries(float_params, fix_pos),
                                                            output=self._float_entries(float_outputs, fix_pos)))
+        if skips_writing("export_quant_config()"):
+            return None
         # quant_info.json, quant_info_float.json and bias_corr.pth: all or none
         with staged_export(self.output_dir) as batch:
             path = batch.write_bytes(self.output_dir / QUANT_INFO_FILE, to_json_text(info).encode("utf-8"))
@@ -290,6 +297,8 @@ class TorchQuantizer:
 
     def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> Path:
         """`<output_dir>/<Model>_int.xmodel` (+ deploy_check_data_int/ with deploy_check=True)."""
+        if skips_writing("export_xmodel()"):  # under torch.distributed only rank 0 exports
+            return None
         self._require_test_forward("export_xmodel()")
         if self.runtime.last_batch_size != 1:
             raise error("XMODEL_BATCHSIZE", batch_size=self.runtime.last_batch_size)
@@ -306,6 +315,8 @@ class TorchQuantizer:
 
     def export_onnx_model(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path:
         """`<output_dir>/<Model>_int.onnx` with QuantizeLinear/DequantizeLinear pairs."""
+        if skips_writing("export_onnx_model()"):
+            return None
         self._require_test_forward("export_onnx_model()")
         from nndct_shared.cnn_export import build_onnx_model, export_file_name
 
@@ -319,6 +330,8 @@ class TorchQuantizer:
 
     def export_torch_script(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path:
         """`<output_dir>/<Model>_int.pt`: quant_model traced with its fix ops (pure torch)."""
+        if skips_writing("export_torch_script()"):
+            return None
         self._require_test_forward("export_torch_script()")
         from nndct_shared.cnn_export import export_file_name
 
