@@ -169,3 +169,48 @@ def errors_worker(rank: int, world: int, workdir: Path, spec: dict[str, Any]) ->
     else:
         time.sleep(spec["timeout_s"] + 2)
     return ids
+
+
+def qat_worker(rank: int, world: int, workdir: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """QAT of the QAT tests' ResNetlet under DistributedDataParallel, each rank on its own
+    batches; returns what the test compares across ranks."""
+    import sys
+
+    import torch.nn.functional as F
+    from torch.nn.parallel import DistributedDataParallel
+
+    from pytorch_nndct import QatProcessor
+
+    qat_dir = str(Path(__file__).resolve().parents[1] / "pytorch_nndct" / "qat")
+    if qat_dir not in sys.path:
+        sys.path.insert(0, qat_dir)
+    import qat_models
+
+    model = qat_models.ResNetlet()
+    model.load_state_dict(torch.load(workdir / "float.pt", weights_only=True))
+    x, y, x_test = (torch.load(workdir / f"{name}.pt", weights_only=True) for name in ("x", "y", "x_test"))
+    processor = QatProcessor(model.eval(), (x[:1],), bitwidth=8, device="cpu")
+    trainable = processor.trainable_model()
+    ddp = DistributedDataParallel(trainable)
+    optimizer = torch.optim.Adam([{"params": trainable.quantizer_parameters(), "lr": 1e-2},
+                                  {"params": trainable.non_quantizer_parameters(), "lr": 1e-3}])
+    ddp.train()
+    first_fix = None
+    for start, stop in spec["shards"][rank]:
+        loss = F.cross_entropy(ddp(x[start:stop] * spec["scales"][rank]), y[start:stop])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if first_fix is None:
+            first_fix = trainable.fix_positions()
+    ddp.eval()
+    with torch.no_grad():
+        trained_out = trainable(x_test)
+    out_dir = workdir / "qat" / f"rank{rank}"
+    deployable = processor.to_deployable(ddp, str(out_dir))
+    with torch.no_grad():
+        deployable_out = deployable(x_test)
+    return {"thresholds": {n: p.detach().clone() for n, p in trainable.named_quantizers()},
+            "weights": {k: v.detach().clone() for k, v in trainable.net.state_dict().items()},
+            "first_fix": first_fix, "fix": trainable.fix_positions(),
+            "trained_out": trained_out, "deployable_out": deployable_out}
