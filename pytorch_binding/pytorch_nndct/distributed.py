@@ -193,6 +193,9 @@ def merge_calibration(quantizer: Any, action: str = "export_quant_config()") -> 
         if counts:  # a param is the same tensor on every rank; activations add up
             nonfinite[name] = max(counts) if runtime.settings[name].is_param else sum(counts)
     runtime.nonfinite = nonfinite
+    if not gathered[collective.rank]["forwards"] and runtime.forwards:
+        note(f"=>{action}: rank {collective.rank} calibrated no batch; it holds the statistics of the "
+             f"other ranks now.")
     runtime.merged_forwards = runtime.forwards
 
 

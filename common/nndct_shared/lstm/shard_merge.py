@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..collective import Collective, digest, gather_checked
-from ..messages import error
+from ..messages import error, note
 from .cell import QuantizedLstmCell
 from .fix_positions import CellCalibration
 
@@ -78,3 +78,6 @@ class CellShards:
             cell.calibration.counts = merged.counts
             cell.calibration.param = merged.param
         self._merged_votes = sum(int(c.calibration.counts.sum()) for c in cells)
+        if not votes and self._merged_votes:
+            note(f"=>{action}: rank {self.collective.rank} calibrated no batch; it holds the "
+                 "statistics of the other ranks now.")
