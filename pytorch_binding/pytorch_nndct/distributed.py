@@ -179,6 +179,8 @@ def merge_calibration(quantizer: Any, action: str = "export_quant_config()") -> 
     else:  # merged by an earlier export: only check that no rank calibrated since
         payload = runtime.forwards - runtime.merged_forwards
     gathered = gather_checked(collective, _cnn_fingerprint(quantizer), payload, action)
+    # equal on every rank now; "running" can only have been set by hand (torch_quantizer refuses it)
+    check_calib_feedback(runtime.feedback)
     if runtime.merged_forwards is not None:
         for rank, more in enumerate(gathered):
             if more:

@@ -295,9 +295,9 @@ class TorchQuantizer:
         shapes = {name: tuple(t.shape) for name, t in self.runtime.last_outputs.items()}
         return export_graph(self.captured.graph, self.settings, self.runtime.fix_pos, shapes)
 
-    def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> Path:
+    def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> Path | None:
         """`<output_dir>/<Model>_int.xmodel` (+ deploy_check_data_int/ with deploy_check=True)."""
-        if skips_writing("export_xmodel()"):  # under torch.distributed only rank 0 exports
+        if self.quant_mode == "test" and skips_writing("export_xmodel()"):  # torch.distributed: rank 0
             return None
         self._require_test_forward("export_xmodel()")
         if self.runtime.last_batch_size != 1:
@@ -313,9 +313,9 @@ class TorchQuantizer:
             note(f"=>Deploy-check data written to '{dump}'")
         return path
 
-    def export_onnx_model(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path:
+    def export_onnx_model(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path | None:
         """`<output_dir>/<Model>_int.onnx` with QuantizeLinear/DequantizeLinear pairs."""
-        if skips_writing("export_onnx_model()"):
+        if self.quant_mode == "test" and skips_writing("export_onnx_model()"):
             return None
         self._require_test_forward("export_onnx_model()")
         from nndct_shared.cnn_export import build_onnx_model, export_file_name
@@ -328,9 +328,9 @@ class TorchQuantizer:
             note(f"=>Exported ONNX model '{path}'")
         return path
 
-    def export_torch_script(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path:
+    def export_torch_script(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path | None:
         """`<output_dir>/<Model>_int.pt`: quant_model traced with its fix ops (pure torch)."""
-        if skips_writing("export_torch_script()"):
+        if self.quant_mode == "test" and skips_writing("export_torch_script()"):
             return None
         self._require_test_forward("export_torch_script()")
         from nndct_shared.cnn_export import export_file_name
