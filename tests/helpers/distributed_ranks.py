@@ -12,6 +12,7 @@ reach the ranks as state_dict files.
 from __future__ import annotations
 
 import datetime
+import json
 import pickle
 import sys
 import traceback
@@ -85,3 +86,19 @@ def cnn_models():
     import models
 
     return models
+
+
+def write_config(path: Path, data: dict) -> str:
+    """Write a quantization config dict as a JSON file; returns its path as the API takes it."""
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def save_digits_cnn(workdir: Path, epochs: int, samples: int) -> None:
+    """Train the digits CNN in this process and leave what the ranks load: `cnn.pt` (its
+    state_dict) and `cnn_x.pt` (the first `samples` training images)."""
+    models = cnn_models()
+    x_train, y_train, _, _ = models.digits_split()
+    torch.manual_seed(0)
+    torch.save(models.train(models.DigitsCNN(), x_train, y_train, epochs=epochs).state_dict(), workdir / "cnn.pt")
+    torch.save(x_train[:samples].clone(), workdir / "cnn_x.pt")

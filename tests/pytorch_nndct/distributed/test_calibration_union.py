@@ -12,12 +12,10 @@ on every rank: again only rank 0 writes, the same bytes as one process.
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
-from helpers.distributed_ranks import cnn_models, files_under, spawn_ranks
+from helpers.distributed_ranks import cnn_models, files_under, save_digits_cnn, spawn_ranks, write_config
 from helpers.distributed_workers import load_lstm_model, union_worker
 from helpers.example_files import LSTM_EXAMPLE_DIR, import_example_file
 from nndct_shared.config import default_config
@@ -43,20 +41,13 @@ def _config(workdir, name, weights=None, bias_corr=False, **activation):
     data["tensor_quantize_config"]["activation"].update(activation)
     if weights:
         data["tensor_quantize_config"]["weights"] = weights
-    path = workdir / f"{name}.json"
-    path.write_text(json.dumps(data))
-    return str(path)
+    return write_config(workdir / f"{name}.json", data)
 
 
 @pytest.fixture(scope="module")
 def union_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("union")
-    models = cnn_models()
-    x_train, y_train, _, _ = models.digits_split()
-    torch.manual_seed(0)
-    cnn = models.train(models.DigitsCNN(), x_train, y_train, epochs=4)
-    torch.save(cnn.state_dict(), workdir / "cnn.pt")
-    torch.save(x_train[:700].clone(), workdir / "cnn_x.pt")
+    save_digits_cnn(workdir, epochs=4, samples=700)
     _, _, x_test, _ = import_example_file("data.py", "lstm_example_data").load_dataset()
     torch.save(torch.from_numpy(x_test[:170].copy()), workdir / "lstm_x.pt")
     torch.save(torch.load(LSTM_EXAMPLE_DIR / "pytorch" / "pretrained.pth", weights_only=True), workdir / "lstm.pt")

@@ -10,12 +10,9 @@ rank 1 writes nothing and returns None), and a rank that never reaches export_qu
 """
 from __future__ import annotations
 
-import json
-
 import pytest
-import torch
 
-from helpers.distributed_ranks import cnn_models, files_under, spawn_ranks
+from helpers.distributed_ranks import files_under, save_digits_cnn, spawn_ranks, write_config
 from helpers.distributed_workers import errors_worker
 from nndct_shared.config import default_config
 
@@ -25,19 +22,13 @@ TIMEOUT_S = 6.0
 def _config(workdir, name, bit_width):
     data = default_config(bit_width, "DPU" if bit_width == 8 else "CPU").to_dict()
     data["include_cle"] = data["include_bias_corr"] = False
-    path = workdir / name
-    path.write_text(json.dumps(data))
-    return str(path)
+    return write_config(workdir / name, data)
 
 
 @pytest.fixture(scope="module")
 def error_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("dist_errors")
-    models = cnn_models()
-    x_train, y_train, _, _ = models.digits_split()
-    torch.manual_seed(0)
-    torch.save(models.train(models.DigitsCNN(), x_train, y_train, epochs=1).state_dict(), workdir / "cnn.pt")
-    torch.save(x_train[:200].clone(), workdir / "cnn_x.pt")
+    save_digits_cnn(workdir, epochs=1, samples=200)
     spec = {"config": _config(workdir, "plain8.json", 8), "config_6bit": _config(workdir, "plain6.json", 6),
             "cnn_shards": [[(0, 60), (60, 120)], [(120, 200)]], "timeout_s": TIMEOUT_S}
     return workdir, spawn_ranks(errors_worker, 2, workdir, spec, timeout_s=TIMEOUT_S)
