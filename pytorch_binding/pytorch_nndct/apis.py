@@ -18,6 +18,7 @@ from torch import nn
 from nndct_shared.messages import error, warn
 from nndct_shared.quant_mode import parse_quant_mode
 
+from .distributed import apply_calib_feedback, check_calib_feedback
 from .inspector import Inspector
 from .qproc.cnn import TorchQuantizer
 from .qproc.lstm import LstmTorchQuantizer
@@ -61,13 +62,19 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
                     output_dir: str = "quantize_result", bitwidth: int = 8, mix_bit: bool = False,
                     device=torch.device("cuda"), lstm: bool = False, app_deploy: str = "CV",
                     qat_proc: bool = False, custom_quant_ops=None, quant_config_file=None,
-                    target=None) -> "LstmTorchQuantizer | TorchQuantizer":
+                    target=None, calib_feedback: str | None = None) -> "LstmTorchQuantizer | TorchQuantizer":
     """Creates the quantizer of `module` in mode 'calib' or 'test'.
 
     With `lstm=True` every `nn.LSTM` is replaced by a quantized one (the rest of the model stays
     float) at `bitwidth` bits (16 for the RNN hardware; 8 is supported). `input_args`, `mix_bit`
     and `app_deploy` are ignored in LSTM mode, as in the reference. Computation runs on the CPU;
     tensors on another device are moved to the CPU and back.
+
+    `calib_feedback` (an extension; see README "Calibrating on several processes"): "running",
+    the reference's calibration, where each batch is fake-quantized at the statistics of every
+    batch so far (the default in one process), or "batch", where each batch is fake-quantized at
+    its own statistics, so that calibrations on several processes (torch.distributed, where it
+    is the default) merge into exactly one process's result.
     """
     global _last_quantizer
     mode = parse_quant_mode(quant_mode)
@@ -76,6 +83,7 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
     if isinstance(bitwidth, bool) or not isinstance(bitwidth, int) or not 2 <= bitwidth <= 16:
         raise error("ILLEGAL_BITWIDTH", value=bitwidth, path="bitwidth", low=2, high=16)
     resolved = resolve_device(device)
+    check_calib_feedback(calib_feedback)
     _load_state_dict(module, state_dict_file)
     if not lstm:
         for argument, given in {"mix_bit": mix_bit, "qat_proc": qat_proc, "custom_quant_ops": custom_quant_ops}.items():
@@ -83,6 +91,7 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
                 raise NotImplementedError(f"torch_quantizer({argument}=...) is not implemented in the CNN flow.")
         _last_quantizer = TorchQuantizer(mode, module, input_args, output_dir, bitwidth, resolved,
                                          quant_config_file, target)
+        apply_calib_feedback(_last_quantizer, calib_feedback)
         return _last_quantizer
     ignored = {"mix_bit": mix_bit, "input_args": input_args is not None, "quant_config_file": quant_config_file,
                "target": target, "qat_proc": qat_proc, "custom_quant_ops": custom_quant_ops}
@@ -90,6 +99,7 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
         if given:
             warn("LSTM_ARG_IGNORED", argument=argument)
     _last_quantizer = LstmTorchQuantizer(mode, module, output_dir, bitwidth)
+    apply_calib_feedback(_last_quantizer, calib_feedback)
     return _last_quantizer
 
 

@@ -51,6 +51,31 @@ class ChannelMeanError:
             raise ValueError("no outputs were accumulated")
         return self._sum / self._count
 
+    def merge(self, other: "ChannelMeanError") -> None:
+        """Add `other`'s sums and count. Float sums depend on the order of the additions, so
+        merging per-batch accumulators in batch order gives exactly the bits of updating one
+        accumulator batch by batch (how the calibration of several processes equals one)."""
+        if other._sum is None:
+            return
+        if self._sum is None:
+            self._sum = np.array(other._sum, dtype=np.float64)
+        elif self._sum.shape != other._sum.shape:
+            raise ValueError(f"channel count changed: {self._sum.shape[0]} vs {other._sum.shape[0]}")
+        else:
+            self._sum = self._sum + other._sum
+        self._count += other._count
+
+    def to_state(self) -> dict:
+        """{"channel_axis", "sum" (float64 array or None), "count"}: picklable plain data."""
+        return {"channel_axis": self.channel_axis, "sum": self._sum, "count": self._count}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "ChannelMeanError":
+        acc = cls(int(state["channel_axis"]))
+        acc._sum = None if state["sum"] is None else np.asarray(state["sum"], dtype=np.float64)
+        acc._count = int(state["count"])
+        return acc
+
 
 def corrected_bias(bias: np.ndarray | None, mean_error: np.ndarray, dtype: str = "float32") -> np.ndarray:
     """bias - mean_error (a zero bias when the layer had none), in `dtype`."""

@@ -29,7 +29,10 @@ no range (all zero) gets scale 1.0. The calibration ranges (``FloatRangeObserver
   = the overall extremes; ``mean`` / ``median`` = the mean / median of the per-call minima and
   maxima; ``modal`` (a mode of continuous values means nothing) falls back to the overall
   extremes (the config checks reject modal with float scales for activations and inputs; a
-  param is observed once, where every statistic gives its extremes);
+  param is observed once, where every statistic gives its extremes). The extremes and the
+  means are streaming and exact (the means' sums are ``ExactSum``s, rounded once, so any order
+  or split of the calls gives the same bits); the median needs every per-call value and keeps
+  them (8 bytes per call and side), the only float-scale statistic whose memory grows;
 - ``percentile``: the clipping magnitude p of the percentile observer (a histogram of |x| over
   all calls, ``percentage``), the range is [max(min, -p), min(max, p)];
 - ``mse``, ``entropy`` with float scales are not implemented (the CNN flow raises
@@ -38,6 +41,7 @@ no range (all zero) gets scale 1.0. The calibration ranges (``FloatRangeObserver
 """
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +49,7 @@ import numpy as np
 
 from nndct_shared import kernels
 
+from .exact_sum import ExactSum
 from .histogram_selection import percentile_magnitude
 from .observer import Observer, check_bit_width
 from .screening import CalibrationError
@@ -177,30 +182,43 @@ class FloatRangeObserver(Observer):
         self.statistic = statistic
         self.percentage = None if percentage is None else float(percentage)
         self.num_bins = int(num_bins)
-        self.mins: list[float] = []
-        self.maxs: list[float] = []
+        self.calls = 0
+        self.low: float | None = None  # overall extremes
+        self.high: float | None = None
+        self.min_sum, self.max_sum = ExactSum(), ExactSum()  # for the means
+        keep = self.percentage is None and statistic == "median"
+        self.mins: array | None = array("d") if keep else None  # per-call values, median only
+        self.maxs: array | None = array("d") if keep else None
         self.histogram = kernels.AbsHistogram(self.num_bins) if self.percentage is not None else None
 
+    def _add_call(self, low: float, high: float) -> None:
+        self.calls += 1
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+        self.min_sum.add(low)
+        self.max_sum.add(high)
+        if self.mins is not None:
+            self.mins.append(low)
+            self.maxs.append(high)
+
     def _observe_array(self, array: np.ndarray) -> None:
-        self.mins.append(float(array.min()))
-        self.maxs.append(float(array.max()))
+        self._add_call(float(array.min()), float(array.max()))
         if self.histogram is not None:
             self.histogram.update(array)
 
     def range(self) -> tuple[float, float] | None:
         """The calibrated [lo, hi] (before widening to 0.0), or None before any call."""
-        if not self.mins:
+        if not self.calls:
             return None
-        mins, maxs = np.asarray(self.mins), np.asarray(self.maxs)
         if self.percentage is not None:
             p = percentile_magnitude(np.asarray(self.histogram.counts),
                                      float(self.histogram.range_max), self.percentage)
-            return max(float(mins.min()), -p), min(float(maxs.max()), p)
+            return max(self.low, -p), min(self.high, p)
         if self.statistic == "mean":
-            return float(mins.mean()), float(maxs.mean())
+            return self.min_sum.value() / self.calls, self.max_sum.value() / self.calls
         if self.statistic == "median":
-            return float(np.median(mins)), float(np.median(maxs))
-        return float(mins.min()), float(maxs.max())  # max, and modal's fallback
+            return float(np.median(self.mins)), float(np.median(self.maxs))
+        return self.low, self.high  # max, and modal's fallback
 
     @property
     def fix_pos(self) -> FloatQParams | None:
@@ -213,20 +231,35 @@ class FloatRangeObserver(Observer):
                 "statistic": self.statistic, "percentage": self.percentage, "num_bins": self.num_bins}
 
     def _merge_data(self, other: FloatRangeObserver) -> None:
-        self.mins += other.mins
-        self.maxs += other.maxs
+        if other.calls:
+            self.calls += other.calls
+            self.low = other.low if self.low is None else min(self.low, other.low)
+            self.high = other.high if self.high is None else max(self.high, other.high)
+            self.min_sum.merge(other.min_sum)
+            self.max_sum.merge(other.max_sum)
+        if self.mins is not None:
+            self.mins.extend(other.mins)
+            self.maxs.extend(other.maxs)
         if self.histogram is not None:
             self.histogram.merge(other.histogram)
 
     def _data_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"mins": list(self.mins), "maxs": list(self.maxs)}
+        state: dict[str, Any] = {"calls": self.calls, "low": self.low, "high": self.high,
+                                 "min_sum": self.min_sum.to_state(), "max_sum": self.max_sum.to_state()}
+        if self.mins is not None:
+            state["mins"], state["maxs"] = self.mins.tolist(), self.maxs.tolist()
         if self.histogram is not None:
             hist = self.histogram.to_state()
             state["histogram"] = {**hist, "counts": np.asarray(hist["counts"]).tolist()}
         return state
 
     def _load_data_state(self, data: dict[str, Any]) -> None:
-        self.mins = [float(v) for v in data["mins"]]
-        self.maxs = [float(v) for v in data["maxs"]]
+        self.calls = int(data["calls"])
+        self.low = None if data["low"] is None else float(data["low"])
+        self.high = None if data["high"] is None else float(data["high"])
+        self.min_sum = ExactSum.from_state(data["min_sum"])
+        self.max_sum = ExactSum.from_state(data["max_sum"])
+        if self.mins is not None:
+            self.mins, self.maxs = array("d", data["mins"]), array("d", data["maxs"])
         if self.histogram is not None:
             self.histogram = kernels.AbsHistogram.from_state(data["histogram"])

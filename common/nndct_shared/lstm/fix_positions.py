@@ -119,6 +119,29 @@ class CellCalibration:
         for name, fp in other.param.items():
             self.param.setdefault(name, fp)
 
+    def state(self) -> dict:
+        """Plain data (ints, an int64 array, a dict of ints) to send to another process."""
+        return {"bit_width": self.bit_width, "max_fix_pos": self.max_fix_pos,
+                "counts": self.counts.copy(), "param": dict(self.param)}
+
+    @classmethod
+    def merge_states(cls, states: list[dict]) -> "CellCalibration":
+        """One calibration holding the calls of every state: vote counts add up exactly (any
+        order), parameters (calibrated once from the same weights) must agree where present."""
+        if not states:
+            raise ValueError("merge_states needs at least one calibration state")
+        first = states[0]
+        merged = cls(int(first["bit_width"]), int(first["max_fix_pos"]))
+        for state in states:
+            if (state["bit_width"], state["max_fix_pos"]) != (merged.bit_width, merged.max_fix_pos):
+                raise ValueError("cannot merge calibrations of different bit widths or fix position caps")
+            merged.counts += np.asarray(state["counts"], dtype=np.int64)
+            for name, fp in state["param"].items():
+                if merged.param.setdefault(name, int(fp)) != int(fp):
+                    raise ValueError(f"parameter {name} was calibrated to fix positions "
+                                     f"{merged.param[name]} and {fp}: the weights differ")
+        return merged
+
     def aligned(self) -> CellFixPositions:
         """The reference's export-time alignment (`organize_quant_pos` with rnn_front_end).
 

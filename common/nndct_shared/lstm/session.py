@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic_io import AtomicBatch
+from ..collective import LOCAL, Collective
 from ..deploy_check import DEPLOY_CHECK_DIR as DUMP_DIR, DeployCheckWriter, dump_file_stem
 from ..messages import error
 from ..output_dir import writing_to
@@ -24,6 +25,7 @@ from .cell import QuantizedLstmCell
 from .codegen import write_cell_module
 from .fix_positions import CellFixPositions
 from .naming import NODE_NAMES, PARAM_NAMES, scoped
+from .shard_merge import CellShards
 from .stack import QuantizedLstmStack
 
 XMODEL_DIR = "xmodel"
@@ -42,15 +44,21 @@ class FirstBatch:
 class LstmQuantSession:
     """All quantized LSTMs of one model and the files of one output directory."""
 
-    def __init__(self, output_dir: str | Path, mode: RunMode, bit_width: int) -> None:
+    def __init__(self, output_dir: str | Path, mode: RunMode, bit_width: int,
+                 collective: Collective = LOCAL) -> None:
         self.output_dir = Path(output_dir)
         self.mode = mode
         self.bit_width = bit_width
         self.stacks: list[QuantizedLstmStack] = []
         self.store = QuantInfoStore(self.output_dir)
+        # Under several processes only the writer (rank 0) touches output_dir (see collective.py)
+        self.collective = collective
+        self.shards = CellShards(collective)
         self._prepare_output_dir()
 
     def _prepare_output_dir(self) -> None:
+        if not self.collective.is_writer:
+            return
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -69,23 +77,31 @@ class LstmQuantSession:
             raise error("UNSUPPORTED_RNN", module=stack.prefix,
                         feature=f"cell graph names {clash} that another LSTM of the model already has")
         self.stacks.append(stack)
+        if not self.collective.is_writer:
+            return
         with writing_to(self.output_dir):
             for cell in stack.cells:
                 write_cell_module(self.output_dir, cell.graph_name, cell.input_size, cell.hidden_size, cell.reverse)
 
     # --------------------------------------------------------------------------- quant_info.json
-    def export_quant_config(self) -> Path:
-        """Calib mode: align the calibrated fix positions and write quant_info.json."""
+    def export_quant_config(self) -> Path | None:
+        """Calib mode: align the calibrated fix positions and write quant_info.json. Under
+        several processes (a collective call) the ranks' statistics are merged first, every
+        rank gets the merged fix positions and only the writer writes (others return None)."""
         if self.mode != RunMode.CALIB:
             raise error("EXPORT_MODE", action="export_quant_config()", required="calib", mode=self.mode.value)
+        self.shards.merge(self.cells, "export_quant_config()")
         never_run = [c.graph_name for c in self.cells if not c.calibration.param]
         if never_run:
-            raise error("NO_FORWARD", action=f"export_quant_config() (never run: {', '.join(never_run)})")
+            where = f" on any of the {self.collective.world_size} ranks" if self.collective.spans_processes else ""
+            raise error("NO_FORWARD", action=f"export_quant_config() (never run{where}: {', '.join(never_run)})")
         qi = QuantInfo()
         for cell in self.cells:
             params, outputs = cell.calibration.aligned().quant_info_entries(cell.graph_name)
             qi.param.update(params)
             qi.output.update(outputs)
+        if not self.collective.is_writer:
+            return None
         return self.store.write(qi)
 
     def load_quant_config(self) -> None:
@@ -113,6 +129,8 @@ class LstmQuantSession:
 
         if self.mode != RunMode.TEST:
             raise error("EXPORT_MODE", action="export_xmodel()", required="test", mode=self.mode.value)
+        if not self.collective.is_writer:
+            return []
         if deploy_check:
             self._check_first_batches(first_batches, "export_xmodel(deploy_check=True)")
         out_dir = Path(output_dir) if output_dir is not None else self.output_dir

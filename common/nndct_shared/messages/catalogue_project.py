@@ -517,7 +517,69 @@ REPORT_WARNINGS: tuple[Spec, ...] = (
     ),
 )
 
+# --- calibration and QAT on several processes (torch.distributed) ----------------------------
+
+DISTRIBUTED_ERRORS: tuple[Spec, ...] = (
+    error(
+        "DIST_MISMATCH",
+        "The processes of a torch.distributed group quantize different models, weights or "
+        "quantization settings, so their statistics cannot be merged into one result.",
+        "{action}: {what} differs between rank 0 and rank {rank} of the process group; the "
+        "ranks' calibrations cannot be merged.",
+        "Create the quantizer on every rank with the same model and weights (load the same "
+        "checkpoint everywhere) and the same bitwidth, quant_config_file, target and "
+        "calib_feedback.",
+        WorkflowError,
+    ),
+    error(
+        "DIST_TIMEOUT",
+        "A collective step of the quantizer under torch.distributed did not complete: a rank "
+        "did not reach it in time, or left the process group.",
+        "{action} on rank {rank} of {world}: the other ranks did not all join ({reason}). "
+        "Nothing was written.",
+        "Call {action} on every rank of the process group (it merges their statistics: do not "
+        "guard it with `if rank == 0`), look for an earlier error in the other ranks' logs, or "
+        "give init_process_group a longer timeout. The process group cannot be reused after "
+        "this error.",
+        WorkflowError,
+    ),
+    error(
+        "DIST_CALIB_AFTER_EXPORT",
+        "Calibration continued after a distributed export_quant_config() had merged the ranks' "
+        "statistics.",
+        "export_quant_config(): rank {rank} calibrated {more} after the previous "
+        "export_quant_config() merged every rank's statistics; merging again would count the "
+        "earlier batches twice.",
+        "Run every calibration batch before export_quant_config(), or create a new quantizer "
+        "(quant_mode 'calib') to calibrate again.",
+        WorkflowError,
+    ),
+    error(
+        "DIST_FAST_FINETUNE",
+        "fast_finetune() was called under torch.distributed with more than one rank.",
+        "fast_finetune() cannot run on {world} processes: it trains each layer on all of its "
+        "calibration samples in one process, and weights finetuned per rank cannot be merged "
+        "into one process's result.",
+        "Run fast_finetune() in a single process (no process group, or world size 1): it "
+        "calibrates too and writes quant_info.json and param.pth. Then evaluate and export in "
+        "test mode on as many processes as you like (call load_ft_param() on each).",
+        UnsupportedOpError,
+        frontends=TORCH_ONLY,
+    ),
+    error(
+        "CALIB_FEEDBACK",
+        "calib_feedback has a value the quantizer does not accept here.",
+        "calib_feedback={value!r} is not allowed: {reason}.",
+        "Leave calib_feedback unset ('running', the reference's behaviour, in one process; "
+        "'batch' under torch.distributed, where each batch is fake-quantized at its own "
+        "statistics so that the ranks' results merge into exactly one process's result), or "
+        "pass 'batch' in one process to reproduce a distributed calibration.",
+        ArgumentError,
+        frontends=TORCH_ONLY,
+    ),
+)
+
 PROJECT_SPECS: tuple[Spec, ...] = (
     LSTM_ERRORS + LSTM_TF_ERRORS + CNN_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + CNN_EXPORT_ERRORS
-    + PROJECT_WARNINGS + PROJECT_NOTES + REPORT_ERRORS + REPORT_WARNINGS
+    + PROJECT_WARNINGS + PROJECT_NOTES + REPORT_ERRORS + REPORT_WARNINGS + DISTRIBUTED_ERRORS
 )

@@ -6,6 +6,17 @@ IMDB (which needs a download):
   python examples/lstm/pytorch/quantize_lstm.py --quant_mode calib --subset_len 200
   python examples/lstm/pytorch/quantize_lstm.py --quant_mode test  --subset_len 200 [--deploy]
 
+On several processes (see README "Calibrating on several processes"), e.g. 4 on this machine:
+
+  torchrun --standalone --nproc_per_node 4 examples/lstm/pytorch/quantize_lstm.py \
+      --quant_mode calib --subset_len 200 --distributed
+  torchrun --standalone --nproc_per_node 4 examples/lstm/pytorch/quantize_lstm.py \
+      --quant_mode test --subset_len 200 --distributed [--deploy]
+
+Each process takes every N-th batch (rank r: batches r, r + N, ...), the accuracies are summed
+over the processes, and rank 0 writes the files: the same quant_info.json as one process with
+--calib_feedback batch, and the same xmodel and dumps (rank 0 sees the first batch).
+
 calib: evaluates the float model, wraps it with `torch_quantizer(..., lstm=True)`, runs
        the first N test sequences through the quantized model (which calibrates the fix
        positions) and writes <output_dir>/quant_info.json.
@@ -48,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="in test mode, also write the quantization report (quantizer.report)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
                         help="float state_dict (default: the shipped pretrained.pth)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="run as one of the processes torchrun starts (gloo): each takes every "
+                             "N-th batch, rank 0 writes the files")
+    parser.add_argument("--calib_feedback", choices=("running", "batch"), default=None,
+                        help="calibration feedback (default: 'running' in one process, 'batch' with "
+                             "--distributed); 'batch' in one process reproduces a distributed run")
     args = parser.parse_args(argv)
     check_common_arguments(parser, args, "--checkpoint", args.checkpoint)
     return args
@@ -64,25 +81,49 @@ def load_float_model(checkpoint: Path) -> LstmClassifier:
     return model.eval()
 
 
-def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
-    """Top-1 accuracy in percent, batch by batch like the reference example's test()."""
+def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int,
+             rank: int = 0, world_size: int = 1) -> float:
+    """Top-1 accuracy in percent, batch by batch like the reference example's test(); with
+    several processes each runs batches rank, rank + world_size, ... and the counts are summed."""
     correct = 0
     with torch.no_grad():
-        for start in range(0, len(x), batch_size):
+        for start in range(rank * batch_size, len(x), world_size * batch_size):
             logits = model(torch.from_numpy(x[start:start + batch_size]))
             correct += int((logits.argmax(dim=1).numpy() == y[start:start + batch_size]).sum())
+    if world_size > 1:
+        import torch.distributed as dist
+
+        total = torch.tensor([correct], dtype=torch.int64)
+        dist.all_reduce(total)
+        correct = int(total.item())
     return 100.0 * correct / len(x)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    rank, world_size = 0, 1
+    if args.distributed:  # torchrun sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")  # CPU tensors; on GPUs it would be "nccl"
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+    try:
+        return run(args, rank, world_size)
+    finally:
+        if args.distributed:
+            dist.destroy_process_group()
+
+
+def run(args: argparse.Namespace, rank: int, world_size: int) -> int:
+    say = print if rank == 0 else (lambda *_: None)
     _, _, x_test, y_test = load_dataset()
     if args.subset_len is not None:
         x_test, y_test = x_test[:args.subset_len], y_test[:args.subset_len]
-    print(f"evaluating on {len(x_test)} JapaneseVowels test sequences")
+    say(f"evaluating on {len(x_test)} JapaneseVowels test sequences"
+        + (f" with {world_size} processes" if world_size > 1 else ""))
 
     model = load_float_model(args.checkpoint)
-    print(f"float accuracy: {evaluate(model, x_test, y_test, args.batch_size):.2f}%")
+    say(f"float accuracy: {evaluate(model, x_test, y_test, args.batch_size, rank, world_size):.2f}%")
     if args.quant_mode == "float":
         return 0
 
@@ -90,12 +131,14 @@ def main(argv: list[str] | None = None) -> int:
 
     # The model and the data stay on the CPU (the reference example assumed CUDA).
     quantizer = torch_quantizer(args.quant_mode, model, bitwidth=args.bitwidth, lstm=True,
-                                output_dir=args.output_dir, device=torch.device("cpu"))
+                                output_dir=args.output_dir, device=torch.device("cpu"),
+                                calib_feedback=args.calib_feedback)
     quant_model = quantizer.quant_model
-    accuracy = evaluate(quant_model, x_test, y_test, args.batch_size)
+    accuracy = evaluate(quant_model, x_test, y_test, args.batch_size, rank, world_size)
     note = " (while calibrating)" if args.quant_mode == "calib" else ""
-    print(f"quantized accuracy: {accuracy:.2f}%{note}")
+    say(f"quantized accuracy: {accuracy:.2f}%{note}")
 
+    # every process calls the export: calibration merges all of them; only rank 0 writes
     if args.quant_mode == "calib":
         quantizer.export_quant_config()
     else:

@@ -6,15 +6,20 @@ sequences, initial states) and returns the same structures, but computes through
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from nndct_shared.lstm.cell_params import CellWeights
+from nndct_shared.lstm.shard_merge import own_history
 from nndct_shared.lstm.stack import QuantizedLstmStack
 from nndct_shared.quant_mode import RunMode
 from nndct_shared.messages import error
+
+from ..distributed import default_feedback
 
 
 def cell_weights_of(lstm: nn.LSTM) -> list[list[CellWeights]]:
@@ -49,6 +54,9 @@ class QuantLSTM(nn.Module):
         self.mode = RunMode.CALIB
         self.first_batch: tuple | None = None
         """The first batch seen in test mode, kept for the deploy-check dumps (as the reference)."""
+        self.calib_feedback = default_feedback()
+        """"running" (the reference: each step is fake-quantized at the mode of every vote so far)
+        or "batch" (each forward call votes with a history of its own, see `own_history`)."""
 
     @property
     def cells(self):
@@ -95,7 +103,9 @@ class QuantLSTM(nn.Module):
                 h0, c0 = h0[:, None], c0[:, None]
             # With packed input, hx is in the original batch order, as the padded x is.
         self._remember(x_np, lengths, h0, c0)
-        out, h_n, c_n = self.stack.forward(x_np, lengths, h0, c0, self.mode)
+        own = self.mode == RunMode.CALIB and self.calib_feedback == "batch"
+        with own_history(self.stack.cells) if own else contextlib.nullcontext():
+            out, h_n, c_n = self.stack.forward(x_np, lengths, h0, c0, self.mode)
         to_t = lambda a: torch.from_numpy(a).to(device=device, dtype=dtype)  # noqa: E731
         out_t, h_t, c_t = to_t(out), to_t(h_n), to_t(c_n)
         if kind == "packed":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -44,28 +44,43 @@ class BiasCorrection:
     error_after: np.ndarray
 
 
+MergeErrors = Callable[[Sequence[ChannelMeanError]], ChannelMeanError]
+
+
 def mean_output_error(model: torch.nn.Module, module: Any, batches: Sequence[Batch],
-                      quant_runtime: Any, originals: Any) -> np.ndarray:
+                      quant_runtime: Any, originals: Any, merge: MergeErrors | None = None) -> np.ndarray:
     """Per-channel mean of (quantized - float) output of `module` over `batches` (channel axis 1);
-    the float side runs with the `originals` params (`layer_data.snapshot_params`)."""
-    acc = ChannelMeanError(channel_axis=1)
+    the float side runs with the `originals` params (`layer_data.snapshot_params`).
+
+    Each batch's error sum is accumulated on its own and the sums are added in batch order (the
+    bits of one running sum); `merge` (under torch.distributed) adds every rank's per-batch sums
+    instead, in rank order, so the mean is the one of one process that saw every rank's batches."""
+    parts = []
     for batch in batches:
         with float_model(model, originals):
             _, y_float = layer_io(model, module, batch)
         with run_with(model, quant_runtime):
             _, y_quant = layer_io(model, module, batch)
-        acc.update(y_quant.to("cpu", torch.float64).numpy(), y_float.to("cpu", torch.float64).numpy())
+        part = ChannelMeanError(channel_axis=1)
+        part.update(y_quant.to("cpu", torch.float64).numpy(), y_float.to("cpu", torch.float64).numpy())
+        parts.append(part)
+    if merge is not None:
+        return merge(parts).mean()
+    acc = ChannelMeanError(channel_axis=1)
+    for part in parts:
+        acc.merge(part)
     return acc.mean()
 
 
-def correct_bias(quantizer: Any, batches: Sequence[Batch]) -> list[BiasCorrection]:
+def correct_bias(quantizer: Any, batches: Sequence[Batch], merge: MergeErrors | None = None) -> list[BiasCorrection]:
     """Correct the biases of `quantizer.quant_model` after calibration (see the module docstring).
 
     `batches` are model inputs of calibration samples (e.g. from `layer_data.record_inputs`).
     Nothing is written: `bias_corr_bytes` gives the file's content, `save_bias_corr` writes it.
+    `merge`: see `mean_output_error` (this rank's `batches` may then be empty).
     """
     runtime = quantizer.runtime
-    if runtime.forwards == 0 or not batches:
+    if runtime.forwards == 0 or not (batches or merge):
         raise error("NO_CALIBRATION", action="bias correction")
     model = quantizer.quant_model
     fix_pos = dict(runtime.calibrated())
@@ -76,7 +91,7 @@ def correct_bias(quantizer: Any, batches: Sequence[Batch]) -> list[BiasCorrectio
     for module in progress(weighted_modules(model), desc="Bias correction", unit="layer"):
         if module.node_name not in planned or module.bias is None:
             continue
-        before = mean_output_error(model, module, batches, fixed_runtime(runtime.settings, fix_pos), originals)
+        before = mean_output_error(model, module, batches, fixed_runtime(runtime.settings, fix_pos), originals, merge)
         with torch.no_grad():
             new_bias = corrected_bias(module.bias.detach().cpu().numpy(), before)
             module.bias.copy_(torch.from_numpy(new_bias).to(module.bias.device))
@@ -87,7 +102,7 @@ def correct_bias(quantizer: Any, batches: Sequence[Batch]) -> list[BiasCorrectio
             observer.observe(new_bias)
             runtime.observers[name] = observer
             fix_pos[name] = observer.fix_pos
-        after = mean_output_error(model, module, batches, fixed_runtime(runtime.settings, fix_pos), originals)
+        after = mean_output_error(model, module, batches, fixed_runtime(runtime.settings, fix_pos), originals, merge)
         results.append(BiasCorrection(module.node_name, before, after))
         corrected.append(module)
     sync_graph(quantizer.graph, corrected)

@@ -36,6 +36,7 @@ from nndct_shared.messages import error, note, warn
 from nndct_shared.progress import progress
 from nndct_shared.quant_mode import RunMode
 
+from ..distributed import refuse_fast_finetune
 from ..nn.cnn_modules import NodeModule
 from nndct_shared.cnn.settings import TensorSettings
 from .layer_data import (
@@ -183,6 +184,7 @@ def fast_finetune(quantizer: Any, run_fn: Callable[..., Any], run_args: Sequence
     if quantizer.quant_mode != RunMode.CALIB:
         warn("FINETUNE_IGNORED", mode=quantizer.quant_mode.value)
         return []
+    refuse_fast_finetune()  # one process only (DIST_FAST_FINETUNE under torch.distributed)
     model, runtime = quantizer.quant_model, quantizer.runtime
     reset_runtime(runtime)
     batches = record_inputs(model, run_fn, tuple(run_args), options.max_samples)

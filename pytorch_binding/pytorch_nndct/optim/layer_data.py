@@ -144,7 +144,7 @@ def fixed_runtime(settings: Mapping[str, TensorSettings], fix_pos: Mapping[str, 
 
 def reset_runtime(runtime: QuantRuntime) -> None:
     """Forget all calibration state in place (the model's hooks keep pointing at `runtime`)."""
-    QuantRuntime.__init__(runtime, runtime.settings, runtime.mode)
+    QuantRuntime.__init__(runtime, runtime.settings, runtime.mode, runtime.feedback)
 
 
 def layer_io(model: nn.Module, module: NodeModule, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

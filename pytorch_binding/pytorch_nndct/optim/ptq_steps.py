@@ -30,6 +30,7 @@ from nndct_shared.config import QuantConfig
 from nndct_shared.messages import error, note
 from nndct_shared.quant_mode import RunMode
 
+from ..distributed import bias_correction_inputs
 from .bias_correction import BIAS_CORR_FILE, bias_corr_bytes, correct_bias, load_bias_corr
 from .fast_finetune import FT_PARAM_FILE
 from .layer_data import InputRecorder
@@ -84,9 +85,12 @@ class PostTrainingSteps:
             return {}
         if self._bias_corr_file is None:
             self._recorder.detach()
-            results = correct_bias(quantizer, self._recorder.batches)
+            # under torch.distributed: the first samples of all ranks together (a collective)
+            batches, count, merge = bias_correction_inputs(self._recorder.batches, self._recorder.count,
+                                                           self._recorder.max_samples)
+            results = correct_bias(quantizer, batches, merge)
             self._bias_corr_file = bias_corr_bytes(quantizer, results)
-            note(f"=>Bias correction: {len(results)} bias(es) corrected on {self._recorder.count} "
+            note(f"=>Bias correction: {len(results)} bias(es) corrected on {count} "
                  "calibration sample(s).")
         return {BIAS_CORR_FILE: self._bias_corr_file}
 

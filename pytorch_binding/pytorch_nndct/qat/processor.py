@@ -38,12 +38,14 @@ import torch
 from torch import nn
 
 from nndct_shared.atomic_io import write_bytes_atomic
+from nndct_shared.collective import write_dir
 from nndct_shared.config import default_config
 from nndct_shared.messages import error, note
 from nndct_shared.quant_info import QuantInfo
 from nndct_shared.quant_info_store import QuantInfoStore
 from nndct_shared.quant_mode import RunMode
 
+from ..distributed import current_collective
 from ..parse.tracer import trace_model
 from ..qproc.cnn import TorchQuantizer
 from ..qproc.codegen import generate_source, load_generated, state_dict_of
@@ -126,7 +128,8 @@ class QatProcessor:
         check_reuse(self._gm, self._quantized, allow_reused_module)
         graph = self._capture.graph
         _, order = generate_source(graph, graph.name)
-        net = load_generated(Path(self._workdir.name) / f"{graph.name}.py", graph.name)()
+        source_dir = write_dir(current_collective(), self._workdir.name)  # where the capture wrote it
+        net = load_generated(source_dir / f"{graph.name}.py", graph.name)()
         net.load_state_dict(state_dict_of(order), strict=True)
         shared: dict[str, nn.Parameter] = {}
         for i, node in enumerate(order):
@@ -176,13 +179,17 @@ class QatProcessor:
         """
         if self._trainable is None:
             raise error("QAT_PROCESS_ERROR", action="to_deployable()")
+        if isinstance(trained_model, nn.parallel.DistributedDataParallel):
+            trained_model = trained_model.module  # trained under DDP: every rank holds the same
         if not isinstance(trained_model, QatModel) or trained_model.quantizers.names != list(self._capture.settings):
             raise error("QAT_MODEL_MISMATCH", got=type(trained_model).__name__)
         missing = trained_model.quantizers.uninitialized()
         if missing:
             raise error("NO_FORWARD", action=f"to_deployable() (the quantizers of {len(missing)} tensor(s), "
                                              f"e.g. '{missing[0]}', were never reached by a forward pass)")
-        out_dir = Path(output_dir)
+        # under torch.distributed rank 0 writes output_dir; the others build the same deployable
+        # model in a private temporary directory
+        out_dir = write_dir(current_collective(), output_dir)
         float_model = copy.deepcopy(self._float_model)
         write_back(float_model, self._order, trained_model.net, self.graph.name)
         path = QuantInfoStore(out_dir).write(self._quant_info(trained_model.fix_positions()))

@@ -9,7 +9,10 @@ is `QatQuantizers`, whose log2 thresholds are `nn.Parameter`s.
 
 Each quantizer is initialised on the first forward pass that reaches it, from the tensor it
 sees, with the flow's calibration observer (the same fix position PTQ would pick for that
-batch); later layers see already-quantized inputs, as in calibration.
+batch); later layers see already-quantized inputs, as in calibration. Under torch.distributed
+(DistributedDataParallel) that first pass is a collective: the observers of every rank's batch
+are merged, so every rank starts from the same thresholds, and DDP's averaged gradients keep
+them equal.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import torch
 from torch import nn
 
 from nndct_shared.cnn.settings import TensorSettings, make_observer
+
+from ..distributed import merge_observer
 from .tqt import fix_pos_of, log2_threshold_for, tqt_fake_quant
 
 __all__ = ["QatModel", "QatQuantizers"]
@@ -67,6 +72,7 @@ class QatQuantizers(nn.Module):
     def _initialize(s: TensorSettings, log2_t: nn.Parameter, x: torch.Tensor) -> None:
         observer = make_observer(s)
         observer.observe(x.detach().to("cpu", torch.float32).numpy())
+        observer = merge_observer(observer, s, f"the first forward pass of the QAT model ('{s.name}')")
         fix_pos = observer.fix_pos
         if fix_pos is None:  # all zeros: any position reproduces it; take the most precise
             fix_pos = s.max_fix_pos

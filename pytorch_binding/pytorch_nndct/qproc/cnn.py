@@ -22,10 +22,12 @@ import torch
 from torch import nn
 
 from nndct_shared.cnn.session import CnnQuantSession, load_session_config
+from nndct_shared.collective import write_dir
 from nndct_shared.messages import error, note
 from nndct_shared.quant_info_store import FLOAT_QUANT_INFO_FILE, QUANT_INFO_FILE
 from nndct_shared.quant_mode import RunMode, require_mode
 
+from ..distributed import current_collective, merge_calibration, skips_writing
 from ..optim.ptq_steps import PostTrainingSteps
 from ..parse import capture_model
 from ..quantization.runtime import InputGuard, QuantRuntime
@@ -75,7 +77,7 @@ class TorchQuantizer:
     def _build_model(self) -> nn.Module:
         name = class_name_for(self.graph.name)  # also the file name: stays in output_dir
         source, order = generate_source(self.graph, name)
-        path = write_source(self.output_dir, name, source)
+        path = write_source(write_dir(current_collective(), self.output_dir), name, source)
         note(f"=>Quantizable module is generated: '{path}'")
         model = load_generated(path, name)()
         model.load_state_dict(state_dict_of(order), strict=True)
@@ -104,13 +106,20 @@ class TorchQuantizer:
 
     # --- calibration result ---------------------------------------------------------------
 
-    def export_quant_config(self) -> Path:
-        """Write quant_info.json (param, output and input sections) to output_dir."""
+    def export_quant_config(self) -> Path | None:
+        """Write quant_info.json (param, output and input sections) to output_dir. Under
+        torch.distributed every rank calls it: the ranks' statistics are merged (every rank then
+        has the same fix positions) and only rank 0 writes (the others return None)."""
         require_mode(self.quant_mode, RunMode.CALIB, "export_quant_config()")
+        merge_calibration(self)
         if self.runtime.forwards == 0:
             raise error("NO_CALIBRATION", action="export_quant_config()")
         extra_files = self.post_training.before_export(self)
-        return self.session.export_quant_config(self.runtime.calibrated(), extra_files)
+        fix_pos = self.runtime.calibrated()
+        if skips_writing("export_quant_config()"):
+            self.session.quant_info(fix_pos)  # the writer's checks, on every rank
+            return None
+        return self.session.export_quant_config(fix_pos, extra_files)
 
     # --- exports --------------------------------------------------------------------------
 
@@ -124,8 +133,10 @@ class TorchQuantizer:
         shapes = {name: tuple(t.shape) for name, t in self.runtime.last_outputs.items()}
         return self.session.export_graph(self.runtime.fix_pos, shapes)
 
-    def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> Path:
+    def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> Path | None:
         """`<output_dir>/<Model>_int.xmodel` (+ deploy_check_data_int/ with deploy_check=True)."""
+        if self.quant_mode == RunMode.TEST and skips_writing("export_xmodel()"):  # torch.distributed: rank 0
+            return None
         self._require_test_forward("export_xmodel()")
         if self.runtime.last_batch_size != 1:
             raise error("XMODEL_BATCHSIZE", batch_size=self.runtime.last_batch_size)
@@ -133,16 +144,20 @@ class TorchQuantizer:
         values = self.runtime.quantized_values() if deploy_check else None
         return self.session.export_xmodel(self.export_graph(), values, output_dir)
 
-    def export_onnx_model(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path:
+    def export_onnx_model(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path | None:
         """`<output_dir>/<Model>_int.onnx` with QuantizeLinear/DequantizeLinear pairs."""
+        if self.quant_mode == RunMode.TEST and skips_writing("export_onnx_model()"):
+            return None
         self._require_test_forward("export_onnx_model()")
         path = self.session.export_onnx(self.export_graph(), output_dir)
         if verbose:
             note(f"=>Exported ONNX model '{path}'")
         return path
 
-    def export_torch_script(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path:
+    def export_torch_script(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path | None:
         """`<output_dir>/<Model>_int.pt`: quant_model traced with its fix ops (pure torch)."""
+        if self.quant_mode == RunMode.TEST and skips_writing("export_torch_script()"):
+            return None
         self._require_test_forward("export_torch_script()")
         from nndct_shared.cnn_export import export_file_name
 

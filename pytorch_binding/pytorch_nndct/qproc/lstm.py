@@ -17,6 +17,7 @@ from nndct_shared.lstm.session import FirstBatch, LstmQuantSession
 from nndct_shared.messages import error, note
 from nndct_shared.quant_mode import RunMode
 
+from ..distributed import current_collective, skips_writing
 from ..nn.quant_lstm import QuantLSTM
 
 
@@ -52,7 +53,7 @@ class LstmTorchQuantizer:
             raise error("NO_LSTM", module=type(module).__name__)
         self.quant_mode = quant_mode
         self.output_dir = Path(output_dir)
-        self.session = LstmQuantSession(self.output_dir, quant_mode, bitwidth)
+        self.session = LstmQuantSession(self.output_dir, quant_mode, bitwidth, current_collective())
         model = copy.deepcopy(module).cpu().eval()
         self.quant_lstms: list[QuantLSTM] = []
         for path, lstm in find_lstms(model):
@@ -75,6 +76,8 @@ class LstmTorchQuantizer:
         return self.session.export_quant_config()
 
     def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> list[Path]:
+        if self.quant_mode == RunMode.TEST and skips_writing("export_xmodel()"):  # rank 0 exports
+            return []
         batches = {k: FirstBatch(*q.first_batch) for k, q in enumerate(self.quant_lstms) if q.first_batch is not None}
         if self.quant_mode == RunMode.TEST and len(batches) < len(self.quant_lstms):
             unused = [q.module_path or "top module" for q in self.quant_lstms if q.first_batch is None]

@@ -29,6 +29,12 @@ Float-scale tensors (`scale_type: "float"`, see `nndct_shared.calibration.float_
 
 In test mode NaN passes through the fix op unchanged and +-inf saturates, as in the float model
 and on the hardware; no statistic is computed there.
+
+`feedback` says at which fix position a calib-mode call is fake-quantized: "running" (the
+reference) at its observer's result over every call so far; "batch" at the result of a fresh
+observer of that call alone, which is then merged into the tensor's observer, so that what a
+batch contributes does not depend on the batches before it (the default under torch.distributed,
+see `pytorch_nndct.distributed`). Params are calibrated once either way.
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ from nndct_shared.messages import error
 from nndct_shared.quant_info_store import QUANT_INFO_FILE
 from nndct_shared.quant_mode import RunMode
 
+from ..distributed import default_feedback
 from .fix_float_torch import fake_quant_float_torch
 from .fix_torch import fix_neuron_torch
 
@@ -96,9 +103,11 @@ class InputGuard:
 class QuantRuntime:
     """Observers (calib) or fix positions (test) of the quantized tensors of one model."""
 
-    def __init__(self, settings: Mapping[str, TensorSettings], mode: RunMode) -> None:
+    def __init__(self, settings: Mapping[str, TensorSettings], mode: RunMode, feedback: str | None = None) -> None:
         self.settings = dict(settings)
         self.mode = RunMode(mode)
+        self.feedback = feedback or default_feedback()
+        self.merged_forwards: int | None = None  # set when the ranks' statistics were merged
         self.observers: dict[str, Observer] = {}
         self.fix_pos: dict[str, Any] = {}
         self.forwards = 0
@@ -152,16 +161,20 @@ class QuantRuntime:
         observer = self.observers.get(s.name)
         if observer is None:
             observer = self.observers[s.name] = make_observer(s)
-        if not (s.is_param and s.name in self._param_seen):
-            skipped = observer.skipped_nonfinite
-            observer.observe(x.detach().to("cpu", torch.float32).numpy())
-            if observer.skipped_nonfinite != skipped:  # the observer left x out (NaN/inf)
-                count = int((~torch.isfinite(x)).sum())
-                # a param is the same tensor on every call; activations add up over batches
-                self.nonfinite[s.name] = count if s.is_param else self.nonfinite.get(s.name, 0) + count
-            if s.is_param and observer.fix_pos is not None:
-                self._param_seen.add(s.name)
-        return observer.fix_pos
+        if s.is_param and s.name in self._param_seen:
+            return observer.fix_pos
+        own = make_observer(s) if self.feedback == "batch" and not s.is_param else observer
+        skipped = own.skipped_nonfinite
+        own.observe(x.detach().to("cpu", torch.float32).numpy())
+        if own.skipped_nonfinite != skipped:  # the observer left x out (NaN/inf)
+            count = int((~torch.isfinite(x)).sum())
+            # a param is the same tensor on every call; activations add up over batches
+            self.nonfinite[s.name] = count if s.is_param else self.nonfinite.get(s.name, 0) + count
+        if own is not observer:
+            observer.merge(own)
+        if s.is_param and observer.fix_pos is not None:
+            self._param_seen.add(s.name)
+        return own.fix_pos
 
     def _per_channel(self, s: TensorSettings, fix_pos: tuple[int, ...], x: torch.Tensor) -> torch.Tensor:
         key = (s.name, str(x.device))
