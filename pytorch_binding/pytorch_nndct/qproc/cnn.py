@@ -9,8 +9,11 @@ the exports (xmodel with deploy-check dumps, ONNX, TorchScript) are written from
 
 Float-scale tensors (`scale_type: "float"` in the config) are omitted from quant_info.json,
 which keeps the reference's power-of-two format; their scale and zero point go to
-quant_info_float.json (`nndct_shared.quant_info_float`), written in the same atomic batch and
-only when the model has such tensors. Test mode reads both strictly.
+quant_info_float.json (`nndct_shared.quant_info_float`), written in the same export unit and
+only when the model has such tensors. Test mode reads both strictly, from one pinned version of
+output_dir (`nndct_shared.export_commit.snapshot`). Every export is one unit committed at once
+(`nndct_shared.output_dir.staged_export`); the generated `<Model>.py` is written as one and the
+model is built from its source in memory, never re-imported from output_dir.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from torch import nn
 from nndct_shared.cnn import plan_fixes
 from nndct_shared.config import QuantConfig, default_config, load_config
 from nndct_shared.messages import error, note, warn
-from nndct_shared.output_dir import staged_export
+from nndct_shared.export_commit import snapshot
+from nndct_shared.output_dir import checked_output_dir, staged_export
 from nndct_shared.calibration import FloatQParams
 from nndct_shared.quant_info import QuantInfo, check_against, read_quant_info, to_json_text
 from nndct_shared.quant_info_float import (
@@ -36,11 +40,12 @@ from nndct_shared.quant_info_float import (
     to_float_json_text,
 )
 
+from ..optim.bias_correction import BIAS_CORR_FILE
 from ..optim.ptq_steps import PostTrainingSteps
 from ..parse import capture_model
 from ..quantization.runtime import InputGuard, QuantRuntime
 from ..quantization.settings import check_supported, resolve_settings
-from .codegen import class_name_for, generate_source, load_generated, state_dict_of, write_source
+from .codegen import class_name_for, generate_source, load_source, state_dict_of, write_source
 from .cnn_export import export_graph
 from .hardware_aware import apply_target
 
@@ -83,7 +88,7 @@ class TorchQuantizer:
         if input_args is None:
             raise error("CNN_NO_INPUT_ARGS", module=type(module).__name__)
         self.quant_mode = quant_mode
-        self.output_dir = Path(output_dir)
+        self.output_dir = checked_output_dir(output_dir)
         self.device = device
         self.target = target
         self.config = self._load_config(quant_config_file, bitwidth)
@@ -127,7 +132,7 @@ class TorchQuantizer:
         source, order = generate_source(self.captured.graph, name)
         path = write_source(self.output_dir, name, source)
         note(f"=>Quantizable module is generated: '{path}'")
-        model = load_generated(path, name)()
+        model = load_source(source, name, path)()
         model.load_state_dict(state_dict_of(order), strict=True)
         for i, node in enumerate(order):
             sub = getattr(model, f"module_{i}")
@@ -195,8 +200,9 @@ class TorchQuantizer:
         if float_params or float_outputs:
             float_text = to_float_json_text(FloatQuantInfo(param=self._float_entries(float_params, fix_pos),
                                                            output=self._float_entries(float_outputs, fix_pos)))
-        # quant_info.json, quant_info_float.json and bias_corr.pth: all or none
-        with staged_export(self.output_dir) as batch:
+        # quant_info.json, quant_info_float.json and bias_corr.pth: one unit (a file this
+        # calibration does not write is removed with the others' old versions)
+        with staged_export(self.output_dir, owns=[FLOAT_QUANT_INFO_FILE, BIAS_CORR_FILE]) as batch:
             path = batch.write_bytes(self.output_dir / QUANT_INFO_FILE, to_json_text(info).encode("utf-8"))
             if float_text is not None:
                 batch.write_bytes(self.output_dir / FLOAT_QUANT_INFO_FILE, float_text.encode("utf-8"))
@@ -207,9 +213,10 @@ class TorchQuantizer:
 
     def _read_fix_positions(self) -> dict[str, Any]:
         path = self.output_dir / QUANT_INFO_FILE
-        if not path.is_file():
+        pinned = snapshot(self.output_dir)  # quant_info.json and quant_info_float.json of one export
+        if not pinned.path(QUANT_INFO_FILE).exists():
             raise error("NO_CALIB_RESULT", path=str(path))
-        info = read_quant_info(path)
+        info = read_quant_info(pinned.path(QUANT_INFO_FILE), shown_as=path)
         params, outputs = self._sections()
         expected: dict[str, list[str]] = {"param": [], "output": []}
         for section, names in (("param", params), ("output", outputs)):
@@ -238,23 +245,23 @@ class TorchQuantizer:
                 if recorded != [s.bit_width]:
                     changed.append(f"bit width of '{name}' ({s.bit_width} now, "
                                    f"{'/'.join(map(str, recorded))} at calibration)")
-        fix_pos.update(self._read_float_qparams(changed))
+        fix_pos.update(self._read_float_qparams(changed, pinned.path(FLOAT_QUANT_INFO_FILE)))
         if changed:
             more = f", ... ({len(changed) - 3} more)" if len(changed) > 3 else ""
             raise error("QUANT_CONFIG_MISMATCH", current="this quantizer's bitwidth / quant_config_file",
                         recorded=f"recorded in '{path}'", differences=", ".join(changed[:3]) + more)
         return fix_pos
 
-    def _read_float_qparams(self, changed: list[str]) -> dict[str, FloatQParams]:
-        """Scale and zero point of the float-scale tensors from quant_info_float.json (strict);
-        grid differences from the current settings are appended to `changed`."""
+    def _read_float_qparams(self, changed: list[str], pinned: Path) -> dict[str, FloatQParams]:
+        """Scale and zero point of the float-scale tensors from quant_info_float.json (strict,
+        read at `pinned`); grid differences from the current settings are appended to `changed`."""
         params, outputs = self._sections(float_scale=True)
         if not params and not outputs:
             return {}
         path = self.output_dir / FLOAT_QUANT_INFO_FILE
-        if not path.is_file():
+        if not pinned.exists():
             raise error("NO_CALIB_RESULT", path=str(path))
-        info = read_float_quant_info(path)
+        info = read_float_quant_info(pinned, shown_as=path)
         check_float_against(info, params, outputs)
         result: dict[str, FloatQParams] = {}
         for table, names in ((info.param, params), (info.output, outputs)):
@@ -311,8 +318,8 @@ class TorchQuantizer:
 
         graph = self.export_graph()
         data = build_onnx_model(graph).SerializeToString()  # before any file is touched
-        with staged_export(output_dir) as batch:
-            path = batch.write_bytes(Path(output_dir) / export_file_name(graph.name, ".onnx"), data)
+        with staged_export(output_dir) as unit:
+            path = unit.write_bytes(unit.root / export_file_name(graph.name, ".onnx"), data)
         if verbose:
             note(f"=>Exported ONNX model '{path}'")
         return path
@@ -325,8 +332,8 @@ class TorchQuantizer:
         from .torchscript import trace_quant_model
 
         data = trace_quant_model(self._model, self.runtime)  # before any file is touched
-        with staged_export(output_dir) as batch:
-            path = batch.write_bytes(Path(output_dir) / export_file_name(self.captured.graph.name, ".pt"), data)
+        with staged_export(output_dir) as unit:
+            path = unit.write_bytes(unit.root / export_file_name(self.captured.graph.name, ".pt"), data)
         if verbose:
             note(f"=>Exported TorchScript model '{path}'")
         return path
