@@ -2,18 +2,21 @@
 replaces and carries, failures, the sweep, the lock, readers, take-over of an older layout and
 the fallback without symlinks. Kills at every step of real exports:
 tests/pytorch_nndct/test_lstm_export_kills.py, tests/pytorch_nndct/cnn/test_cnn_export_kills.py,
-tests/tf_nndct/test_keras_export_kills.py."""
+tests/tf_nndct/test_keras_output_safety.py."""
 from __future__ import annotations
 
 import errno
 import logging
 import os
+import shutil
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
 from helpers.fault_injection import fail_on_call
+from helpers.kill_steps import run_in_child
 from helpers.output_tree import raw_tree, store_debris, visible_tree
 from nndct_shared import export_commit
 from nndct_shared.export_commit import CURRENT, STAGING, STORE_DIR, VERSIONS, export_unit, output_lock, snapshot, sweep
@@ -241,3 +244,42 @@ def test_output_dir_arguments_that_are_not_paths(value, reason):
         checked_output_dir(value)
     assert info.value.msg_id == "QUANTIZER_TORCH_OUTPUT_DIR" and reason in str(info.value)
     assert "\0" not in str(info.value)
+
+
+def test_kills_while_an_older_layout_is_taken_over(tmp_path):
+    """Killed at every step of an export into a directory an older release wrote: readers see
+    the old or the new result, except for the documented moment between moving an old real
+    directory aside and linking it (the next sweep puts the link back), and the sweep always
+    leaves one of the two complete results and no debris."""
+    out, template = tmp_path / "out", tmp_path / "template"
+    (template / "deploy_check_data_int" / "g" / "frame_0").mkdir(parents=True)
+    (template / "deploy_check_data_int" / "g" / "frame_0" / "x.txt").write_bytes(b"old")
+    (template / "deploy_check_data_int" / "g" / "frame_1").mkdir()
+    (template / "quant_info.json").write_bytes(b"old")
+
+    def export() -> None:
+        _export(out, {"quant_info.json": b"new"}, {"deploy_check_data_int/g/frame_0": {"x.txt": b"new"}},
+                owns=["deploy_check_data_int/g"])
+
+    def restore() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(template, out, symlinks=True)
+
+    restore()
+    old = visible_tree(out)
+    trace = tmp_path / "steps"
+    assert run_in_child(export, {export_commit.TRACE_ENV: str(trace)}) == 0
+    new = visible_tree(out)
+    steps = [line.split("\t", 1)[1] for line in trace.read_text().splitlines()]
+    assert "took over: switched" in steps and "moved aside deploy_check_data_int" in steps
+    for k, label in enumerate(steps, start=1):
+        restore()
+        status = run_in_child(export, {export_commit.FAULT_STEP_ENV: str(k)})
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        tree = visible_tree(out)
+        if label == "moved aside deploy_check_data_int":
+            assert tree == {"quant_info.json": b"old"}
+        else:
+            assert tree in (old, new), label
+        sweep(out)
+        assert store_debris(out) == [] and visible_tree(out) in (old, new), label

@@ -1,10 +1,13 @@
-"""The Keras LSTM flow's exports killed (SIGKILL) at every step of their commits (issue 13): the
+"""Issue 13 in the Keras LSTM flow. Exports killed (SIGKILL) at every step of their commits: the
 calibration result, and `dump_xmodel()` followed by `dump_rnn_outputs_by_timestep()`, whose
-xmodels and dumps are one unit: no kill leaves a new xmodel beside the dumps of an older run."""
+xmodels and dumps are one unit (no kill leaves a new xmodel beside the dumps of an older run).
+And the catalogued errors: bit width other than calibration, NaN in test mode, an output_dir
+that is not a path."""
 from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
 from helpers.kill_steps import SWITCH_STEPS, expect_one_switch, kill_at_every_step
 from nndct_shared.messages import NndctError
@@ -99,3 +102,24 @@ def test_bitwidth_other_than_calibration_is_refused(vowels, tmp_path):
             assert f"bitwidth={test_bits}" in str(err) and f"{calib_bits}-bit fix positions" in str(err)
         else:
             raise AssertionError("a test mode at another bit width than calibration must be refused")
+
+
+def test_nan_in_test_mode_is_no_calibration_error(vowels, tmp_path):
+    _calibrate(lstm_model(0), tmp_path, vowels[0][:10, -STEPS:])
+    q = tf_quantizer(lstm_model(0), None, "test", str(tmp_path), bitwidth=16)
+    x = vowels[1][:2, -STEPS:].copy()
+    x[1, 0, 3] = np.nan
+    with pytest.raises(NndctError) as info:
+        q.quant_model(x)
+    assert info.value.msg_id == "QUANTIZER_TF_TEST_DATA_NONFINITE" and "in test mode" in str(info.value)
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (None, "NoneType"), (b"out", "bytes path"), (7, "a int"), ("out\0x", "NUL character"),
+])
+def test_output_dir_that_is_not_a_path(tmp_path, monkeypatch, value, reason):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NndctError) as info:
+        tf_quantizer(lstm_model(0), None, "calib", value, bitwidth=16)
+    assert info.value.msg_id == "QUANTIZER_TF_OUTPUT_DIR" and reason in str(info.value)
+    assert list(tmp_path.iterdir()) == []
