@@ -384,22 +384,13 @@ def _sweep_store(root: Path, own_token: str | None = None) -> None:
     for entry in _listdir(staging):
         if not entry.endswith(".lock") and entry not in alive:
             _remove(staging / entry)
-    keep = {current, _pointed(store, PREVIOUS)}
-    for version in _listdir(store / VERSIONS):
-        if version not in keep:
-            _remove(store / VERSIONS / version)
-    used = _objects_of(store, keep)
-    for obj in _listdir(store / OBJECTS):
-        if obj not in used:
-            _remove(store / OBJECTS / obj)
+    _remove_unused(root, store, {current, _pointed(store, PREVIOUS)})
     for entry in _listdir(store):
         if entry.startswith(".") and entry.endswith(".tmp"):
             _remove(store / entry)
     for entry in _listdir(root):
         if entry.startswith(_LINK_TMP) and entry.endswith(".tmp"):
             _remove(root / entry)
-        elif _is_stable_link(root, entry) and not os.path.exists(root / entry):
-            os.unlink(root / entry)  # points at nothing: a name no version has (any more)
     _sweep_legacy_debris(root)
 
 
@@ -633,7 +624,7 @@ class ExportUnit:
                 for name in late:
                     _place_link(root, name)
                     _step(f"linked {name}")
-                _after_switch(root, store, {version, base})
+                _remove_unused(root, store, {version, base})
             except OSError as exc:
                 warn("OUTPUT_CLEANUP", path=str(root), reason=str(exc))
             _step("cleaned")
@@ -834,26 +825,19 @@ def _take_over(root: Path, base: str | None, names: list[str]) -> str:
     return version
 
 
-def _after_switch(root: Path, store: Path, keep: set[str | None]) -> None:
-    """Remove stable links the new version has no target for, versions not kept and the
-    objects no kept version uses."""
+def _remove_unused(root: Path, store: Path, keep: set[str | None]) -> None:
+    """Remove stable links that point at nothing (a name no version has, any more), versions
+    not in `keep` and the objects no kept version uses."""
     for entry in _listdir(root):
         if _is_stable_link(root, entry) and not os.path.exists(root / entry):
             os.unlink(root / entry)
     for version in _listdir(store / VERSIONS):
         if version not in keep:
-            shutil.rmtree(store / VERSIONS / version)
+            _remove(store / VERSIONS / version)
     used = _objects_of(store, keep)
     for obj in _listdir(store / OBJECTS):
         if obj not in used:
-            _remove_tree(store / OBJECTS / obj)
-
-
-def _remove_tree(path: Path) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
+            _remove(store / OBJECTS / obj)
 
 
 @contextmanager
