@@ -1,7 +1,8 @@
 """Atomic file writes: a reader never sees a half-written quant_info.json, config, xmodel,
 drawing or generated module, and a failed run leaves the previous file intact
 (`write_bytes_atomic`); a failed export of many files leaves all previous files intact
-(`AtomicBatch`)."""
+(`AtomicBatch`). Exports into an output_dir go through `nndct_shared.export_commit`, which
+also survives a kill; AtomicBatch is its fallback where the file system has no symlinks."""
 from __future__ import annotations
 
 import os
@@ -41,6 +42,18 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     return target
 
 
+def write_new_file(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Create file `path` (it must not exist) holding `data`, flushed to disk, with the mode a
+    plain open() gives (0666 & ~umask)."""
+    target = Path(path)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return target
+
+
 class AtomicBatch:
     """All-or-nothing replacement of several files and directories.
 
@@ -62,7 +75,7 @@ class AtomicBatch:
     """
 
     def __init__(self) -> None:
-        self._staged: list[tuple[Path, Path, bool]] = []  # (temp, target, is_dir)
+        self._staged: list[tuple[Path | None, Path, bool]] = []  # (temp or None: remove, target, is_dir)
         self._targets: set[Path] = set()
         self._created: list[Path] = []  # directories made by this batch, parents first
 
@@ -129,10 +142,25 @@ class AtomicBatch:
         self._staged.append((tmp, target, True))
         return tmp
 
+    def adopt(self, staged: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+        """A finished file or directory `staged` (on the same file system) becomes `path` at
+        commit, as if it had been staged here; returns `path`."""
+        source = Path(staged)
+        target = self._claim(path, want_dir=source.is_dir() and not source.is_symlink())
+        self._staged.append((source, target, source.is_dir() and not source.is_symlink()))
+        return target
+
+    def remove(self, path: str | os.PathLike[str]) -> None:
+        """`path` (file or directory, if it exists) is removed at commit, and restored if the
+        commit fails."""
+        target = self._claim(path, want_dir=Path(path).is_dir())
+        self._staged.append((None, target, target.is_dir()))
+
     def discard(self) -> None:
         """Remove everything staged; no target is touched."""
         for tmp, _, is_dir in self._staged:
-            _remove(tmp, is_dir)
+            if tmp is not None:
+                _remove(tmp, is_dir)
         for directory in reversed(self._created):
             try:
                 directory.rmdir()
@@ -148,6 +176,12 @@ class AtomicBatch:
         try:
             for tmp, target, is_dir in self._staged:
                 backup = None
+                if tmp is None:  # a removal: move the target aside, restored on failure
+                    if os.path.lexists(target):
+                        backup = _backup_name(target)
+                        os.rename(target, backup)
+                        done.append((target, backup, True))
+                    continue
                 if is_dir and target.exists():
                     # A directory cannot be renamed over a non-empty one: move it aside first.
                     backup = _backup_name(target)
@@ -165,8 +199,8 @@ class AtomicBatch:
                 if backup is None:
                     _remove(target, is_dir)
                 elif is_dir:
-                    if target.exists():
-                        _remove(target, True)
+                    if os.path.lexists(target):
+                        _remove(target, target.is_dir() and not target.is_symlink())
                     os.rename(backup, target)
                 else:
                     os.replace(backup, target)
@@ -177,7 +211,10 @@ class AtomicBatch:
             raise
         for _, backup, is_dir in done:
             if backup is not None:
-                _remove(backup, is_dir)
+                try:  # the new files are in place: a backup that stays is no failure
+                    _remove(backup, backup.is_dir() and not backup.is_symlink())
+                except OSError:
+                    pass
         self._staged.clear()
         self._targets.clear()
         self._created.clear()

@@ -32,8 +32,9 @@ the float file.
 
 Each call writes a whole directory into a temporary sibling and renames it into place, so a
 failure midway leaves no partial frame (an existing frame of the same index is replaced). Given
-an ``AtomicBatch``, the writer only stages its directories there and the batch's owner swaps
-them in together with the rest of an export, all or nothing.
+a stager (an ``nndct_shared.export_commit.ExportUnit`` in the flows, or an ``AtomicBatch``),
+the writer only stages its directories there and the stager's owner commits them together with
+the rest of an export.
 
 File names are bounded: a stem longer than ``MAX_STEM_LENGTH`` characters (a very long module
 path) is cut and ends in a hash of the full name, so that ``<stem>_fix.txt`` and the temporary
@@ -45,7 +46,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -74,6 +75,12 @@ MAX_STEM_LENGTH = 200
 _HASH_CHARS = 16
 _SHAPE_FILE = "shape"
 _FIX_SUFFIX = "_fix"
+
+
+class DirectoryStager(Protocol):
+    """Where an export stages directories (`ExportUnit`, `AtomicBatch`)."""
+
+    def directory(self, path: str | os.PathLike[str]) -> Path: ...
 
 
 class DeployCheckError(ValueError):
@@ -172,7 +179,8 @@ class DeployCheckWriter:
     ``data_format`` is ``"txt"`` (the LSTM flow) or ``"bin"`` (the CNN flow). Callers select
     what to dump (the reference dumps batch element 0 only, ``data[:1]``) and pass it in graph
     order; the writer owns layout, names, number formats and atomicity. With ``batch`` each
-    directory is only staged in that ``AtomicBatch``; it appears when the batch commits.
+    directory is only staged there (an ``ExportUnit`` or ``AtomicBatch``); it appears when that
+    commits.
     """
 
     def __init__(
@@ -180,7 +188,7 @@ class DeployCheckWriter:
         root_dir: str | os.PathLike[str],
         data_format: str = "txt",
         shape_style: str = "tuple",
-        batch: AtomicBatch | None = None,
+        batch: DirectoryStager | None = None,
     ) -> None:
         if data_format not in ("txt", "bin"):
             raise DeployCheckError(

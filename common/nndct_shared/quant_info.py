@@ -201,7 +201,22 @@ def _check_names_encodable(source: Path, document: dict[str, Any]) -> None:
                 ) from None
 
 
-def read_quant_info(path: str | os.PathLike[str]) -> QuantInfo:
+def read_file_bytes(path: str | os.PathLike[str], shown_as: str | os.PathLike[str] | None = None) -> bytes:
+    """The bytes of a calibration-result file; a file that exists but cannot be read (no
+    permission, a directory in its place, an I/O error) raises CALIB_RESULT_UNREADABLE naming
+    `shown_as` (default `path`). A missing file raises the usual ``FileNotFoundError``."""
+    source = Path(path)
+    try:
+        return source.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        shown = source if shown_as is None else shown_as
+        raise error("CALIB_RESULT_UNREADABLE", path=str(shown),
+                    reason=f"{type(exc).__name__}: {exc.strerror or exc}") from None
+
+
+def read_quant_info(path: str | os.PathLike[str], shown_as: str | os.PathLike[str] | None = None) -> QuantInfo:
     """Read a quant_info.json written by this project or by the reference tool.
 
     Raises ``QuantInfoError`` (catalogue entry QUANT_INFO_CORRUPT, naming the file, and the
@@ -210,11 +225,13 @@ def read_quant_info(path: str | os.PathLike[str]) -> QuantInfo:
     objects, that repeats a name, whose names are not encodable text, or whose entries are not
     ``[bit_width, fix_pos]`` / ``[bit_width, null]`` pairs of integers in the kernels' ranges
     (bit_width 2..32, fix_pos -126..126). Deep nesting and overlong numbers are reported the
-    same way, never as ``RecursionError`` or a bare ``ValueError``. A missing file raises the
-    usual ``FileNotFoundError``.
+    same way, never as ``RecursionError`` or a bare ``ValueError``. A file that cannot be read
+    raises CALIB_RESULT_UNREADABLE; a missing file raises the usual ``FileNotFoundError``.
+    Messages name `shown_as` when given (the path the user knows, where `path` is a pinned
+    copy, see `nndct_shared.export_commit.snapshot`).
     """
-    source = Path(path)
-    raw = source.read_bytes()
+    raw = read_file_bytes(path, shown_as)
+    source = Path(path if shown_as is None else shown_as)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -29,6 +29,7 @@ from typing import Any, Iterable
 
 from nndct_shared.calibration.float_scale import quant_range
 from nndct_shared.messages import QuantInfoError, error
+from nndct_shared.quant_info import read_file_bytes
 
 __all__ = ["FLOAT_QUANT_INFO_FILE", "FloatEntry", "FloatQuantInfo", "check_float_against",
            "read_float_quant_info", "to_float_json_text"]
@@ -112,11 +113,14 @@ def _corrupt(source: Path, reason: str) -> QuantInfoError:
     return exc
 
 
-def read_float_quant_info(path: str | os.PathLike[str]) -> FloatQuantInfo:
-    """Read the file strictly (QUANT_INFO_CORRUPT on any malformed content)."""
-    source = Path(path)
+def read_float_quant_info(path: str | os.PathLike[str],
+                          shown_as: str | os.PathLike[str] | None = None) -> FloatQuantInfo:
+    """Read the file strictly (QUANT_INFO_CORRUPT on any malformed content, CALIB_RESULT_UNREADABLE
+    when it cannot be read); messages name `shown_as` when given."""
+    raw = read_file_bytes(path, shown_as)
+    source = Path(path if shown_as is None else shown_as)
     try:
-        text = source.read_bytes().decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _corrupt(source, f"it is not UTF-8 text ({exc}).") from None
 

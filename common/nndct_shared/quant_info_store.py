@@ -13,19 +13,22 @@ there is one reader and one strictness:
   QUANT_CONFIG_MISMATCH (`bit_width_changes` + `check_recorded_config`), so test mode never
   quantizes with a grid calibration did not choose.
 
-Writing goes through an `AtomicBatch` (`stage`) when the file is part of a larger export, or
-atomically on its own (`write`); file-system failures are OUTPUT_DIR naming the directory.
+Reading goes through one pinned version of the directory (`nndct_shared.export_commit.snapshot`,
+`pinned()` for several files of one export); writing goes through an export unit (`stage`) when
+the file is part of a larger export, or as an export of its own (`write`); file-system failures
+are OUTPUT_DIR naming the directory.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from .atomic_io import AtomicBatch
+from .export_commit import Snapshot, snapshot
 from .messages import error
-from .output_dir import writing_to
-from .quant_info import QuantInfo, check_against, read_quant_info, to_json_text, write_quant_info
+from .output_dir import staged_export
+from .quant_info import QuantInfo, check_against, read_quant_info, to_json_text
 from .quant_info_float import (
     FLOAT_QUANT_INFO_FILE,
     FloatQuantInfo,
@@ -74,8 +77,17 @@ def check_recorded_config(path: str | os.PathLike[str], changes: Sequence[str],
 class QuantInfoStore:
     """quant_info.json and quant_info_float.json of `directory` (see the module docstring)."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], pinned: Snapshot | None = None) -> None:
         self.directory = Path(directory)
+        self._pinned = pinned
+
+    def pinned(self) -> "QuantInfoStore":
+        """This store reading every file from the version of the directory current now, so that
+        quant_info.json and quant_info_float.json come from one export."""
+        return QuantInfoStore(self.directory, snapshot(self.directory))
+
+    def _read_path(self, name: str) -> Path:
+        return (self._pinned or snapshot(self.directory)).path(name)
 
     @property
     def path(self) -> Path:
@@ -91,17 +103,19 @@ class QuantInfoStore:
              input: Iterable[str] = ()) -> QuantInfo:  # noqa: A002 - the file's section name
         """quant_info.json, checked to hold exactly these names in each section (NO_CALIB_RESULT,
         QUANT_INFO_CORRUPT, CALIB_RESULT_MISMATCH otherwise)."""
-        if not self.path.is_file():
+        source = self._read_path(QUANT_INFO_FILE)
+        if not source.is_file():
             raise error("NO_CALIB_RESULT", path=str(self.path))
-        info = read_quant_info(self.path)
+        info = read_quant_info(source, shown_as=self.path)
         check_against(info, param, output, input)
         return info
 
     def read_float(self, param: Iterable[str], output: Iterable[str]) -> FloatQuantInfo:
         """quant_info_float.json, checked like `read`."""
-        if not self.float_path.is_file():
+        source = self._read_path(FLOAT_QUANT_INFO_FILE)
+        if not source.is_file():
             raise error("NO_CALIB_RESULT", path=str(self.float_path))
-        info = read_float_quant_info(self.float_path)
+        info = read_float_quant_info(source, shown_as=self.float_path)
         check_float_against(info, param, output)
         return info
 
@@ -114,15 +128,16 @@ class QuantInfoStore:
 
     # --- writing --------------------------------------------------------------------------
 
-    def stage(self, batch: AtomicBatch, info: QuantInfo, float_info: FloatQuantInfo | None = None) -> Path:
+    def stage(self, batch: Any, info: QuantInfo, float_info: FloatQuantInfo | None = None) -> Path:
         """Stage quant_info.json (and quant_info_float.json when `float_info` is given) in
-        `batch`, to land together with the rest of an export; returns quant_info.json's path."""
+        `batch` (an export unit, see `output_dir.staged_export`), to land together with the rest
+        of an export; returns quant_info.json's path."""
         path = batch.write_bytes(self.path, to_json_text(info).encode("utf-8"))
         if float_info is not None:
             batch.write_bytes(self.float_path, to_float_json_text(float_info).encode("utf-8"))
         return path
 
     def write(self, info: QuantInfo) -> Path:
-        """Write quant_info.json atomically on its own (OUTPUT_DIR on a file-system failure)."""
-        with writing_to(self.directory):
-            return write_quant_info(info, self.path)
+        """Write quant_info.json as an export of its own (OUTPUT_DIR on a file-system failure)."""
+        with staged_export(self.directory) as unit:
+            return self.stage(unit, info)

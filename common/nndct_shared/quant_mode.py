@@ -16,6 +16,12 @@ class RunMode(str, Enum):
     CALIB = "calib"
     TEST = "test"
 
+    @property
+    def nonfinite_data_code(self) -> str:
+        """Catalogue code for NaN/inf in the data given to the model in this mode: a calibration
+        error only while calibrating."""
+        return "CALIB_DATA_NONFINITE" if self is RunMode.CALIB else "TEST_DATA_NONFINITE"
+
 
 _LEGACY_MODES = {1: "calib", 2: "test"}
 

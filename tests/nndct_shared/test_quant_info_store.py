@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nndct_shared.atomic_io import AtomicBatch
+from nndct_shared.output_dir import staged_export
 from nndct_shared.messages import MissingFileError, OutputDirError, QuantConfigError, QuantInfoError
 from nndct_shared.quant_info import QuantInfo, read_quant_info
 from nndct_shared.quant_info_float import FloatEntry, FloatQuantInfo, read_float_quant_info
@@ -74,14 +74,13 @@ def test_stage_writes_both_files_together_or_none(tmp_path):
     store = QuantInfoStore(tmp_path / "out")
     info = QuantInfo(param={"w": (8, 5)}, output={"y": (8, 3)})
     floats = FloatQuantInfo(output={"z": FloatEntry(8, False, False, False, 0.5, 3)})
-    with AtomicBatch() as batch:
-        batch.make_dirs(store.directory)
-        path = store.stage(batch, info, floats)
+    with staged_export(store.directory) as unit:
+        path = store.stage(unit, info, floats)
     assert path == store.path and read_quant_info(path) == info
     assert read_float_quant_info(tmp_path / "out" / FLOAT_QUANT_INFO_FILE).output == floats.output
     bad = FloatQuantInfo(output={"z": FloatEntry(8, False, False, False, -1.0, 3)})   # scale < 0
-    with pytest.raises(QuantInfoError), AtomicBatch() as batch:
-        store.stage(batch, QuantInfo(param={"w": (8, 6)}), bad)
+    with pytest.raises(QuantInfoError), staged_export(store.directory) as unit:
+        store.stage(unit, QuantInfo(param={"w": (8, 6)}), bad)
     assert read_quant_info(store.path) == info                      # the old result stays
 
 

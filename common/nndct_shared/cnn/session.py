@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..atomic_io import AtomicBatch
 from ..calibration import FloatQParams
 from ..config import QuantConfig, default_config, load_config
 from ..graph import Graph
@@ -182,12 +181,15 @@ class CnnQuantSession:
                                         output=self._float_entries(float_outputs, fix_pos))
         return info, float_info
 
-    def export_quant_config(self, fix_pos: Mapping[str, Any], extra_files: Mapping[str, bytes]) -> Path:
+    def export_quant_config(self, fix_pos: Mapping[str, Any], extra_files: Mapping[str, bytes],
+                            owns: Sequence[str] = ()) -> Path:
         """Calib mode: write quant_info.json (param, output and input sections), with
-        quant_info_float.json and `extra_files` (e.g. bias_corr.pth): all or none."""
+        quant_info_float.json and `extra_files` (e.g. bias_corr.pth): one export unit, which also
+        owns the files named in `owns` (a file of the unit this calibration does not write, such
+        as a stale bias_corr.pth, is removed with it)."""
         require_mode(self.mode, RunMode.CALIB, "export_quant_config()")
         info, float_info = self.quant_info(fix_pos)
-        with staged_export(self.output_dir) as batch:
+        with staged_export(self.output_dir, owns=[FLOAT_QUANT_INFO_FILE, *owns]) as batch:
             path = self.store.stage(batch, info, float_info)
             for name, data in extra_files.items():
                 batch.write_bytes(self.output_dir / name, data)
@@ -207,7 +209,8 @@ class CnnQuantSession:
                     expected[section] += channel_names(name, count)
                 else:
                     expected[section].append(name)
-        info = self.store.read(expected["param"], expected["output"], [])
+        store = self.store.pinned()  # quant_info.json and quant_info_float.json of one export
+        info = store.read(expected["param"], expected["output"], [])
         fix_pos: dict[str, Any] = {}
         recorded: dict[str, list[int]] = {}
         for section, names in (("param", params), ("output", outputs)):
@@ -224,17 +227,17 @@ class CnnQuantSession:
                 recorded[name] = [table[k][0] for k in keys]
         # bit widths that differ from calibration (another config), then float grids
         changed = bit_width_changes({n: self.settings[n].bit_width for n in (*params, *outputs)}, recorded)
-        fix_pos.update(self._read_float_qparams(changed))
-        check_recorded_config(self.store.path, changed)
+        fix_pos.update(self._read_float_qparams(store, changed))
+        check_recorded_config(store.path, changed)
         return fix_pos
 
-    def _read_float_qparams(self, changed: list[str]) -> dict[str, FloatQParams]:
+    def _read_float_qparams(self, store: QuantInfoStore, changed: list[str]) -> dict[str, FloatQParams]:
         """Scale and zero point of the float-scale tensors from quant_info_float.json (strict);
         grid differences from the current settings are appended to `changed`."""
         params, outputs = self.sections(float_scale=True)
         if not params and not outputs:
             return {}
-        info = self.store.read_float(params, outputs)
+        info = store.read_float(params, outputs)
         result: dict[str, FloatQParams] = {}
         for table, names in ((info.param, params), (info.output, outputs)):
             for name in names:
@@ -283,7 +286,6 @@ class CnnQuantSession:
 
     @staticmethod
     def write_export(output_dir: str | os.PathLike[str], file_name: str, data: bytes) -> Path:
-        """Write one export file atomically into `output_dir` (OUTPUT_DIR on failure)."""
-        batch: AtomicBatch
-        with staged_export(output_dir) as batch:
-            return batch.write_bytes(Path(output_dir) / file_name, data)
+        """Write one export file into `output_dir` as one export unit (OUTPUT_DIR on failure)."""
+        with staged_export(output_dir) as unit:
+            return unit.write_bytes(unit.root / file_name, data)

@@ -2,11 +2,13 @@
 
 `export_xmodel(deploy_check=True)` writes two things that only make sense together: the xmodel
 and the deploy-check dumps of the same graph and forward pass. Both are built in memory first
-(graph checks, XIR conversion, dump rendering), then staged in one `AtomicBatch` and swapped in
+(graph checks, XIR conversion, dump rendering), then staged in one export unit and committed
 together (`nndct_shared.output_dir.staged_export`, the mechanism of the LSTM export): a failure
-at any point leaves the previous export in that directory byte for byte, and a file-system
-failure is OUTPUT_DIR. The file name comes from the graph name through `dump_file_stem`, so a
-model name cannot put a file outside the directory.
+or a kill at any point leaves the previous export in that directory byte for byte, and a
+file-system failure is OUTPUT_DIR. The unit owns the graph's dump directory, so an export
+without deploy-check data removes the dumps of an earlier export (they would not belong to the
+new xmodel). The file name comes from the graph name through `dump_file_stem`, so a model name
+cannot put a file outside the directory.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from ..deploy_check import dump_file_stem
 from ..graph import Graph
 from ..output_dir import staged_export
 from ..xmodel import xgraph_to_bytes
-from .deploy_dump import write_cnn_deploy_check
+from .deploy_dump import DEPLOY_CHECK_DIR, write_cnn_deploy_check
 from .xmodel import build_cnn_xgraph
 
 __all__ = ["export_file_name", "write_xmodel_bundle"]
@@ -42,8 +44,8 @@ def write_xmodel_bundle(
     Returns (xmodel path, dump directory or None)."""
     xgraph = build_cnn_xgraph(graph)  # CNN_GRAPH_INVALID, XMODEL_BATCHSIZE, EXPORT_UNSUPPORTED
     data = xgraph_to_bytes(xgraph)
-    out = Path(output_dir)
-    with staged_export(out) as batch:
+    with staged_export(output_dir, owns=[f"{DEPLOY_CHECK_DIR}/{dump_file_stem(graph.name)}"]) as batch:
+        out = batch.root
         path = batch.write_bytes(out / export_file_name(graph.name, ".xmodel"), data)
         dump = None
         if values is not None:

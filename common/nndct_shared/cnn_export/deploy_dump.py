@@ -5,7 +5,7 @@ so every file stem is an xmodel op name, activations are in the xmodel's layout 
 and each param's `<param>.bin` holds exactly the bytes of its xmodel `const` (taken from the
 XGraph that `build_cnn_xgraph` writes, so they cannot drift apart). Writing goes through
 `DeployCheckWriter`, which renders every file first and moves the finished directory into place,
-or only stages it in the `AtomicBatch` of a whole export (`bundle.write_xmodel_bundle`). Data the
+or only stages it in the `ExportUnit` of a whole export (`bundle.write_xmodel_bundle`). Data the
 dump format cannot hold (NaN, a bit width other than 1..8 or 16) raises EXPORT_XMODEL naming the
 node, before anything is written.
 """
@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic_io import AtomicBatch
-from ..deploy_check import DEPLOY_CHECK_DIR, DeployCheckError, DeployCheckWriter, DumpRecord
+from ..deploy_check import DEPLOY_CHECK_DIR, DeployCheckError, DeployCheckWriter, DirectoryStager, DumpRecord
 from ..graph import Graph, to_op_name
 from ..messages import error, warn
 from ..progress import progress
@@ -50,7 +49,7 @@ def write_cnn_deploy_check(
     graph: Graph,
     values: Mapping[str, np.ndarray],
     output_dir: str | os.PathLike[str],
-    batch: AtomicBatch | None = None,
+    batch: DirectoryStager | None = None,
     xgraph: XGraph | None = None,
 ) -> Path:
     """Write `output_dir/deploy_check_data_int/<graph>/` and return that directory.

@@ -3,14 +3,14 @@
 The reference writes each cell graph as Python and reloads it. Here the file is documentation
 that runs: a float NumPy implementation of the cell's 24 nodes in processing order, each line
 commented with the node name that quant_info.json, the xmodel and the dumps use. Calling it with
-the cell's float weights reproduces one step of the float LSTM.
+the cell's float weights reproduces one step of the float LSTM. Graph names come from the user's
+module paths, so they appear only through `nndct_shared.source_text` (escaped, bounded; the class
+name letters, digits and `_`): no name can add a statement to the file.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..atomic_io import write_bytes_atomic
 from ..deploy_check import dump_file_stem
+from ..source_text import python_class_name, source_text
 from .naming import GATES, scoped
 
 _HEADER = '''"""StandardLstmCell `{graph}` (input size {inp}, hidden size {hid}, {direction}).
@@ -41,42 +41,40 @@ class {cls}:
 '''
 
 
-def _python_identifier(graph_name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in graph_name)
-
-
 def cell_source(graph_name: str, input_size: int, hidden_size: int, reverse: bool) -> str:
     """The source text of the generated module."""
-    lines = [_HEADER.format(graph=graph_name, cls=_python_identifier(graph_name), inp=input_size,
+    lines = [_HEADER.format(graph=source_text(graph_name), cls=python_class_name(graph_name), inp=input_size,
                             hid=hidden_size, direction="backward" if reverse else "forward")]
+
+    def node(local: str) -> str:
+        return source_text(scoped(graph_name, local))
+
     body = []
     for g in GATES:
         body += [
-            f"a_{g} = input_0 @ p['weight_i{g}'].T + p['bias_{g}']  # {scoped(graph_name, f'w_i{g} * input_0 + bias_{g}')}",
-            f"b_{g} = input_1 @ p['weight_h{g}'].T  # {scoped(graph_name, f'w_h{g} * input_1')}",
-            f"y_{g} = a_{g} + b_{g}  # {scoped(graph_name, f'y_{g}')}",
+            f"a_{g} = input_0 @ p['weight_i{g}'].T + p['bias_{g}']  # {node(f'w_i{g} * input_0 + bias_{g}')}",
+            f"b_{g} = input_1 @ p['weight_h{g}'].T  # {node(f'w_h{g} * input_1')}",
+            f"y_{g} = a_{g} + b_{g}  # {node(f'y_{g}')}",
         ]
     body += [
-        f"it = _sigmoid(y_i)  # {scoped(graph_name, 'it')}",
-        f"ft = _sigmoid(y_f)  # {scoped(graph_name, 'ft')}",
-        f"cct = np.tanh(y_g)  # {scoped(graph_name, 'cct')}",
-        f"ot = _sigmoid(y_o)  # {scoped(graph_name, 'ot')}",
-        f"it_cct = it * cct  # {scoped(graph_name, 'it*cct')}",
-        f"ft_c = ft * input_2  # {scoped(graph_name, 'ft*input_2')}",
-        f"c_next = it_cct + ft_c  # {scoped(graph_name, 'c_next')}",
-        f"c_temp = np.tanh(c_next)  # {scoped(graph_name, 'c_temp')}",
-        f"h_next = ot * c_temp  # {scoped(graph_name, 'h_next')}",
+        f"it = _sigmoid(y_i)  # {node('it')}",
+        f"ft = _sigmoid(y_f)  # {node('ft')}",
+        f"cct = np.tanh(y_g)  # {node('cct')}",
+        f"ot = _sigmoid(y_o)  # {node('ot')}",
+        f"it_cct = it * cct  # {node('it*cct')}",
+        f"ft_c = ft * input_2  # {node('ft*input_2')}",
+        f"c_next = it_cct + ft_c  # {node('c_next')}",
+        f"c_temp = np.tanh(c_next)  # {node('c_temp')}",
+        f"h_next = ot * c_temp  # {node('h_next')}",
         "return h_next, c_next",
     ]
     lines += [" " * 8 + line for line in body]
     return "\n".join(lines) + "\n"
 
 
-def write_cell_module(output_dir: str | Path, graph_name: str, input_size: int, hidden_size: int,
-                      reverse: bool) -> Path:
-    """Writes `<output_dir>/<graph_name>.py` atomically and returns its path. The file name is
-    the deploy-check stem of the graph name (no separators, bounded length), so no module path
-    can put it outside `output_dir`."""
-    path = Path(output_dir) / f"{dump_file_stem(graph_name)}.py"
+def cell_module_file(graph_name: str, input_size: int, hidden_size: int, reverse: bool) -> tuple[str, bytes]:
+    """(file name, content) of `<graph_name>.py`. The file name is the deploy-check stem of the
+    graph name (no separators, bounded length), so no module path can put it outside
+    output_dir; the session writes the files of all cells as one export."""
     text = cell_source(graph_name, input_size, hidden_size, reverse)
-    return write_bytes_atomic(path, text.encode())
+    return f"{dump_file_stem(graph_name)}.py", text.encode("ascii")

@@ -46,11 +46,13 @@ class CellFixPositions:
             raise ValueError(f"a StandardLstmCell has {len(NODE_NAMES)} nodes, got {len(self.node)}")
         if set(self.param) != set(PARAM_NAMES):
             raise ValueError(f"parameters must be {PARAM_NAMES}, got {sorted(self.param)}")
-        bad = [NODE_NAMES[i] for i in TABLE_NODES if self.node[i] > TABLE_FIX_POS]
+        limit = table_fix_pos(self.bit_width)
+        bad = [NODE_NAMES[i] for i in TABLE_NODES if self.node[i] > limit]
         if bad:
             raise ValueError(
-                f"sigmoid/tanh outputs {bad} have a fix position above {TABLE_FIX_POS}; the lookup "
-                "tables only produce values on the 2^-15 grid"
+                f"sigmoid/tanh outputs {bad} have a fix position above {limit}; the lookup tables "
+                f"produce values in [-1, 1], which a {self.bit_width}-bit code holds at fix position "
+                f"{limit} at most"
             )
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -4,6 +4,12 @@ xmodel and deploy-check dumps.
 A front end finds the LSTMs of the user's model, builds one `QuantizedLstmStack` per LSTM and
 registers it here; everything written to `output_dir` is then produced by this module, which is
 why the PyTorch and Keras flows write the same files for the same weights.
+
+Every write is one export unit (`nndct_shared.output_dir.staged_export`): the cells' `<graph>.py`
+files together; quant_info.json; and a cell's xmodel together with its deploy-check directory
+(`deploy_check_data_int/<graph>/`, owned whole: an export of 6 time steps leaves 6 frames, and an
+export without dumps leaves none of an older export beside the new xmodel). Test mode checks
+that the calibration result was made at this session's bit width (CALIB_BITWIDTH_MISMATCH).
 """
 from __future__ import annotations
 
@@ -12,17 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic_io import AtomicBatch
 from ..collective import LOCAL, Collective
-from ..deploy_check import DEPLOY_CHECK_DIR as DUMP_DIR, DeployCheckWriter, dump_file_stem
+from ..deploy_check import DEPLOY_CHECK_DIR as DUMP_DIR, DeployCheckWriter, DirectoryStager, dump_file_stem
 from ..messages import error
-from ..output_dir import writing_to
+from ..output_dir import checked_output_dir, staged_export
 from ..progress import progress
 from ..quant_info import QuantInfo
 from ..quant_info_store import QuantInfoStore
 from ..quant_mode import RunMode
 from .cell import QuantizedLstmCell
-from .codegen import write_cell_module
+from .codegen import cell_module_file
 from .fix_positions import CellFixPositions
 from .naming import NODE_NAMES, PARAM_NAMES, scoped
 from .shard_merge import CellShards
@@ -46,7 +51,7 @@ class LstmQuantSession:
 
     def __init__(self, output_dir: str | Path, mode: RunMode, bit_width: int,
                  collective: Collective = LOCAL) -> None:
-        self.output_dir = Path(output_dir)
+        self.output_dir = checked_output_dir(output_dir)
         self.mode = mode
         self.bit_width = bit_width
         self.stacks: list[QuantizedLstmStack] = []
@@ -71,17 +76,30 @@ class LstmQuantSession:
         return [cell for stack in self.stacks for cell in stack.cells]
 
     def add_stack(self, stack: QuantizedLstmStack) -> None:
+        """Register a stack; its cells' names must differ from the others', also as file names
+        (`a-b` and `a/b` are both written as `a_b`): NAME_COLLISION, before anything is written."""
         names = {c.graph_name for c in self.cells}
         clash = [c.graph_name for c in stack.cells if c.graph_name in names]
         if clash:
             raise error("UNSUPPORTED_RNN", module=stack.prefix,
                         feature=f"cell graph names {clash} that another LSTM of the model already has")
+        stems = {dump_file_stem(c.graph_name): c.graph_name for c in self.cells}
+        for cell in stack.cells:
+            other = stems.setdefault(dump_file_stem(cell.graph_name), cell.graph_name)
+            if other != cell.graph_name:
+                raise error("NAME_COLLISION", first=other, second=cell.graph_name,
+                            stem=dump_file_stem(cell.graph_name))
         self.stacks.append(stack)
+
+    def write_cell_modules(self) -> list[Path]:
+        """`<output_dir>/<graph>.py` of every cell, as one export (the front end calls it once,
+        after registering all stacks); nothing on a rank that does not write (torch.distributed)."""
         if not self.collective.is_writer:
-            return
-        with writing_to(self.output_dir):
-            for cell in stack.cells:
-                write_cell_module(self.output_dir, cell.graph_name, cell.input_size, cell.hidden_size, cell.reverse)
+            return []
+        with staged_export(self.output_dir) as unit:
+            return [unit.write_bytes(self.output_dir / name, data)
+                    for name, data in (cell_module_file(c.graph_name, c.input_size, c.hidden_size, c.reverse)
+                                       for c in self.cells)]
 
     # --------------------------------------------------------------------------- quant_info.json
     def export_quant_config(self) -> Path | None:
@@ -105,25 +123,38 @@ class LstmQuantSession:
         return self.store.write(qi)
 
     def load_quant_config(self) -> None:
-        """Test mode: read quant_info.json and give every cell its fix positions."""
+        """Test mode: read quant_info.json and give every cell its fix positions, which must be
+        of this session's bit width."""
         # missing: NO_CALIB_RESULT; broken: QUANT_INFO_CORRUPT; another model's: CALIB_RESULT_MISMATCH
         qi = self.store.read([scoped(c.graph_name, n) for c in self.cells for n in PARAM_NAMES],
                              [scoped(c.graph_name, n) for c in self.cells for n in NODE_NAMES])
         path = self.store.path
+        fixes = []
         for cell in self.cells:
-            try:
-                cell.load_fix_positions(CellFixPositions.from_quant_info_entries(cell.graph_name, qi.param, qi.output))
+            widths = {qi.param[scoped(cell.graph_name, n)][0] for n in PARAM_NAMES}
+            widths |= {qi.output[scoped(cell.graph_name, n)][0] for n in NODE_NAMES}
+            if len(widths) == 1 and self.bit_width not in widths:
+                raise error("CALIB_BITWIDTH_MISMATCH", bitwidth=self.bit_width, path=str(path),
+                            recorded=widths.pop(), cell=cell.graph_name)
+            try:  # one width per cell, fix positions that width can hold
+                fixes.append(CellFixPositions.from_quant_info_entries(cell.graph_name, qi.param, qi.output))
             except ValueError as exc:
                 raise error("QUANT_INFO_CORRUPT", path=str(path), reason=str(exc)) from exc
+        for cell, fix in zip(self.cells, fixes):
+            cell.load_fix_positions(fix)
 
     # --------------------------------------------------------------------------- deploy files
     def export_xmodel(self, output_dir: str | Path | None, first_batches: dict[int, FirstBatch] | None,
-                      deploy_check: bool) -> list[Path]:
-        """Test mode: one `<graph>_int.xmodel` per cell, and with `deploy_check` the per-frame
-        txt dumps of batch element 0 of the first batch every LSTM saw.
+                      deploy_check: bool, action: str = "export_xmodel(deploy_check=True)") -> list[Path]:
+        """Test mode: one `xmodel/<graph>_int.xmodel` per cell, and with `deploy_check` the
+        per-frame txt dumps of batch element 0 of the first batch every LSTM saw; returns the
+        xmodel paths, then the frame directories.
 
-        All files are staged first and swapped in together: an export that fails (a file in
-        the way, a full disk) raises OUTPUT_DIR and leaves the previous export untouched."""
+        Each cell's xmodel and dump directory are one unit with the others': all are written
+        aside and committed together, so an export that fails (a file in the way, a full disk)
+        raises OUTPUT_DIR and one that is killed leaves the previous export whole. Without
+        `deploy_check` the cells' dump directories are removed (an older export's dumps do not
+        belong to the new xmodels)."""
         from .xmodel_export import cell_xgraph
         from ..xmodel import xgraph_to_bytes
 
@@ -132,17 +163,21 @@ class LstmQuantSession:
         if not self.collective.is_writer:
             return []
         if deploy_check:
-            self._check_first_batches(first_batches, "export_xmodel(deploy_check=True)")
-        out_dir = Path(output_dir) if output_dir is not None else self.output_dir
-        with writing_to(out_dir), AtomicBatch() as batch:
-            xdir = batch.make_dirs(out_dir / XMODEL_DIR)
-            written = [
-                batch.write_bytes(xdir / f"{dump_file_stem(cell.graph_name)}_int.xmodel", xgraph_to_bytes(cell_xgraph(cell)))
-                for cell in progress(self.cells, "export xmodel", unit="cell")
-            ]
+            self._check_first_batches(first_batches, action)
+        out_dir = self.output_dir if output_dir is None else checked_output_dir(output_dir)
+        xmodels = [(out_dir / XMODEL_DIR / f"{dump_file_stem(cell.graph_name)}_int.xmodel",
+                    xgraph_to_bytes(cell_xgraph(cell)))
+                   for cell in progress(self.cells, "export xmodel", unit="cell")]
+        with staged_export(out_dir, owns=self._dump_dirs()) as unit:
+            written = [unit.write_bytes(path, data) for path, data in xmodels]
             if deploy_check:
-                written += self.dump_frames(out_dir, first_batches, "export_xmodel(deploy_check=True)", batch)
+                written += self.dump_frames(out_dir, first_batches, action, unit)
         return written
+
+    def _dump_dirs(self) -> list[str]:
+        """The cells' dump directories (relative to an export directory): each is owned whole
+        by an export of this session."""
+        return [f"{DUMP_DIR}/{dump_file_stem(cell.graph_name)}" for cell in self.cells]
 
     def _check_first_batches(self, first_batches: dict[int, FirstBatch] | None, action: str) -> None:
         if self.mode != RunMode.TEST:
@@ -152,15 +187,15 @@ class LstmQuantSession:
             raise error("NO_FORWARD", action=f"{action} (no input seen by {', '.join(missing)})")
 
     def dump_frames(self, out_dir: Path, first_batches: dict[int, FirstBatch] | None, action: str,
-                    batch: AtomicBatch | None = None) -> list[Path]:
+                    batch: DirectoryStager | None = None) -> list[Path]:
         """The per-time-step txt dumps (`deploy_check_data_int/<graph>/frame_<t>/`) of batch
         element 0 of each stack's recorded batch; `first_batches` is keyed by stack index.
         With `batch` the frames are only staged there (the caller commits); without, they are
-        written all or nothing."""
+        one export that replaces each cell's whole dump directory."""
         self._check_first_batches(first_batches, action)
         if batch is None:
-            with writing_to(Path(out_dir)), AtomicBatch() as own_batch:
-                return self.dump_frames(out_dir, first_batches, action, own_batch)
+            with staged_export(out_dir, owns=self._dump_dirs()) as unit:
+                return self.dump_frames(unit.root, first_batches, action, unit)
         first_batches = first_batches or {}
         writer = DeployCheckWriter(Path(out_dir) / DUMP_DIR, data_format="txt", batch=batch)
         written: list[Path] = []

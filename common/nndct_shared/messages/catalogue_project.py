@@ -367,6 +367,86 @@ CNN_EXPORT_ERRORS: tuple[Spec, ...] = (
     ),
 )
 
+# --- exports as one unit, locks, names and bit widths (issue 13) ---------------------------------
+
+EXPORT_SAFETY_MESSAGES: tuple[Spec, ...] = (
+    error(
+        "OUTPUT_BUSY",
+        "Another process holds the commit lock of the output_dir longer than the lock timeout "
+        "(nndct_shared.export_commit).",
+        "output_dir '{path}' is locked by {holder}, which is committing an export there; waited "
+        "{seconds} s.",
+        "Let the other run finish (or stop it), or give each run its own output_dir. The wait is "
+        "set by the environment variable NNDCT_OUTPUT_LOCK_TIMEOUT (seconds).",
+        OutputDirError,
+    ),
+    error(
+        "CALIB_RESULT_UNREADABLE",
+        "A file of the calibration result exists but cannot be read (permissions, a directory in "
+        "its place, an I/O error).",
+        "Calibration result '{path}' cannot be read: {reason}",
+        "Make the file readable by this user (or remove what is in its place), or re-run "
+        "calibration to write it again.",
+        QuantInfoError,
+    ),
+    error(
+        "CALIB_BITWIDTH_MISMATCH",
+        "The LSTM test mode is configured with another bit width than the calibration result "
+        "holds (the reference ran at the calibrated width without a word).",
+        "This quantizer runs at bitwidth={bitwidth}, but the calibration result '{path}' holds "
+        "{recorded}-bit fix positions (cell '{cell}').",
+        "Create the test-mode quantizer with bitwidth={recorded}, as in calibration, or re-run "
+        "calibration with bitwidth={bitwidth}.",
+        QuantConfigError,
+    ),
+    error(
+        "TEST_DATA_NONFINITE",
+        "Data given to the quantized model in test mode contains NaN or inf, which the integer "
+        "datapath cannot represent.",
+        "Data reaching '{name}' in test mode contains {count} NaN/inf value(s); the fixed-point "
+        "datapath has no code for them.",
+        "Clean the input data (replace or drop NaN/inf values) before running the quantized model.",
+        DataError,
+    ),
+    error(
+        "NAME_COLLISION",
+        "Two different names of the model map to the same file or op name (names keep letters and "
+        "digits only), so their files would overwrite each other.",
+        "'{first}' and '{second}' are both written as '{stem}' (file and op names keep letters and "
+        "digits only).",
+        "Rename one of the modules (e.g. the ModuleDict key) so that the names differ in a letter "
+        "or digit.",
+        ModelStructureError,
+    ),
+    warning(
+        "LSTM_SHARED",
+        "One LSTM module is registered under several attribute names; it is quantized once and "
+        "shared.",
+        "The LSTM registered as {names} is one module: it is quantized once, and every name uses "
+        "the same quantized LSTM (one set of weights, fix positions and cell graphs, named after "
+        "'{first}').",
+        "Register a separate copy (copy.deepcopy) under each name if they should be quantized "
+        "apart.",
+        frontends=TORCH_ONLY,
+    ),
+    warning(
+        "OUTPUT_NOT_ATOMIC",
+        "The output_dir's file system lacks symbolic links or file locks, so an export is "
+        "replaced entry by entry (all or nothing on errors, but not under a kill).",
+        "Exports into output_dir '{path}' are replaced file by file, not as one unit: {reason}. A "
+        "run killed during an export can leave old and new files mixed.",
+        "Use an output_dir on a local POSIX file system with symbolic links and file locks (ext4, "
+        "xfs, btrfs, tmpfs) for exports that survive a kill.",
+    ),
+    warning(
+        "OUTPUT_CLEANUP",
+        "An export is complete, but removing what it replaced failed.",
+        "The export into '{path}' is complete, but older versions could not be removed: {reason}",
+        "They are removed by the next export into this directory; check its permissions if this "
+        "repeats.",
+    ),
+)
+
 # --- warnings and notes ------------------------------------------------------------------------
 
 PROJECT_WARNINGS: tuple[Spec, ...] = (
@@ -582,4 +662,5 @@ DISTRIBUTED_ERRORS: tuple[Spec, ...] = (
 PROJECT_SPECS: tuple[Spec, ...] = (
     LSTM_ERRORS + LSTM_TF_ERRORS + CNN_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + CNN_EXPORT_ERRORS
     + PROJECT_WARNINGS + PROJECT_NOTES + REPORT_ERRORS + REPORT_WARNINGS + DISTRIBUTED_ERRORS
+    + EXPORT_SAFETY_MESSAGES
 )

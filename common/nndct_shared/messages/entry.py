@@ -6,7 +6,9 @@ a field the caller forgot shows up as ``<name?>`` instead of raising ``KeyError`
 entry with ``strict=True`` to catch template/field mistakes early.
 
 Sequence values (lists, tuples, sets) are shown as a comma-separated list, truncated after
-`MAX_LISTED` items, so callers can pass e.g. the missing tensor names directly.
+`MAX_LISTED` items, so callers can pass e.g. the missing tensor names directly. Text longer than
+`MAX_FIELD_CHARS` (a 10 MB module name, a huge path) is cut in the middle, so that a message stays
+a line one can read; the exception's ``fields`` keep the full values.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from .errors import NndctError
 
 #: How many items of a list field are shown before "... and N more".
 MAX_LISTED = 10
+#: Longest text a field shows; longer text keeps its start and end around "...".
+MAX_FIELD_CHARS = 1000
 
 
 class Level(str, Enum):
@@ -103,16 +107,28 @@ class _Lenient(dict):
         return f"<{key}?>"
 
 
+def clip_text(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    """`text`, or its start and end around a note of how much was left out when it is longer
+    than `limit` characters."""
+    if len(text) <= limit:
+        return text
+    head, tail = (limit * 3) // 4, limit // 8
+    return f"{text[:head]}...[{len(text) - head - tail} more characters]...{text[len(text) - tail:]}"
+
+
 def _display(value: Any) -> Any:
-    """Turn collections into a readable comma-separated list; keep everything else."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+    """Turn collections into a readable comma-separated list and clip long text (also inside a
+    list); keep everything else."""
+    if isinstance(value, str):
+        return clip_text(value)
+    if isinstance(value, bytes) or not isinstance(value, (list, tuple, set, frozenset)):
         return value
     items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else list(value)
     if not items:
         return "none"
-    shown = ", ".join(str(v) for v in items[:MAX_LISTED])
+    shown = ", ".join(clip_text(str(v)) for v in items[:MAX_LISTED])
     rest = len(items) - MAX_LISTED
-    return f"{shown}, ... and {rest} more" if rest > 0 else shown
+    return clip_text(f"{shown}, ... and {rest} more" if rest > 0 else shown, MAX_LISTED * MAX_FIELD_CHARS)
 
 
 def _render(template: str, fields: Mapping[str, Any], *, strict: bool, msg_id: str) -> str:

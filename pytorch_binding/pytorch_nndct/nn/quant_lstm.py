@@ -87,7 +87,7 @@ class QuantLSTM(nn.Module):
         x_np = x.detach().to("cpu", torch.float64).numpy()
         bad = int(np.count_nonzero(~np.isfinite(x_np)))
         if bad:
-            raise error("CALIB_DATA_NONFINITE", name=f"input of LSTM '{self.module_path}'", count=bad)
+            raise error(self.mode.nonfinite_data_code, name=f"input of LSTM '{self.module_path}'", count=bad)
         h0 = c0 = None
         if hx is not None:
             h0, c0 = (s.detach().to("cpu", torch.float64).numpy() for s in hx)
@@ -97,7 +97,7 @@ class QuantLSTM(nn.Module):
                                 expected=len(self.stack.cells))
                 bad = int(np.count_nonzero(~np.isfinite(s)))
                 if bad:
-                    raise error("CALIB_DATA_NONFINITE", name=f"initial state {which} of LSTM '{self.module_path}'",
+                    raise error(self.mode.nonfinite_data_code, name=f"initial state {which} of LSTM '{self.module_path}'",
                                 count=bad)
             if kind == "unbatched":
                 h0, c0 = h0[:, None], c0[:, None]

@@ -14,9 +14,9 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from nndct_shared.atomic_io import write_bytes_atomic
 from nndct_shared.graph import Graph
 from nndct_shared.messages import error
+from nndct_shared.output_dir import staged_export
 
 from ..nn.cnn_modules import NodeModule
 from .layer_data import node_modules
@@ -43,9 +43,10 @@ def params_bytes(params: dict[str, torch.Tensor]) -> bytes:
 
 
 def save_params(params: dict[str, torch.Tensor], path: Path) -> Path:
-    """Write `params` atomically with torch.save."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_bytes_atomic(path, params_bytes(params))
+    """Write `params` (torch.save) as one export into its directory (`staged_export`)."""
+    data = params_bytes(params)
+    with staged_export(Path(path).parent) as unit:
+        return unit.write_bytes(path, data)
 
 
 def sync_graph(graph: Graph, modules: Iterable[NodeModule]) -> None:

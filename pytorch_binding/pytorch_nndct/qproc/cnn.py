@@ -11,6 +11,10 @@ TorchScript) are written from one forward.
 This module keeps what needs torch: the capture, the generated module and its runtime (torch
 tensors). The plan, the settings, `target=`, CLE planning, quant_info.json /
 quant_info_float.json and the export graphs are the neutral `nndct_shared.cnn.session`'s.
+
+Every export is one unit committed at once (`nndct_shared.output_dir.staged_export`); the
+generated `<Model>.py` is written as one and the model is built from its source in memory,
+never re-imported from output_dir.
 """
 from __future__ import annotations
 
@@ -24,14 +28,16 @@ from torch import nn
 from nndct_shared.cnn.session import CnnQuantSession, load_session_config
 from nndct_shared.collective import write_dir
 from nndct_shared.messages import error, note
+from nndct_shared.output_dir import checked_output_dir
 from nndct_shared.quant_info_store import FLOAT_QUANT_INFO_FILE, QUANT_INFO_FILE
 from nndct_shared.quant_mode import RunMode, require_mode
 
 from ..distributed import current_collective, merge_calibration, skips_writing
+from ..optim.bias_correction import BIAS_CORR_FILE
 from ..optim.ptq_steps import PostTrainingSteps
 from ..parse import capture_model
 from ..quantization.runtime import InputGuard, QuantRuntime
-from .codegen import class_name_for, generate_source, load_generated, state_dict_of, write_source
+from .codegen import class_name_for, generate_source, load_source, state_dict_of, write_source
 
 __all__ = ["TorchQuantizer", "QUANT_INFO_FILE", "FLOAT_QUANT_INFO_FILE"]
 
@@ -53,7 +59,7 @@ class TorchQuantizer:
         if input_args is None:
             raise error("CNN_NO_INPUT_ARGS", module=type(module).__name__)
         self.quant_mode = RunMode(quant_mode)
-        self.output_dir = Path(output_dir)
+        self.output_dir = checked_output_dir(output_dir)
         self.device = device
         self.target = target
         config = load_session_config(quant_config_file, bitwidth)
@@ -79,7 +85,7 @@ class TorchQuantizer:
         source, order = generate_source(self.graph, name)
         path = write_source(write_dir(current_collective(), self.output_dir), name, source)
         note(f"=>Quantizable module is generated: '{path}'")
-        model = load_generated(path, name)()
+        model = load_source(source, name, path)()
         model.load_state_dict(state_dict_of(order), strict=True)
         for i, node in enumerate(order):
             sub = getattr(model, f"module_{i}")
@@ -119,7 +125,7 @@ class TorchQuantizer:
         if skips_writing("export_quant_config()"):
             self.session.quant_info(fix_pos)  # the writer's checks, on every rank
             return None
-        return self.session.export_quant_config(fix_pos, extra_files)
+        return self.session.export_quant_config(fix_pos, extra_files, owns=[BIAS_CORR_FILE])
 
     # --- exports --------------------------------------------------------------------------
 

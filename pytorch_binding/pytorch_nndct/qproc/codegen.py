@@ -2,27 +2,35 @@
 
 The seeds' format: one `py_nndct.nn` module per graph node, `self.module_<i>`, the node name in
 a trailing comment, and a `forward(self, *args)` that calls them in topological order. The
-quantizer imports this very file to build `quant_model`, so the file users read is the model
-that runs (params are loaded from the captured graph afterwards).
+quantizer builds `quant_model` from this very source, so the file users read is the model that
+runs (params are loaded from the captured graph afterwards).
+
+Names come from the user (a class name may hold a newline), so nothing of them reaches the
+source raw: the class name is reduced to `[0-9A-Za-z_]` and node names in comments are escaped
+(`nndct_shared.source_text`); constructor arguments are Python literals, written from the value
+that `ast.literal_eval` read back. And the model is built from the source in memory
+(`load_source`), never by importing the file from output_dir, where another process may have
+written its own `<Model>.py` meanwhile.
 """
 from __future__ import annotations
 
 import ast
-import importlib.util
-import keyword
+import itertools
+import linecache
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
-from nndct_shared.deploy_check import dump_file_stem
 from nndct_shared.graph import Graph, Node
 from nndct_shared.messages import error
 from nndct_shared.output_dir import staged_export
+from nndct_shared.source_text import python_class_name, source_text
 
 from ..nn.cnn_modules import module_class_for
 
-__all__ = ["class_name_for", "generate_source", "load_generated", "module_args", "state_dict_of",
-           "write_source"]
+__all__ = ["class_name_for", "generate_source", "load_generated", "load_source", "module_args",
+           "state_dict_of", "write_source"]
 
 
 def module_args(graph: Graph, node: Node) -> dict[str, Any]:
@@ -31,24 +39,20 @@ def module_args(graph: Graph, node: Node) -> dict[str, Any]:
 
 
 def _literal(value: Any, what: str) -> str:
+    """The source of `value` as a Python literal: the repr of what `ast.literal_eval` reads from
+    its repr, so only literal syntax (no name, call or comment of a custom repr) is written."""
     text = repr(value)
     try:
-        ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+        return repr(ast.literal_eval(text))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         raise error("CNN_UNSUPPORTED_OP", op=what, source="the converted model",
-                    detail=f" (value {text} cannot be written to <Model>.py)") from None
-    return text
+                    detail=f" (value {source_text(text)} cannot be written to <Model>.py)") from None
 
 
 def class_name_for(name: str) -> str:
-    """A valid Python class name for a model named `name`: its file stem (`dump_file_stem`:
-    `[0-9A-Za-z_]` only, bounded, so `<class>.py` stays inside output_dir), prefixed with `Model_`
-    where the stem starts with a digit, is a keyword, or starts with `__` (Python would mangle the
-    name inside the class body). An ordinary class name is unchanged."""
-    stem = dump_file_stem(name)
-    if stem[0].isdigit() or stem.startswith("__") or keyword.iskeyword(stem):
-        return f"Model_{stem}"
-    return stem
+    """A valid Python class name for a model named `name` (`nndct_shared.source_text.
+    python_class_name`: `[0-9A-Za-z_]` only, bounded, so `<class>.py` stays inside output_dir)."""
+    return python_class_name(name)
 
 
 def generate_source(graph: Graph, class_name: str) -> tuple[str, list[Node]]:
@@ -70,7 +74,7 @@ def generate_source(graph: Graph, class_name: str) -> tuple[str, list[Node]]:
     for i, node in enumerate(order):
         args = ", ".join(f"{k}={_literal(v, node.name)}" for k, v in module_args(graph, node).items())
         cls = module_class_for(node.op_type).__name__
-        lines.append(f"        self.module_{i} = py_nndct.nn.{cls}({args}) #{node.name}")
+        lines.append(f"        self.module_{i} = py_nndct.nn.{cls}({args}) #{source_text(node.name)}")
     lines += ["", "    def forward(self, *args):"]
     inputs = 0
     for i, node in enumerate(order):
@@ -93,18 +97,32 @@ def state_dict_of(order: list[Node]) -> dict[str, Any]:
             for i, node in enumerate(order) for role, t in node.params.items()}
 
 
-def load_generated(path: Path, class_name: str) -> type:
-    """Import the class `class_name` from the generated file `path` (a fresh module each time)."""
-    module_name = f"_nndct_generated_{class_name}_{abs(hash(str(path.resolve())))}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+_loaded = itertools.count()
+
+
+def load_source(source: str, class_name: str, shown_as: str | Path) -> type:
+    """The class `class_name` defined by `source`, executed from memory in a fresh module (no
+    file is read, so what another process writes meanwhile cannot change it). Tracebacks show
+    the source under the name `<shown_as (in memory #n)>`."""
+    number = next(_loaded)
+    module_name = f"_nndct_generated_{class_name}_{number}"
+    filename = f"<{shown_as} (in memory #{number})>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType(module_name)
+    module.__file__ = filename
+    sys.modules[module_name] = module  # pickling and TorchScript look the class's module up
+    exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - our generated source
     return getattr(module, class_name)
 
 
+def load_generated(path: Path, class_name: str) -> type:
+    """The class `class_name` of the generated file `path` (read once, then `load_source`); for
+    a file in a private directory."""
+    return load_source(Path(path).read_text(encoding="utf-8"), class_name, path)
+
+
 def write_source(output_dir: Path, class_name: str, source: str) -> Path:
-    """Write `<output_dir>/<class_name>.py` atomically, creating output_dir if needed; an
+    """Write `<output_dir>/<class_name>.py` as one export, creating output_dir if needed; an
     unusable output_dir raises OUTPUT_DIR and leaves nothing behind (`staged_export`)."""
-    with staged_export(output_dir) as batch:
-        return batch.write_bytes(Path(output_dir) / f"{class_name}.py", source.encode("utf-8"))
+    with staged_export(output_dir) as unit:
+        return unit.write_bytes(unit.root / f"{class_name}.py", source.encode("utf-8"))

@@ -4,6 +4,10 @@ Only the LSTMs are quantized (as in the reference RNN quantizer); embeddings, he
 activations around them stay float. The flow is the reference's: calib mode records the fix
 positions and `export_quant_config()` writes quant_info.json; test mode reads it, runs the
 integer datapath and `export_xmodel()` writes the xmodels and the deploy-check dumps.
+
+One LSTM registered under several attribute names is one module (one set of weights): it is
+quantized once and every name gets the same QuantLSTM, with the LSTM_SHARED warning, rather than
+leaving the second name float.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from torch import nn
 
 from nndct_shared.lstm.naming import prefix_from_module_path
 from nndct_shared.lstm.session import FirstBatch, LstmQuantSession
-from nndct_shared.messages import error, note
+from nndct_shared.messages import error, note, warn
+from nndct_shared.output_dir import checked_output_dir
 from nndct_shared.quant_mode import RunMode
 
 from ..distributed import current_collective, skips_writing
@@ -22,8 +27,14 @@ from ..nn.quant_lstm import QuantLSTM
 
 
 def find_lstms(module: nn.Module) -> list[tuple[str, nn.LSTM]]:
-    """Every `nn.LSTM` in the module tree with its attribute path, in registration order."""
+    """Every `nn.LSTM` in the module tree with its attribute path, in registration order (an
+    LSTM registered twice is listed once, under its first path)."""
     return [(name, m) for name, m in module.named_modules() if isinstance(m, nn.LSTM)]
+
+
+def _other_paths(module: nn.Module, lstm: nn.LSTM, path: str) -> list[str]:
+    """The attribute paths other than `path` under which the same LSTM object is registered."""
+    return [p for p, m in module.named_modules(remove_duplicate=False) if m is lstm and p != path]
 
 
 def _check_supported(path: str, lstm: nn.LSTM) -> None:
@@ -52,7 +63,7 @@ class LstmTorchQuantizer:
         if not lstms:
             raise error("NO_LSTM", module=type(module).__name__)
         self.quant_mode = quant_mode
-        self.output_dir = Path(output_dir)
+        self.output_dir = checked_output_dir(output_dir)
         self.session = LstmQuantSession(self.output_dir, quant_mode, bitwidth, current_collective())
         model = copy.deepcopy(module).cpu().eval()
         self.quant_lstms: list[QuantLSTM] = []
@@ -62,10 +73,15 @@ class LstmTorchQuantizer:
             qlstm.mode = quant_mode
             self.session.add_stack(qlstm.stack)
             self.quant_lstms.append(qlstm)
-            model = _replace_module(model, path, qlstm)
+            aliases = _other_paths(model, lstm, path)
+            for alias in [path, *aliases]:
+                model = _replace_module(model, alias, qlstm)
+            if aliases:
+                warn("LSTM_SHARED", names=[repr(p) for p in [path, *aliases]], first=path)
         self._model = model
         if quant_mode == RunMode.TEST:
             self.session.load_quant_config()
+        self.session.write_cell_modules()
 
     @property
     def quant_model(self) -> nn.Module:
@@ -82,7 +98,7 @@ class LstmTorchQuantizer:
         if self.quant_mode == RunMode.TEST and len(batches) < len(self.quant_lstms):
             unused = [q.module_path or "top module" for q in self.quant_lstms if q.first_batch is None]
             raise error("NO_FORWARD", action=f"export_xmodel() (no input seen by {', '.join(unused)})")
-        return self.session.export_xmodel(output_dir, batches, deploy_check)
+        return self.session.export_xmodel(checked_output_dir(output_dir), batches, deploy_check)
 
     def report(self, inputs, output_dir: str | None = None, eval_fn=None, **options):
         """Write quant_report.html / .json and the suggested config for `inputs` (a batch, or the

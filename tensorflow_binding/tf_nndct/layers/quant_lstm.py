@@ -126,7 +126,7 @@ class QuantLSTM(keras.layers.Layer):
             x64 = x.astype(np.float64)
             bad = int(np.count_nonzero(~np.isfinite(x64)))
             if bad:
-                raise error("CALIB_DATA_NONFINITE", name=f"input of LSTM layer '{self.layer_path}'", count=bad)
+                raise error(self.mode.nonfinite_data_code, name=f"input of LSTM layer '{self.layer_path}'", count=bad)
             h0 = c0 = None
             if states:
                 # Keras orders [h_fw, c_fw(, h_bw, c_bw)], each [B, H]; the stack wants [D, B, H].

@@ -15,6 +15,7 @@ import numpy as np
 
 from nndct_shared.lstm.session import FirstBatch, LstmQuantSession
 from nndct_shared.messages import error, use_frontend
+from nndct_shared.output_dir import checked_output_dir
 from nndct_shared.quant_mode import RunMode
 
 from ..layers.quant_lstm import QuantLSTM
@@ -28,7 +29,7 @@ class TFQuantizer:
         if not count_quantizable(model):
             raise error("NO_LSTM", module=model.name)
         self.quant_mode = mode
-        self.output_dir = Path(output_dir)
+        self.output_dir = checked_output_dir(output_dir)
         quant_model, layers = rebuild_with_quantized_lstms(model, bitwidth)
         self.session = LstmQuantSession(self.output_dir, mode, bitwidth)
         self.quant_layers: list[QuantLSTM] = layers
@@ -36,8 +37,10 @@ class TFQuantizer:
             layer.mode = mode
             self.session.add_stack(layer.stack)
         self._model = quant_model
+        self._dumped: dict[int, FirstBatch] | None = None  # the batches of this quantizer's last dump
         if mode == RunMode.TEST:
             self.session.load_quant_config()
+        self.session.write_cell_modules()
 
     @property
     def quant_model(self) -> keras.Model:
@@ -59,14 +62,23 @@ class TFQuantizer:
         return keras_report(self, inputs, output_dir, eval_fn, **options)
 
     def dump_xmodel(self) -> list[Path]:
-        """Test mode: writes `<output_dir>/xmodel/<graph>_int.xmodel`, one per cell."""
+        """Test mode: writes `<output_dir>/xmodel/<graph>_int.xmodel`, one per cell.
+
+        The xmodels and the deploy-check dumps are one export: dumps this quantizer wrote with
+        `dump_rnn_outputs_by_timestep` are written again with the xmodels, and dumps of another
+        run are removed, so the directory never pairs a new xmodel with old dumps."""
         with use_frontend("tf"):
-            return self.session.export_xmodel(self.output_dir, None, deploy_check=False)
+            return self.session.export_xmodel(self.output_dir, self._dumped, self._dumped is not None,
+                                              action="dump_xmodel()")[:len(self.session.cells)]
 
     def dump_rnn_outputs_by_timestep(self, inputs: Any) -> list[Path]:
         """Test mode: runs `inputs` (batch 1) through the quantized model and writes every
         cell's node values per time step to `<output_dir>/deploy_check_data_int/<graph>/
-        frame_<t>/` (frame t = time step t; Keras' shape inference adds no frame)."""
+        frame_<t>/` (frame t = time step t; Keras' shape inference adds no frame).
+
+        The dumps are committed as one export together with the xmodels of this quantizer
+        (`dump_xmodel`'s files), which are written again, so that a run killed between the two
+        calls leaves either the old pair or the new one. Returns the frame directories."""
         action = "dump_rnn_outputs_by_timestep()"
         with use_frontend("tf"):
             if self.quant_mode != RunMode.TEST:
@@ -84,4 +96,6 @@ class TFQuantizer:
                     layer.capture_next = False
             batches = {k: FirstBatch(*layer.captured) for k, layer in enumerate(self.quant_layers)
                        if layer.captured is not None}
-            return self.session.dump_frames(self.output_dir, batches, action)
+            written = self.session.export_xmodel(self.output_dir, batches, True, action=action)
+            self._dumped = batches
+            return written[len(self.session.cells):]

@@ -2,11 +2,13 @@
 corrupt or partial files behind.
 
 Each case asserts the exception type, the catalogue ID and that the directories involved hold
-exactly what they held before (names and bytes). The LSTM flow's counterpart is
-tests/pytorch_nndct/test_output_safety.py.
+exactly what they held before (names and bytes, the versioned store of
+`nndct_shared.export_commit` included). The LSTM flow's counterpart is
+tests/pytorch_nndct/test_output_safety.py; kills during exports: tests/nndct_shared/test_export_kills.py.
 """
 from __future__ import annotations
 
+import ast
 import copy
 import io
 import json
@@ -18,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import models
-from nndct_shared import atomic_io
+from nndct_shared import atomic_io, export_commit
 from nndct_shared.cnn_export import evaluate_xmodel
 from nndct_shared.config import default_config
 from nndct_shared.messages import (
@@ -40,10 +43,12 @@ from nndct_shared.messages import (
     XmodelFormatError,
     reset_warn_once,
 )
+from nndct_shared.output_dir import staged_export
 from nndct_shared.xmodel import read_xmodel
 from pytorch_nndct.apis import torch_quantizer
-from quant_flow import calibrate, test_quantizer
+from quant_flow import calibrate, plain_config, test_quantizer
 from helpers.fault_injection import fail_on_call
+from helpers.output_tree import raw_tree, store_debris, visible_tree
 
 CPU = torch.device("cpu")
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -60,10 +65,10 @@ def _raises(msg_id: str, exc_type: type, fn, *args, **kwargs) -> NndctError:
     return err
 
 
-def _tree(root: Path) -> dict[str, bytes | None]:
-    """Every path under root (relative) -> file bytes (None for a directory)."""
-    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes())
-            for p in sorted(root.rglob("*"))}
+def _tree(root: Path) -> dict[str, bytes | str | None]:
+    """Every path under root (relative) -> file bytes, link target or None for a directory,
+    the versioned store included: equal trees mean nothing at all changed."""
+    return raw_tree(root)
 
 
 def _calib(model, digits, out: Path, **kwargs):
@@ -290,7 +295,7 @@ def test_non_finite_calibration_data_is_refused_and_poisons_nothing(digits_mlp, 
     q.quant_model(x[100:200])
     q.export_quant_config()
     _calib(digits_mlp, digits, tmp_path / "b")
-    assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
+    assert visible_tree(tmp_path / "a") == visible_tree(tmp_path / "b")
 
 
 def test_non_finite_values_inside_the_model_fail_the_export_not_the_file(digits_mlp, digits, tmp_path, caplog):
@@ -485,15 +490,14 @@ def second_quantizer(digits_cnn, digits, tmp_path):
 
 @pytest.fixture
 def first_export(cnn_export, tmp_path):
-    """A private copy of the module's export (the tests below try to overwrite it)."""
-    _, export = cnn_export
+    """The module's export written again into a private directory (the tests below try to
+    overwrite it)."""
+    quantizer, export = cnn_export
     target = tmp_path / "export"
-    for name, data in _tree(export).items():
-        if data is None:
-            (target / name).mkdir(parents=True, exist_ok=True)
-        else:
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            (target / name).write_bytes(data)
+    quantizer.export_xmodel(str(target), deploy_check=True)
+    quantizer.export_onnx_model(str(target))
+    quantizer.export_torch_script(str(target))
+    assert visible_tree(target).keys() == visible_tree(export).keys()
     return target, _tree(target)
 
 
@@ -505,14 +509,31 @@ def test_failure_while_staging_keeps_the_previous_export(first_export, second_qu
     assert _tree(export) == before  # same files, same bytes, no temporaries
 
 
-@pytest.mark.parametrize(("name", "n"), [("replace", 1), ("rename", 1), ("rename", 2)],
-                         ids=["xmodel", "moving-old-dump-aside", "new-dump"])
-def test_failure_while_swapping_in_restores_the_previous_export(first_export, second_quantizer, monkeypatch,
-                                                                name, n):
+@pytest.mark.parametrize(("name", "n"), [("rename", 1), ("rename", 2), ("symlink", 1), ("symlink", 2),
+                                         ("replace", 1)],
+                         ids=["staged-xmodel-to-object", "staged-dumps-to-object", "version-entry",
+                              "another-version-entry", "the-switch"])
+def test_failure_while_committing_restores_the_previous_export(first_export, second_quantizer, monkeypatch,
+                                                               name, n):
+    """Each file-system call of the commit fails once: the previous export stays as it was."""
     export, before = first_export
-    fail_on_call(monkeypatch, atomic_io.os, name, n)
+    calls = fail_on_call(monkeypatch, export_commit.os, name, n)
     _raises("OUTPUT_DIR", OutputDirError, second_quantizer.export_xmodel, str(export), deploy_check=True)
+    assert len(calls) >= n
     assert _tree(export) == before
+
+
+def test_failure_while_carrying_another_graphs_dumps_keeps_everything(first_export, second_quantizer,
+                                                                      monkeypatch):
+    """`deploy_check_data_int/` also holds another graph's dumps, carried (hard links) into the
+    export's new `deploy_check_data_int/`: that failing leaves the directory as it was."""
+    export, _ = first_export
+    with staged_export(export) as unit:
+        unit.write_bytes(export / "deploy_check_data_int" / "Other" / "x.bin", b"another graph")
+    before = _tree(export)
+    calls = fail_on_call(monkeypatch, export_commit.os, "link", 1)
+    _raises("OUTPUT_DIR", OutputDirError, second_quantizer.export_xmodel, str(export), deploy_check=True)
+    assert calls == [1] and _tree(export) == before
 
 
 def test_export_that_fails_in_the_dumps_keeps_the_previous_xmodel(digits_cnn, digits, first_export):
@@ -540,11 +561,12 @@ def test_failed_single_file_export_keeps_the_previous_file(first_export, second_
 
 def test_the_second_export_differs_when_it_succeeds(first_export, second_quantizer):
     """Guards the tests above: the second model's files really differ from the first's."""
-    export, before = first_export
+    export, _ = first_export
+    before = visible_tree(export)
     second_quantizer.export_xmodel(str(export), deploy_check=True)
     second_quantizer.export_onnx_model(str(export))
     second_quantizer.export_torch_script(str(export))
-    after = _tree(export)
+    after = visible_tree(export)
     assert after.keys() == before.keys()
     changed = {name for name in after if after[name] != before[name]}
     assert {"DigitsCNN_int.xmodel", "DigitsCNN_int.onnx", "DigitsCNN_int.pt"} <= changed
@@ -569,10 +591,11 @@ def test_model_names_cannot_put_files_outside_output_dir(digits, tmp_path, name)
     written = [test.export_xmodel(str(out), deploy_check=True), test.export_onnx_model(str(out)),
                test.export_torch_script(str(out))]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    for path in [*written, *out.rglob("*")]:
+    for path in [*written, *(out / name for name in visible_tree(out)), *out.rglob("*")]:
         assert path.resolve().is_relative_to(out.resolve())
         assert len(path.name.encode()) <= 255
-        assert not path.name.startswith(".")  # no temporary left
+    assert not [name for name in visible_tree(out) if Path(name).name.startswith(".")]
+    assert store_debris(out) == []  # no temporary left
     assert len([p for p in out.iterdir() if p.suffix == ".py"]) == 1
     assert torch.equal(torch.jit.load(str(written[2]))(digits[2][:1]), y)
     assert len(read_xmodel(written[0])) > 0
@@ -631,3 +654,148 @@ def test_staged_exports_hold_the_quantized_model(cnn_export, digits):
     dump = export / "deploy_check_data_int" / "DigitsCNN" / "DigitsCNN__DigitsCNN_Linear_fc__fc.bin"
     assert np.array_equal(np.fromfile(dump, dtype=np.float32), want.numpy().reshape(-1))
     assert torch.equal(torch.jit.load(str(export / "DigitsCNN_int.pt"))(x), want)
+
+
+# --- issue 13: names that are code, processes that share output_dir, arguments ------------------
+
+
+@pytest.mark.parametrize("breakout", ["\n", "\r", "\r\n", "\x0c\n"], ids=["newline", "cr", "crlf", "formfeed"])
+def test_a_class_name_cannot_run_code_through_the_generated_module(digits, tmp_path, breakout):
+    """Issue 13, item 1: the class name is in every node name, and node names are in comments
+    of <Model>.py, which the quantizer builds quant_model from: a class name holding a line
+    break and a statement must stay text, in the file and when the model is built."""
+    marker = tmp_path / "ran"
+    cls = type(f"Net{breakout}open({str(marker)!r}, 'w').write('x'){breakout}#", (models.DigitsMLP,), {})
+    torch.manual_seed(0)
+    out = tmp_path / "out"
+    calibrate(cls().eval(), digits[0][:100], out)
+    test = test_quantizer(cls().eval(), digits[2], out)
+    test.quant_model(digits[2][:1])
+    assert not marker.exists()
+    (module,) = [p for p in out.iterdir() if p.suffix == ".py"]
+    source = module.read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    assert [type(node).__name__ for node in tree.body] == ["Import", "Import", "Import", "ClassDef"]
+    assert "open(\\x27" in source  # the node names are in the comments, escaped
+    exec(compile(source, str(module), "exec"), {})  # importing the file runs no user text either
+    assert not marker.exists()
+
+
+class _WideMLP(nn.Module):
+    """Another structure (other layer sizes, sigmoid) for a model of the same class name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1 = nn.Linear(64, 24)
+        self.l2 = nn.Linear(24, 10)
+
+    def forward(self, x):
+        return self.l2(torch.sigmoid(self.l1(x.view(x.size(0), -1))))
+
+
+def test_two_processes_with_same_named_models_each_run_their_own(digits, tmp_path):
+    """Issue 13, item 2: two processes quantize different models that share the class name `Net`
+    into one output_dir at the same time, again and again. Each must run its own model (the
+    generated module is built from memory, not re-imported from the shared directory), and the
+    directory must end with one complete result."""
+    torch.manual_seed(0)
+    models_by_kind = {"narrow": type("Net", (models.DigitsMLP,), {})().eval(),
+                      "wide": type("Net", (_WideMLP,), {})().eval()}
+    x = digits[0][:50]
+    config = plain_config(tmp_path / "cfg")
+    expected = {}
+    for kind, model in models_by_kind.items():  # each model's output, quantized alone
+        q = torch_quantizer("calib", model, x, output_dir=str(tmp_path / kind), device=CPU,
+                            quant_config_file=config)
+        expected[kind] = q.quant_model(x)
+    shared = tmp_path / "shared"
+
+    def run(kind: str) -> None:
+        for _ in range(6):
+            q = torch_quantizer("calib", models_by_kind[kind], x, output_dir=str(shared), device=CPU,
+                                quant_config_file=config)
+            if not torch.equal(q.quant_model(x), expected[kind]):
+                os._exit(3)  # ran the other model
+            q.export_quant_config()
+
+    pids = []
+    for kind in models_by_kind:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                torch.set_num_threads(1)
+                run(kind)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+                code = 2
+            os._exit(code)
+        pids.append(pid)
+    statuses = [os.waitpid(pid, 0)[1] for pid in pids]
+    assert statuses == [0, 0], statuses
+    sources = {kind: (tmp_path / kind / "Net.py").read_bytes() for kind in models_by_kind}
+    assert sources["narrow"] != sources["wide"] and (shared / "Net.py").read_bytes() in sources.values()
+    assert store_debris(shared) == []
+    names = set(json.loads((shared / "quant_info.json").read_text())["param"])
+    assert names in ({"Net::l1.weight", "Net::l1.bias", "Net::l2.weight", "Net::l2.bias", "Net::l3.weight",
+                      "Net::l3.bias"}, {"Net::l1.weight", "Net::l1.bias", "Net::l2.weight", "Net::l2.bias"})
+
+
+def test_the_model_is_built_from_its_own_source_not_from_the_shared_file(digits, tmp_path, monkeypatch):
+    """The race of issue 13, item 2 made certain: right after this quantizer writes `Net.py`,
+    "another process" writes its own `Net.py` there. The model must still be this one."""
+    from pytorch_nndct.qproc import cnn as cnn_flow
+
+    torch.manual_seed(0)
+    narrow, wide = type("Net", (models.DigitsMLP,), {})().eval(), type("Net", (_WideMLP,), {})().eval()
+    x = digits[0][:50]
+    expected = torch_quantizer("calib", narrow, x, output_dir=str(tmp_path / "alone"), device=CPU).quant_model(x)
+    torch_quantizer("calib", wide, x, output_dir=str(tmp_path / "wide"), device=CPU)
+    wide_source = (tmp_path / "wide" / "Net.py").read_text()
+    real_write = cnn_flow.write_source
+
+    def and_then_the_other_process(output_dir, class_name, source):
+        path = real_write(output_dir, class_name, source)
+        real_write(output_dir, class_name, wide_source)
+        return path
+
+    monkeypatch.setattr(cnn_flow, "write_source", and_then_the_other_process)
+    shared = tmp_path / "shared"
+    q = torch_quantizer("calib", narrow, x, output_dir=str(shared), device=CPU)
+    assert (shared / "Net.py").read_text() == wide_source
+    assert torch.equal(q.quant_model(x), expected)
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (None, "NoneType"), (b"out", "bytes path"), (7, "a int"), ("out\0x", "NUL character"),
+])
+def test_output_dir_that_is_not_a_path(cnn_export, digits_mlp, digits, tmp_path, monkeypatch, value, reason):
+    """Issue 13, item 9: OUTPUT_DIR for the quantizer's and for each export's output_dir."""
+    monkeypatch.chdir(tmp_path)
+    err = _raises("OUTPUT_DIR", OutputDirError, torch_quantizer, "calib", digits_mlp, digits[0][:4],
+                  output_dir=value, device=CPU)
+    assert reason in str(err)
+    quantizer, _ = cnn_export
+    for export in (quantizer.export_xmodel, quantizer.export_onnx_model, quantizer.export_torch_script):
+        assert reason in str(_raises("OUTPUT_DIR", OutputDirError, export, value))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_calibration_result(digits_mlp, digits, tmp_path, monkeypatch):
+    """Issue 13, item 9: quant_info.json that cannot be read: CALIB_RESULT_UNREADABLE."""
+    _calib(digits_mlp, digits, tmp_path)
+    real_read = Path.read_bytes
+
+    def denied(self):
+        if self.name == "quant_info.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    before = _tree(tmp_path)
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "read_bytes", denied)
+        err = _raises("CALIB_RESULT_UNREADABLE", QuantInfoError, test_quantizer, digits_mlp, digits[2], tmp_path)
+    assert "PermissionError" in str(err) and str(tmp_path / "quant_info.json") in str(err)
+    assert _tree(tmp_path) == before
