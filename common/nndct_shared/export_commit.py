@@ -371,7 +371,11 @@ def _sweep_store(root: Path, own_token: str | None = None) -> None:
         if token == own_token:
             alive.add(token)
             continue
-        fd = os.open(staging / entry, os.O_RDWR)
+        try:
+            fd = os.open(staging / entry, os.O_RDWR)
+        except FileNotFoundError:  # its unit is finishing (it drops its lock without ours):
+            alive.add(token)       # it removes its staging itself, or a later sweep does
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

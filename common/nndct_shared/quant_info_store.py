@@ -104,7 +104,7 @@ class QuantInfoStore:
         """quant_info.json, checked to hold exactly these names in each section (NO_CALIB_RESULT,
         QUANT_INFO_CORRUPT, CALIB_RESULT_MISMATCH otherwise)."""
         source = self._read_path(QUANT_INFO_FILE)
-        if not source.is_file():
+        if not source.exists():
             raise error("NO_CALIB_RESULT", path=str(self.path))
         info = read_quant_info(source, shown_as=self.path)
         check_against(info, param, output, input)
@@ -113,7 +113,7 @@ class QuantInfoStore:
     def read_float(self, param: Iterable[str], output: Iterable[str]) -> FloatQuantInfo:
         """quant_info_float.json, checked like `read`."""
         source = self._read_path(FLOAT_QUANT_INFO_FILE)
-        if not source.is_file():
+        if not source.exists():
             raise error("NO_CALIB_RESULT", path=str(self.float_path))
         info = read_float_quant_info(source, shown_as=self.float_path)
         check_float_against(info, param, output)

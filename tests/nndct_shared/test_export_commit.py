@@ -161,6 +161,27 @@ def test_the_sweep_keeps_a_live_export(tmp_path):
     assert visible_tree(out) == {"a.txt": b"1", "b.txt": b"2"}
 
 
+def test_the_sweep_tolerates_an_export_that_finishes_while_it_looks(tmp_path, monkeypatch):
+    """Another process's unit drops its staging lock file without the directory lock: a sweep
+    that listed the file must not fail when it is gone by the time it opens it (a race seen with
+    two processes exporting into one output_dir)."""
+    out = tmp_path / "out"
+    with export_unit(out) as unit:
+        unit.write_bytes(out / "a.txt", b"1")
+        real_open = os.open
+
+        def vanished(path, *args, **kwargs):
+            if str(path).endswith(".lock") and STAGING in str(path):
+                raise FileNotFoundError(errno.ENOENT, "gone", str(path))
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(export_commit.os, "open", vanished)
+        sweep(out)
+        monkeypatch.setattr(export_commit.os, "open", real_open)
+        unit.write_bytes(out / "b.txt", b"2")
+    assert visible_tree(out) == {"a.txt": b"1", "b.txt": b"2"}
+
+
 def test_a_held_lock_makes_a_second_writer_wait_then_fail_busy(tmp_path, monkeypatch):
     out = tmp_path / "out"
     _export(out, {"a.txt": b"1"})
