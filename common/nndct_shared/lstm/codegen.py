@@ -72,11 +72,9 @@ def cell_source(graph_name: str, input_size: int, hidden_size: int, reverse: boo
     return "\n".join(lines) + "\n"
 
 
-def write_cell_module(output_dir: str | Path, graph_name: str, input_size: int, hidden_size: int,
-                      reverse: bool) -> Path:
-    """Writes `<output_dir>/<graph_name>.py` atomically and returns its path. The file name is
-    the deploy-check stem of the graph name (no separators, bounded length), so no module path
-    can put it outside `output_dir`."""
+def write_cell_source(output_dir: str | Path, graph_name: str, text: str) -> Path:
+    """Writes a cell's source `text` to `<output_dir>/<graph_name>.py` atomically and returns its
+    path. The file name is the deploy-check stem of the graph name (no separators, bounded
+    length), so no module path can put it outside `output_dir`."""
     path = Path(output_dir) / f"{dump_file_stem(graph_name)}.py"
-    text = cell_source(graph_name, input_size, hidden_size, reverse)
     return write_bytes_atomic(path, text.encode())

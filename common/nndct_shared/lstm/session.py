@@ -1,9 +1,10 @@
-"""The LSTM quantization flow shared by both front ends: calib -> quant_info.json -> test ->
+"""The RNN quantization flow shared by both front ends: calib -> quant_info.json -> test ->
 xmodel and deploy-check dumps.
 
-A front end finds the LSTMs of the user's model, builds one `QuantizedLstmStack` per LSTM and
-registers it here; everything written to `output_dir` is then produced by this module, which is
-why the PyTorch and Keras flows write the same files for the same weights.
+A front end finds the LSTMs and GRUs of the user's model, builds one `QuantizedLstmStack` /
+`QuantizedGruStack` per RNN and registers it here; everything written to `output_dir` is then
+produced by this module, which is why the PyTorch and Keras flows write the same files for the
+same weights. The session sees cells only through `cell_base.QuantizedCell`'s interface.
 """
 from __future__ import annotations
 
@@ -18,10 +19,9 @@ from ..messages import error
 from ..output_dir import writing_to
 from ..progress import progress
 from ..quant_info import QuantInfo, read_quant_info, write_quant_info
-from .cell import QuantizedLstmCell
-from .codegen import write_cell_module
-from .fix_positions import CellFixPositions
-from .naming import NODE_NAMES, PARAM_NAMES, scoped
+from .cell_base import QuantizedCell
+from .codegen import write_cell_source
+from .naming import scoped
 from .stack import QuantizedLstmStack, RunMode
 
 QUANT_INFO_FILE = "quant_info.json"
@@ -40,7 +40,10 @@ class FirstBatch:
 
 
 class LstmQuantSession:
-    """All quantized LSTMs of one model and the files of one output directory."""
+    """All quantized LSTMs and GRUs of one model and the files of one output directory.
+
+    A stack is anything with `prefix`, `cells` (QuantizedCell objects) and
+    `record(x, lengths, h0, c0)` (a GRU stack takes and ignores c0 = None)."""
 
     def __init__(self, output_dir: str | Path, mode: RunMode, bit_width: int) -> None:
         self.output_dir = Path(output_dir)
@@ -58,7 +61,7 @@ class LstmQuantSession:
             raise error("OUTPUT_DIR", path=str(self.output_dir), reason="the directory is not writable")
 
     @property
-    def cells(self) -> list[QuantizedLstmCell]:
+    def cells(self) -> list[QuantizedCell]:
         return [cell for stack in self.stacks for cell in stack.cells]
 
     def add_stack(self, stack: QuantizedLstmStack) -> None:
@@ -66,11 +69,11 @@ class LstmQuantSession:
         clash = [c.graph_name for c in stack.cells if c.graph_name in names]
         if clash:
             raise error("UNSUPPORTED_RNN", module=stack.prefix,
-                        feature=f"cell graph names {clash} that another LSTM of the model already has")
+                        feature=f"cell graph names {clash} that another RNN of the model already has")
         self.stacks.append(stack)
         with writing_to(self.output_dir):
             for cell in stack.cells:
-                write_cell_module(self.output_dir, cell.graph_name, cell.input_size, cell.hidden_size, cell.reverse)
+                write_cell_source(self.output_dir, cell.graph_name, cell.module_source())
 
     # --------------------------------------------------------------------------- quant_info.json
     def export_quant_config(self) -> Path:
@@ -94,7 +97,8 @@ class LstmQuantSession:
         if not path.is_file():
             raise error("NO_CALIB_RESULT", path=str(path))
         qi = read_quant_info(path)  # a broken file raises QUANT_INFO_CORRUPT naming it
-        expected = {scoped(c.graph_name, n) for c in self.cells for n in (*PARAM_NAMES, *NODE_NAMES)}
+        expected = {scoped(c.graph_name, n) for c in self.cells
+                    for n in (*c.definition.param_names, *c.definition.node_names)}
         have = set(qi.param) | set(qi.output)
         missing, unexpected = sorted(expected - have), sorted(have - expected)
         if missing or unexpected:
@@ -102,7 +106,7 @@ class LstmQuantSession:
                         missing=_first(missing), n_unexpected=len(unexpected), unexpected=_first(unexpected))
         for cell in self.cells:
             try:
-                cell.load_fix_positions(CellFixPositions.from_quant_info_entries(cell.graph_name, qi.param, qi.output))
+                cell.load_fix_positions(cell.fix_positions_from_quant_info(qi.param, qi.output))
             except ValueError as exc:
                 raise error("QUANT_INFO_CORRUPT", path=str(path), reason=str(exc)) from exc
 
@@ -114,7 +118,6 @@ class LstmQuantSession:
 
         All files are staged first and swapped in together: an export that fails (a file in
         the way, a full disk) raises OUTPUT_DIR and leaves the previous export untouched."""
-        from .xmodel_export import cell_xgraph
         from ..xmodel import xgraph_to_bytes
 
         if self.mode != RunMode.TEST:
@@ -125,7 +128,7 @@ class LstmQuantSession:
         with writing_to(out_dir), AtomicBatch() as batch:
             xdir = batch.make_dirs(out_dir / XMODEL_DIR)
             written = [
-                batch.write_bytes(xdir / f"{dump_file_stem(cell.graph_name)}_int.xmodel", xgraph_to_bytes(cell_xgraph(cell)))
+                batch.write_bytes(xdir / f"{dump_file_stem(cell.graph_name)}_int.xmodel", xgraph_to_bytes(cell.xgraph()))
                 for cell in progress(self.cells, "export xmodel", unit="cell")
             ]
             if deploy_check:
@@ -160,7 +163,7 @@ class LstmQuantSession:
         return written
 
 
-def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedLstmCell, record) -> list[Path]:
+def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedCell, record) -> list[Path]:
     """One `frame_<t>` directory per processed step: every node's value and code, and in frame 0
     the parameters, exactly as the reference's DeployChecker in txt mode."""
     fix = record.fix
@@ -172,7 +175,7 @@ def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedLstmCell, record
     paths = []
     for t in progress(range(record.steps), f"dump {cell.graph_name}", unit="frame"):
         records = []
-        for i, name in enumerate(NODE_NAMES):
+        for i, name in enumerate(cell.definition.node_names):
             codes = record.codes[name][t:t + 1]
             fp = fix.node[i]
             records.append((scoped(cell.graph_name, name), np.ldexp(codes.astype(np.float64), -fp), bw, fp))
