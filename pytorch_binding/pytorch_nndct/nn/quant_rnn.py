@@ -1,0 +1,101 @@
+"""What `QuantLSTM` and `QuantGRU` share: the input forms `nn.LSTM` / `nn.GRU` accept and the
+checks on inputs and initial states.
+
+Both accept batch_first either way, unbatched input and packed sequences; both convert to a
+float64 NumPy batch [B, T, I] (with lengths for packed input), refuse NaN/inf with a catalogued
+error naming the module, keep the first test-mode batch for the deploy-check dumps, and restore
+the caller's output form.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from nndct_shared.lstm.stack import RunMode
+from nndct_shared.messages import error
+
+
+class QuantRnnBase(nn.Module):
+    """Common part of the quantized replacements of one `nn.LSTM` / `nn.GRU` (all layers and
+    directions). Subclasses set `kind` and build `self.stack`."""
+
+    kind = "RNN"
+
+    def __init__(self, rnn: nn.RNNBase, module_path: str) -> None:
+        super().__init__()
+        self.module_path = module_path
+        self.batch_first = rnn.batch_first
+        self.hidden_size = rnn.hidden_size
+        self.input_size = rnn.input_size
+        self.num_layers = rnn.num_layers
+        self.bidirectional = rnn.bidirectional
+        self.mode = RunMode.CALIB
+        self.first_batch: tuple | None = None
+        """The first batch seen in test mode (x, lengths, h0, c0 of batch element 0), kept for the
+        deploy-check dumps (as the reference)."""
+
+    @property
+    def cells(self):
+        return self.stack.cells
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, batch_first={self.batch_first}, mode={self.mode.value}")
+
+    def _name(self) -> str:
+        return f"{self.kind} '{self.module_path}'"
+
+    def _to_batch_major(self, input):
+        """Returns (x [B, T, I] tensor, lengths or None, how to restore the output)."""
+        if isinstance(input, PackedSequence):
+            padded, lengths = pad_packed_sequence(input, batch_first=True)
+            return padded, lengths.numpy().astype(np.int64), "packed"
+        if input.dim() == 2:
+            return input.unsqueeze(0), None, "unbatched"
+        if input.dim() != 3:
+            raise error("SHAPE_MISMATCH", what=f"the input of {self._name()}",
+                        expected="a 2-D (unbatched) or 3-D tensor", got=f"shape {tuple(input.shape)}")
+        return (input if self.batch_first else input.transpose(0, 1)), None, "batched"
+
+    def _numpy_input(self, input):
+        """(x float64 [B, T, I], lengths, kind, device, dtype) of a checked input."""
+        x, lengths, kind = self._to_batch_major(input)
+        if x.shape[-1] != self.input_size:
+            raise error("SHAPE_MISMATCH", what=f"the input features of {self._name()}",
+                        expected=self.input_size, got=x.shape[-1])
+        x_np = x.detach().to("cpu", torch.float64).numpy()
+        bad = int(np.count_nonzero(~np.isfinite(x_np)))
+        if bad:
+            raise error("CALIB_DATA_NONFINITE", name=f"input of {self._name()}", count=bad)
+        return x_np, lengths, kind, x.device, x.dtype
+
+    def _numpy_state(self, which: str, state: torch.Tensor, kind: str) -> np.ndarray:
+        """An initial state [L*D, B, H] (unbatched input: [L*D, H]) as float64 [L*D, B, H]."""
+        s = state.detach().to("cpu", torch.float64).numpy()
+        if s.shape[0] != len(self.stack.cells):
+            raise error("INITIAL_STATES", which=which, got=s.shape[0], module=self.module_path,
+                        expected=len(self.stack.cells))
+        bad = int(np.count_nonzero(~np.isfinite(s)))
+        if bad:
+            raise error("CALIB_DATA_NONFINITE", name=f"initial state {which} of {self._name()}", count=bad)
+        # With packed input, hx is in the original batch order, as the padded x is.
+        return s[:, None] if kind == "unbatched" else s
+
+    def _remember(self, x, lengths, h0, c0=None) -> None:
+        if self.mode == RunMode.TEST and self.first_batch is None:
+            self.first_batch = (x[:1].copy(), None if lengths is None else lengths[:1].copy(),
+                                None if h0 is None else h0[:, :1].copy(), None if c0 is None else c0[:, :1].copy())
+
+    def _restore(self, out: np.ndarray, states: list[np.ndarray], lengths, kind: str, device, dtype):
+        """The output in the caller's form (packed, unbatched, time-major) and the final states."""
+        to_t = lambda a: torch.from_numpy(a).to(device=device, dtype=dtype)  # noqa: E731
+        out_t, states_t = to_t(out), [to_t(s) for s in states]
+        if kind == "packed":
+            out_t = pack_padded_sequence(out_t, torch.from_numpy(lengths), batch_first=True, enforce_sorted=False)
+        elif kind == "unbatched":
+            out_t, states_t = out_t[0], [s[:, 0] for s in states_t]
+        elif not self.batch_first:
+            out_t = out_t.transpose(0, 1)
+        return out_t, states_t
