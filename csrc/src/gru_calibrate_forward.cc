@@ -12,20 +12,12 @@
 #include "nndct/dense_rows.h"
 #include "nndct/gru_cell.h"
 #include "nndct/rnn_node_scanner.h"
+#include "nndct/rnn_weights.h"
 #include "nndct/tables.h"
 
 namespace nndct {
 namespace gru {
 namespace {
-
-// w [rows, cols] (row-major) rows [r0, r1) as [cols][r1 - r0].
-std::vector<double> transpose_rows(const double* w, int64_t r0, int64_t r1, int64_t cols) {
-  const int64_t n = r1 - r0;
-  std::vector<double> t(n * cols);
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t k = 0; k < cols; ++k) t[k * n + j] = w[(r0 + j) * cols + k];
-  return t;
-}
 
 // out[r][j] = sum_k a[r][k] * wt[k][j] (+ bias[j]); rows of `a` are `in` apart.
 void dense(const double* a, int64_t rows, int64_t in, const std::vector<double>& wt, const double* bias,

@@ -15,6 +15,7 @@
 #include "nndct/gru_cell.h"
 #include "nndct/gru_step_kernel.h"
 #include "nndct/lstm_int_ops.h"
+#include "nndct/rnn_weights.h"
 
 namespace nndct {
 namespace gru {
@@ -24,16 +25,6 @@ using lstm::CodeRange;
 using lstm::quantize_value;
 
 constexpr int64_t kRowBlock = 8;
-
-// Rows [r0, r1) of a [rows, cols] code matrix, transposed to [cols][r1 - r0] doubles, so that the
-// inner loop of dense_rows runs over outputs.
-std::vector<double> transpose_rows(const int32_t* codes, int64_t r0, int64_t r1, int64_t cols) {
-  const int64_t n = r1 - r0;
-  std::vector<double> wt(n * cols);
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t k = 0; k < cols; ++k) wt[k * n + j] = codes[(r0 + j) * cols + k];
-  return wt;
-}
 
 struct Weights {
   std::vector<double> wih_t;  // [I][3H]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers.reference_lstm import q_floor, q_std, sigmoid_lut, tanh_lut
+from helpers.reference_lstm import ScanHistory, q_floor, q_std, sigmoid_lut, tanh_lut
 
 GATES = "ifg"
 TABLE = {"it", "ft", "cct"}
@@ -103,37 +103,16 @@ def test_sequence(x, blocks, node_fp, param_fp, bw, reset_after, h0=None, revers
     return steps
 
 
-class CalibReference:
-    """The calibration-mode cell: per call (= one step of the active rows) every node's output is
-    scanned with diffs, its fix position appended to the node's history and the output floored at
-    the history's mode. All-zero outputs do not vote (the project's defined behaviour)."""
+class CalibReference(ScanHistory):
+    """The calibration-mode cell, one call per step of the active rows (see ScanHistory)."""
 
     def __init__(self, blocks, bw, reset_after, diffs, max_fix_pos=12):
-        self.bw, self.diffs, self.cap, self.reset_after = bw, diffs, max_fix_pos, reset_after
+        super().__init__(nodes(reset_after), bw, diffs, max_fix_pos)
+        self.reset_after = reset_after
         self.names = nodes(reset_after)
-        self.hist = {n: {} for n in self.names}
         self.param_fp = {n: diffs(blocks[n], bw, search_range=5, method="std_round", max_fix_pos=max_fix_pos)
                          for n in params(reset_after)}
         self.q = {n: q_std(blocks[n], fp, bw) for n, fp in self.param_fp.items()}
-
-    def mode(self, name):
-        h = self.hist[name]
-        if not h:
-            return None
-        best = max(h.values())
-        return min(fp for fp, n in h.items() if n == best)
-
-    def scan(self, name, v, search_range=5):
-        if np.any(v != 0):
-            fp = self.diffs(np.ascontiguousarray(v), self.bw, search_range=search_range, method="floor",
-                            max_fix_pos=self.cap)
-            self.hist[name][fp] = self.hist[name].get(fp, 0) + 1
-        fp = self.mode(name)
-        return v if fp is None else q_floor(v, fp, self.bw)
-
-    def fp_or_cap(self, name):
-        fp = self.mode(name)
-        return self.cap if fp is None else fp
 
     def step(self, x, h):
         """x [N, I], h [N, H] of the rows active at this step -> h_next."""

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from helpers import reference_gru as ref
+from helpers.rnn_models import Tagger
 from nndct_shared import kernels
 from nndct_shared.messages import NndctError
 from nndct_shared.xmodel import read_xmodel
@@ -23,25 +24,9 @@ from pytorch_nndct.nn.quant_lstm import QuantLSTM
 CPU = torch.device("cpu")
 
 
-class Tagger(nn.Module):
-    """Embedding -> GRU -> Linear, with the GRU at attribute path `encoder.rnn`."""
-
-    def __init__(self, hidden=24, layers=2, bidirectional=True, batch_first=True, bias=True):
-        super().__init__()
-        self.emb = nn.Embedding(50, 12)
-        self.encoder = nn.Module()
-        self.encoder.rnn = nn.GRU(12, hidden, num_layers=layers, bidirectional=bidirectional,
-                                  batch_first=batch_first, bias=bias)
-        self.head = nn.Linear(hidden * (2 if bidirectional else 1), 3)
-
-    def forward(self, tokens):
-        x = self.emb(tokens)
-        if not self.encoder.rnn.batch_first:
-            x = x.transpose(0, 1)
-        y, _ = self.encoder.rnn(x)
-        if not self.encoder.rnn.batch_first:
-            y = y.transpose(0, 1)
-        return self.head(y[:, -1])
+def gru_tagger(**kwargs) -> nn.Module:
+    """Embedding(50, 12) -> nn.GRU at `encoder.rnn` -> Linear."""
+    return Tagger(rnn=nn.GRU, embed=12, **{"hidden": 24, **kwargs})
 
 
 def _cell_blocks(gru: nn.GRU):
@@ -120,7 +105,7 @@ CELL_NAMES = ["EncoderRnn_StandardGruCell_layer_0_forward", "EncoderRnn_Standard
 @pytest.mark.parametrize("hidden", [24, 130])
 def test_bidirectional_two_layer_gru_matches_reference(hidden, tmp_path):
     torch.manual_seed(hidden)
-    model = Tagger(hidden=hidden).eval()
+    model = gru_tagger(hidden=hidden).eval()
     tokens = torch.randint(0, 50, (3, 9))
     test = _quantize(model, tokens, tmp_path)
     assert isinstance(test.quant_model.encoder.rnn, QuantGRU)
@@ -137,7 +122,7 @@ def test_bidirectional_two_layer_gru_matches_reference(hidden, tmp_path):
 @pytest.mark.parametrize("bw", [8, 16])
 def test_bias_free_gru_and_bit_widths(bw, tmp_path):
     torch.manual_seed(4)
-    model = Tagger(hidden=20, layers=1, bidirectional=False, bias=False).eval()
+    model = gru_tagger(hidden=20, layers=1, bidirectional=False, bias=False).eval()
     tokens = torch.randint(0, 50, (3, 7))
     test = _quantize(model, tokens, tmp_path, bw=bw)
     qi = json.loads((tmp_path / "quant_info.json").read_text())
@@ -153,7 +138,7 @@ def test_bias_free_gru_and_bit_widths(bw, tmp_path):
 
 def test_quantized_model_stays_close_to_float(tmp_path):
     torch.manual_seed(1)
-    model = Tagger(hidden=64).eval()
+    model = gru_tagger(hidden=64).eval()
     tokens = torch.randint(0, 50, (16, 12))
     test = _quantize(model, tokens, tmp_path)
     with torch.no_grad():
@@ -163,7 +148,7 @@ def test_quantized_model_stays_close_to_float(tmp_path):
 
 def test_packed_sequences_equal_per_sequence_runs(tmp_path):
     torch.manual_seed(2)
-    model = Tagger(hidden=32, layers=2).eval()
+    model = gru_tagger(hidden=32, layers=2).eval()
     tokens = torch.randint(0, 50, (4, 10))
     test = _quantize(model, tokens, tmp_path)
     qgru = test.quant_model.encoder.rnn
@@ -185,7 +170,7 @@ def test_packed_sequences_equal_per_sequence_runs(tmp_path):
 
 def test_batch_first_false_initial_state_and_unbatched_input(tmp_path):
     torch.manual_seed(3)
-    model = Tagger(hidden=16, layers=2, bidirectional=True, batch_first=False).eval()
+    model = gru_tagger(hidden=16, layers=2, bidirectional=True, batch_first=False).eval()
     tokens = torch.randint(0, 50, (2, 6))
     test = _quantize(model, tokens, tmp_path)
     qgru = test.quant_model.encoder.rnn
@@ -257,7 +242,7 @@ def test_a_model_mixing_lstms_and_grus_writes_every_file(tmp_path):
 
 def test_generated_cell_module_computes_the_float_gru_step(tmp_path):
     torch.manual_seed(6)
-    model = Tagger(hidden=8, layers=1, bidirectional=False).eval()
+    model = gru_tagger(hidden=8, layers=1, bidirectional=False).eval()
     torch_quantizer("calib", model, bitwidth=16, lstm=True, output_dir=str(tmp_path), device=CPU)
     graph = CELL_NAMES[0]
     spec = importlib.util.spec_from_file_location("cell", tmp_path / f"{graph}.py")
@@ -284,7 +269,7 @@ def _raises(msg_id, exc_type, fn, *args, **kwargs):
 
 def test_bad_inputs_to_the_quantized_gru(tmp_path):
     torch.manual_seed(7)
-    model = Tagger(hidden=8, layers=2, bidirectional=False).eval()
+    model = gru_tagger(hidden=8, layers=2, bidirectional=False).eval()
     calib = torch_quantizer("calib", model, bitwidth=16, lstm=True, output_dir=str(tmp_path), device=CPU)
     gru = calib.quant_model.encoder.rnn
     x = torch.randn(1, 4, 12)

@@ -1,9 +1,10 @@
 """tf_quantizer on Keras GRUs: reset_after=False (its own reset-before cell) against the independent
-step-by-step reference, return_sequences / return_state, go_backwards, initial_state,
-Bidirectional merge modes, predict, models mixing LSTMs and GRUs, the dumps, and the errors.
+step-by-step reference, return_sequences / return_state, go_backwards, initial_state, predict,
+models mixing LSTMs and GRUs, and the dumps.
 
 (Keras GRU(reset_after=True), the default, is the nn.GRU cell: test_cross_framework.py checks
-that both front ends write the same bytes for it.)
+that both front ends write the same bytes for it; the Bidirectional merge modes are tested with
+the LSTM's in test_keras_models.py, the errors in test_tf_errors.py.)
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import pytest
 
 from helpers import reference_gru as ref
 from nndct_shared import kernels
-from nndct_shared.messages import NndctError
 from nndct_shared.quant_info import read_quant_info
 from nndct_shared.xmodel import read_xmodel
 from tf_nndct.layers import QuantGRU, QuantLSTM
@@ -114,30 +114,6 @@ def test_go_backwards_equals_a_forward_gru_on_the_reversed_sequence(vowels, tmp_
     assert read_xmodel(xmodel).attrs["direction"] == "backward"
 
 
-@pytest.mark.parametrize("merge_mode", ["sum", "mul", "ave", None])
-def test_bidirectional_merge_modes_and_states(vowels, tmp_path, merge_mode):
-    calib, test = vowels
-    keras.utils.set_random_seed(5)
-    inputs = keras.Input((29, 12))
-    concat_layer = keras.layers.Bidirectional(keras.layers.GRU(8, return_sequences=True), name="bi")
-    concat_model = keras.Model(inputs, concat_layer(inputs))
-    other = keras.layers.Bidirectional(keras.layers.GRU(8, return_sequences=True, return_state=True),
-                                       merge_mode=merge_mode, name="bi")
-    other_model = keras.Model(inputs, other(inputs))
-    other.set_weights(concat_layer.get_weights())
-    ref_out = np.asarray(_calibrate_then_test(concat_model, calib, tmp_path / "concat").quant_model(test))
-    outs = _calibrate_then_test(other_model, calib, tmp_path / "other").quant_model(test)
-    floats = other_model(test)
-    assert len(outs) == len(floats) == (4 if merge_mode is None else 3)  # outputs, h_fw, h_bw
-    for got, want in zip(outs, floats):
-        assert got.shape == want.shape
-        assert np.abs(np.asarray(got) - np.asarray(want)).max() < 0.02  # 16-bit, 29 steps
-    fw, bw = ref_out[..., :8], ref_out[..., 8:]
-    expected = {"sum": fw + bw, "mul": fw * bw, "ave": (fw + bw) / 2, None: fw}[merge_mode]
-    assert np.array_equal(np.asarray(outs[0]), expected)
-    assert np.array_equal(np.asarray(outs[-2]), fw[:, -1]) and np.array_equal(np.asarray(outs[-1]), bw[:, 0])
-
-
 def test_last_output_with_state_and_predict(vowels, tmp_path):
     calib, test = vowels
     seq_model = gru_model(return_sequences=True)
@@ -199,54 +175,3 @@ def test_a_model_mixing_lstms_and_grus(vowels, tmp_path):
     q.dump_rnn_outputs_by_timestep(test[:1])
     dumped = sorted(p.name for p in (tmp_path / "deploy_check_data_int").iterdir())
     assert dumped == sorted(g[:-len("_int.xmodel")] for g in graphs)
-
-
-# ---------------------------------------------------------------------------------------- errors
-def _raises(code: str, exc_type: type, fn, *args, **kwargs) -> NndctError:
-    with pytest.raises(exc_type) as info:
-        fn(*args, **kwargs)
-    msg_id = f"QUANTIZER_TF_{code}"
-    assert isinstance(info.value, NndctError) and info.value.msg_id == msg_id, info.value
-    assert f"[VAIQ_ERROR][{msg_id}]" in str(info.value) and info.value.fix
-    return info.value
-
-
-@pytest.mark.parametrize("kwargs, which, got", [
-    ({"recurrent_activation": "hard_sigmoid"}, "recurrent_activation", "hard_sigmoid"),
-    ({"activation": "relu"}, "activation", "relu"),
-])
-def test_activations_other_than_sigmoid_and_tanh(tmp_path, kwargs, which, got):
-    err = _raises("GRU_ACTIVATION", NotImplementedError, tf_quantizer, gru_model(**kwargs), None, "calib",
-                  str(tmp_path / "out"))
-    assert err.fields["which"] == which and err.fields["got"] == got and "GRU layer 'gru'" in str(err)
-    assert not (tmp_path / "out").exists()
-
-
-def test_unsupported_gru_features(tmp_path):
-    tokens = keras.Input((29,), dtype="int32")
-    masked = keras.Model(tokens, keras.layers.GRU(8)(keras.layers.Embedding(10, 12, mask_zero=True)(tokens)))
-    assert "mask" in str(_raises("UNSUPPORTED_GRU", NotImplementedError, tf_quantizer, masked, None, "calib",
-                                 str(tmp_path / "m")))
-    stateful_in = keras.Input((29, 12), batch_size=1)
-    stateful = keras.Model(stateful_in, keras.layers.GRU(8, stateful=True, name="gru")(stateful_in))
-    assert "stateful" in str(_raises("UNSUPPORTED_GRU", NotImplementedError, tf_quantizer, stateful, None, "calib",
-                                     str(tmp_path / "s")))
-    inputs = keras.Input((29, 12))
-    mixed = keras.layers.Bidirectional(keras.layers.GRU(8, return_sequences=True),
-                                       backward_layer=keras.layers.LSTM(8, return_sequences=True, go_backwards=True))
-    err = _raises("UNSUPPORTED_GRU", NotImplementedError, tf_quantizer, keras.Model(inputs, mixed(inputs)), None,
-                  "calib", str(tmp_path / "b"))
-    assert "go_backwards GRU" in str(err)
-    assert not any((tmp_path / d).exists() for d in ("m", "s", "b"))
-
-
-def test_bad_calls_of_the_quantized_gru(vowels, tmp_path):
-    keras.utils.set_random_seed(9)
-    x_in, h_in = keras.Input((29, 12)), keras.Input((8,))
-    model = keras.Model([x_in, h_in], keras.layers.GRU(8, name="gru")(x_in, initial_state=h_in))
-    q = tf_quantizer(model, None, "calib", str(tmp_path), bitwidth=16)
-    layer = q.quant_model.get_layer("gru")
-    _raises("INITIAL_STATES", ValueError, layer, vowels[0][:2], initial_state=[np.zeros((2, 8), np.float32)] * 2)
-    bad = vowels[0][:2].copy()
-    bad[0, 1, 1] = np.inf
-    assert "GRU layer 'gru'" in str(_raises("CALIB_DATA_NONFINITE", ValueError, layer, bad))
