@@ -4,7 +4,7 @@ The reference tool's example flow, on JapaneseVowels (shipped with sktime) inste
 IMDB (which needs a download):
 
   python examples/lstm/pytorch/quantize_lstm.py --quant_mode calib --subset_len 200
-  python examples/lstm/pytorch/quantize_lstm.py --quant_mode test  --subset_len 200 [--deploy]
+  python examples/lstm/pytorch/quantize_lstm.py --quant_mode test  --subset_len 200 [--deploy] [--bitwidth 8]
 
 calib: evaluates the float model, wraps it with `torch_quantizer(..., lstm=True)`, runs
        the first N test sequences through the quantized model (which calibrates the fix
@@ -17,11 +17,9 @@ example does; the dataset loader interleaves the speakers so any prefix spans al
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -29,24 +27,15 @@ for folder in (HERE, HERE.parent):  # model.py lives here, data.py one level up
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from cli import add_common_arguments, check_common_arguments  # noqa: E402
-from data import load_dataset  # noqa: E402
 from model import LstmClassifier  # noqa: E402
+from quantize_flow import parse_torch_args, run_torch_example  # noqa: E402
 
 DEFAULT_CHECKPOINT = HERE / "pretrained.pth"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser, deploy_help="in test mode, also write the deploy-check dumps "
-                                             "(export_xmodel(..., deploy_check=True))")
-    parser.add_argument("--bitwidth", type=int, default=16, choices=(8, 16),
-                        help="fixed-point width of the LSTM (16 for the RNN DPUs)")
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
-                        help="float state_dict (default: the shipped pretrained.pth)")
-    args = parser.parse_args(argv)
-    check_common_arguments(parser, args, "--checkpoint", args.checkpoint)
-    return args
+def parse_args(argv: list[str] | None = None):
+    return parse_torch_args(__doc__.splitlines()[0], DEFAULT_CHECKPOINT,
+                            "python examples/lstm/train_float_models.py", argv)
 
 
 def load_float_model(checkpoint: Path) -> LstmClassifier:
@@ -60,43 +49,8 @@ def load_float_model(checkpoint: Path) -> LstmClassifier:
     return model.eval()
 
 
-def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
-    """Top-1 accuracy in percent, batch by batch like the reference example's test()."""
-    correct = 0
-    with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            logits = model(torch.from_numpy(x[start:start + batch_size]))
-            correct += int((logits.argmax(dim=1).numpy() == y[start:start + batch_size]).sum())
-    return 100.0 * correct / len(x)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    _, _, x_test, y_test = load_dataset()
-    if args.subset_len is not None:
-        x_test, y_test = x_test[:args.subset_len], y_test[:args.subset_len]
-    print(f"evaluating on {len(x_test)} JapaneseVowels test sequences")
-
-    model = load_float_model(args.checkpoint)
-    print(f"float accuracy: {evaluate(model, x_test, y_test, args.batch_size):.2f}%")
-    if args.quant_mode == "float":
-        return 0
-
-    from pytorch_nndct.apis import torch_quantizer
-
-    # The model and the data stay on the CPU (the reference example assumed CUDA).
-    quantizer = torch_quantizer(args.quant_mode, model, bitwidth=args.bitwidth, lstm=True,
-                                output_dir=args.output_dir, device=torch.device("cpu"))
-    quant_model = quantizer.quant_model
-    accuracy = evaluate(quant_model, x_test, y_test, args.batch_size)
-    note = " (while calibrating)" if args.quant_mode == "calib" else ""
-    print(f"quantized accuracy: {accuracy:.2f}%{note}")
-
-    if args.quant_mode == "calib":
-        quantizer.export_quant_config()
-    else:
-        quantizer.export_xmodel(args.output_dir, deploy_check=args.deploy)
-    return 0
+    return run_torch_example(parse_args(argv), load_float_model)
 
 
 if __name__ == "__main__":

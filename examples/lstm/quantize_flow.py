@@ -1,0 +1,124 @@
+"""The quantize scripts' flow, shared by the LSTM and GRU examples in both frameworks.
+
+The reference tool's example flow on the first N JapaneseVowels test sequences: evaluate the
+float model, create the quantizer in 'calib' or 'test' mode, evaluate its `quant_model` (which
+calibrates in calib mode), then export: calib writes quant_info.json, test writes the xmodels
+(and, with --deploy, the per-frame deploy-check dumps). A script only says how to load its float
+model. Neither torch nor tensorflow is imported at module level.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from cli import add_common_arguments, check_common_arguments
+from data import load_dataset
+
+
+def parse_torch_args(description: str, default_checkpoint: Path, train_command: str,
+                     argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    add_common_arguments(parser, deploy_help="in test mode, also write the deploy-check dumps "
+                                             "(export_xmodel(..., deploy_check=True))")
+    parser.add_argument("--bitwidth", type=int, default=16, choices=(8, 16),
+                        help="fixed-point width of the RNN (16 for the RNN DPUs)")
+    parser.add_argument("--checkpoint", type=Path, default=default_checkpoint,
+                        help="float state_dict (default: the shipped pretrained.pth)")
+    args = parser.parse_args(argv)
+    check_common_arguments(parser, args, "--checkpoint", args.checkpoint, train_command)
+    return args
+
+
+def parse_keras_args(description: str, default_model: Path, train_command: str,
+                     argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    add_common_arguments(parser, deploy_help="in test mode, also dump the per-timestep cell outputs "
+                                             "of the first test sequence (dump_rnn_outputs_by_timestep)")
+    parser.add_argument("--bitwidth", type=int, default=16, choices=(8, 16),
+                        help="fixed-point width of the RNN (16 for the RNN DPUs)")
+    parser.add_argument("--model_path", type=Path, default=default_model,
+                        help="float Keras model file (default: the shipped pretrained.keras)")
+    args = parser.parse_args(argv)
+    check_common_arguments(parser, args, "--model_path", args.model_path, train_command)
+    return args
+
+
+def torch_accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
+    """Top-1 accuracy in percent, batch by batch like the reference example's test()."""
+    import torch
+
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            logits = model(torch.from_numpy(x[start:start + batch_size]))
+            correct += int((logits.argmax(dim=1).numpy() == y[start:start + batch_size]).sum())
+    return 100.0 * correct / len(x)
+
+
+def keras_accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
+    """Top-1 accuracy in percent; eager calls, as the quantized model must run eagerly."""
+    correct = 0
+    for start in range(0, len(x), batch_size):
+        logits = np.asarray(model(x[start:start + batch_size]))
+        correct += int((logits.argmax(axis=1) == y[start:start + batch_size]).sum())
+    return 100.0 * correct / len(x)
+
+
+def _test_subset(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    _, _, x_test, y_test = load_dataset()
+    if args.subset_len is not None:
+        x_test, y_test = x_test[:args.subset_len], y_test[:args.subset_len]
+    print(f"evaluating on {len(x_test)} JapaneseVowels test sequences")
+    return x_test, y_test
+
+
+def _print_quantized(accuracy: float, quant_mode: str) -> None:
+    note = " (while calibrating)" if quant_mode == "calib" else ""
+    print(f"quantized accuracy: {accuracy:.2f}%{note}")
+
+
+def run_torch_example(args: argparse.Namespace, load_float_model: Callable[[Path], object]) -> int:
+    x_test, y_test = _test_subset(args)
+    model = load_float_model(args.checkpoint)
+    print(f"float accuracy: {torch_accuracy(model, x_test, y_test, args.batch_size):.2f}%")
+    if args.quant_mode == "float":
+        return 0
+
+    import torch
+    from pytorch_nndct.apis import torch_quantizer
+
+    # The model and the data stay on the CPU (the reference example assumed CUDA).
+    quantizer = torch_quantizer(args.quant_mode, model, bitwidth=args.bitwidth, lstm=True,
+                                output_dir=args.output_dir, device=torch.device("cpu"))
+    _print_quantized(torch_accuracy(quantizer.quant_model, x_test, y_test, args.batch_size), args.quant_mode)
+    if args.quant_mode == "calib":
+        quantizer.export_quant_config()
+    else:
+        quantizer.export_xmodel(args.output_dir, deploy_check=args.deploy)
+    return 0
+
+
+def run_keras_example(args: argparse.Namespace, load_float_model: Callable[[Path], object]) -> int:
+    x_test, y_test = _test_subset(args)
+    model = load_float_model(args.model_path)
+    print(f"float accuracy: {keras_accuracy(model, x_test, y_test, args.batch_size):.2f}%")
+    if args.quant_mode == "float":
+        return 0
+
+    import tensorflow as tf
+    from tf_nndct.quantization.api import tf_quantizer
+
+    # The signature is checked against the model's inputs (every dimension but the batch).
+    input_signature = tf.TensorSpec(x_test[:1].shape, tf.float32)
+    quantizer = tf_quantizer(model, input_signature, args.quant_mode, args.output_dir, bitwidth=args.bitwidth)
+    _print_quantized(keras_accuracy(quantizer.quant_model, x_test, y_test, args.batch_size), args.quant_mode)
+    if args.quant_mode == "calib":
+        quantizer.export_quant_config()
+    else:
+        quantizer.dump_xmodel()
+        if args.deploy:
+            quantizer.dump_rnn_outputs_by_timestep(x_test[:1])
+    return 0
