@@ -31,6 +31,9 @@ class QuantizedGruCell(QuantizedCell):
         super().__init__(gru_definition(weights.reset_after), graph_name, weights, reverse, bit_width,
                          max_fix_pos, num_threads)
         self._codes: tuple[np.ndarray, ...] | None = None
+        self._calib_params: tuple[tuple, tuple[np.ndarray, ...]] | None = None
+        """(parameter fix positions, fake-quantized kernel layout) of the last calibration call:
+        the parameters are calibrated once, so later calls reuse their fake-quantized values."""
 
     @property
     def reset_after(self) -> bool:
@@ -53,8 +56,12 @@ class QuantizedGruCell(QuantizedCell):
     def calibrate(self, x, lengths=None, h0=None):
         """Calibration-mode forward: the reference's fake-quantized float cell, recording the
         diffs fix position of every node at every step. Returns (out, h_n)."""
-        w_ih, w_hh, b_ih, b_hh = self._kernel_layout(self._fake_quantized_blocks())
         cal = self.calibration
+        key = tuple(sorted(cal.param.items()))
+        if self._calib_params is None or self._calib_params[0] != key:
+            layout = self._kernel_layout(self._fake_quantized_blocks())
+            self._calib_params = (tuple(sorted(cal.param.items())), layout)
+        w_ih, w_hh, b_ih, b_hh = self._calib_params[1]
         return _kernels.gru_calibrate_forward(
             as_sequence(x), w_ih, w_hh, b_ih, b_hh, self.reset_after, self.bit_width, cal.counts,
             search_range=PARAM_SEARCH_RANGE, max_fix_pos=cal.max_fix_pos,
