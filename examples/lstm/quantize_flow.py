@@ -4,7 +4,7 @@ The reference tool's example flow on the first N JapaneseVowels test sequences: 
 float model, create the quantizer in 'calib' or 'test' mode, evaluate its `quant_model` (which
 calibrates in calib mode), then export: calib writes quant_info.json, test writes the xmodels
 (and, with --deploy, the per-frame deploy-check dumps). A script only says how to load its float
-model. Neither torch nor tensorflow is imported at module level.
+model (a Keras script: not even that). Neither torch nor tensorflow is imported at module level.
 """
 from __future__ import annotations
 
@@ -18,32 +18,32 @@ from cli import add_common_arguments, check_common_arguments
 from data import load_dataset
 
 
-def parse_torch_args(description: str, default_checkpoint: Path, train_command: str,
-                     argv: list[str] | None = None) -> argparse.Namespace:
+def parse_example_args(description: str, framework: str, default_model: Path, train_command: str,
+                       argv: list[str] | None = None) -> argparse.Namespace:
+    """The options of a quantize script: the common ones, --bitwidth and the float model file
+    (`--checkpoint` for framework "torch", `--model_path` for "keras")."""
+    torch_side = framework == "torch"
     parser = argparse.ArgumentParser(description=description)
     add_common_arguments(parser, deploy_help="in test mode, also write the deploy-check dumps "
-                                             "(export_xmodel(..., deploy_check=True))")
+                                             "(export_xmodel(..., deploy_check=True))" if torch_side else
+                         "in test mode, also dump the per-timestep cell outputs of the first test "
+                         "sequence (dump_rnn_outputs_by_timestep)")
     parser.add_argument("--bitwidth", type=int, default=16, choices=(8, 16),
                         help="fixed-point width of the RNN (16 for the RNN DPUs)")
-    parser.add_argument("--checkpoint", type=Path, default=default_checkpoint,
-                        help="float state_dict (default: the shipped pretrained.pth)")
+    flag = "--checkpoint" if torch_side else "--model_path"
+    parser.add_argument(flag, type=Path, default=default_model,
+                        help="float state_dict (default: the shipped pretrained.pth)" if torch_side else
+                        "float Keras model file (default: the shipped pretrained.keras)")
     args = parser.parse_args(argv)
-    check_common_arguments(parser, args, "--checkpoint", args.checkpoint, train_command)
+    check_common_arguments(parser, args, flag, getattr(args, flag[2:]), train_command)
     return args
 
 
-def parse_keras_args(description: str, default_model: Path, train_command: str,
-                     argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description)
-    add_common_arguments(parser, deploy_help="in test mode, also dump the per-timestep cell outputs "
-                                             "of the first test sequence (dump_rnn_outputs_by_timestep)")
-    parser.add_argument("--bitwidth", type=int, default=16, choices=(8, 16),
-                        help="fixed-point width of the RNN (16 for the RNN DPUs)")
-    parser.add_argument("--model_path", type=Path, default=default_model,
-                        help="float Keras model file (default: the shipped pretrained.keras)")
-    args = parser.parse_args(argv)
-    check_common_arguments(parser, args, "--model_path", args.model_path, train_command)
-    return args
+def load_keras_model(path: Path):
+    """A shipped float Keras model (architecture and weights in one .keras file)."""
+    import keras
+
+    return keras.saving.load_model(path, compile=False)
 
 
 def torch_accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
@@ -101,7 +101,7 @@ def run_torch_example(args: argparse.Namespace, load_float_model: Callable[[Path
     return 0
 
 
-def run_keras_example(args: argparse.Namespace, load_float_model: Callable[[Path], object]) -> int:
+def run_keras_example(args: argparse.Namespace, load_float_model: Callable[[Path], object] = load_keras_model) -> int:
     x_test, y_test = _test_subset(args)
     model = load_float_model(args.model_path)
     print(f"float accuracy: {keras_accuracy(model, x_test, y_test, args.batch_size):.2f}%")

@@ -30,3 +30,12 @@ def import_example_file(relative: str, name: str, example_dir: Path = LSTM_EXAMP
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def assert_same_files(first: Path, second: Path) -> int:
+    """Both folders hold the same files with the same bytes; returns how many."""
+    files = [{p.relative_to(root): p for p in root.rglob("*") if p.is_file()} for root in (first, second)]
+    assert sorted(files[0]) == sorted(files[1])
+    for rel, path in files[0].items():
+        assert path.read_bytes() == files[1][rel].read_bytes(), rel
+    return len(files[0])

@@ -26,13 +26,14 @@ for folder in (HERE, HERE.parents[1] / "lstm"):  # gru_model.py lives here, the 
         sys.path.insert(0, str(folder))
 
 from gru_model import GruClassifier  # noqa: E402
-from quantize_flow import parse_torch_args, run_torch_example  # noqa: E402
+from quantize_flow import parse_example_args, run_torch_example  # noqa: E402
 
 DEFAULT_CHECKPOINT = HERE / "pretrained.pth"
 
 
 def parse_args(argv: list[str] | None = None):
-    return parse_torch_args(__doc__.splitlines()[0], DEFAULT_CHECKPOINT, "python examples/gru/train_gru.py", argv)
+    return parse_example_args(__doc__.splitlines()[0], "torch", DEFAULT_CHECKPOINT,
+                              "python examples/gru/train_gru.py", argv)
 
 
 def load_float_model(checkpoint: Path) -> GruClassifier:

@@ -28,13 +28,13 @@ for folder in (HERE, HERE.parent):  # model.py lives here, data.py one level up
         sys.path.insert(0, str(folder))
 
 from model import LstmClassifier  # noqa: E402
-from quantize_flow import parse_torch_args, run_torch_example  # noqa: E402
+from quantize_flow import parse_example_args, run_torch_example  # noqa: E402
 
 DEFAULT_CHECKPOINT = HERE / "pretrained.pth"
 
 
 def parse_args(argv: list[str] | None = None):
-    return parse_torch_args(__doc__.splitlines()[0], DEFAULT_CHECKPOINT,
+    return parse_example_args(__doc__.splitlines()[0], "torch", DEFAULT_CHECKPOINT,
                             "python examples/lstm/train_float_models.py", argv)
 
 

@@ -23,25 +23,18 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # data.py is one level up
     sys.path.insert(0, str(HERE.parent))
 
-from quantize_flow import parse_keras_args, run_keras_example  # noqa: E402
+from quantize_flow import load_keras_model, parse_example_args, run_keras_example  # noqa: E402
 
 DEFAULT_MODEL = HERE / "pretrained.keras"
 
 
 def parse_args(argv: list[str] | None = None):
-    return parse_keras_args(__doc__.splitlines()[0], DEFAULT_MODEL, "python examples/lstm/train_float_models.py",
-                            argv)
-
-
-def load_float_model(path: Path):
-    """The shipped float Keras model (architecture and weights in one .keras file)."""
-    import keras
-
-    return keras.saving.load_model(path, compile=False)
+    return parse_example_args(__doc__.splitlines()[0], "keras", DEFAULT_MODEL,
+                              "python examples/lstm/train_float_models.py", argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_keras_example(parse_args(argv), load_float_model)
+    return run_keras_example(parse_args(argv), load_keras_model)
 
 
 if __name__ == "__main__":
