@@ -299,3 +299,17 @@ def test_test_mode_refuses_a_calibration_of_the_other_cell_kind(tmp_path):
     err = _raises("QUANTIZER_TORCH_CALIB_RESULT_MISMATCH", ValueError, torch_quantizer, "test", Gru(),
                   bitwidth=16, lstm=True, output_dir=str(tmp_path), device=CPU)
     assert "Rnn_StandardGruCell_layer_0_forward::" in str(err)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_outputs_keep_the_input_dtype_and_values(dtype, tmp_path):
+    torch.manual_seed(8)
+    model = gru_tagger(hidden=8, layers=1, bidirectional=False).eval()
+    tokens = torch.randint(0, 50, (2, 5))
+    gru = _quantize(model, tokens, tmp_path).quant_model.encoder.rnn
+    x = model.emb(tokens).detach()
+    ref_out, ref_h = gru(x.to(dtype).double())  # float64 in, float64 out: the exact codes' values
+    out, h = gru(x.to(dtype), torch.zeros(1, 2, 8, dtype=dtype))
+    assert out.dtype == h.dtype == dtype
+    torch.testing.assert_close(out, ref_out.to(dtype), rtol=0, atol=0)
+    torch.testing.assert_close(h, ref_h.to(dtype), rtol=0, atol=0)

@@ -16,6 +16,26 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from nndct_shared.lstm.stack import RunMode
 from nndct_shared.messages import error
 
+_NUMPY_DTYPES = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+"""Float dtypes whose conversions run in NumPy: torch's own dtype conversion of a small tensor
+can take milliseconds on a busy machine (its intra-op threads wake up for it), which dominated
+small-batch calls; NumPy's cast gives the same IEEE results on one thread."""
+
+
+def to_float64_numpy(t: torch.Tensor) -> np.ndarray:
+    """A tensor's values as a float64 NumPy array (on the CPU)."""
+    t = t.detach().cpu()
+    if t.dtype in _NUMPY_DTYPES:
+        return t.numpy().astype(np.float64)
+    return t.to(torch.float64).numpy()
+
+
+def from_numpy_as(a: np.ndarray, device, dtype) -> torch.Tensor:
+    """A float64 NumPy array as a tensor of `dtype` on `device`."""
+    if dtype in _NUMPY_DTYPES:
+        return torch.from_numpy(a.astype(_NUMPY_DTYPES[dtype], copy=False)).to(device)
+    return torch.from_numpy(a).to(device=device, dtype=dtype)
+
 
 class QuantRnnBase(nn.Module):
     """Common part of the quantized replacements of one `nn.LSTM` / `nn.GRU` (all layers and
@@ -65,7 +85,7 @@ class QuantRnnBase(nn.Module):
         if x.shape[-1] != self.input_size:
             raise error("SHAPE_MISMATCH", what=f"the input features of {self._name()}",
                         expected=self.input_size, got=x.shape[-1])
-        x_np = x.detach().to("cpu", torch.float64).numpy()
+        x_np = to_float64_numpy(x)
         bad = int(np.count_nonzero(~np.isfinite(x_np)))
         if bad:
             raise error("CALIB_DATA_NONFINITE", name=f"input of {self._name()}", count=bad)
@@ -73,7 +93,7 @@ class QuantRnnBase(nn.Module):
 
     def _numpy_state(self, which: str, state: torch.Tensor, kind: str) -> np.ndarray:
         """An initial state [L*D, B, H] (unbatched input: [L*D, H]) as float64 [L*D, B, H]."""
-        s = state.detach().to("cpu", torch.float64).numpy()
+        s = to_float64_numpy(state)
         if s.shape[0] != len(self.stack.cells):
             raise error("INITIAL_STATES", which=which, got=s.shape[0], module=self.module_path,
                         expected=len(self.stack.cells))
@@ -90,8 +110,7 @@ class QuantRnnBase(nn.Module):
 
     def _restore(self, out: np.ndarray, states: list[np.ndarray], lengths, kind: str, device, dtype):
         """The output in the caller's form (packed, unbatched, time-major) and the final states."""
-        to_t = lambda a: torch.from_numpy(a).to(device=device, dtype=dtype)  # noqa: E731
-        out_t, states_t = to_t(out), [to_t(s) for s in states]
+        out_t, states_t = from_numpy_as(out, device, dtype), [from_numpy_as(s, device, dtype) for s in states]
         if kind == "packed":
             out_t = pack_padded_sequence(out_t, torch.from_numpy(lengths), batch_first=True, enforce_sorted=False)
         elif kind == "unbatched":
