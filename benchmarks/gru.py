@@ -6,7 +6,11 @@ search), all timed in the same run, interleaved shape by shape, best of several 
 printed as ratios to the float forward. Targets (issue 18, for the later move onto the LSTM's
 fast kernel layout): test mode <= 1.5x float nn.GRU, calibration <= 3x.
 
-    python benchmarks/gru.py [--repeats 5] [--shapes imdb,kws,vowels] [--reset-before]
+    python benchmarks/gru.py [--repeats 5] [--shapes imdb,kws,vowels] [--threads N] [--reset-before]
+
+`--threads N` gives both sides N threads (torch.set_num_threads and NNDCT_NUM_THREADS); on a
+machine shared with other jobs, 1 thread is the comparison least distorted by the load (torch's
+intra-op threads wait on each other at every time step).
 
 `--reset-before` also times a Keras-style reset-before cell (no PyTorch float counterpart: the
 ratio is still to nn.GRU of the same shape).
@@ -14,6 +18,7 @@ ratio is still to nn.GRU of the same shape).
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 
 import torch
@@ -60,7 +65,11 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of {list(SHAPES)}")
     p.add_argument("--reset-before", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="threads for both sides (default: torch's)")
     a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+        os.environ["NNDCT_NUM_THREADS"] = str(a.threads)
     cpu = torch.device("cpu")
     print(f"threads {torch.get_num_threads()}; best of {a.repeats}")
     for name in a.shapes.split(","):
