@@ -8,4 +8,5 @@ void register_fix_kernels(pybind11::module_& m);    // bind_fix.cc: fix_neuron, 
 void register_calib_kernels(pybind11::module_& m);  // bind_calib.cc: diffs/maxmin, histograms
 void register_table_kernels(pybind11::module_& m);  // bind_tables.cc: sigmoid/tanh table lookups
 void register_lstm_kernels(pybind11::module_& m);   // bind_lstm.cc: LSTM cell time loops
+void register_gru_kernels(pybind11::module_& m);    // bind_gru.cc: GRU cell time loops
 }  // namespace nndct_py

@@ -1,5 +1,6 @@
-"""Command-line options shared by the PyTorch and Keras example scripts (the reference example's
-`--quant_mode` / `--subset_len` flow), so both scripts accept and check them identically."""
+"""Command-line options shared by the PyTorch and Keras example scripts of the LSTM and GRU
+examples (the reference example's `--quant_mode` / `--subset_len` flow), so every script accepts
+and checks them identically."""
 from __future__ import annotations
 
 import argparse
@@ -19,12 +20,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, deploy_help: str) -> N
 
 
 def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                           model_flag: str, model_file: Path) -> None:
+                           model_flag: str, model_file: Path,
+                           train_command: str = "python examples/lstm/train_float_models.py") -> None:
     """Rejects bad sizes and a missing float model through `parser.error` (exit code 2)."""
     if args.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
     if args.subset_len is not None and args.subset_len < 1:
         parser.error(f"--subset_len must be >= 1, got {args.subset_len}")
     if not model_file.is_file():
-        parser.error(f"{model_flag} {model_file} does not exist; "
-                     "create it with: python examples/lstm/train_float_models.py")
+        parser.error(f"{model_flag} {model_file} does not exist; create it with: {train_command}")

@@ -62,7 +62,7 @@ def load_module(path: Path, name: str) -> ModuleType:
 
 
 def train_torch_model(x_train: np.ndarray, y_train: np.ndarray, config: TrainConfig,
-                      torch_model_module: ModuleType):
+                      torch_model_module: ModuleType, classifier: str = "LstmClassifier"):
     """Adam + cross-entropy on shuffled mini-batches.
 
     Seeded initialisation and batch order; the CPU kernels used here are deterministic,
@@ -75,7 +75,7 @@ def train_torch_model(x_train: np.ndarray, y_train: np.ndarray, config: TrainCon
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = torch_model_module.LstmClassifier(
+    model = getattr(torch_model_module, classifier)(
         input_size=x_train.shape[2], hidden_size=config.hidden_size,
         num_classes=int(y_train.max()) + 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate,
@@ -161,12 +161,13 @@ def save_json(record: dict, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def parse_args(argv: list[str] | None) -> tuple[TrainConfig, Path]:
+def parse_args(argv: list[str] | None, description: str = __doc__.splitlines()[0],
+               default_output_dir: Path = HERE) -> tuple[TrainConfig, Path]:
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description)
     for name, value in asdict(defaults).items():
         parser.add_argument(f"--{name}", type=type(value), default=value)
-    parser.add_argument("--output-dir", type=Path, default=HERE,
+    parser.add_argument("--output-dir", type=Path, default=default_output_dir,
                         help="where pytorch/, tensorflow/ and float_accuracy.json go "
                              "(default: next to this script)")
     args = vars(parser.parse_args(argv))
@@ -174,14 +175,32 @@ def parse_args(argv: list[str] | None) -> tuple[TrainConfig, Path]:
     return TrainConfig(**args), output_dir
 
 
-def main(argv: list[str] | None = None) -> int:
-    config, output_dir = parse_args(argv)
+@dataclass(frozen=True)
+class ExampleFiles:
+    """Where an example's float models live: `<dir>/pytorch/<torch_file>` holds the PyTorch
+    `classifier` class, `<dir>/tensorflow/<keras_file>` the Keras twin (`build_model`,
+    `keras_weights_from_torch`)."""
+
+    directory: Path
+    classifier: str
+    torch_file: str
+    keras_file: str
+    module_prefix: str
+
+
+LSTM_FILES = ExampleFiles(HERE, "LstmClassifier", "model.py", "model.py", "lstm_example")
+
+
+def train_and_save(config: TrainConfig, output_dir: Path, files: ExampleFiles = LSTM_FILES) -> dict:
+    """Trains the PyTorch classifier, copies its weights into the Keras twin, checks that both
+    give the same logits, and writes pretrained.pth, pretrained.keras and float_accuracy.json
+    under `output_dir`. Returns the recorded accuracies."""
     started = time.perf_counter()
     x_train, y_train, x_test, y_test = load_dataset()
-    torch_module = load_module(HERE / "pytorch" / "model.py", "lstm_example_torch_model")
-    keras_module = load_module(HERE / "tensorflow" / "model.py", "lstm_example_keras_model")
+    torch_module = load_module(files.directory / "pytorch" / files.torch_file, f"{files.module_prefix}_torch_model")
+    keras_module = load_module(files.directory / "tensorflow" / files.keras_file, f"{files.module_prefix}_keras_model")
 
-    torch_model = train_torch_model(x_train, y_train, config, torch_module)
+    torch_model = train_torch_model(x_train, y_train, config, torch_module, files.classifier)
     keras_model = keras_module.build_model(
         timesteps=x_train.shape[1], num_features=x_train.shape[2],
         hidden_size=config.hidden_size, num_classes=int(y_train.max()) + 1)
@@ -216,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"float accuracy (keras):   {record['keras']['test_accuracy_percent']}%")
     print(f"max |logit difference| pytorch vs keras: {max_diff:.3g}")
     print(f"done in {time.perf_counter() - started:.1f} s; wrote {output_dir}")
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, output_dir = parse_args(argv)
+    train_and_save(config, output_dir)
     return 0
 
 

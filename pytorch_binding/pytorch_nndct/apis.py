@@ -1,7 +1,8 @@
 """Public API of the PyTorch front end, with the reference's names and signatures.
 
 `torch_quantizer(quant_mode, module, ..., lstm=True)` quantizes every `nn.LSTM` of a model to
-16- or 8-bit fixed point, bit-exact with the Vitis AI RNN quantizer. With `lstm=False` (the
+16- or 8-bit fixed point, bit-exact with the Vitis AI RNN quantizer, and every `nn.GRU` to the
+StandardGruCell built by the same rules. With `lstm=False` (the
 default) the CNN flow captures the whole model (torch.fx) and quantizes it to power-of-two fixed
 point for DPU-style hardware (`qproc/cnn.py`), with cross-layer equalization, bias correction,
 fast finetuning and hardware-aware quantization (`target=`). `Inspector` assigns a float model's
@@ -65,8 +66,8 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
                     target=None, calib_feedback: str | None = None) -> "LstmTorchQuantizer | TorchQuantizer":
     """Creates the quantizer of `module` in mode 'calib' or 'test'.
 
-    With `lstm=True` every `nn.LSTM` is replaced by a quantized one (the rest of the model stays
-    float) at `bitwidth` bits (16 for the RNN hardware; 8 is supported). `input_args`, `mix_bit`
+    With `lstm=True` every `nn.LSTM` and `nn.GRU` is replaced by a quantized one (the rest of the
+    model stays float) at `bitwidth` bits (16 for the RNN hardware; 8 is supported). `input_args`, `mix_bit`
     and `app_deploy` are ignored in LSTM mode, as in the reference. Computation runs on the CPU;
     tensors on another device are moved to the CPU and back.
 

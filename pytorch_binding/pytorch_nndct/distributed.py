@@ -123,8 +123,8 @@ def apply_calib_feedback(quantizer: Any, value: str | None) -> None:
         return
     if hasattr(quantizer, "runtime"):
         quantizer.runtime.feedback = value
-    for qlstm in getattr(quantizer, "quant_lstms", []):
-        qlstm.calib_feedback = value
+    for qrnn in getattr(quantizer, "quant_rnns", []):
+        qrnn.calib_feedback = value
 
 
 def skips_writing(action: str) -> bool:

@@ -79,7 +79,7 @@ class TorchLstmHooks:
 
     @contextlib.contextmanager
     def _swapped(self, stacks: Sequence[Any]) -> Iterator[None]:
-        layers = self.quantizer.quant_lstms
+        layers = self.quantizer.quant_rnns
         saved = [(m.stack, m.first_batch) for m in layers]
         try:
             for m, s in zip(layers, stacks):

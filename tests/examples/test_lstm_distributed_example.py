@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from helpers.distributed_ranks import files_under
 from helpers.example_files import LSTM_EXAMPLE_DIR
 
 COMMON = ["--subset_len", "100", "--batch_size", "50"]
@@ -26,7 +27,7 @@ def _torchrun(*args: str, cwd) -> str:
 
 
 def _files(directory):
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+    return files_under(directory)
 
 
 def test_torchrun_calibration_and_export_equal_one_process(tmp_path, capsys, import_example):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.output_tree import visible_tree
+from helpers.example_files import assert_same_files
 
 torch = pytest.importorskip("torch")
 
@@ -334,8 +334,4 @@ def test_keras_script_calib_then_test_writes_what_the_pytorch_script_writes(tmp_
         out = capsys.readouterr().out
         assert abs(printed_percent(out, "quantized accuracy") - printed_percent(out, "float accuracy")) \
             <= 100.0 / subset + 1e-9, out
-    torch_files = {k: v for k, v in visible_tree(tmp_path / "torch").items() if v is not None}
-    keras_files = {k: v for k, v in visible_tree(tmp_path / "keras").items() if v is not None}
-    assert sorted(torch_files) == sorted(keras_files) and len(keras_files) > 29 * 40
-    for rel, data in torch_files.items():
-        assert data == keras_files[rel], rel
+    assert assert_same_files(tmp_path / "torch", tmp_path / "keras") > 29 * 40

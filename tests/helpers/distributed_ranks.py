@@ -76,7 +76,9 @@ def files_under(directory: Path) -> dict[str, bytes]:
     """{relative path: bytes} of every file below `directory` ({} if it does not exist)."""
     if not directory.exists():
         return {}
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+    from helpers.output_tree import visible_tree  # what a reader sees through the export store
+
+    return {k: v for k, v in visible_tree(directory).items() if v is not None}
 
 
 def cnn_models():

@@ -88,22 +88,15 @@ def test_sequence(x, w_ih, w_hh, bias, fix, bw, h0=None, c0=None, reverse=False)
     return steps
 
 
-class CalibReference:
-    """The calibration-mode cell: per call (= one step of one batch) every node's output is
-    scanned with diffs, its fix position appended to the node's history and the output floored
-    at the history's mode. All-zero outputs do not vote (this project's defined behaviour)."""
+class ScanHistory:
+    """The calibration statistic of a cell's nodes: per call (= one step of one batch) every
+    node's output is scanned with diffs, its fix position appended to the node's history and the
+    output floored at the history's mode. All-zero outputs do not vote (this project's defined
+    behaviour)."""
 
-    def __init__(self, w_ih, w_hh, bias, bw, diffs, max_fix_pos=12):
+    def __init__(self, nodes, bw, diffs, max_fix_pos=12):
         self.bw, self.diffs, self.cap = bw, diffs, max_fix_pos
-        self.hist = {n: {} for n in NODES}
-        blocks = split(w_ih, w_hh, bias)
-        self.param_fp = {}
-        self.q = {}
-        for g in GATES:
-            for name, arr in zip((f"weight_i{g}", f"weight_h{g}", f"bias_{g}"), blocks[g]):
-                fp = diffs(arr, bw, search_range=5, method="std_round", max_fix_pos=max_fix_pos)
-                self.param_fp[name] = fp
-                self.q[name] = q_std(arr, fp, bw)
+        self.hist = {n: {} for n in nodes}
 
     def mode(self, name):
         h = self.hist[name]
@@ -123,6 +116,21 @@ class CalibReference:
     def fp_or_cap(self, name):
         fp = self.mode(name)
         return self.cap if fp is None else fp
+
+
+class CalibReference(ScanHistory):
+    """The calibration-mode LSTM cell (see ScanHistory for the per-node statistic)."""
+
+    def __init__(self, w_ih, w_hh, bias, bw, diffs, max_fix_pos=12):
+        super().__init__(NODES, bw, diffs, max_fix_pos)
+        blocks = split(w_ih, w_hh, bias)
+        self.param_fp = {}
+        self.q = {}
+        for g in GATES:
+            for name, arr in zip((f"weight_i{g}", f"weight_h{g}", f"bias_{g}"), blocks[g]):
+                fp = diffs(arr, bw, search_range=5, method="std_round", max_fix_pos=max_fix_pos)
+                self.param_fp[name] = fp
+                self.q[name] = q_std(arr, fp, bw)
 
     def step(self, x, h, c):
         """x [N, I], h/c [N, H] of the rows active at this step -> (h_next, c_next)."""

@@ -11,31 +11,11 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from helpers import reference_lstm as ref
+from helpers.rnn_models import Tagger
 from nndct_shared import kernels
 from pytorch_nndct.apis import torch_quantizer
 
 CPU = torch.device("cpu")
-
-
-class Tagger(nn.Module):
-    """Embedding -> LSTM -> Linear, with the LSTM at attribute path `encoder.rnn`."""
-
-    def __init__(self, hidden=100, layers=2, bidirectional=True, batch_first=True, bias=True):
-        super().__init__()
-        self.emb = nn.Embedding(50, 24)
-        self.encoder = nn.Module()
-        self.encoder.rnn = nn.LSTM(24, hidden, num_layers=layers, bidirectional=bidirectional,
-                                   batch_first=batch_first, bias=bias)
-        self.head = nn.Linear(hidden * (2 if bidirectional else 1), 3)
-
-    def forward(self, tokens):
-        x = self.emb(tokens)
-        if not self.encoder.rnn.batch_first:
-            x = x.transpose(0, 1)
-        y, _ = self.encoder.rnn(x)
-        if not self.encoder.rnn.batch_first:
-            y = y.transpose(0, 1)
-        return self.head(y[:, -1])
 
 
 def _cells_weights(lstm: nn.LSTM):

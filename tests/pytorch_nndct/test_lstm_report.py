@@ -186,7 +186,7 @@ def test_report_leaves_the_quantizer_as_it_was(example, tmp_path):
     t = torch_quantizer("test", model, bitwidth=8, lstm=True, output_dir=str(tmp_path / "a"), device=CPU)
     t.quant_model(x[:1])
     t.report(x[:30], sensitivity=False)
-    assert t.quant_lstms[0].first_batch[0].shape[0] == 1  # the first batch kept for the dumps
+    assert t.quant_rnns[0].first_batch[0].shape[0] == 1  # the first batch kept for the dumps
 
 
 def test_report_errors_are_catalogued(example, tmp_path):

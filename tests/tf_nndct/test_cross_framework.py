@@ -1,10 +1,12 @@
-"""The same LSTM quantized by torch_quantizer(lstm=True) and by tf_quantizer gives the same bits:
-quant_info.json, quant_model outputs, xmodels and per-frame dumps.
+"""The same LSTM or GRU quantized by torch_quantizer(lstm=True) and by tf_quantizer gives the same
+bits: quant_info.json, quant_model outputs, xmodels and per-frame dumps.
 
-The Keras model gets the PyTorch weights (kernel = W_ih^T, recurrent_kernel = W_hh^T, bias =
-b_ih + b_hh in float32), both are calibrated on the same JapaneseVowels sequences, and every
-file is compared after mapping the graph names (a PyTorch module path and a Keras layer name
-give different prefixes; a 2-layer nn.LSTM is two Keras layers).
+The Keras model gets the PyTorch weights (LSTM: kernel = W_ih^T, recurrent_kernel = W_hh^T, bias =
+b_ih + b_hh in float32; GRU (reset_after=True): the same transposes with the gates regrouped from
+PyTorch's r, z, n to Keras' z, r, h, and bias = [b_ih; b_hh]), both are calibrated on the same
+JapaneseVowels sequences, and every file is compared after mapping the graph names (a PyTorch
+module path and a Keras layer name give different prefixes; a 2-layer nn.LSTM / nn.GRU is two
+Keras layers).
 """
 from __future__ import annotations
 
@@ -24,41 +26,54 @@ from tf_nndct.quantization.api import tf_quantizer
 HIDDEN = 16
 
 
-class TorchLstm(nn.Module):
-    def __init__(self, num_layers: int, bidirectional: bool) -> None:
+KINDS = {"lstm": (nn.LSTM, keras.layers.LSTM, "StandardLstmCell"),
+         "gru": (nn.GRU, keras.layers.GRU, "StandardGruCell")}
+
+
+class TorchRnn(nn.Module):
+    def __init__(self, kind: str, num_layers: int, bidirectional: bool) -> None:
         super().__init__()
         torch.manual_seed(3)
-        self.lstm = nn.LSTM(12, HIDDEN, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
+        self.rnn = KINDS[kind][0](12, HIDDEN, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
 
     def forward(self, x):
-        return self.lstm(x)[0]
+        return self.rnn(x)[0]
 
 
-def _keras_weights(lstm: nn.LSTM, layer: int, suffix: str) -> list[np.ndarray]:
-    p = {k: v.detach().numpy() for k, v in lstm.state_dict().items()}
-    return [p[f"weight_ih_l{layer}{suffix}"].T, p[f"weight_hh_l{layer}{suffix}"].T,
-            p[f"bias_ih_l{layer}{suffix}"] + p[f"bias_hh_l{layer}{suffix}"]]
+def _keras_gates(a: np.ndarray) -> np.ndarray:
+    """PyTorch GRU rows r, z, n -> Keras' z, r, h (along the first axis)."""
+    return np.concatenate([a[HIDDEN:2 * HIDDEN], a[:HIDDEN], a[2 * HIDDEN:]])
 
 
-def keras_twin(torch_model: TorchLstm) -> tuple[keras.Model, dict[str, str]]:
+def _keras_weights(rnn: nn.Module, layer: int, suffix: str) -> list[np.ndarray]:
+    p = {k: v.detach().numpy() for k, v in rnn.state_dict().items()}
+    w_ih, w_hh = p[f"weight_ih_l{layer}{suffix}"], p[f"weight_hh_l{layer}{suffix}"]
+    b_ih, b_hh = p[f"bias_ih_l{layer}{suffix}"], p[f"bias_hh_l{layer}{suffix}"]
+    if isinstance(rnn, nn.LSTM):
+        return [w_ih.T, w_hh.T, b_ih + b_hh]
+    return [_keras_gates(w_ih).T, _keras_gates(w_hh).T, np.stack([_keras_gates(b_ih), _keras_gates(b_hh)])]
+
+
+def keras_twin(torch_model: TorchRnn, kind: str) -> tuple[keras.Model, dict[str, str]]:
     """The Keras model with the same weights, and torch graph prefix -> Keras graph prefix
     (`Lstm_StandardLstmCell_layer_1` -> `Bi1_StandardLstmCell_layer_0`)."""
-    lstm = torch_model.lstm
+    rnn = torch_model.rnn
+    _, keras_cls, cell_kind = KINDS[kind]
+    torch_prefix = "Rnn"  # the PyTorch module path `rnn`
     inputs = keras.Input((None, 12))
     x, names = inputs, {}
-    for layer in range(lstm.num_layers):
-        cell = keras.layers.LSTM(HIDDEN, return_sequences=True)
-        if lstm.bidirectional:
-            wrapper = keras.layers.Bidirectional(cell, name=f"bi{layer}")
+    for layer in range(rnn.num_layers):
+        if rnn.bidirectional:
+            wrapper = keras.layers.Bidirectional(keras_cls(HIDDEN, return_sequences=True), name=f"bi{layer}")
             x = wrapper(x)
-            wrapper.forward_layer.set_weights(_keras_weights(lstm, layer, ""))
-            wrapper.backward_layer.set_weights(_keras_weights(lstm, layer, "_reverse"))
-            names[f"Lstm_StandardLstmCell_layer_{layer}"] = f"Bi{layer}_StandardLstmCell_layer_0"
+            wrapper.forward_layer.set_weights(_keras_weights(rnn, layer, ""))
+            wrapper.backward_layer.set_weights(_keras_weights(rnn, layer, "_reverse"))
+            names[f"{torch_prefix}_{cell_kind}_layer_{layer}"] = f"Bi{layer}_{cell_kind}_layer_0"
         else:
-            layer_obj = keras.layers.LSTM(HIDDEN, return_sequences=True, name="lstm")
+            layer_obj = keras_cls(HIDDEN, return_sequences=True, name="rnn")
             x = layer_obj(x)
-            layer_obj.set_weights(_keras_weights(lstm, layer, ""))
-            names["Lstm_StandardLstmCell_layer_0"] = "Lstm_StandardLstmCell_layer_0"
+            layer_obj.set_weights(_keras_weights(rnn, layer, ""))
+            names[f"{torch_prefix}_{cell_kind}_layer_0"] = f"{torch_prefix}_{cell_kind}_layer_0"
     return keras.Model(inputs, x), names
 
 
@@ -72,12 +87,14 @@ def _files(root: Path) -> dict[str, Path]:
     return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module", params=[(1, False), (2, True)], ids=["1-layer", "2-layer-bidirectional"])
+@pytest.fixture(scope="module", params=[("lstm", 1, False), ("lstm", 2, True), ("gru", 1, False), ("gru", 2, True)],
+                ids=["lstm-1-layer", "lstm-2-layer-bidirectional", "gru-1-layer", "gru-2-layer-bidirectional"])
 def both_flows(request, vowels, tmp_path_factory):
     """Calibrate and test both flows; return (torch dir, keras dir, torch out, keras out, names)."""
     calib, test = vowels
-    torch_model = TorchLstm(*request.param).eval()
-    keras_model, names = keras_twin(torch_model)
+    kind, num_layers, bidirectional = request.param
+    torch_model = TorchRnn(kind, num_layers, bidirectional).eval()
+    keras_model, names = keras_twin(torch_model, kind)
     with torch.no_grad():
         np.testing.assert_allclose(torch_model(torch.from_numpy(test)).numpy(), keras_model(test).numpy(),
                                    atol=2e-6)

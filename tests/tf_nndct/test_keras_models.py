@@ -1,6 +1,7 @@
 """tf_quantizer on the Keras models the issue lists: Sequential and functional, Embedding /
 Conv1D / MaxPooling1D / Dropout / Dense around stacked LSTMs, return_sequences and return_state,
-go_backwards, Bidirectional merge modes, initial states, predict, and .keras / legacy .h5 files.
+go_backwards, Bidirectional merge modes (LSTM and GRU), initial states, predict, and .keras /
+legacy .h5 files.
 
 Exact checks use the fact that a quantized cell's bits depend only on its weights, its fix
 positions and its inputs: two flows that must agree are compared with array_equal.
@@ -123,29 +124,31 @@ def test_go_backwards_equals_a_forward_lstm_on_the_reversed_sequence(vowels, tmp
     assert read_xmodel(xmodel).attrs["direction"] == "backward"
 
 
+@pytest.mark.parametrize("rnn, states", [("LSTM", 2), ("GRU", 1)])
 @pytest.mark.parametrize("merge_mode", ["sum", "mul", "ave", None])
-def test_bidirectional_merge_modes_and_states(vowels, tmp_path, merge_mode):
+def test_bidirectional_merge_modes_and_states(vowels, tmp_path, merge_mode, rnn, states):
     calib, test = vowels
     keras.utils.set_random_seed(5)
+    rnn_cls = getattr(keras.layers, rnn)
     inputs = keras.Input((29, 12))
-    concat_layer = keras.layers.Bidirectional(keras.layers.LSTM(8, return_sequences=True), name="bi")
+    concat_layer = keras.layers.Bidirectional(rnn_cls(8, return_sequences=True), name="bi")
     concat_model = keras.Model(inputs, concat_layer(inputs))
-    other = keras.layers.Bidirectional(keras.layers.LSTM(8, return_sequences=True, return_state=True),
+    other = keras.layers.Bidirectional(rnn_cls(8, return_sequences=True, return_state=True),
                                        merge_mode=merge_mode, name="bi")
     other_model = keras.Model(inputs, other(inputs))
     other.set_weights(concat_layer.get_weights())
     ref = np.asarray(_calibrate_then_test(concat_model, calib, tmp_path / "concat").quant_model(test))
     outs = _calibrate_then_test(other_model, calib, tmp_path / "other").quant_model(test)
     floats = other_model(test)
-    assert len(outs) == len(floats) == (6 if merge_mode is None else 5)
+    assert len(outs) == len(floats) == (2 if merge_mode is None else 1) + 2 * states
     for got, want in zip(outs, floats):
         assert got.shape == want.shape
         assert np.abs(np.asarray(got) - np.asarray(want)).max() < 0.05  # 16-bit, 29 steps
     fw, bw = ref[..., :8], ref[..., 8:]
     expected = {"sum": fw + bw, "mul": fw * bw, "ave": (fw + bw) / 2, None: fw}[merge_mode]
     assert np.array_equal(np.asarray(outs[0]), expected)
-    # States: [h_fw, c_fw, h_bw, c_bw]; h_fw is the last forward output, h_bw the first backward one.
-    h_fw, h_bw = np.asarray(outs[-4]), np.asarray(outs[-2])
+    # States: [h_fw(, c_fw), h_bw(, c_bw)]; h_fw is the last forward output, h_bw the first backward one.
+    h_fw, h_bw = np.asarray(outs[-2 * states]), np.asarray(outs[-states])
     assert np.array_equal(h_fw, fw[:, -1]) and np.array_equal(h_bw, bw[:, 0])
 
 
@@ -186,13 +189,13 @@ def test_initial_states_from_other_inputs(vowels, tmp_path):
     assert np.abs(got - want).max() < 0.01 < np.abs(got - zero).max()
 
 
-def test_gru_stays_float_with_a_warning(vowels, tmp_path, caplog):
+def test_simple_rnn_stays_float_with_a_warning(vowels, tmp_path, caplog):
     calib, test = vowels
     keras.utils.set_random_seed(7)
     inputs = keras.Input((29, 12))
-    x = keras.layers.GRU(8, return_sequences=True, name="gru")(inputs)
+    x = keras.layers.SimpleRNN(8, return_sequences=True, name="rnn")(inputs)
     model = keras.Model(inputs, keras.layers.LSTM(8, name="lstm")(x))
     with caplog.at_level("WARNING"):
         q = tf_quantizer(model, None, "calib", str(tmp_path), bitwidth=16)
-    assert "QUANTIZER_TF_FLOAT_OP" in caplog.text and "gru" in caplog.text
-    assert q.quant_model.get_layer("gru") is model.get_layer("gru")
+    assert "QUANTIZER_TF_FLOAT_OP" in caplog.text and "rnn" in caplog.text
+    assert q.quant_model.get_layer("rnn") is model.get_layer("rnn")

@@ -1,5 +1,5 @@
-"""Every mistake a Keras user can make with tf_quantizer gets one catalogued QUANTIZER_TF_* error
-naming the problem and the fix, and leaves no partial files behind."""
+"""Every mistake a Keras user can make with tf_quantizer (LSTM and GRU models) gets one catalogued
+QUANTIZER_TF_* error naming the problem and the fix, and leaves no partial files behind."""
 from __future__ import annotations
 
 import keras
@@ -20,10 +20,11 @@ def _raises(code: str, exc_type: type, fn, *args, **kwargs) -> NndctError:
     return info.value
 
 
-def lstm_model(steps: int = 29, **lstm_kwargs) -> keras.Model:
+def lstm_model(steps: int = 29, rnn: str = "LSTM", **lstm_kwargs) -> keras.Model:
+    """Input -> LSTM (or GRU with rnn="GRU") named after its type in lower case."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((steps, 12))
-    return keras.Model(inputs, keras.layers.LSTM(8, name="lstm", **lstm_kwargs)(inputs))
+    return keras.Model(inputs, getattr(keras.layers, rnn)(8, name=rnn.lower(), **lstm_kwargs)(inputs))
 
 
 def _calibrated(tmp_path, vowels) -> keras.Model:
@@ -34,14 +35,16 @@ def _calibrated(tmp_path, vowels) -> keras.Model:
     return model
 
 
+@pytest.mark.parametrize("rnn, code", [("LSTM", "RECURRENT_ACTIVATION"), ("GRU", "GRU_ACTIVATION")])
 @pytest.mark.parametrize("kwargs, which, got", [
     ({"recurrent_activation": "hard_sigmoid"}, "recurrent_activation", "hard_sigmoid"),
     ({"activation": "relu"}, "activation", "relu"),
 ])
-def test_activations_other_than_sigmoid_and_tanh(tmp_path, kwargs, which, got):
-    err = _raises("RECURRENT_ACTIVATION", NotImplementedError, tf_quantizer, lstm_model(**kwargs), None,
+def test_activations_other_than_sigmoid_and_tanh(tmp_path, kwargs, which, got, rnn, code):
+    err = _raises(code, NotImplementedError, tf_quantizer, lstm_model(rnn=rnn, **kwargs), None,
                   "calib", str(tmp_path / "out"))
-    assert err.fields["which"] == which and err.fields["got"] == got and "'lstm'" in str(err)
+    assert err.fields["which"] == which and err.fields["got"] == got
+    assert f"{rnn} layer '{rnn.lower()}'" in str(err)
     assert not (tmp_path / "out").exists()
 
 
@@ -55,6 +58,36 @@ def test_unsupported_lstm_features(tmp_path, vowels):
     stateful = keras.Model(stateful_in, keras.layers.LSTM(8, stateful=True, name="lstm")(stateful_in))
     assert "stateful" in str(_raises("UNSUPPORTED_RNN", NotImplementedError, tf_quantizer, stateful, None,
                                      "calib", str(tmp_path / "s")))
+
+
+def test_unsupported_gru_features(tmp_path):
+    tokens = keras.Input((29,), dtype="int32")
+    masked = keras.Model(tokens, keras.layers.GRU(8)(keras.layers.Embedding(10, 12, mask_zero=True)(tokens)))
+    assert "mask" in str(_raises("UNSUPPORTED_GRU", NotImplementedError, tf_quantizer, masked, None, "calib",
+                                 str(tmp_path / "m")))
+    stateful_in = keras.Input((29, 12), batch_size=1)
+    stateful = keras.Model(stateful_in, keras.layers.GRU(8, stateful=True, name="gru")(stateful_in))
+    assert "stateful" in str(_raises("UNSUPPORTED_GRU", NotImplementedError, tf_quantizer, stateful, None, "calib",
+                                     str(tmp_path / "s")))
+    inputs = keras.Input((29, 12))
+    mixed = keras.layers.Bidirectional(keras.layers.GRU(8, return_sequences=True),
+                                       backward_layer=keras.layers.LSTM(8, return_sequences=True, go_backwards=True))
+    err = _raises("UNSUPPORTED_GRU", NotImplementedError, tf_quantizer, keras.Model(inputs, mixed(inputs)), None,
+                  "calib", str(tmp_path / "b"))
+    assert "go_backwards GRU" in str(err)
+    assert not any((tmp_path / d).exists() for d in ("m", "s", "b"))
+
+
+def test_bad_calls_of_the_quantized_gru(vowels, tmp_path):
+    keras.utils.set_random_seed(9)
+    x_in, h_in = keras.Input((29, 12)), keras.Input((8,))
+    model = keras.Model([x_in, h_in], keras.layers.GRU(8, name="gru")(x_in, initial_state=h_in))
+    q = tf_quantizer(model, None, "calib", str(tmp_path), bitwidth=16)
+    layer = q.quant_model.get_layer("gru")
+    _raises("INITIAL_STATES", ValueError, layer, vowels[0][:2], initial_state=[np.zeros((2, 8), np.float32)] * 2)
+    bad = vowels[0][:2].copy()
+    bad[0, 1, 1] = np.inf
+    assert "GRU layer 'gru'" in str(_raises("CALIB_DATA_NONFINITE", ValueError, layer, bad))
 
 
 def test_model_type_mode_bitwidth_and_signature(tmp_path):

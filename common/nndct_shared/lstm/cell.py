@@ -1,53 +1,28 @@
 """One quantized StandardLstmCell (one layer, one direction) running whole sequences in C++."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-import os
-
 from .. import _kernels, kernels
+from .cell_base import (
+    PARAM_SEARCH_RANGE,
+    WEIGHT_METHOD,
+    CellRecord,
+    QuantizedCell,
+    as_sequence,
+    optional_array,
+    record_from_codes,
+)
 from .cell_params import CellWeights
-from .fix_positions import CellCalibration, CellFixPositions
-from .naming import GATES, NODE_NAMES, PARAM_NAMES
+from .naming import GATES, LSTM_CELL, PARAM_NAMES
 
-WEIGHT_METHOD = "std_round"
-"""Weights and biases are rounded half away from zero (the reference's method 3)."""
-PARAM_SEARCH_RANGE = 5
+__all__ = ["CellRecord", "PARAM_SEARCH_RANGE", "QuantizedLstmCell", "WEIGHT_METHOD"]
 
-
-@dataclass(frozen=True)
-class CellRecord:
-    """Integer codes of every node of batch element 0, one row per processed time step.
-
-    `codes[name]` has shape [steps, width] (width = input size for input_0, hidden size else);
-    row t is the t-th step in processing order (a backward cell's row 0 is the last position).
-    """
-
-    codes: dict[str, np.ndarray]
-    fix: CellFixPositions
-
-    @property
-    def steps(self) -> int:
-        return self.codes["input_0"].shape[0]
+_as_sequence = as_sequence
+_optional = optional_array
 
 
-def _default_threads() -> int:
-    """Threads for the batch-parallel test loop: NNDCT_NUM_THREADS, else every core."""
-    env = os.environ.get("NNDCT_NUM_THREADS")
-    return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
-
-
-def _as_sequence(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x, dtype=np.float64)
-
-
-def _optional(a: np.ndarray | None, dtype) -> np.ndarray | None:
-    return None if a is None else np.ascontiguousarray(a, dtype=dtype)
-
-
-class QuantizedLstmCell:
+class QuantizedLstmCell(QuantizedCell):
     """The reference's cell graph `graph_name`, with calibration statistics or fix positions.
 
     Arrays in and out are NumPy: x [batch, steps, input], lengths [batch] (None: all steps),
@@ -57,31 +32,9 @@ class QuantizedLstmCell:
 
     def __init__(self, graph_name: str, weights: CellWeights, reverse: bool, bit_width: int,
                  max_fix_pos: int = 12, num_threads: int | None = None) -> None:
-        self.graph_name = graph_name
-        self.weights = weights
-        self.reverse = reverse
-        self.bit_width = bit_width
-        self.calibration = CellCalibration(bit_width, max_fix_pos)
-        self.fix: CellFixPositions | None = None
-        self.num_threads = num_threads or _default_threads()
-
-    @property
-    def hidden_size(self) -> int:
-        return self.weights.hidden_size
-
-    @property
-    def input_size(self) -> int:
-        return self.weights.input_size
+        super().__init__(LSTM_CELL, graph_name, weights, reverse, bit_width, max_fix_pos, num_threads)
 
     # ----------------------------------------------------------------------------- calibration
-    def _calibrate_params(self) -> None:
-        """Parameters are calibrated once, on first use (diffs, std round, capped)."""
-        cal = self.calibration
-        for name, block in self.weights.blocks().items():
-            cal.param[name] = kernels.diffs_fix_pos(
-                block, self.bit_width, search_range=PARAM_SEARCH_RANGE, method=WEIGHT_METHOD,
-                max_fix_pos=cal.max_fix_pos)
-
     def _fake_quantized_params(self, param_fp: dict[str, int]) -> tuple[np.ndarray, ...]:
         blocks = self.weights.blocks()
         q = {n: kernels.fix_neuron(blocks[n], self.bit_width, param_fp[n], WEIGHT_METHOD) for n in PARAM_NAMES}
@@ -103,27 +56,9 @@ class QuantizedLstmCell:
             c0=_optional(c0, np.float64), reverse=self.reverse)
 
     # ----------------------------------------------------------------------------- test mode
-    def load_fix_positions(self, fix: CellFixPositions) -> None:
+    def load_fix_positions(self, fix) -> None:
         self.fix = fix
         self._codes = self.param_codes()
-
-    def param_codes(self) -> dict[str, np.ndarray]:
-        """The integer codes of the 12 parameters at their fix positions."""
-        fix = self._require_fix()
-        blocks = self.weights.blocks()
-        return {n: kernels.fix_codes(blocks[n], fix.bit_width, fix.param[n], WEIGHT_METHOD).astype(np.int32)
-                for n in PARAM_NAMES}
-
-    def quantized_params(self) -> dict[str, np.ndarray]:
-        """The 12 parameters fake-quantized at their fix positions (float32, as the xmodel holds them)."""
-        fix = self._require_fix()
-        return {n: np.ldexp(c.astype(np.float64), -fix.param[n]).astype(np.float32)
-                for n, c in self.param_codes().items()}
-
-    def _require_fix(self) -> CellFixPositions:
-        if self.fix is None:
-            raise RuntimeError(f"cell {self.graph_name} has no fix positions: load quant_info.json first")
-        return self.fix
 
     def _run_fixed(self, x, lengths, h0, c0, record: bool):
         fix = self._require_fix()
@@ -148,7 +83,15 @@ class QuantizedLstmCell:
 
         Returns (out, record): the same `out` as `run`, and the per-step codes."""
         out, _, _, (input0, nodes) = self._run_fixed(x, lengths, h0, c0, record=True)
-        codes = {"input_0": input0}
-        for k, name in enumerate(NODE_NAMES[1:]):
-            codes[name] = nodes[:, k, :]
-        return out, CellRecord(codes, self._require_fix())
+        return out, record_from_codes(self.definition, input0, nodes, self._require_fix())
+
+    # ----------------------------------------------------------------------------- files
+    def module_source(self) -> str:
+        from .codegen import cell_source
+
+        return cell_source(self.graph_name, self.input_size, self.hidden_size, self.reverse)
+
+    def xgraph(self):
+        from .xmodel_export import cell_xgraph
+
+        return cell_xgraph(self)

@@ -72,9 +72,8 @@ def cell_source(graph_name: str, input_size: int, hidden_size: int, reverse: boo
     return "\n".join(lines) + "\n"
 
 
-def cell_module_file(graph_name: str, input_size: int, hidden_size: int, reverse: bool) -> tuple[str, bytes]:
-    """(file name, content) of `<graph_name>.py`. The file name is the deploy-check stem of the
-    graph name (no separators, bounded length), so no module path can put it outside
-    output_dir; the session writes the files of all cells as one export."""
-    text = cell_source(graph_name, input_size, hidden_size, reverse)
+def cell_module_file(graph_name: str, text: str) -> tuple[str, bytes]:
+    """(file name, content) of `<graph_name>.py` holding a cell's source `text`. The file name is
+    the deploy-check stem of the graph name (no separators, bounded length), so no module path
+    can put it outside output_dir; the session writes the files of all cells as one export."""
     return f"{dump_file_stem(graph_name)}.py", text.encode("ascii")

@@ -1,20 +1,16 @@
-"""Fix positions of one StandardLstmCell, their calibration statistics and the export alignment."""
+"""Fix positions of one RNN cell, their calibration statistics and the export alignment.
+
+The classes work on any `CellDefinition` (default: the StandardLstmCell); the GRU cells use them
+with their own definitions.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .naming import (
-    C_NEXT,
-    DENSE_X_NODES,
-    GATES,
-    H_NEXT,
-    NODE_NAMES,
-    PARAM_NAMES,
-    TABLE_NODES,
-    scoped,
-)
+from .cell_definition import CellDefinition
+from .naming import C_NEXT, GATES, LSTM_CELL, scoped
 
 FP_OFFSET = 128
 """Histogram slot of fix position p is p + FP_OFFSET (the C++ loop uses the same layout)."""
@@ -35,19 +31,22 @@ def table_fix_pos(bit_width: int) -> int:
 
 @dataclass
 class CellFixPositions:
-    """The `[bit_width, fix_pos]` entries of one cell: 24 node outputs and 12 parameters."""
+    """The `[bit_width, fix_pos]` entries of one cell: every node output and every parameter
+    (a StandardLstmCell: 24 nodes and 12 parameters)."""
 
     bit_width: int
     node: list[int]
     param: dict[str, int]
+    definition: CellDefinition = LSTM_CELL
 
     def __post_init__(self) -> None:
-        if len(self.node) != len(NODE_NAMES):
-            raise ValueError(f"a StandardLstmCell has {len(NODE_NAMES)} nodes, got {len(self.node)}")
-        if set(self.param) != set(PARAM_NAMES):
-            raise ValueError(f"parameters must be {PARAM_NAMES}, got {sorted(self.param)}")
+        d = self.definition
+        if len(self.node) != len(d.node_names):
+            raise ValueError(f"a {d.kind} has {len(d.node_names)} nodes, got {len(self.node)}")
+        if set(self.param) != set(d.param_names):
+            raise ValueError(f"parameters must be {d.param_names}, got {sorted(self.param)}")
         limit = table_fix_pos(self.bit_width)
-        bad = [NODE_NAMES[i] for i in TABLE_NODES if self.node[i] > limit]
+        bad = [d.node_names[i] for i in d.table_nodes if self.node[i] > limit]
         if bad:
             raise ValueError(
                 f"sigmoid/tanh outputs {bad} have a fix position above {limit}; the lookup tables "
@@ -56,7 +55,7 @@ class CellFixPositions:
             )
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(node[24], w_ih[4], w_hh[4], bias[4]) as int32 arrays for the C++ loop."""
+        """(node[24], w_ih[4], w_hh[4], bias[4]) as int32 arrays for the C++ LSTM loop."""
         p = self.param
         return (
             np.asarray(self.node, dtype=np.int32),
@@ -67,24 +66,26 @@ class CellFixPositions:
 
     def quant_info_entries(self, graph_name: str) -> tuple[dict, dict]:
         """(param, output) dicts keyed `<graph>::<name>`, in the reference's order."""
-        bw = self.bit_width
-        params = {scoped(graph_name, n): [bw, self.param[n]] for n in PARAM_NAMES}
-        outputs = {scoped(graph_name, n): [bw, fp] for n, fp in zip(NODE_NAMES, self.node)}
+        bw, d = self.bit_width, self.definition
+        params = {scoped(graph_name, n): [bw, self.param[n]] for n in d.param_names}
+        outputs = {scoped(graph_name, n): [bw, fp] for n, fp in zip(d.node_names, self.node)}
         return params, outputs
 
     @classmethod
-    def from_quant_info_entries(cls, graph_name: str, param: dict, output: dict) -> "CellFixPositions":
+    def from_quant_info_entries(cls, graph_name: str, param: dict, output: dict,
+                                definition: CellDefinition = LSTM_CELL) -> "CellFixPositions":
         """Inverse of `quant_info_entries`; every name must be present (checked by the caller)."""
-        widths = {param[scoped(graph_name, n)][0] for n in PARAM_NAMES}
-        widths |= {output[scoped(graph_name, n)][0] for n in NODE_NAMES}
+        d = definition
+        widths = {param[scoped(graph_name, n)][0] for n in d.param_names}
+        widths |= {output[scoped(graph_name, n)][0] for n in d.node_names}
         if len(widths) != 1:
             raise ValueError(f"cell {graph_name} mixes bit widths {sorted(widths)}; one width per cell is supported")
-        node = [output[scoped(graph_name, n)][1] for n in NODE_NAMES]
-        prm = {n: param[scoped(graph_name, n)][1] for n in PARAM_NAMES}
-        missing = [n for n, fp in [*zip(NODE_NAMES, node), *prm.items()] if fp is None]
+        node = [output[scoped(graph_name, n)][1] for n in d.node_names]
+        prm = {n: param[scoped(graph_name, n)][1] for n in d.param_names}
+        missing = [n for n, fp in [*zip(d.node_names, node), *prm.items()] if fp is None]
         if missing:
             raise ValueError(f"cell {graph_name} has no fix position for {missing}")
-        return cls(widths.pop(), node, prm)
+        return cls(widths.pop(), node, prm, d)
 
 
 @dataclass
@@ -99,8 +100,14 @@ class CellCalibration:
 
     bit_width: int
     max_fix_pos: int = 12
-    counts: np.ndarray = field(default_factory=lambda: np.zeros((len(NODE_NAMES), FP_SLOTS), np.int64))
+    counts: np.ndarray | None = None
+    """[nodes, FP_SLOTS] int64; None: a new, empty histogram for the definition's nodes."""
     param: dict[str, int] = field(default_factory=dict)
+    definition: CellDefinition = LSTM_CELL
+
+    def __post_init__(self) -> None:
+        if self.counts is None:
+            self.counts = np.zeros((len(self.definition.node_names), FP_SLOTS), np.int64)
 
     @property
     def calls(self) -> int:
@@ -117,6 +124,8 @@ class CellCalibration:
         """Adds another run's statistics (e.g. calibration split over processes)."""
         if other.bit_width != self.bit_width:
             raise ValueError("cannot merge calibrations of different bit widths")
+        if other.definition != self.definition:
+            raise ValueError("cannot merge calibrations of different cell kinds")
         self.counts += other.counts
         for name, fp in other.param.items():
             self.param.setdefault(name, fp)
@@ -152,18 +161,19 @@ class CellCalibration:
         that never saw a non-zero value (e.g. h_next of an all-zero sequence) carries no range
         information; it gets `max_fix_pos`, the most precise position allowed.
         """
-        if len(self.param) != len(PARAM_NAMES):
+        d = self.definition
+        if len(self.param) != len(d.param_names):
             raise ValueError("the cell was never run in calibration mode")
-        h_fp = self._fp_or_cap(H_NEXT)
+        h_fp = self._fp_or_cap(d.output_node)
         x_fp = self._fp_or_cap(0)
-        node = [h_fp] * len(NODE_NAMES)
+        node = [h_fp] * len(d.node_names)
         node[0] = x_fp
-        for i in TABLE_NODES:
+        for i in d.table_nodes:
             node[i] = table_fix_pos(self.bit_width)
         param = dict(self.param)
-        for g, dense in zip(GATES, DENSE_X_NODES):
-            param[f"bias_{g}"] = node[dense]
-        return CellFixPositions(self.bit_width, node, param)
+        for bias, dense in d.bias_nodes:
+            param[bias] = node[dense]
+        return CellFixPositions(self.bit_width, node, param, d)
 
     def _fp_or_cap(self, index: int) -> int:
         fp = self.node_fix_pos(index)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..graph.naming import scoped_name as scoped
 from ..graph.naming import to_op_name as op_name
+from .cell_definition import CellDefinition
 
 GATES = ("i", "f", "g", "o")
 """PyTorch gate order (Keras' i, f, c, o is the same order)."""
@@ -55,6 +56,15 @@ PARAM_NAMES: tuple[str, ...] = tuple(
 )
 """The 12 parameter names in the order the reference lists them in quant_info.json."""
 
+LSTM_CELL = CellDefinition(
+    kind=CELL_KIND,
+    node_names=NODE_NAMES,
+    param_names=PARAM_NAMES,
+    table_nodes=TABLE_NODES,
+    bias_nodes=tuple((f"bias_{g}", dense) for g, dense in zip(GATES, DENSE_X_NODES)),
+    output_node=H_NEXT,
+)
+
 
 def prefix_from_module_path(path: str, class_name: str = "LSTM") -> str:
     """The reference's graph-name prefix of the module at attribute path `path`.
@@ -68,10 +78,11 @@ def prefix_from_module_path(path: str, class_name: str = "LSTM") -> str:
     return "".join(piece.capitalize() for piece in source.replace(".", "_").split("_"))
 
 
-def cell_graph_name(prefix: str, layer: int, reverse: bool) -> str:
-    """`<Prefix>_StandardLstmCell_layer_<i>_<forward|backward>`."""
+def cell_graph_name(prefix: str, layer: int, reverse: bool, kind: str = CELL_KIND) -> str:
+    """`<Prefix>_StandardLstmCell_layer_<i>_<forward|backward>` (`kind` names other cells the
+    same way: `<Prefix>_StandardGruCell_layer_<i>_<forward|backward>`)."""
     direction = "backward" if reverse else "forward"
-    return f"{prefix}_{CELL_KIND}_layer_{layer}_{direction}"
+    return f"{prefix}_{kind}_layer_{layer}_{direction}"
 
 
-__all__ = ["GATES", "NODE_NAMES", "PARAM_NAMES", "cell_graph_name", "op_name", "prefix_from_module_path", "scoped"]
+__all__ = ["GATES", "LSTM_CELL", "NODE_NAMES", "PARAM_NAMES", "cell_graph_name", "op_name", "prefix_from_module_path", "scoped"]

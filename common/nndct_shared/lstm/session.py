@@ -1,9 +1,10 @@
-"""The LSTM quantization flow shared by both front ends: calib -> quant_info.json -> test ->
+"""The RNN quantization flow shared by both front ends: calib -> quant_info.json -> test ->
 xmodel and deploy-check dumps.
 
-A front end finds the LSTMs of the user's model, builds one `QuantizedLstmStack` per LSTM and
-registers it here; everything written to `output_dir` is then produced by this module, which is
-why the PyTorch and Keras flows write the same files for the same weights.
+A front end finds the LSTMs and GRUs of the user's model, builds one `QuantizedLstmStack` /
+`QuantizedGruStack` per RNN and registers it here; everything written to `output_dir` is then
+produced by this module, which is why the PyTorch and Keras flows write the same files for the
+same weights. The session sees cells only through `cell_base.QuantizedCell`'s interface.
 
 Every write is one export unit (`nndct_shared.output_dir.staged_export`): the cells' `<graph>.py`
 files together; quant_info.json; and a cell's xmodel together with its deploy-check directory
@@ -26,10 +27,9 @@ from ..progress import progress
 from ..quant_info import QuantInfo
 from ..quant_info_store import QuantInfoStore
 from ..quant_mode import RunMode
-from .cell import QuantizedLstmCell
+from .cell_base import QuantizedCell
 from .codegen import cell_module_file
-from .fix_positions import CellFixPositions
-from .naming import NODE_NAMES, PARAM_NAMES, scoped
+from .naming import scoped
 from .shard_merge import CellShards
 from .stack import QuantizedLstmStack
 
@@ -47,7 +47,10 @@ class FirstBatch:
 
 
 class LstmQuantSession:
-    """All quantized LSTMs of one model and the files of one output directory."""
+    """All quantized LSTMs and GRUs of one model and the files of one output directory.
+
+    A stack is anything with `prefix`, `cells` (QuantizedCell objects) and
+    `record(x, lengths, h0, c0)` (a GRU stack takes and ignores c0 = None)."""
 
     def __init__(self, output_dir: str | Path, mode: RunMode, bit_width: int,
                  collective: Collective = LOCAL) -> None:
@@ -72,7 +75,7 @@ class LstmQuantSession:
             raise error("OUTPUT_DIR", path=str(self.output_dir), reason="the directory is not writable")
 
     @property
-    def cells(self) -> list[QuantizedLstmCell]:
+    def cells(self) -> list[QuantizedCell]:
         return [cell for stack in self.stacks for cell in stack.cells]
 
     def add_stack(self, stack: QuantizedLstmStack) -> None:
@@ -82,7 +85,7 @@ class LstmQuantSession:
         clash = [c.graph_name for c in stack.cells if c.graph_name in names]
         if clash:
             raise error("UNSUPPORTED_RNN", module=stack.prefix,
-                        feature=f"cell graph names {clash} that another LSTM of the model already has")
+                        feature=f"cell graph names {clash} that another RNN of the model already has")
         stems = {dump_file_stem(c.graph_name): c.graph_name for c in self.cells}
         for cell in stack.cells:
             other = stems.setdefault(dump_file_stem(cell.graph_name), cell.graph_name)
@@ -98,8 +101,7 @@ class LstmQuantSession:
             return []
         with staged_export(self.output_dir) as unit:
             return [unit.write_bytes(self.output_dir / name, data)
-                    for name, data in (cell_module_file(c.graph_name, c.input_size, c.hidden_size, c.reverse)
-                                       for c in self.cells)]
+                    for name, data in (cell_module_file(c.graph_name, c.module_source()) for c in self.cells)]
 
     # --------------------------------------------------------------------------- quant_info.json
     def export_quant_config(self) -> Path | None:
@@ -126,18 +128,18 @@ class LstmQuantSession:
         """Test mode: read quant_info.json and give every cell its fix positions, which must be
         of this session's bit width."""
         # missing: NO_CALIB_RESULT; broken: QUANT_INFO_CORRUPT; another model's: CALIB_RESULT_MISMATCH
-        qi = self.store.read([scoped(c.graph_name, n) for c in self.cells for n in PARAM_NAMES],
-                             [scoped(c.graph_name, n) for c in self.cells for n in NODE_NAMES])
+        qi = self.store.read([scoped(c.graph_name, n) for c in self.cells for n in c.definition.param_names],
+                             [scoped(c.graph_name, n) for c in self.cells for n in c.definition.node_names])
         path = self.store.path
         fixes = []
         for cell in self.cells:
-            widths = {qi.param[scoped(cell.graph_name, n)][0] for n in PARAM_NAMES}
-            widths |= {qi.output[scoped(cell.graph_name, n)][0] for n in NODE_NAMES}
+            widths = {qi.param[scoped(cell.graph_name, n)][0] for n in cell.definition.param_names}
+            widths |= {qi.output[scoped(cell.graph_name, n)][0] for n in cell.definition.node_names}
             if len(widths) == 1 and self.bit_width not in widths:
                 raise error("CALIB_BITWIDTH_MISMATCH", bitwidth=self.bit_width, path=str(path),
                             recorded=widths.pop(), cell=cell.graph_name)
             try:  # one width per cell, fix positions that width can hold
-                fixes.append(CellFixPositions.from_quant_info_entries(cell.graph_name, qi.param, qi.output))
+                fixes.append(cell.fix_positions_from_quant_info(qi.param, qi.output))
             except ValueError as exc:
                 raise error("QUANT_INFO_CORRUPT", path=str(path), reason=str(exc)) from exc
         for cell, fix in zip(self.cells, fixes):
@@ -155,7 +157,6 @@ class LstmQuantSession:
         raises OUTPUT_DIR and one that is killed leaves the previous export whole. Without
         `deploy_check` the cells' dump directories are removed (an older export's dumps do not
         belong to the new xmodels)."""
-        from .xmodel_export import cell_xgraph
         from ..xmodel import xgraph_to_bytes
 
         if self.mode != RunMode.TEST:
@@ -166,7 +167,7 @@ class LstmQuantSession:
             self._check_first_batches(first_batches, action)
         out_dir = self.output_dir if output_dir is None else checked_output_dir(output_dir)
         xmodels = [(out_dir / XMODEL_DIR / f"{dump_file_stem(cell.graph_name)}_int.xmodel",
-                    xgraph_to_bytes(cell_xgraph(cell)))
+                    xgraph_to_bytes(cell.xgraph()))
                    for cell in progress(self.cells, "export xmodel", unit="cell")]
         with staged_export(out_dir, owns=self._dump_dirs()) as unit:
             written = [unit.write_bytes(path, data) for path, data in xmodels]
@@ -207,7 +208,7 @@ class LstmQuantSession:
         return written
 
 
-def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedLstmCell, record) -> list[Path]:
+def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedCell, record) -> list[Path]:
     """One `frame_<t>` directory per processed step: every node's value and code, and in frame 0
     the parameters, exactly as the reference's DeployChecker in txt mode."""
     fix = record.fix
@@ -219,7 +220,7 @@ def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedLstmCell, record
     paths = []
     for t in progress(range(record.steps), f"dump {cell.graph_name}", unit="frame"):
         records = []
-        for i, name in enumerate(NODE_NAMES):
+        for i, name in enumerate(cell.definition.node_names):
             codes = record.codes[name][t:t + 1]
             fp = fix.node[i]
             records.append((scoped(cell.graph_name, name), np.ldexp(codes.astype(np.float64), -fp), bw, fp))

@@ -45,21 +45,21 @@ LSTM_ERRORS: tuple[Spec, ...] = (
     ),
     error(
         "NO_LSTM",
-        "lstm=True but the module contains no LSTM (reference: RuntimeError \"The top module ... "
-        "should have one LSTM module at least.\").",
-        "The top module '{module}' contains no LSTM to quantize.",
-        "Pass a model that contains at least one torch.nn.LSTM (or QuantLstmLayer), or quantize "
-        "it without lstm=True.",
+        "lstm=True but the module contains no LSTM or GRU (reference: RuntimeError \"The top module "
+        "... should have one LSTM module at least.\").",
+        "The top module '{module}' contains no LSTM or GRU to quantize.",
+        "Pass a model that contains at least one torch.nn.LSTM or torch.nn.GRU, or quantize it "
+        "without lstm=True.",
         ModelStructureError,
-        tf_template="The model '{module}' contains no LSTM layer to quantize.",
-        tf_fix="Pass a model that contains at least one keras.layers.LSTM.",
+        tf_template="The model '{module}' contains no LSTM or GRU layer to quantize.",
+        tf_fix="Pass a model that contains at least one keras.layers.LSTM or keras.layers.GRU.",
     ),
     error(
         "UNSUPPORTED_RNN",
         "The RNN uses a feature the LSTM quantizer does not implement (only standard LSTM cells).",
         "'{module}' uses {feature}, which the LSTM quantizer does not support.",
         "Use a standard LSTM: no projection (proj_size=0), no peepholes, no cell clipping, and "
-        "LSTM rather than GRU/RNN.",
+        "LSTM or GRU rather than SimpleRNN.",
         UnsupportedOpError,
     ),
     error(
@@ -138,6 +138,30 @@ LSTM_TF_ERRORS: tuple[Spec, ...] = (
         "Pass a tf.TensorSpec (or a list of them, one per model input) with the full input "
         "shape including a batch dimension, e.g. tf.TensorSpec(x_test[:1].shape, tf.float32).",
         DataError,
+        frontends=TF_ONLY,
+    ),
+)
+
+# --- the GRU flow ------------------------------------------------------------------------------
+
+GRU_ERRORS: tuple[Spec, ...] = (
+    error(
+        "GRU_ACTIVATION",
+        "The Keras GRU uses a recurrent activation other than sigmoid or an activation other "
+        "than tanh (the cell's lookup tables are sigmoid and tanh).",
+        "GRU layer '{layer}' uses {which} '{got}'; only '{expected}' is supported.",
+        "Build the float model with recurrent_activation='sigmoid' and activation='tanh' (the "
+        "Keras defaults) and re-train it.",
+        UnsupportedOpError,
+        frontends=TF_ONLY,
+    ),
+    error(
+        "UNSUPPORTED_GRU",
+        "The Keras GRU uses a feature the StandardGruCell cannot express.",
+        "GRU layer '{module}' uses {feature}, which the GRU quantizer does not support.",
+        "Use a stateless GRU without sequence masks; wrap two GRUs of the same size (a forward "
+        "one and a go_backwards one) in Bidirectional.",
+        UnsupportedOpError,
         frontends=TF_ONLY,
     ),
 )
@@ -420,10 +444,10 @@ EXPORT_SAFETY_MESSAGES: tuple[Spec, ...] = (
     ),
     warning(
         "LSTM_SHARED",
-        "One LSTM module is registered under several attribute names; it is quantized once and "
-        "shared.",
-        "The LSTM registered as {names} is one module: it is quantized once, and every name uses "
-        "the same quantized LSTM (one set of weights, fix positions and cell graphs, named after "
+        "One LSTM or GRU module is registered under several attribute names; it is quantized once "
+        "and shared.",
+        "The RNN registered as {names} is one module: it is quantized once, and every name uses "
+        "the same quantized module (one set of weights, fix positions and cell graphs, named after "
         "'{first}').",
         "Register a separate copy (copy.deepcopy) under each name if they should be quantized "
         "apart.",
@@ -660,7 +684,7 @@ DISTRIBUTED_ERRORS: tuple[Spec, ...] = (
 )
 
 PROJECT_SPECS: tuple[Spec, ...] = (
-    LSTM_ERRORS + LSTM_TF_ERRORS + CNN_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + CNN_EXPORT_ERRORS
+    LSTM_ERRORS + LSTM_TF_ERRORS + GRU_ERRORS + CNN_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + CNN_EXPORT_ERRORS
     + PROJECT_WARNINGS + PROJECT_NOTES + REPORT_ERRORS + REPORT_WARNINGS + DISTRIBUTED_ERRORS
     + EXPORT_SAFETY_MESSAGES
 )

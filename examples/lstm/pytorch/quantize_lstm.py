@@ -4,7 +4,7 @@ The reference tool's example flow, on JapaneseVowels (shipped with sktime) inste
 IMDB (which needs a download):
 
   python examples/lstm/pytorch/quantize_lstm.py --quant_mode calib --subset_len 200
-  python examples/lstm/pytorch/quantize_lstm.py --quant_mode test  --subset_len 200 [--deploy]
+  python examples/lstm/pytorch/quantize_lstm.py --quant_mode test  --subset_len 200 [--deploy] [--bitwidth 8]
 
 On several processes (see README "Calibrating on several processes"), e.g. 4 on this machine:
 
@@ -30,11 +30,9 @@ example does; the dataset loader interleaves the speakers so any prefix spans al
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -42,32 +40,15 @@ for folder in (HERE, HERE.parent):  # model.py lives here, data.py one level up
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from cli import add_common_arguments, check_common_arguments  # noqa: E402
-from data import load_dataset  # noqa: E402
 from model import LstmClassifier  # noqa: E402
+from quantize_flow import parse_example_args, run_torch_example  # noqa: E402
 
 DEFAULT_CHECKPOINT = HERE / "pretrained.pth"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser, deploy_help="in test mode, also write the deploy-check dumps "
-                                             "(export_xmodel(..., deploy_check=True))")
-    parser.add_argument("--bitwidth", type=int, default=16, choices=(8, 16),
-                        help="fixed-point width of the LSTM (16 for the RNN DPUs)")
-    parser.add_argument("--report", action="store_true",
-                        help="in test mode, also write the quantization report (quantizer.report)")
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
-                        help="float state_dict (default: the shipped pretrained.pth)")
-    parser.add_argument("--distributed", action="store_true",
-                        help="run as one of the processes torchrun starts (gloo): each takes every "
-                             "N-th batch, rank 0 writes the files")
-    parser.add_argument("--calib_feedback", choices=("running", "batch"), default=None,
-                        help="calibration feedback (default: 'running' in one process, 'batch' with "
-                             "--distributed); 'batch' in one process reproduces a distributed run")
-    args = parser.parse_args(argv)
-    check_common_arguments(parser, args, "--checkpoint", args.checkpoint)
-    return args
+def parse_args(argv: list[str] | None = None):
+    return parse_example_args(__doc__.splitlines()[0], "torch", DEFAULT_CHECKPOINT,
+                            "python examples/lstm/train_float_models.py", argv)
 
 
 def load_float_model(checkpoint: Path) -> LstmClassifier:
@@ -81,73 +62,8 @@ def load_float_model(checkpoint: Path) -> LstmClassifier:
     return model.eval()
 
 
-def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int,
-             rank: int = 0, world_size: int = 1) -> float:
-    """Top-1 accuracy in percent, batch by batch like the reference example's test(); with
-    several processes each runs batches rank, rank + world_size, ... and the counts are summed."""
-    correct = 0
-    with torch.no_grad():
-        for start in range(rank * batch_size, len(x), world_size * batch_size):
-            logits = model(torch.from_numpy(x[start:start + batch_size]))
-            correct += int((logits.argmax(dim=1).numpy() == y[start:start + batch_size]).sum())
-    if world_size > 1:
-        import torch.distributed as dist
-
-        total = torch.tensor([correct], dtype=torch.int64)
-        dist.all_reduce(total)
-        correct = int(total.item())
-    return 100.0 * correct / len(x)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    rank, world_size = 0, 1
-    if args.distributed:  # torchrun sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT
-        import torch.distributed as dist
-
-        dist.init_process_group("gloo")  # CPU tensors; on GPUs it would be "nccl"
-        rank, world_size = dist.get_rank(), dist.get_world_size()
-    try:
-        return run(args, rank, world_size)
-    finally:
-        if args.distributed:
-            dist.destroy_process_group()
-
-
-def run(args: argparse.Namespace, rank: int, world_size: int) -> int:
-    say = print if rank == 0 else (lambda *_: None)
-    _, _, x_test, y_test = load_dataset()
-    if args.subset_len is not None:
-        x_test, y_test = x_test[:args.subset_len], y_test[:args.subset_len]
-    say(f"evaluating on {len(x_test)} JapaneseVowels test sequences"
-        + (f" with {world_size} processes" if world_size > 1 else ""))
-
-    model = load_float_model(args.checkpoint)
-    say(f"float accuracy: {evaluate(model, x_test, y_test, args.batch_size, rank, world_size):.2f}%")
-    if args.quant_mode == "float":
-        return 0
-
-    from pytorch_nndct.apis import torch_quantizer
-
-    # The model and the data stay on the CPU (the reference example assumed CUDA).
-    quantizer = torch_quantizer(args.quant_mode, model, bitwidth=args.bitwidth, lstm=True,
-                                output_dir=args.output_dir, device=torch.device("cpu"),
-                                calib_feedback=args.calib_feedback)
-    quant_model = quantizer.quant_model
-    accuracy = evaluate(quant_model, x_test, y_test, args.batch_size, rank, world_size)
-    note = " (while calibrating)" if args.quant_mode == "calib" else ""
-    say(f"quantized accuracy: {accuracy:.2f}%{note}")
-
-    # every process calls the export: calibration merges all of them; only rank 0 writes
-    if args.quant_mode == "calib":
-        quantizer.export_quant_config()
-    else:
-        quantizer.export_xmodel(args.output_dir, deploy_check=args.deploy)
-        if args.report:
-            files = quantizer.report(torch.from_numpy(x_test),
-                                     eval_fn=lambda m: evaluate(m, x_test, y_test, args.batch_size))
-            print(f"report: {files.html}")
-    return 0
+    return run_torch_example(parse_args(argv), load_float_model)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""`torch_quantizer(..., lstm=True)`: every `nn.LSTM` of the module becomes a `QuantLSTM`.
+"""`torch_quantizer(..., lstm=True)`: every `nn.LSTM` of the module becomes a `QuantLSTM` and
+every `nn.GRU` a `QuantGRU`.
 
-Only the LSTMs are quantized (as in the reference RNN quantizer); embeddings, heads and
+Only the RNNs are quantized (as in the reference RNN quantizer); embeddings, heads and
 activations around them stay float. The flow is the reference's: calib mode records the fix
 positions and `export_quant_config()` writes quant_info.json; test mode reads it, runs the
 integer datapath and `export_xmodel()` writes the xmodels and the deploy-check dumps.
@@ -23,26 +24,36 @@ from nndct_shared.output_dir import checked_output_dir
 from nndct_shared.quant_mode import RunMode
 
 from ..distributed import current_collective, skips_writing
+from ..nn.quant_gru import QuantGRU
 from ..nn.quant_lstm import QuantLSTM
+from ..nn.quant_rnn import QuantRnnBase
 
 
-def find_lstms(module: nn.Module) -> list[tuple[str, nn.LSTM]]:
-    """Every `nn.LSTM` in the module tree with its attribute path, in registration order (an
-    LSTM registered twice is listed once, under its first path)."""
-    return [(name, m) for name, m in module.named_modules() if isinstance(m, nn.LSTM)]
+def find_rnns(module: nn.Module) -> list[tuple[str, nn.LSTM | nn.GRU]]:
+    """Every `nn.LSTM` and `nn.GRU` in the module tree with its attribute path, in registration
+    order (a module registered twice is listed once, under its first path)."""
+    return [(name, m) for name, m in module.named_modules() if isinstance(m, (nn.LSTM, nn.GRU))]
 
 
-def _other_paths(module: nn.Module, lstm: nn.LSTM, path: str) -> list[str]:
-    """The attribute paths other than `path` under which the same LSTM object is registered."""
-    return [p for p, m in module.named_modules(remove_duplicate=False) if m is lstm and p != path]
+def _other_paths(module: nn.Module, rnn: nn.Module, path: str) -> list[str]:
+    """The attribute paths other than `path` under which the same RNN object is registered."""
+    return [p for p, m in module.named_modules(remove_duplicate=False) if m is rnn and p != path]
 
 
-def _check_supported(path: str, lstm: nn.LSTM) -> None:
-    if lstm.proj_size:
-        raise error("UNSUPPORTED_RNN", module=path or "top module", feature=f"proj_size={lstm.proj_size}")
-    if lstm.dropout and lstm.num_layers > 1:
-        note(f"LSTM '{path or 'top module'}' has dropout={lstm.dropout} between layers; the quantized "
+def _check_supported(path: str, rnn: nn.LSTM | nn.GRU) -> None:
+    kind = "LSTM" if isinstance(rnn, nn.LSTM) else "GRU"
+    if kind == "LSTM" and rnn.proj_size:
+        raise error("UNSUPPORTED_RNN", module=path or "top module", feature=f"proj_size={rnn.proj_size}")
+    if rnn.dropout and rnn.num_layers > 1:
+        note(f"{kind} '{path or 'top module'}' has dropout={rnn.dropout} between layers; the quantized "
              "model is an inference model, so dropout is not applied (as in eval mode).")
+
+
+def _quantized(path: str, rnn: nn.LSTM | nn.GRU, bitwidth: int) -> QuantRnnBase:
+    """The QuantLSTM / QuantGRU of one module, its graphs named from its attribute path."""
+    _check_supported(path, rnn)
+    cls = QuantLSTM if isinstance(rnn, nn.LSTM) else QuantGRU
+    return cls(rnn, prefix_from_module_path(path, type(rnn).__name__), path, bitwidth)
 
 
 def _replace_module(root: nn.Module, path: str, new: nn.Module) -> nn.Module:
@@ -56,26 +67,24 @@ def _replace_module(root: nn.Module, path: str, new: nn.Module) -> nn.Module:
 
 
 class LstmTorchQuantizer:
-    """The object `torch_quantizer` returns in LSTM mode."""
+    """The object `torch_quantizer` returns in LSTM mode (which quantizes LSTMs and GRUs)."""
 
     def __init__(self, quant_mode: RunMode, module: nn.Module, output_dir: str, bitwidth: int) -> None:
-        lstms = find_lstms(module)
-        if not lstms:
+        if not find_rnns(module):
             raise error("NO_LSTM", module=type(module).__name__)
         self.quant_mode = quant_mode
         self.output_dir = checked_output_dir(output_dir)
         self.session = LstmQuantSession(self.output_dir, quant_mode, bitwidth, current_collective())
         model = copy.deepcopy(module).cpu().eval()
-        self.quant_lstms: list[QuantLSTM] = []
-        for path, lstm in find_lstms(model):
-            _check_supported(path, lstm)
-            qlstm = QuantLSTM(lstm, prefix_from_module_path(path, type(lstm).__name__), path, bitwidth)
-            qlstm.mode = quant_mode
-            self.session.add_stack(qlstm.stack)
-            self.quant_lstms.append(qlstm)
-            aliases = _other_paths(model, lstm, path)
+        self.quant_rnns: list[QuantRnnBase] = []
+        for path, rnn in find_rnns(model):
+            qrnn = _quantized(path, rnn, bitwidth)
+            qrnn.mode = quant_mode
+            self.session.add_stack(qrnn.stack)
+            self.quant_rnns.append(qrnn)
+            aliases = _other_paths(model, rnn, path)
             for alias in [path, *aliases]:
-                model = _replace_module(model, alias, qlstm)
+                model = _replace_module(model, alias, qrnn)
             if aliases:
                 warn("LSTM_SHARED", names=[repr(p) for p in [path, *aliases]], first=path)
         self._model = model
@@ -85,7 +94,7 @@ class LstmTorchQuantizer:
 
     @property
     def quant_model(self) -> nn.Module:
-        """The user's model with every LSTM replaced (float everywhere else)."""
+        """The user's model with every LSTM and GRU replaced (float everywhere else)."""
         return self._model
 
     def export_quant_config(self) -> Path:
@@ -94,9 +103,9 @@ class LstmTorchQuantizer:
     def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> list[Path]:
         if self.quant_mode == RunMode.TEST and skips_writing("export_xmodel()"):  # rank 0 exports
             return []
-        batches = {k: FirstBatch(*q.first_batch) for k, q in enumerate(self.quant_lstms) if q.first_batch is not None}
-        if self.quant_mode == RunMode.TEST and len(batches) < len(self.quant_lstms):
-            unused = [q.module_path or "top module" for q in self.quant_lstms if q.first_batch is None]
+        batches = {k: FirstBatch(*q.first_batch) for k, q in enumerate(self.quant_rnns) if q.first_batch is not None}
+        if self.quant_mode == RunMode.TEST and len(batches) < len(self.quant_rnns):
+            unused = [q.module_path or "top module" for q in self.quant_rnns if q.first_batch is None]
             raise error("NO_FORWARD", action=f"export_xmodel() (no input seen by {', '.join(unused)})")
         return self.session.export_xmodel(checked_output_dir(output_dir), batches, deploy_check)
 

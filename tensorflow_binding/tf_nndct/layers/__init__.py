@@ -1,4 +1,7 @@
-"""Keras layers of the quantized model (`QuantLSTM` replaces LSTM and Bidirectional(LSTM))."""
-from .quant_lstm import QuantLSTM, RnnLayout
+"""Keras layers of the quantized model (`QuantLSTM` replaces LSTM and Bidirectional(LSTM),
+`QuantGRU` GRU and Bidirectional(GRU))."""
+from .quant_gru import QuantGRU
+from .quant_lstm import QuantLSTM
+from .quant_rnn import QuantRNN, RnnLayout
 
-__all__ = ["QuantLSTM", "RnnLayout"]
+__all__ = ["QuantGRU", "QuantLSTM", "QuantRNN", "RnnLayout"]

@@ -1,47 +1,15 @@
 """`QuantLSTM`: the Keras layer that replaces an `LSTM` or a `Bidirectional(LSTM)` in the
-quantized model.
-
-Why one layer for both: a Keras `Bidirectional(LSTM)` is one layer of the user's model (one
-name, one output), and its two directions are the forward and backward cells of one
-neutral `QuantizedLstmStack`, exactly as one bidirectional `nn.LSTM` layer is in PyTorch. The
-computation is the neutral stack's (the shared C++ cell), so the same weights give the same
-bits as the PyTorch flow.
-
-The layer returns what the float layer returns: `return_sequences`, `return_state`,
-`go_backwards` (processing-order outputs, as Keras) and the `Bidirectional` merge modes.
-Eagerly it calls the stack directly (clean errors, no copies); inside a `tf.function`
-(e.g. `model.predict`) it goes through `tf.numpy_function`.
-"""
+quantized model (the shared behaviour is `quant_rnn.QuantRNN`'s)."""
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from nndct_shared.lstm.cell_params import CellWeights
-from nndct_shared.lstm.stack import QuantizedLstmStack
-from nndct_shared.quant_mode import RunMode
-from nndct_shared.messages import NndctError, error, use_frontend
 
-MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+from .quant_rnn import MERGE_MODES, QuantRNN, RnnLayout, _numpy
 
-
-@dataclass(frozen=True)
-class RnnLayout:
-    """What the float layer returns, independent of how it computes."""
-
-    units: int
-    return_sequences: bool
-    return_state: bool
-    go_backwards: bool = False
-    bidirectional: bool = False
-    merge_mode: str | None = "concat"
-
-    @property
-    def directions(self) -> int:
-        return 2 if self.bidirectional else 1
+__all__ = ["MERGE_MODES", "QuantLSTM", "RnnLayout", "keras_cell_weights"]
 
 
 def keras_cell_weights(lstm: keras.layers.LSTM) -> CellWeights:
@@ -56,134 +24,19 @@ def keras_cell_weights(lstm: keras.layers.LSTM) -> CellWeights:
     return CellWeights.from_arrays(kernel.T.copy(), recurrent.T.copy(), bias)
 
 
-class QuantLSTM(keras.layers.Layer):
-    """The quantized twin of one Keras `LSTM` / `Bidirectional(LSTM)` layer."""
+class QuantLSTM(QuantRNN):
+    """The quantized twin of one Keras `LSTM` / `Bidirectional(LSTM)` layer (a QuantizedLstmStack)."""
 
-    def __init__(self, stack: QuantizedLstmStack, layout: RnnLayout, layer_path: str, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.stack = stack
-        self.layout = layout
-        self.layer_path = layer_path
-        self.mode = RunMode.CALIB
-        self.capture_next = False
-        """When set, the next eager call keeps batch element 0 of its inputs (for the dumps)."""
-        self.captured: tuple | None = None
-        self.supports_masking = True  # so that Keras hands a mask to call(), which refuses it
+    kind = "LSTM"
+    states_per_direction = 2
 
-    # ------------------------------------------------------------------ shapes (no numeric call)
-    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
-        batch, steps = sequences_shape[0], sequences_shape[1]
-        lay = self.layout
-        width = lay.units * (2 if lay.bidirectional and lay.merge_mode == "concat" else 1)
-        out = (batch, steps, width) if lay.return_sequences else (batch, width)
-        outputs = [out, out] if lay.bidirectional and lay.merge_mode is None else [out]
-        if lay.return_state:
-            outputs += [(batch, lay.units)] * (2 * lay.directions)
-        return outputs[0] if len(outputs) == 1 else outputs
+    def _forward(self, x, states):
+        # Keras orders [h_fw, c_fw(, h_bw, c_bw)], each [B, H]; the stack wants [D, B, H].
+        h0 = np.stack(states[0::2]) if states else None
+        c0 = np.stack(states[1::2]) if states else None
+        return self.stack.forward(x, None, h0, c0, self.mode)
 
-    # ------------------------------------------------------------------ the call
-    def call(self, sequences, initial_state=None, mask=None, training=None):
-        try:
-            return self._call(sequences, initial_state, mask)
-        except NndctError as exc:
-            # Keras re-creates exceptions raised in call() to add argument info, which would drop
-            # the catalogue ID; this marker tells it the error is already informative.
-            exc._keras_call_info_injected = True
-            raise
-
-    def _call(self, sequences, initial_state, mask):
-        with use_frontend("tf"):
-            if mask is not None:
-                raise error("UNSUPPORTED_RNN", module=self.layer_path,
-                            feature="a sequence mask (Embedding(mask_zero=True) or Masking)")
-            states = self._state_list(initial_state)
-            if tf.executing_eagerly():
-                arrays = self._run(_numpy(sequences), *[_numpy(s) for s in states])
-                results = [tf.convert_to_tensor(a) for a in arrays]
-            else:
-                results = tf.numpy_function(self._run, [sequences, *states], [tf.float32] * 3,
-                                            stateful=True)
-                self._set_static_shapes(sequences, results)
-            return self._keras_outputs(*results)
-
-    def _state_list(self, initial_state) -> list:
-        if initial_state is None:
-            return []
-        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-        expected = 2 * self.layout.directions
-        if len(states) != expected:
-            raise error("INITIAL_STATES", which="initial_state", got=len(states), module=self.layer_path,
-                        expected=expected)
-        return states
-
-    def _run(self, x, *states):
-        """numpy in, numpy out: (out [B, T, D*H] aligned with the inputs, h_n [D, B, H], c_n)."""
-        with use_frontend("tf"):
-            x = np.asarray(x)
-            if x.ndim != 3 or x.shape[-1] != self.stack.input_size:
-                raise error("SHAPE_MISMATCH", what=f"the input of LSTM layer '{self.layer_path}'",
-                            expected=f"[batch, steps, {self.stack.input_size}]", got=f"shape {list(x.shape)}")
-            x64 = x.astype(np.float64)
-            bad = int(np.count_nonzero(~np.isfinite(x64)))
-            if bad:
-                raise error(self.mode.nonfinite_data_code, name=f"input of LSTM layer '{self.layer_path}'", count=bad)
-            h0 = c0 = None
-            if states:
-                # Keras orders [h_fw, c_fw(, h_bw, c_bw)], each [B, H]; the stack wants [D, B, H].
-                h0 = np.stack([np.asarray(s, dtype=np.float64) for s in states[0::2]])
-                c0 = np.stack([np.asarray(s, dtype=np.float64) for s in states[1::2]])
-            if self.capture_next:
-                self.captured = (x64[:1].copy(), None, None if h0 is None else h0[:, :1].copy(),
-                                 None if c0 is None else c0[:, :1].copy())
-                self.capture_next = False
-            out, h_n, c_n = self.stack.forward(x64, None, h0, c0, self.mode)
-            return out.astype(np.float32), h_n.astype(np.float32), c_n.astype(np.float32)
-
-    def _set_static_shapes(self, sequences, results) -> None:
-        batch, steps = sequences.shape[0], sequences.shape[1]
-        width, units = self.layout.directions * self.layout.units, self.layout.units
-        results[0].set_shape((batch, steps, width))
-        results[1].set_shape((self.layout.directions, batch, units))
-        results[2].set_shape((self.layout.directions, batch, units))
-
-    def _keras_outputs(self, out, h_n, c_n):
-        lay = self.layout
-        units = lay.units
-        if lay.bidirectional:
-            if lay.return_sequences:
-                fw, bw = out[:, :, :units], out[:, :, units:]
-            else:
-                fw, bw = h_n[0], h_n[1]
-            merged = _merge(fw, bw, lay.merge_mode)
-            outputs = list(merged) if lay.merge_mode is None else [merged]
-        elif lay.return_sequences:
-            # Keras returns a go_backwards layer's sequence in processing order.
-            outputs = [tf.reverse(out, axis=[1]) if lay.go_backwards else out]
-        else:
-            outputs = [h_n[0]]
-        if lay.return_state:
-            for d in range(lay.directions):
-                outputs += [h_n[d], c_n[d]]
-        return outputs[0] if len(outputs) == 1 else outputs
-
-    def get_config(self):
-        raise NotImplementedError(
-            "QuantLSTM layers hold the calibration state of a tf_quantizer session and cannot be "
-            "serialized; save the float model and re-create the quantizer instead.")
-
-
-def _numpy(value) -> np.ndarray:
-    """An eager tensor's values without the copy-keyword deprecation path of np.asarray."""
-    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
-
-
-def _merge(fw, bw, mode):
-    if mode == "concat":
-        return tf.concat([fw, bw], axis=-1)
-    if mode == "sum":
-        return fw + bw
-    if mode == "mul":
-        return fw * bw
-    if mode == "ave":
-        return (fw + bw) / 2
-    return fw, bw
+    def _capture(self, x, states):
+        h0 = np.stack(states[0::2])[:, :1].copy() if states else None
+        c0 = np.stack(states[1::2])[:, :1].copy() if states else None
+        return (x[:1].copy(), None, h0, c0)

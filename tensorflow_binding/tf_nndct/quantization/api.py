@@ -1,8 +1,9 @@
-"""`tf_quantizer`: the Keras 3 LSTM flow, with the reference's name and signature.
+"""`tf_quantizer`: the Keras 3 RNN flow, with the reference's name and signature.
 
-Every `keras.layers.LSTM` and `Bidirectional(LSTM)` of a functional or Sequential model is
-quantized to 16- (or 8-) bit fixed point through the same StandardLstmCell, calibration and C++
-kernels as `torch_quantizer(..., lstm=True)`; every other layer runs float.
+Every `keras.layers.LSTM`, `keras.layers.GRU` and `Bidirectional` of them in a functional or
+Sequential model is quantized to 16- (or 8-) bit fixed point through the same StandardLstmCell /
+StandardGruCell, calibration and C++ kernels as `torch_quantizer(..., lstm=True)`; every other
+layer runs float.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""`TFQuantizer`: what `tf_quantizer` returns; the Keras side of the shared LSTM session.
+"""`TFQuantizer`: what `tf_quantizer` returns; the Keras side of the shared RNN session.
 
-The Keras front end only finds the LSTM layers, maps their weights onto StandardLstmCells and
-rebuilds the model; calibration, quant_info.json, the xmodels and the dumps are the neutral
+The Keras front end only finds the LSTM and GRU layers, maps their weights onto
+StandardLstmCells / StandardGruCells and rebuilds the model; calibration, quant_info.json, the xmodels and the dumps are the neutral
 `LstmQuantSession`'s, the very code the PyTorch flow runs, which is why both frameworks write
 the same files for the same weights.
 """
@@ -18,21 +18,21 @@ from nndct_shared.messages import error, use_frontend
 from nndct_shared.output_dir import checked_output_dir
 from nndct_shared.quant_mode import RunMode
 
-from ..layers.quant_lstm import QuantLSTM
-from .model_rewrite import count_quantizable, rebuild_with_quantized_lstms
+from ..layers.quant_rnn import QuantRNN
+from .model_rewrite import count_quantizable, rebuild_with_quantized_rnns
 
 
 class TFQuantizer:
-    """All quantized LSTM layers of one Keras model and the files of one output directory."""
+    """All quantized LSTM and GRU layers of one Keras model and the files of one output directory."""
 
     def __init__(self, model: keras.Model, mode: RunMode, output_dir: str | Path, bitwidth: int) -> None:
         if not count_quantizable(model):
             raise error("NO_LSTM", module=model.name)
         self.quant_mode = mode
         self.output_dir = checked_output_dir(output_dir)
-        quant_model, layers = rebuild_with_quantized_lstms(model, bitwidth)
+        quant_model, layers = rebuild_with_quantized_rnns(model, bitwidth)
         self.session = LstmQuantSession(self.output_dir, mode, bitwidth)
-        self.quant_layers: list[QuantLSTM] = layers
+        self.quant_layers: list[QuantRNN] = layers
         for layer in layers:
             layer.mode = mode
             self.session.add_stack(layer.stack)
@@ -44,7 +44,7 @@ class TFQuantizer:
 
     @property
     def quant_model(self) -> keras.Model:
-        """The float model with every LSTM / Bidirectional(LSTM) layer quantized; call it eagerly
+        """The float model with every LSTM / GRU / Bidirectional layer of them quantized; call it eagerly
         (or through predict) on any batch size."""
         return self._model
 
