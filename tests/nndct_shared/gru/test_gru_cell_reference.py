@@ -48,7 +48,7 @@ def _layout(rng, kind, bw, reset_after):
         lo, hi = (7, 15) if bw == 16 else (2, 8)
         node = [int(v) for v in rng.integers(lo, hi, n)]
         for i in definition.table_nodes:
-            node[i] = int(rng.integers(table_fp - 3, 16))
+            node[i] = int(rng.integers(table_fp - 3, table_fp + 1))  # what a bw-bit code can hold
         param = {p: int(rng.integers(lo, hi + 2)) for p in definition.param_names}
     return node, param
 
