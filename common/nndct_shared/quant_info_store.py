@@ -15,6 +15,10 @@ there is one reader and one strictness:
 
 Writing goes through an `AtomicBatch` (`stage`) when the file is part of a larger export, or
 atomically on its own (`write`); file-system failures are OUTPUT_DIR naming the directory.
+
+Two formats: the LSTM flow reads and writes the RNN quantizer's single-pair file (`read`,
+`stage`, `write`); the CNN flow the vai_q_pytorch 3.x file, and reads the older single-pair form
+too (`load_record`, `read_record`, `stage_record`, `write_record`; `nndct_shared.quant_info_v3`).
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .atomic_io import AtomicBatch
+from .atomic_io import AtomicBatch, write_bytes_atomic
 from .messages import error
 from .output_dir import writing_to
 from .quant_info import QuantInfo, check_against, read_quant_info, to_json_text, write_quant_info
@@ -33,6 +37,7 @@ from .quant_info_float import (
     read_float_quant_info,
     to_float_json_text,
 )
+from .quant_info_v3 import QuantRecord, read_record, to_json_text_v3
 
 __all__ = ["FLOAT_QUANT_INFO_FILE", "QUANT_INFO_FILE", "QuantInfoStore", "bit_width_changes",
            "check_recorded_config"]
@@ -97,6 +102,20 @@ class QuantInfoStore:
         check_against(info, param, output, input)
         return info
 
+    def load_record(self) -> QuantRecord:
+        """The CNN flow's quant_info.json (3.x or single-pair), read strictly but not yet matched
+        to a model (NO_CALIB_RESULT, QUANT_INFO_CORRUPT)."""
+        if not self.path.is_file():
+            raise error("NO_CALIB_RESULT", path=str(self.path))
+        return read_record(self.path)
+
+    def read_record(self, param: Iterable[str], output: Iterable[str],
+                    input: Iterable[str] = ()) -> QuantRecord:  # noqa: A002 - the file's section name
+        """`load_record`, checked to hold exactly these names (CALIB_RESULT_MISMATCH)."""
+        record = self.load_record()
+        check_against(record.info, param, output, input)
+        return record
+
     def read_float(self, param: Iterable[str], output: Iterable[str]) -> FloatQuantInfo:
         """quant_info_float.json, checked like `read`."""
         if not self.float_path.is_file():
@@ -121,6 +140,20 @@ class QuantInfoStore:
         if float_info is not None:
             batch.write_bytes(self.float_path, to_float_json_text(float_info).encode("utf-8"))
         return path
+
+    def stage_record(self, batch: AtomicBatch, record: QuantRecord,
+                     float_info: FloatQuantInfo | None = None) -> Path:
+        """`stage` for the CNN flow's 3.x quant_info.json."""
+        path = batch.write_bytes(self.path, to_json_text_v3(record).encode("utf-8"))
+        if float_info is not None:
+            batch.write_bytes(self.float_path, to_float_json_text(float_info).encode("utf-8"))
+        return path
+
+    def write_record(self, record: QuantRecord) -> Path:
+        """`write` for the CNN flow's 3.x quant_info.json."""
+        with writing_to(self.directory):
+            self.directory.mkdir(parents=True, exist_ok=True)
+            return write_bytes_atomic(self.path, to_json_text_v3(record).encode("utf-8"))
 
     def write(self, info: QuantInfo) -> Path:
         """Write quant_info.json atomically on its own (OUTPUT_DIR on a file-system failure)."""

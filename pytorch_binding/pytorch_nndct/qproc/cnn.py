@@ -26,6 +26,7 @@ from nndct_shared.messages import error, note
 from nndct_shared.quant_info_store import FLOAT_QUANT_INFO_FILE, QUANT_INFO_FILE
 from nndct_shared.quant_mode import RunMode, require_mode
 
+from ..optim.bias_correction import BIAS_CORR_FILE
 from ..optim.ptq_steps import PostTrainingSteps
 from ..parse import capture_model
 from ..quantization.runtime import InputGuard, QuantRuntime
@@ -74,7 +75,7 @@ class TorchQuantizer:
 
     def _build_model(self) -> nn.Module:
         name = class_name_for(self.graph.name)  # also the file name: stays in output_dir
-        source, order = generate_source(self.graph, name)
+        source, order = generate_source(self.graph, name, self.captured.traced_names)
         path = write_source(self.output_dir, name, source)
         note(f"=>Quantizable module is generated: '{path}'")
         model = load_generated(path, name)()
@@ -110,7 +111,9 @@ class TorchQuantizer:
         if self.runtime.forwards == 0:
             raise error("NO_CALIBRATION", action="export_quant_config()")
         extra_files = self.post_training.before_export(self)
-        return self.session.export_quant_config(self.runtime.calibrated(), extra_files)
+        return self.session.export_quant_config(self.runtime.calibrated(), extra_files,
+                                                fast_finetuned=self.post_training.finetuned,
+                                                bias_corrected=BIAS_CORR_FILE in extra_files)
 
     # --- exports --------------------------------------------------------------------------
 
