@@ -25,6 +25,11 @@ __all__ = [
     "QuantInfoError",
     "SECTIONS",
     "check_against",
+    "check_sections",
+    "corrupt",
+    "entry_text",
+    "load_document",
+    "parse_entry",
     "read_quant_info",
     "to_json_text",
     "write_quant_info",
@@ -134,12 +139,7 @@ def to_json_text(qi: QuantInfo) -> str:
                 raise QuantInfoError(
                     f"quant_info: name {name!r} in \"{section}\" is not a string."
                 )
-            try:
-                bit_width, fix_pos = _as_entry(value, section, name)
-            except _EntryProblem as exc:
-                raise QuantInfoError(f"quant_info cannot be written: {exc}") from None
-            fp_text = "null" if fix_pos is None else str(fix_pos)
-            lines.append(f"    {json.dumps(name, ensure_ascii=False)}:[{bit_width},{fp_text}]")
+            lines.append(f"    {json.dumps(name, ensure_ascii=False)}:{entry_text(value, section, name)}")
         body = ",\n".join(lines)
         blocks.append(f'  "{section}":\n  {{\n{body}\n  }}')
     return "{\n" + ",\n".join(blocks) + "\n}"
@@ -230,6 +230,24 @@ def read_quant_info(path: str | os.PathLike[str], shown_as: str | os.PathLike[st
     Messages name `shown_as` when given (the path the user knows, where `path` is a pinned
     copy, see `nndct_shared.export_commit.snapshot`).
     """
+    source = Path(path if shown_as is None else shown_as)
+    document = load_document(path, shown_as)
+    check_sections(source, document)
+    qi = QuantInfo(source=source)
+    for section, table in qi.sections():
+        entries = document[section]
+        for name, value in entries.items():
+            try:
+                table[name] = _as_entry(value, section, name)
+            except _EntryProblem as exc:
+                raise _corrupt(source, str(exc)) from None
+    return qi
+
+
+def load_document(path: str | os.PathLike[str], shown_as: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The JSON object of a calibration result file, read strictly (QUANT_INFO_CORRUPT naming
+    the file, `shown_as` when given, for anything but a UTF-8 JSON object without repeated names
+    or overlong numbers; CALIB_RESULT_UNREADABLE for a file that cannot be read)."""
     raw = read_file_bytes(path, shown_as)
     source = Path(path if shown_as is None else shown_as)
     try:
@@ -256,18 +274,25 @@ def read_quant_info(path: str | os.PathLike[str], shown_as: str | os.PathLike[st
             f"the top level is a {type(document).__name__}; expected an object with the keys "
             '"param", "output" and "input".',
         )
-    missing = [key for key in SECTIONS if key not in document]
-    unexpected = sorted(key for key in document if key not in SECTIONS)
+    return document
+
+
+def check_sections(source: Path, document: dict[str, Any], extra_keys: tuple[str, ...] = ()) -> None:
+    """QUANT_INFO_CORRUPT unless the top-level keys are exactly the three sections (and
+    `extra_keys`, the 3.x format's) and each section is an object of encodable names."""
+    missing = [key for key in SECTIONS + extra_keys if key not in document]
+    unexpected = sorted(key for key in document if key not in SECTIONS + extra_keys)
     if missing or unexpected:
         parts = []
         if missing:
             parts.append("missing " + ", ".join(f'"{k}"' for k in missing))
         if unexpected:
             parts.append("unexpected " + ", ".join(f'"{k}"' for k in unexpected))
+        quoted = [f'"{k}"' for k in SECTIONS + extra_keys]
+        expected = ", ".join(quoted[:-1]) + " and " + quoted[-1]
         raise _corrupt(
             source,
-            f"its top-level keys are wrong ({'; '.join(parts)}); expected exactly \"param\", "
-            '"output" and "input".',
+            f"its top-level keys are wrong ({'; '.join(parts)}); expected exactly {expected}.",
         )
     for section in SECTIONS:
         entries = document[section]
@@ -278,15 +303,28 @@ def read_quant_info(path: str | os.PathLike[str], shown_as: str | os.PathLike[st
                 "[bit_width, fix_pos].",
             )
     _check_names_encodable(source, document)
-    qi = QuantInfo(source=source)
-    for section, table in qi.sections():
-        entries = document[section]
-        for name, value in entries.items():
-            try:
-                table[name] = _as_entry(value, section, name)
-            except _EntryProblem as exc:
-                raise _corrupt(source, str(exc)) from None
-    return qi
+
+
+def parse_entry(source: Path, value: Any, section: str, name: str) -> QuantEntry:
+    """One `[bit_width, fix_pos]` pair of a file as a QuantEntry (QUANT_INFO_CORRUPT otherwise)."""
+    try:
+        return _as_entry(value, section, name)
+    except _EntryProblem as exc:
+        raise _corrupt(source, str(exc)) from None
+
+
+def corrupt(source: Path, reason: str) -> QuantInfoError:
+    """QUANT_INFO_CORRUPT naming `source` and `reason` (to raise)."""
+    return _corrupt(source, reason)
+
+
+def entry_text(value: Any, section: str, name: str) -> str:
+    """`[bw,fp]` as the writer lays it out (QuantInfoError for an invalid entry)."""
+    try:
+        bit_width, fix_pos = _as_entry(value, section, name)
+    except _EntryProblem as exc:
+        raise QuantInfoError(f"quant_info cannot be written: {exc}") from None
+    return f"[{bit_width},{'null' if fix_pos is None else fix_pos}]"
 
 
 def _name_list(section: str, names: set[str]) -> str:

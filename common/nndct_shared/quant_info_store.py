@@ -17,6 +17,10 @@ Reading goes through one pinned version of the directory (`nndct_shared.export_c
 `pinned()` for several files of one export); writing goes through an export unit (`stage`) when
 the file is part of a larger export, or as an export of its own (`write`); file-system failures
 are OUTPUT_DIR naming the directory.
+
+Two formats: the LSTM flow reads and writes the RNN quantizer's single-pair file (`read`,
+`stage`, `write`); the CNN flow the vai_q_pytorch 3.x file, and reads the older single-pair form
+too (`load_record`, `read_record`, `stage_record`, `write_record`; `nndct_shared.quant_info_v3`).
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from .quant_info_float import (
     read_float_quant_info,
     to_float_json_text,
 )
+from .quant_info_v3 import QuantRecord, read_record, to_json_text_v3
 
 __all__ = ["FLOAT_QUANT_INFO_FILE", "QUANT_INFO_FILE", "QuantInfoStore", "bit_width_changes",
            "check_recorded_config"]
@@ -110,6 +115,21 @@ class QuantInfoStore:
         check_against(info, param, output, input)
         return info
 
+    def load_record(self) -> QuantRecord:
+        """The CNN flow's quant_info.json (3.x or single-pair), read strictly but not yet matched
+        to a model (NO_CALIB_RESULT, QUANT_INFO_CORRUPT)."""
+        source = self._read_path(QUANT_INFO_FILE)
+        if not source.exists():
+            raise error("NO_CALIB_RESULT", path=str(self.path))
+        return read_record(source, shown_as=self.path)
+
+    def read_record(self, param: Iterable[str], output: Iterable[str],
+                    input: Iterable[str] = ()) -> QuantRecord:  # noqa: A002 - the file's section name
+        """`load_record`, checked to hold exactly these names (CALIB_RESULT_MISMATCH)."""
+        record = self.load_record()
+        check_against(record.info, param, output, input)
+        return record
+
     def read_float(self, param: Iterable[str], output: Iterable[str]) -> FloatQuantInfo:
         """quant_info_float.json, checked like `read`."""
         source = self._read_path(FLOAT_QUANT_INFO_FILE)
@@ -136,6 +156,19 @@ class QuantInfoStore:
         if float_info is not None:
             batch.write_bytes(self.float_path, to_float_json_text(float_info).encode("utf-8"))
         return path
+
+    def stage_record(self, batch: Any, record: QuantRecord,
+                     float_info: FloatQuantInfo | None = None) -> Path:
+        """`stage` for the CNN flow's 3.x quant_info.json."""
+        path = batch.write_bytes(self.path, to_json_text_v3(record).encode("utf-8"))
+        if float_info is not None:
+            batch.write_bytes(self.float_path, to_float_json_text(float_info).encode("utf-8"))
+        return path
+
+    def write_record(self, record: QuantRecord) -> Path:
+        """`write` for the CNN flow's 3.x quant_info.json."""
+        with staged_export(self.directory) as unit:
+            return self.stage_record(unit, record)
 
     def write(self, info: QuantInfo) -> Path:
         """Write quant_info.json as an export of its own (OUTPUT_DIR on a file-system failure)."""

@@ -32,6 +32,7 @@ def test_cnn_example_end_to_end(tmp_path, monkeypatch, capsys):
     for name in ("DigitsNet_int.xmodel", "DigitsNet_int.onnx", "DigitsNet_int.pt"):
         assert (out / name).stat().st_size > 0, name
     shapes = (out / "deploy_check_data_int" / "DigitsNet" / "shape.txt").read_text()
-    assert "DigitsNet::input_0" in shapes
-    codes = np.fromfile(out / "deploy_check_data_int" / "DigitsNet" / "DigitsNet__input_0_fix.bin", dtype=np.int8)
+    assert "DigitsNet::nndct_input_0" in shapes
+    codes = np.fromfile(out / "deploy_check_data_int" / "DigitsNet" / "DigitsNet__nndct_input_0_fix.bin",
+                        dtype=np.int8)
     assert codes.size == 64

@@ -19,7 +19,7 @@ from nndct_shared.cnn.capture import CapturedModel
 from nndct_shared.cnn.session import CnnQuantSession, load_session_config
 from nndct_shared.cnn.settings import make_observer
 from nndct_shared.cnn_export import evaluate_xmodel, run_reference
-from nndct_shared.cnn_export.layout import from_xir
+from nndct_shared.cnn_export.flatten_fold import torch_value
 from nndct_shared.graph import Graph, Tensor, to_op_name
 from nndct_shared.quant_mode import RunMode
 
@@ -68,7 +68,7 @@ def calibrate(session: CnnQuantSession, images: np.ndarray) -> dict[str, Any]:
         fix_pos[name] = observer.fix_pos
     params_only = session.export_graph({k: v for k, v in fix_pos.items() if not isinstance(v, tuple)},
                                        None)
-    values = run_reference(params_only, {"Neutral::input_0": images})
+    values = run_reference(params_only, {session.graph.inputs[0].name: images})
     for name in session.plan.outputs:
         observer = make_observer(session.settings[name])
         observer.observe(values[session.graph.node(name).outputs[0]])
@@ -92,15 +92,17 @@ def run_flow(out_dir: Path) -> dict[str, Any]:
     one = images[:1]
     shapes = {n.outputs[0]: (1,) + tuple(test.graph.tensor(n.outputs[0]).shape[1:]) for n in test.graph.nodes}
     graph = test.export_graph(loaded, shapes)
-    values = run_reference(graph, {"Neutral::input_0": one})
+    source = graph.inputs[0].name
+    values = run_reference(graph, {source: one})
     xmodel = test.export_xmodel(graph, values, out_dir)
-    got = evaluate_xmodel(xmodel, {to_op_name("Neutral::input_0"): one})
-    exact = all(np.array_equal(from_xir(got[to_op_name(n.name) + ("_fix" if n.attrs.get("fix") else "")]),
+    got = evaluate_xmodel(xmodel, {to_op_name(source): one})
+    exact = all(np.array_equal(torch_value(graph, n, got[to_op_name(n.name) + ("_fix" if n.attrs.get("fix") else "")]),
                                values[n.outputs[0]]) for n in graph.nodes)
     return {
         "cle_pairs": [(p.first, p.second) for p in pairs],
         "params": list(calib.plan.params), "outputs": list(calib.plan.outputs),
         "fix_pos": fix_pos, "loaded": loaded, "quant_info": path.name, "xmodel": xmodel.name,
+        "graph_md5": calib.graph_md5,
         "xmodel_matches_reference": exact,
         "same_weights": all(np.array_equal(a.data, b.data) for a, b in zip(
             (t for n in calib.graph.nodes for t in n.params.values()),

@@ -126,7 +126,7 @@ def apply_target(target: str | int | DpuTarget | None, captured: CapturedModel, 
     graph = captured.graph
     new_plan = plan_fixes(graph, hw.dpu_nodes, hw.quant_inputs)
     resolved = resolve_settings(new_plan, config, captured.layer_types,
-                                {n.name: n.op_type for n in graph})
+                                {n.name: n.op_type for n in graph}, captured.traced_names)
     bits = hw.target.bit_width
     widths = {s.bit_width for s in resolved.values() if s.bit_width != bits}
     changed = sum(1 for s in resolved.values() if s.bit_width != bits)

@@ -6,6 +6,8 @@ into a neutral `Graph` (`CapturedModel`), builds and runs its quantized model wi
 its framework, and hands everything else to this session, which is why every front end plans,
 names and writes the same things for the same model:
 
+- node names: the capture's nodes are renamed `<Model>::nndct_<op>_<index>`, the reference 3.x
+  names (`CapturedModel.apply_nndct_names`), before anything else reads them;
 - the config: `load_session_config` (the `bitwidth` argument's default config, or a config file
   whose bit widths win over the argument with BITWIDTH_MISMATCH, checked for options this flow
   does not implement);
@@ -15,9 +17,12 @@ names and writes the same things for the same model:
 - cross-layer equalization of the captured graph on the layers whose weights are quantized
   (`equalize`), and the layers bias correction adjusts (`bias_correction_nodes`);
 - quant_info.json / quant_info_float.json through the shared `QuantInfoStore`: the entries of a
-  calibration result (`export_quant_config`, per-channel tensors as `<name>[<c>]`) and, in test
-  mode, the fix positions read back strictly, with every bit width and float grid checked
-  against the current settings (`read_fix_positions`);
+  calibration result in the reference's 3.x format (`export_quant_config`: `[[bw, fix]]` per
+  entry, per-channel tensors as `<name>[<c>]`, and `fast_finetuned`, `bias_corrected`, `version`,
+  `graph_md5` = `graph.fingerprint.graph_md5` of the captured graph) and, in test mode, the fix
+  positions read back strictly from a 3.x or an older single-pair file (`calib_result`: traced
+  names matched, the graph hash and version checked), with every bit width and float grid
+  checked against the current settings (`read_fix_positions`);
 - the export graph (`export_graph`): the captured graph with quantized params and fix facts, the
   input of the neutral xmodel / deploy-check / ONNX writers (`export_xmodel`, `export_onnx`).
 
@@ -36,13 +41,16 @@ import numpy as np
 from ..calibration import FloatQParams
 from ..config import QuantConfig, default_config, load_config
 from ..graph import Graph
+from ..graph.fingerprint import graph_md5
 from ..graph.ops import get_op
 from ..messages import error, note, warn
 from ..output_dir import staged_export
-from ..quant_info import QuantInfo
+from ..quant_info import QuantInfo, check_against
 from ..quant_info_float import FloatEntry, FloatQuantInfo
 from ..quant_info_store import FLOAT_QUANT_INFO_FILE, QuantInfoStore, bit_width_changes, check_recorded_config
+from ..quant_info_v3 import QuantRecord
 from ..quant_mode import RunMode, require_mode
+from .calib_result import check_provenance, match_traced_names, refuse_multi_output
 from .capture import CapturedModel
 from .cle import ClePair, equalize_graph
 from .export_graph import export_graph
@@ -100,11 +108,15 @@ class CnnQuantSession:
         self.output_dir = Path(output_dir)
         self.target = target
         self.store = QuantInfoStore(self.output_dir)
+        captured.apply_nndct_names()
         graph = captured.graph
         plan = plan_fixes(graph, captured.quantized, captured.quant_inputs)
-        settings = resolve_settings(plan, config, captured.layer_types, {n.name: n.op_type for n in graph})
+        settings = resolve_settings(plan, config, captured.layer_types, {n.name: n.op_type for n in graph},
+                                    captured.traced_names)
         self.plan, self.settings = apply_target(target, captured, config, plan, settings)
+        self.graph_md5 = graph_md5(captured.graph)  # before CLE: structure only, as in both modes
         self.cle_pairs: list[ClePair] = []
+        self.calib_record: QuantRecord | None = None
 
     @property
     def graph(self) -> Graph:
@@ -118,12 +130,14 @@ class CnnQuantSession:
         return {t.node for name, t in self.plan.params.items() if name in self.settings}
 
     def equalize(self) -> list[ClePair]:
-        """Cross-layer equalization of the captured graph (config `include_cle`), before the
+        """Cross-layer equalization of the captured graph (config `include_cle`, the reference's;
+        `cle_extensions` adds this project's extensions, see `nndct_shared.cnn.cle`), before the
         quantized model is built, in both modes (it is deterministic, so both get the same
         weights). Only pairs of layers whose weights are quantized in the final plan are
         equalized: with a target never a DPU layer with a CPU one."""
         if self.config.include_cle:
-            self.cle_pairs = equalize_graph(self.graph, eligible=self.quantized_weight_nodes())
+            self.cle_pairs = equalize_graph(self.graph, eligible=self.quantized_weight_nodes(),
+                                            extensions=self.config.cle_extensions)
             if self.cle_pairs:
                 note(f"=>Cross-layer equalization: {len(self.cle_pairs)} layer pair(s) equalized.")
         return self.cle_pairs
@@ -181,16 +195,20 @@ class CnnQuantSession:
                                         output=self._float_entries(float_outputs, fix_pos))
         return info, float_info
 
-    def export_quant_config(self, fix_pos: Mapping[str, Any], extra_files: Mapping[str, bytes],
+    def export_quant_config(self, fix_pos: Mapping[str, Any], extra_files: Mapping[str, bytes], *,
+                            fast_finetuned: bool = False, bias_corrected: bool = False,
                             owns: Sequence[str] = ()) -> Path:
-        """Calib mode: write quant_info.json (param, output and input sections), with
-        quant_info_float.json and `extra_files` (e.g. bias_corr.pth): one export unit, which also
-        owns the files named in `owns` (a file of the unit this calibration does not write, such
-        as a stale bias_corr.pth, is removed with it)."""
+        """Calib mode: write quant_info.json (3.x: param, output and input sections and the four
+        keys; `fast_finetuned` / `bias_corrected` say whether param.pth / bias_corr.pth come
+        with it), with quant_info_float.json and `extra_files` (e.g. bias_corr.pth): one export
+        unit, which also owns the files named in `owns` (a file of the unit this calibration does
+        not write, such as a stale bias_corr.pth, is removed with it)."""
         require_mode(self.mode, RunMode.CALIB, "export_quant_config()")
         info, float_info = self.quant_info(fix_pos)
+        record = QuantRecord(info, fast_finetuned=fast_finetuned, bias_corrected=bias_corrected,
+                             graph_md5=self.graph_md5)
         with staged_export(self.output_dir, owns=[FLOAT_QUANT_INFO_FILE, *owns]) as batch:
-            path = self.store.stage(batch, info, float_info)
+            path = self.store.stage_record(batch, record, float_info)
             for name, data in extra_files.items():
                 batch.write_bytes(self.output_dir / name, data)
         note(f"=>Exported quantization steps to '{path}'")
@@ -198,7 +216,8 @@ class CnnQuantSession:
 
     def read_fix_positions(self) -> dict[str, Any]:
         """Test mode: every quantized tensor's fix position (a tuple per channel) or float
-        qparams, read strictly from the calibration result (see `QuantInfoStore`)."""
+        qparams, read strictly from the calibration result (3.x or single-pair, see
+        `calib_result`; the record is kept as `calib_record`)."""
         params, outputs = self.sections()
         expected: dict[str, list[str]] = {"param": [], "output": []}
         for section, names in (("param", params), ("output", outputs)):
@@ -210,7 +229,12 @@ class CnnQuantSession:
                 else:
                     expected[section].append(name)
         store = self.store.pinned()  # quant_info.json and quant_info_float.json of one export
-        info = store.read(expected["param"], expected["output"], [])
+        record = store.load_record()
+        refuse_multi_output(record, expected["param"] + expected["output"])
+        info = match_traced_names(record, expected["output"], self.captured.traced_names)
+        check_against(info, expected["param"], expected["output"], [])
+        check_provenance(record, self.graph_md5)
+        self.calib_record = record
         fix_pos: dict[str, Any] = {}
         recorded: dict[str, list[int]] = {}
         for section, names in (("param", params), ("output", outputs)):

@@ -39,7 +39,8 @@ from nndct_shared.graph.ops import get_op
 
 from nndct_shared.kernels.methods import method_code
 
-__all__ = ["TensorSettings", "check_supported", "make_observer", "max_fix_pos_for", "resolve_settings"]
+__all__ = ["TensorSettings", "check_supported", "config_layer_name", "make_observer", "max_fix_pos_for",
+           "resolve_settings"]
 
 
 
@@ -120,13 +121,26 @@ def check_supported(config: QuantConfig) -> None:
                                       f"({where}) is not implemented (only diffs and maxmin).")
 
 
+def config_layer_name(config: QuantConfig, node: str, traced_names: Mapping[str, str]) -> str:
+    """The name a config's `layer_name` selects node `node` by: its nndct name, or the name the
+    front end traced (as older releases named layers, e.g. "ResNet::ResNet/Conv2d[conv1]/input.2",
+    shown in `<Model>.py` beside the nndct name) when only that one is configured."""
+    traced = traced_names.get(node)
+    if traced is None or config.layer_for(None, node) is not None:
+        return node
+    return traced if config.layer_for(None, traced) is not None else node
+
+
 def resolve_settings(plan: FixPlan, config: QuantConfig, layer_types: Mapping[str, str],
-                     op_types: Mapping[str, str]) -> dict[str, TensorSettings]:
-    """Settings of every planned tensor the config quantizes, keyed by tensor name."""
+                     op_types: Mapping[str, str], traced_names: Mapping[str, str] | None = None,
+                     ) -> dict[str, TensorSettings]:
+    """Settings of every planned tensor the config quantizes, keyed by tensor name (a layer
+    configured by its traced name applies too: `config_layer_name`)."""
     result: dict[str, TensorSettings] = {}
     for is_param, table in ((True, plan.params), (False, plan.outputs)):
         for name, planned in table.items():
-            layer_type, layer_name = layer_types.get(planned.node), planned.node
+            layer_type = layer_types.get(planned.node)
+            layer_name = config_layer_name(config, planned.node, traced_names or {})
             if not config.quantizes(planned.kind, layer_type, layer_name):
                 continue
             p = config.for_tensor(planned.kind, layer_type, layer_name)

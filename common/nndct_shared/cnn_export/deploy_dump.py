@@ -1,7 +1,8 @@
 """Deploy-check dumps of the CNN flow (bin mode, spec xmodel-format.md §3).
 
 Why next to the xmodel: the target's tools compare a deployed model with these files op by op,
-so every file stem is an xmodel op name, activations are in the xmodel's layout (NHWC / NLC),
+so every file stem is an xmodel op name, activations are in the xmodel's layout (NHWC / NLC; a
+flatten folded into the dense layer after it in channels-last order, `flatten_fold`),
 and each param's `<param>.bin` holds exactly the bytes of its xmodel `const` (taken from the
 XGraph that `build_cnn_xgraph` writes, so they cannot drift apart). Writing goes through
 `DeployCheckWriter`, which renders every file first and moves the finished directory into place,
@@ -22,7 +23,7 @@ from ..graph import Graph, to_op_name
 from ..messages import error, warn
 from ..progress import progress
 from ..xmodel import XGraph
-from .layout import to_xir
+from .flatten_fold import xir_value
 from .validate import fix_of
 from .xmodel import build_cnn_xgraph
 
@@ -73,7 +74,7 @@ def write_cnn_deploy_check(
             raise error("XMODEL_BATCHSIZE", batch_size=value.shape[0] if value.ndim else 0)
         fix = fix_of(node)
         bw, fp = fix if fix is not None else (None, None)
-        records.append((node.name, to_xir(value), bw, fp))
+        records.append((node.name, xir_value(graph, node, value), bw, fp))
     writer = DeployCheckWriter(Path(output_dir) / DEPLOY_CHECK_DIR, data_format="bin",
                                shape_style="list", batch=batch)
     try:

@@ -19,6 +19,7 @@ from .schema import (
     GLOBAL_FLAGS,
     OPTIONAL_PARAMS,
     PARAM_KEYS,
+    PROJECT_FLAGS,
     REQUIRED_PARAMS,
     LayerQuantConfig,
     QuantConfig,
@@ -40,7 +41,7 @@ from .validate import (
 )
 
 #: Keys allowed at the top level, in output order.
-TOP_KEYS: tuple[str, ...] = GLOBAL_FLAGS + (
+TOP_KEYS: tuple[str, ...] = GLOBAL_FLAGS + PROJECT_FLAGS + (
     "target_device",
     "quantizable_data_type",
     "overall_quantize_config",
@@ -66,7 +67,7 @@ def parse_config(data: Any) -> QuantConfig:
     obj = check_object(data, "")
     check_keys(obj, "", TOP_KEYS, TOP_REQUIRED)
     kwargs: dict[str, Any] = {
-        flag: check_bool(obj[flag], flag) for flag in GLOBAL_FLAGS if flag in obj
+        flag: check_bool(obj[flag], flag) for flag in GLOBAL_FLAGS + PROJECT_FLAGS if flag in obj
     }
     kwargs["target_device"] = check_enum(TargetDevice, obj["target_device"], "target_device")
     if "quantizable_data_type" in obj:

@@ -71,6 +71,9 @@ GLOBAL_FLAGS: tuple[str, ...] = (
     "keep_add_layer_accuracy",
     "include_bias_corr",
 )
+#: This project's global switches (absent from the reference's files): read like GLOBAL_FLAGS,
+#: written by `to_dict` only when on, so a default config stays loadable by the reference.
+PROJECT_FLAGS: tuple[str, ...] = ("cle_extensions",)
 
 _PARAM_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "bit_width": check_bit_width,
@@ -351,7 +354,10 @@ class QuantConfig:
     Attributes:
         convert_relu6_to_relu: replace ReLU6 by ReLU before quantization.
         convert_silu_to_hswish: replace SiLU by Hardswish before quantization.
-        include_cle: run cross-layer equalization before calibration.
+        include_cle: run cross-layer equalization before calibration (the reference's: conv
+            pairs through ReLU / ReLU6 / pooling, one pass; `nndct_shared.cnn.cle`).
+        cle_extensions: (this project) extend CLE with linear-layer pairs, LeakyReLU and
+            adaptive max pooling between the layers, and sweeps until the scales converge.
         keep_first_last_layer_accuracy: reserved by the reference tool (not used yet): skip
             quantizing the first and last layers.
         keep_add_layer_accuracy: reserved by the reference tool (not used yet): skip
@@ -367,6 +373,7 @@ class QuantConfig:
     convert_relu6_to_relu: bool = False
     convert_silu_to_hswish: bool = False
     include_cle: bool = True
+    cle_extensions: bool = False
     keep_first_last_layer_accuracy: bool = False
     keep_add_layer_accuracy: bool = False
     include_bias_corr: bool = True
@@ -377,7 +384,7 @@ class QuantConfig:
     layer_quantize_config: tuple[LayerQuantConfig, ...] = ()
 
     def __post_init__(self) -> None:
-        for flag in GLOBAL_FLAGS:
+        for flag in GLOBAL_FLAGS + PROJECT_FLAGS:
             check_bool(getattr(self, flag), flag)
         set_ = object.__setattr__
         set_(self, "target_device", check_enum(TargetDevice, self.target_device, "target_device"))
@@ -411,6 +418,7 @@ class QuantConfig:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object form: global settings, then the tensor and layer configurations."""
         out: dict[str, Any] = {flag: getattr(self, flag) for flag in GLOBAL_FLAGS}
+        out.update({flag: True for flag in PROJECT_FLAGS if getattr(self, flag)})
         out["target_device"] = self.target_device.value
         out["quantizable_data_type"] = [k.value for k in self.quantizable_data_type]
         out["overall_quantize_config"] = self.overall_quantize_config.to_dict()

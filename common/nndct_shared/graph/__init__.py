@@ -6,7 +6,15 @@ attached to their node by role. `naming` forms names the way the reference quant
 from __future__ import annotations
 
 from .graph import Graph, GraphCycleError, GraphError
-from .naming import SCOPE_SEPARATOR, local_name, scoped_name, to_file_name, to_op_name
+from .naming import (
+    SCOPE_SEPARATOR,
+    local_name,
+    nndct_node_names,
+    rename_nodes,
+    scoped_name,
+    to_file_name,
+    to_op_name,
+)
 from .node import Node
 from .tensor import Tensor
 
@@ -18,6 +26,8 @@ __all__ = [
     "SCOPE_SEPARATOR",
     "Tensor",
     "local_name",
+    "nndct_node_names",
+    "rename_nodes",
     "scoped_name",
     "to_file_name",
     "to_op_name",

@@ -683,8 +683,33 @@ DISTRIBUTED_ERRORS: tuple[Spec, ...] = (
     ),
 )
 
+# --- the CNN flow's reference 3.x calibration result -------------------------------------------
+
+CNN_3X_MESSAGES: tuple[Spec, ...] = (
+    error(
+        "CALIB_GRAPH_MISMATCH",
+        "A quant_info.json this tool wrote records the graph_md5 of another graph than the model's "
+        "(every tensor name matches, but ops, connections, attributes or shapes differ).",
+        "Calibration result '{path}' was written for another graph: its graph_md5 is {recorded}, "
+        "this model's is {current} (the hash covers node names, op types, connections, attributes "
+        "and the shapes of params and outputs, not weight values or the batch size).",
+        "Re-run calibration (quant_mode 'calib') with this model, input shape and config, or point "
+        "output_dir at the calibration result of this model.",
+        QuantInfoError,
+    ),
+    warning(
+        "CALIB_VERSION_MISMATCH",
+        "A 3.x quant_info.json was written by another tool or version (e.g. vai_q_pytorch): its "
+        "graph_md5 is that program's hash and is not compared; its names were checked one by one.",
+        "Calibration result '{path}' was written by '{recorded}', this is '{current}': its "
+        "graph_md5 is not compared, its tensor names all match this model.",
+        "Nothing to do if '{path}' was calibrated for this model; re-run calibration with this tool "
+        "to have the graph checked too.",
+    ),
+)
+
 PROJECT_SPECS: tuple[Spec, ...] = (
     LSTM_ERRORS + LSTM_TF_ERRORS + GRU_ERRORS + CNN_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + CNN_EXPORT_ERRORS
     + PROJECT_WARNINGS + PROJECT_NOTES + REPORT_ERRORS + REPORT_WARNINGS + DISTRIBUTED_ERRORS
-    + EXPORT_SAFETY_MESSAGES
+    + EXPORT_SAFETY_MESSAGES + CNN_3X_MESSAGES
 )

@@ -194,10 +194,25 @@ class ReLU(NodeModule):
 
 
 class ReLU6(NodeModule):
+    """ReLU6, or min(relu(x), clip[c]) with the per-channel `clip` levels cross-layer
+    equalization sets (the registry's relu6 attr `clip`)."""
+
     op_type = "relu6"
 
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        clip = node.attrs.get("clip")
+        return {} if clip is None else {"clip": [float(v) for v in clip]}
+
+    def __init__(self, clip: Optional[list[float]] = None) -> None:
+        super().__init__()
+        levels = None if clip is None else torch.tensor(clip, dtype=torch.float32)
+        self.register_buffer("clip", levels, persistent=False)
+
     def compute(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu6(x)
+        if self.clip is None:
+            return F.relu6(x)
+        return torch.minimum(F.relu(x), self.clip.to(x.dtype).view((1, -1) + (1,) * (x.dim() - 2)))
 
 
 class LeakyReLU(NodeModule):

@@ -7,8 +7,12 @@ order, the per-channel mean of (quantized output - float output) is measured on 
 samples, with the quantized model using the final fix positions and the corrections already
 made upstream, and subtracted from the bias. The bias fix position is then re-derived, and the
 runtime's bias observer replaced, so quant_info.json records the fix position of the corrected
-bias. The corrected biases go to `output_dir/bias_corr.pth` for test mode (the flow stages that
-file together with quant_info.json, `ptq_steps.py`).
+bias. The corrections go to `output_dir/bias_corr.pth` for test mode (the flow stages that file
+together with quant_info.json, `ptq_steps.py`) in vai_q_pytorch 3.x's layout: {node name: list of
+per-output-channel corrections}; the deployed bias is the float bias minus the correction, then
+quantized, so a file the reference wrote for the same model loads here and one written here
+loads there. (Files of this project's earlier releases, {bias tensor name: corrected bias},
+still load.)
 Nodes without a bias are left alone (adding a bias would change the exported graph).
 """
 from __future__ import annotations
@@ -25,11 +29,20 @@ from nndct_shared.messages import error
 from nndct_shared.progress import progress
 
 from nndct_shared.cnn.settings import make_observer
-from .layer_data import Batch, fixed_runtime, float_model, layer_io, run_with, snapshot_params, weighted_modules
-from .param_file import load_params, params_bytes, save_params, sync_graph
+from .layer_data import (
+    Batch,
+    fixed_runtime,
+    float_model,
+    layer_io,
+    node_modules,
+    run_with,
+    snapshot_params,
+    weighted_modules,
+)
+from .param_file import load_params, params_bytes, read_param_file, save_params, sync_graph
 
-__all__ = ["BIAS_CORR_FILE", "BiasCorrection", "bias_corr_bytes", "correct_bias", "load_bias_corr",
-           "mean_output_error", "save_bias_corr"]
+__all__ = ["BIAS_CORR_FILE", "BiasCorrection", "bias_corr_bytes", "bias_corrections", "correct_bias",
+           "load_bias_corr", "mean_output_error", "save_bias_corr"]
 
 #: The corrected-bias file in output_dir (the reference's name).
 BIAS_CORR_FILE = "bias_corr.pth"
@@ -109,25 +122,60 @@ def correct_bias(quantizer: Any, batches: Sequence[Batch], merge: MergeErrors | 
     return results
 
 
-def _corrected_biases(quantizer: Any, results: Sequence[BiasCorrection]) -> dict[str, torch.Tensor]:
-    nodes = {r.node for r in results}
-    modules = [m for m in weighted_modules(quantizer.quant_model) if m.node_name in nodes]
-    return {m.param_names["bias"]: m.bias.detach().to("cpu").clone() for m in modules}
+def bias_corrections(results: Sequence[BiasCorrection]) -> dict[str, list[float]]:
+    """`bias_corr.pth`'s content (the reference's layout): {node name: per-channel corrections}."""
+    return {r.node: [float(v) for v in np.asarray(r.error_before, dtype=np.float64)] for r in results}
 
 
 def bias_corr_bytes(quantizer: Any, results: Sequence[BiasCorrection]) -> bytes:
-    """Content of `bias_corr.pth`: {bias tensor name: corrected bias} of the corrected nodes."""
-    return params_bytes(_corrected_biases(quantizer, results))
+    """The bytes of `bias_corr.pth` (torch.save of `bias_corrections`)."""
+    return params_bytes(bias_corrections(results))
 
 
 def save_bias_corr(quantizer: Any, results: Sequence[BiasCorrection]) -> Path:
     """Write `output_dir/bias_corr.pth` atomically (on its own; the flow stages it with
     quant_info.json instead)."""
-    return save_params(_corrected_biases(quantizer, results), Path(quantizer.output_dir) / BIAS_CORR_FILE)
+    return save_params(bias_corrections(results), Path(quantizer.output_dir) / BIAS_CORR_FILE)
+
+
+def _corrections(path: Path, saved: Any, modules: dict[str, Any]) -> dict[str, np.ndarray]:
+    """{node name: corrections} of a reference-layout file, checked against the model."""
+    out = {}
+    for name, values in saved.items():
+        module = modules.get(name)
+        if module is None or getattr(module, "bias", None) is None:
+            raise error("FT_PARAM_MISMATCH", path=str(path),
+                        problem=f"the model has no layer '{name}' with a bias to correct")
+        try:
+            corr = np.asarray(values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values,
+                              dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise error("FT_PARAM_MISMATCH", path=str(path),
+                        problem=f"the corrections of '{name}' are not a list of numbers") from None
+        if corr.shape != tuple(module.bias.shape) or not np.isfinite(corr).all():
+            raise error("FT_PARAM_MISMATCH", path=str(path),
+                        problem=f"'{name}' has {corr.size} correction(s), its bias {module.bias.numel()} "
+                                "channel(s)" if corr.shape != tuple(module.bias.shape)
+                        else f"the corrections of '{name}' are not finite")
+        out[name] = corr
+    return out
 
 
 def load_bias_corr(quantizer: Any) -> list[str]:
-    """Test mode: load `output_dir/bias_corr.pth` into quant_model and the graph (a missing file is
-    a missing calibration result: NO_CALIB_RESULT)."""
+    """Test mode: apply `output_dir/bias_corr.pth` to quant_model and the graph (deployed bias =
+    float bias - correction, from the graph's float bias: call it once, on a fresh quantizer);
+    returns the corrected node names. A missing file is a missing calibration result
+    (NO_CALIB_RESULT); a file that does not fit the model FT_PARAM_MISMATCH."""
     path = Path(quantizer.output_dir) / BIAS_CORR_FILE
-    return load_params(quantizer.quant_model, quantizer.graph, path, missing="NO_CALIB_RESULT")
+    saved = read_param_file(path, missing="NO_CALIB_RESULT")
+    modules = {m.node_name: m for m in node_modules(quantizer.quant_model)}
+    if saved and not any(name in modules for name in saved):  # this project's earlier layout
+        return load_params(quantizer.quant_model, quantizer.graph, path, missing="NO_CALIB_RESULT")
+    corrections = _corrections(path, saved, modules)
+    with torch.no_grad():
+        for name, corr in corrections.items():
+            module = modules[name]
+            new_bias = corrected_bias(quantizer.graph.node(name).params["bias"].data, corr)
+            module.bias.copy_(torch.from_numpy(new_bias).to(module.bias.device))
+    sync_graph(quantizer.graph, [modules[name] for name in corrections])
+    return list(corrections)

@@ -21,7 +21,7 @@ from nndct_shared.output_dir import staged_export
 from ..nn.cnn_modules import NodeModule
 from .layer_data import node_modules
 
-__all__ = ["collect_params", "load_params", "params_bytes", "save_params", "sync_graph"]
+__all__ = ["collect_params", "load_params", "params_bytes", "read_param_file", "save_params", "sync_graph"]
 
 
 def collect_params(modules: Iterable[NodeModule]) -> dict[str, torch.Tensor]:
@@ -59,11 +59,9 @@ def sync_graph(graph: Graph, modules: Iterable[NodeModule]) -> None:
                 node.params[role].data = value.detach().to("cpu", torch.float32).numpy().copy()
 
 
-def load_params(model: nn.Module, graph: Graph, path: Path, missing: str = "FAST_FINETUNE") -> list[str]:
-    """Load a params file into `model` and `graph`; returns the names loaded.
-
-    Missing file -> the catalogue error `missing` (with `path`); a name or shape the model does not have -> FT_PARAM_MISMATCH.
-    """
+def read_param_file(path: Path, missing: str = "FAST_FINETUNE") -> dict:
+    """The dict a params file holds, loaded with `weights_only=True` (a missing file -> the
+    catalogue error `missing`; unreadable or not a dict -> FT_PARAM_MISMATCH)."""
     if not path.is_file():
         raise error(missing, path=str(path))
     try:
@@ -71,7 +69,16 @@ def load_params(model: nn.Module, graph: Graph, path: Path, missing: str = "FAST
     except Exception as exc:  # a truncated or foreign file: say which file, not a pickle trace
         raise error("FT_PARAM_MISMATCH", path=str(path), problem=f"it cannot be read ({exc})") from None
     if not isinstance(params, dict):
-        raise error("FT_PARAM_MISMATCH", path=str(path), problem="it does not hold a dict of tensors")
+        raise error("FT_PARAM_MISMATCH", path=str(path), problem="it does not hold a dict")
+    return params
+
+
+def load_params(model: nn.Module, graph: Graph, path: Path, missing: str = "FAST_FINETUNE") -> list[str]:
+    """Load a params file into `model` and `graph`; returns the names loaded.
+
+    Missing file -> the catalogue error `missing` (with `path`); a name or shape the model does not have -> FT_PARAM_MISMATCH.
+    """
+    params = read_param_file(path, missing)
     owners = {}
     for m in node_modules(model):
         for role, name in m.param_names.items():

@@ -9,9 +9,10 @@ and test mode must agree on them, or test mode would quantize other weights than
 * bias correction needs calibration samples: in calib mode the model inputs of the first
   `BIAS_CORR_SAMPLES` samples are recorded while the user's loop calibrates, and the biases are
   corrected once, when `export_quant_config()` is called, before the fix positions are written
-  (the corrected biases get their own fix positions). They are saved to `bias_corr.pth`, written
-  together with quant_info.json, which test mode loads; a missing file there is a missing
-  calibration result.
+  (the corrected biases get their own fix positions). The corrections are saved to
+  `bias_corr.pth` in the reference's layout (node name -> per-output-channel corrections),
+  written together with quant_info.json (whose `bias_corrected` says so), which test mode loads;
+  a missing file there is a missing calibration result.
 
 Fast finetune (AdaQuant) already fits every bias to the float outputs, so after
 `fast_finetune()` bias correction is skipped, with a note, and test mode expects `param.pth`
@@ -95,10 +96,19 @@ class PostTrainingSteps:
         return {BIAS_CORR_FILE: self._bias_corr_file}
 
     def load(self, quantizer: Any) -> None:
-        """Test mode: load the corrected biases that calibration saved."""
+        """Test mode: load the bias corrections that calibration saved. A 3.x quant_info.json
+        says whether it has them (`bias_corrected`) or used fast finetune (`fast_finetuned`); an
+        older single-pair file does not, so the config and the files present decide."""
+        out = Path(quantizer.output_dir)
+        record = quantizer.session.calib_record
+        if record is not None and record.bias_corrected is not None:
+            if record.bias_corrected:
+                load_bias_corr(quantizer)  # NO_CALIB_RESULT when bias_corr.pth is missing
+            elif record.fast_finetuned:
+                note(f"=>No '{BIAS_CORR_FILE}': calibration used fast finetune; call load_ft_param().")
+            return
         if not self.bias_corr:
             return
-        out = Path(quantizer.output_dir)
         if (out / BIAS_CORR_FILE).is_file():
             load_bias_corr(quantizer)
         elif (out / FT_PARAM_FILE).is_file():

@@ -43,6 +43,7 @@ from nndct_shared.config import default_config
 from nndct_shared.messages import error, note
 from nndct_shared.quant_info import QuantInfo
 from nndct_shared.quant_info_store import QuantInfoStore
+from nndct_shared.quant_info_v3 import QuantRecord
 from nndct_shared.quant_mode import RunMode
 
 from ..distributed import current_collective
@@ -156,8 +157,8 @@ class QatProcessor:
 
     def _calibrated_fix_positions(self, calib_dir: Path) -> dict[str, int]:
         settings, plan = self._capture.settings, self._capture.plan
-        info = QuantInfoStore(calib_dir).read([n for n in plan.params if n in settings],
-                                              [n for n in plan.outputs if n in settings])
+        info = QuantInfoStore(calib_dir).read_record([n for n in plan.params if n in settings],
+                                                     [n for n in plan.outputs if n in settings]).info
         # activations and inputs only: a calibration with cross-layer equalization / bias
         # correction (the post-training defaults) fixed other weights than the ones trained
         # here, so the weights' quantizers start from the weights themselves
@@ -192,7 +193,9 @@ class QatProcessor:
         out_dir = write_dir(current_collective(), output_dir)
         float_model = copy.deepcopy(self._float_model)
         write_back(float_model, self._order, trained_model.net, self.graph.name)
-        path = QuantInfoStore(out_dir).write(self._quant_info(trained_model.fix_positions()))
+        record = QuantRecord(self._quant_info(trained_model.fix_positions()),
+                             graph_md5=self._capture.session.graph_md5)
+        path = QuantInfoStore(out_dir).write_record(record)
         note(f"=>Exported quantization steps to '{path}'")
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in float_model.state_dict().items()}, buffer)

@@ -82,7 +82,7 @@ class TorchQuantizer:
 
     def _build_model(self) -> nn.Module:
         name = class_name_for(self.graph.name)  # also the file name: stays in output_dir
-        source, order = generate_source(self.graph, name)
+        source, order = generate_source(self.graph, name, self.captured.traced_names)
         path = write_source(write_dir(current_collective(), self.output_dir), name, source)
         note(f"=>Quantizable module is generated: '{path}'")
         model = load_source(source, name, path)()
@@ -125,7 +125,9 @@ class TorchQuantizer:
         if skips_writing("export_quant_config()"):
             self.session.quant_info(fix_pos)  # the writer's checks, on every rank
             return None
-        return self.session.export_quant_config(fix_pos, extra_files, owns=[BIAS_CORR_FILE])
+        return self.session.export_quant_config(fix_pos, extra_files, owns=[BIAS_CORR_FILE],
+                                                fast_finetuned=self.post_training.finetuned,
+                                                bias_corrected=BIAS_CORR_FILE in extra_files)
 
     # --- exports --------------------------------------------------------------------------
 

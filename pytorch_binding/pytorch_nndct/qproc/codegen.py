@@ -1,9 +1,11 @@
 """`<Model>.py`: the converted model as Python source, written to output_dir and loaded back.
 
-The seeds' format: one `py_nndct.nn` module per graph node, `self.module_<i>`, the node name in
-a trailing comment, and a `forward(self, *args)` that calls them in topological order. The
-quantizer builds `quant_model` from this very source, so the file users read is the model that
-runs (params are loaded from the captured graph afterwards).
+The seeds' format: one `py_nndct.nn` module per graph node, `self.module_<i>`, a trailing
+comment naming the node as the reference 3.x does (the traced name, then the nndct name in
+parentheses: `#ResNet::ResNet/Conv2d[conv1]/input.2(ResNet::nndct_conv2d_1)`), and a
+`forward(self, *args)` that calls them in topological order. The quantizer builds `quant_model`
+from this very source, so the file users read is the model that runs (params are loaded from the
+captured graph afterwards).
 
 Names come from the user (a class name may hold a newline), so nothing of them reaches the
 source raw: the class name is reduced to `[0-9A-Za-z_]` and node names in comments are escaped
@@ -20,6 +22,7 @@ import linecache
 import sys
 import types
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from nndct_shared.graph import Graph, Node
@@ -29,7 +32,7 @@ from nndct_shared.source_text import python_class_name, source_text
 
 from ..nn.cnn_modules import module_class_for
 
-__all__ = ["class_name_for", "generate_source", "load_generated", "load_source", "module_args",
+__all__ = ["class_name_for", "generate_source", "load_generated", "load_source", "module_args", "node_comment",
            "state_dict_of", "write_source"]
 
 
@@ -55,8 +58,17 @@ def class_name_for(name: str) -> str:
     return python_class_name(name)
 
 
-def generate_source(graph: Graph, class_name: str) -> tuple[str, list[Node]]:
-    """(source text, nodes in module order): module_i is the i-th node of the topological order."""
+def node_comment(node: Node, traced_names: Mapping[str, str] | None = None) -> str:
+    """The comment after a node's module: `<traced name>(<nndct name>)`, or the node name alone
+    when the front end recorded no traced name."""
+    traced = (traced_names or {}).get(node.name)
+    return node.name if traced is None else f"{traced}({node.name})"
+
+
+def generate_source(graph: Graph, class_name: str, traced_names: Mapping[str, str] | None = None,
+                    ) -> tuple[str, list[Node]]:
+    """(source text, nodes in module order): module_i is the i-th node of the topological order;
+    `traced_names` (nndct name -> traced name) fills the comments (`node_comment`)."""
     order = graph.topological_order()
     index = {node.name: i for i, node in enumerate(order)}
     lines = [
@@ -74,7 +86,7 @@ def generate_source(graph: Graph, class_name: str) -> tuple[str, list[Node]]:
     for i, node in enumerate(order):
         args = ", ".join(f"{k}={_literal(v, node.name)}" for k, v in module_args(graph, node).items())
         cls = module_class_for(node.op_type).__name__
-        lines.append(f"        self.module_{i} = py_nndct.nn.{cls}({args}) #{source_text(node.name)}")
+        lines.append(f"        self.module_{i} = py_nndct.nn.{cls}({args}) #{source_text(node_comment(node, traced_names))}")
     lines += ["", "    def forward(self, *args):"]
     inputs = 0
     for i, node in enumerate(order):

@@ -14,7 +14,7 @@ from helpers.neutral_cnn_flow import calibrate, captured_cnn, digits_images, run
 from nndct_shared.cnn.session import CnnQuantSession, channel_names, load_session_config
 from nndct_shared.config import default_config
 from nndct_shared.messages import ExportError, MissingFileError, QuantConfigError, QuantInfoError
-from nndct_shared.quant_info import read_quant_info
+from nndct_shared.quant_info_v3 import TOOL_VERSION, read_record
 from nndct_shared.quant_mode import RunMode
 
 HELPER = Path(__file__).resolve().parents[2] / "helpers" / "neutral_cnn_flow.py"
@@ -36,16 +36,23 @@ def test_the_session_runs_the_flow_without_a_framework(tmp_path):
 
 def test_plan_calibration_result_and_exports(tmp_path):
     result = run_flow(tmp_path)
-    assert result["cle_pairs"] == [("Neutral::c1", "Neutral::c2")]        # conv-relu-conv
+    # nodes named as the reference 3.x names them: <Model>::nndct_<op>_<topological index>
+    assert result["cle_pairs"] == [("Neutral::nndct_conv2d_1", "Neutral::nndct_conv2d_3")]  # conv-relu-conv
     assert result["params"] == ["Neutral::c1.weight", "Neutral::c1.bias", "Neutral::c2.weight",
                                 "Neutral::c2.bias", "Neutral::fc.weight", "Neutral::fc.bias"]
     # convs fused into their relus, flatten shape-only: the reference's placement
-    assert result["outputs"] == ["Neutral::input_0", "Neutral::r1", "Neutral::r2", "Neutral::pool",
-                                 "Neutral::fc"]
+    assert result["outputs"] == ["Neutral::nndct_input_0", "Neutral::nndct_relu_2", "Neutral::nndct_relu_4",
+                                 "Neutral::nndct_maxpool_5", "Neutral::nndct_dense_7"]
     assert result["loaded"] == result["fix_pos"] and result["same_weights"]
-    info = read_quant_info(tmp_path / "quant_info.json")
+    record = read_record(tmp_path / "quant_info.json")
+    info = record.info
     assert list(info.param) == result["params"] and list(info.output) == result["outputs"]
     assert not info.input and all(bw == 8 for bw, _ in info.param.values())
+    assert (record.layout, record.fast_finetuned, record.bias_corrected, record.version, record.graph_md5) == (
+        "3.x", False, False, TOOL_VERSION, result["graph_md5"])
+    text = (tmp_path / "quant_info.json").read_text()
+    assert f'"Neutral::c1.weight":[[8,{result["fix_pos"]["Neutral::c1.weight"]}]]' in text
+    assert text.endswith(f'"version":"{TOOL_VERSION}",\n  "graph_md5":"{result["graph_md5"]}"\n}}')
     assert result["xmodel_matches_reference"]
     assert (tmp_path / "deploy_check_data_int").is_dir()
 
@@ -68,6 +75,27 @@ def test_test_mode_reads_strictly_and_checks_the_bit_width(tmp_path):
     assert "'Neutral::head.weight'" in str(err.value) and "'Neutral::fc.weight'" in str(err.value)
 
 
+def test_a_graph_or_version_mismatch_is_named(tmp_path, caplog):
+    """Same names, another graph: CALIB_GRAPH_MISMATCH with both hashes; a file another tool
+    version wrote: the CALIB_VERSION_MISMATCH warning naming both versions, and it loads."""
+    result = run_flow(tmp_path)
+    other = captured_cnn()
+    other.graph.node("Neutral::pool").attrs["ceil_mode"] = True  # same output shape, same names
+    session = CnnQuantSession(other, load_session_config(None, 8), RunMode.TEST, tmp_path)
+    assert session.graph_md5 != result["graph_md5"]
+    with pytest.raises(QuantInfoError, match="CALIB_GRAPH_MISMATCH") as err:
+        session.read_fix_positions()
+    assert result["graph_md5"] in str(err.value) and session.graph_md5 in str(err.value)
+    path = tmp_path / "quant_info.json"
+    path.write_text(path.read_text().replace(TOOL_VERSION, "3.5.0"))
+    with caplog.at_level("WARNING"):
+        loaded = CnnQuantSession(captured_cnn(), load_session_config(None, 8), RunMode.TEST,
+                                 tmp_path).read_fix_positions()
+    assert loaded == result["fix_pos"]
+    warning = next(r.getMessage() for r in caplog.records if "CALIB_VERSION_MISMATCH" in r.getMessage())
+    assert "'3.5.0'" in warning and f"'{TOOL_VERSION}'" in warning
+
+
 def test_export_quant_config_needs_calib_mode(tmp_path):
     session = CnnQuantSession(captured_cnn(), load_session_config(None, 8), RunMode.TEST, tmp_path)
     with pytest.raises(ExportError, match="EXPORT_MODE"):
@@ -83,11 +111,12 @@ def test_per_channel_entries_and_bias_correction_layers(tmp_path):
     config = load_session_config(str(path), 8)
     session = CnnQuantSession(captured_cnn(), config, RunMode.CALIB, tmp_path)
     assert session.settings["Neutral::c2.weight"].axis == 0
-    assert session.bias_correction_nodes() == ["Neutral::c1", "Neutral::c2", "Neutral::fc"]
+    assert session.bias_correction_nodes() == ["Neutral::nndct_conv2d_1", "Neutral::nndct_conv2d_3",
+                                               "Neutral::nndct_dense_7"]
     fix_pos = calibrate(session, digits_images(32))
     assert isinstance(fix_pos["Neutral::c2.weight"], tuple) and len(fix_pos["Neutral::c2.weight"]) == 6
     session.export_quant_config(fix_pos, {"extra.bin": b"x"})
-    info = read_quant_info(tmp_path / "quant_info.json")
+    info = read_record(tmp_path / "quant_info.json").info
     assert [k for k in info.param if k.startswith("Neutral::c2.weight")] == channel_names("Neutral::c2.weight", 6)
     assert (tmp_path / "extra.bin").read_bytes() == b"x"
     test = CnnQuantSession(captured_cnn(), config, RunMode.TEST, tmp_path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nndct_shared.cnn_export import build_cnn_xgraph, run_reference, write_cnn_deploy_check
-from nndct_shared.cnn_export.layout import to_xir
+from nndct_shared.cnn_export.flatten_fold import xir_value
 from nndct_shared.graph import to_op_name
 from nndct_shared.messages import ExportError
 
@@ -24,7 +24,7 @@ def test_dump_files(nets, net_inputs, net, tmp_path) -> None:
     for node in graph.topological_order():
         stem = to_op_name(node.name)
         assert stem in xgraph
-        value = to_xir(values[node.outputs[0]])
+        value = xir_value(graph, node, values[node.outputs[0]])
         data = (out / f"{stem}.bin").read_bytes()
         assert data == value.astype("<f4").tobytes()
         expected.add(f"{stem}.bin")

@@ -90,3 +90,13 @@ def test_adaptive_max_pools_as_maxpool(adaptive_max_graphs, digits) -> None:
     with pytest.raises(UnsupportedOpError, match="'AMax::adaptive_max_pool2d_2' "
                        "\\(adaptive_max_pool2d\\)"):
         build_onnx_model(adaptive_max_graphs[5])
+
+
+def test_relu6_with_clip_levels(lenet_graph, net_inputs) -> None:
+    """A ReLU6 whose clip levels cross-layer equalization scaled: Min(Relu(x), levels)."""
+    graph = copy.deepcopy(lenet_graph)
+    relu6 = next(n for n in graph.nodes if n.op_type == "relu6")
+    relu6.attrs["clip"] = tuple(float(v) for v in np.float32(6.0) / np.linspace(10.0, 40.0, 8, dtype=np.float32))
+    ops = [n.op_type for n in build_onnx_model(graph).graph.node]
+    assert "Clip" not in ops and "Min" in ops
+    assert 0.5 < _check(graph, net_inputs["lenet"]) <= 1.0

@@ -10,6 +10,7 @@ import pytest
 
 from nndct_shared.cnn_export import (build_cnn_xgraph, evaluate_xmodel, run_reference,
                                      write_cnn_xmodel)
+from nndct_shared.cnn_export.flatten_fold import torch_value
 from nndct_shared.cnn_export.layout import from_xir
 from nndct_shared.graph import Graph, Tensor, to_op_name
 from nndct_shared.messages import ExportError, UnsupportedOpError
@@ -30,7 +31,7 @@ def test_written_xmodel_computes_the_reference_exactly(nets, net_inputs, net, tm
         ref = run_reference(graph, {"input_0": x})
         got = evaluate_xmodel(path, {"input_0": x})
         for node in graph.nodes:
-            value = from_xir(got[_value_op(node)])
+            value = torch_value(graph, node, got[_value_op(node)])
             np.testing.assert_array_equal(value, ref[node.outputs[0]], err_msg=node.name)
             checked += 1
     assert checked == 6 * len(graph)
@@ -54,6 +55,11 @@ def test_lenet_structure(lenet_graph) -> None:
                          "bias": ["LeNet__conv_1_bias_fix"]}
     assert (op.attrs["kernel"], op.attrs["stride"], op.attrs["pad"], op.attrs["pad_mode"]) == (
         [3, 3], [1, 1], [1, 1, 1, 1], "FLOOR")
+    # the reference 3.x attribute set
+    assert (op.attrs["in_dim"], op.attrs["out_dim"], op.attrs["group"], op.attrs["bias_term"]) == (
+        1, 6, 1, True)
+    assert [op.attrs.kind(a) for a in ("in_dim", "out_dim", "group", "bias_term")] == [
+        "int32", "int32", "int32", "bool"]
     w = conv.params["weight"]
     const = x.op("LeNet__conv_1_weight")
     np.testing.assert_array_equal(const.const_array(), w.data.transpose(0, 2, 3, 1))  # OHWI
@@ -68,15 +74,19 @@ def test_lenet_structure(lenet_graph) -> None:
     assert x.op(name).type == "mul" and x.op(name).inputs["input"] == [f"{name}_i0",
                                                                           f"{name}_i1"]
     assert x.op(f"{name}_i0").attrs["pad_mode"] == "CEIL"
-    # flatten of NHWC reads an NHWC->NCHW transpose of the producer's fix op
+    # the flatten before fc1 is one reshape of the NHWC map (the reference 3.x): no transpose;
+    # fc1's weight columns are permuted to the NHWC order instead
     flat = next(n for n in lenet_graph.nodes if n.op_type == "flatten")
-    t = x.op(f"{name}_fix_t")
-    assert t.type == "transpose" and t.attrs["order"] == [0, 3, 1, 2] and t.shape == [1, 8, 4, 4]
-    assert x.op(to_op_name(flat.name)).inputs["input"] == [f"{name}_fix_t"]
+    assert not x.ops_of_type("transpose") and not x.ops_of_type("flatten")
+    reshape = x.op(to_op_name(flat.name))
+    assert reshape.type == "reshape" and reshape.inputs["input"] == [f"{name}_fix"]
+    assert reshape.shape == [1, 128] and x.op(reshape.inputs["shape"][0]).output.attrs["shape_info"] == [1, 128]
     fc = x.op("LeNet__fc1")
     assert fc.type == "matmul" and fc.attrs["transpose_b"] is True
     assert fc.attrs["transpose_a"] is False
-    assert x.op("LeNet__fc1_weight").shape == [16, 128]  # [out, in] kept
+    weight = next(n for n in lenet_graph.nodes if n.op_type == "linear").params["weight"].data
+    columns = np.arange(128).reshape(8, 4, 4).transpose(1, 2, 0).reshape(-1)  # (h, w, c) -> c*16+h*4+w
+    np.testing.assert_array_equal(x.op("LeNet__fc1_weight").const_array(), weight[:, columns])
     assert x.return_ops == [_value_op(lenet_graph.nodes[-1])]
     assert x.op(x.return_ops[0]).type == "fix"
 
@@ -87,7 +97,7 @@ def test_mixed_structure(mixed_graph) -> None:
     assert counts["depthwise-conv2d"] == 1 and counts["transposed-conv2d"] == 1
     dw = x.ops_of_type("depthwise-conv2d")[0]
     assert x.op(dw.inputs["weights"][0]).shape == [2, 3, 3, 4]  # [multiplier, kh, kw, C]
-    grouped = next(op for op in x.ops_of_type("conv2d") if "group" in op.attrs)
+    grouped = next(op for op in x.ops_of_type("conv2d") if op.attrs["group"] != 1)
     assert grouped.attrs["group"] == 2 and x.op(grouped.inputs["weights"][0]).shape == [8, 1, 1, 4]
     up = x.ops_of_type("transposed-conv2d")[0]
     assert up.attrs["pad"] == [1, 0, 1, 0] and up.shape == [1, 8, 8, 4]
@@ -191,3 +201,34 @@ def test_non_divisible_adaptive_max_pool_is_unsupported(adaptive_max_graphs) -> 
                        "adaptive max pool from \\[5, 5\\] to \\[2, 2\\]") as info:
         build_cnn_xgraph(graph)
     assert info.value.msg_id == "QUANTIZER_TORCH_EXPORT_UNSUPPORTED"
+
+
+def _clipped(lenet_graph):
+    """The LeNet with per-channel ReLU6 clip levels, as cross-layer equalization sets them."""
+    import copy
+
+    graph = copy.deepcopy(lenet_graph)
+    relu6 = next(n for n in graph.nodes if n.op_type == "relu6")
+    relu6.attrs["clip"] = tuple(float(v) for v in np.float32(6.0) / np.linspace(10.0, 40.0, 8, dtype=np.float32))
+    return graph, relu6
+
+
+def test_relu6_with_clip_levels_is_min_of_relu_and_the_levels(lenet_graph, net_inputs, tmp_path) -> None:
+    graph, relu6 = _clipped(lenet_graph)
+    path = write_cnn_xmodel(graph, tmp_path / "clipped.xmodel")
+    x = read_xmodel(path)
+    name = to_op_name(relu6.name)
+    assert not x.ops_of_type("relu6")
+    assert x.op(f"{name}_i0").type == "relu" and x.op(name).type == "min"
+    assert x.op(name).inputs["input"] == [f"{name}_i0", f"{name}_i1"]
+    np.testing.assert_array_equal(x.op(f"{name}_i1").const_array(), np.asarray(relu6.attrs["clip"], np.float32))
+    for image in net_inputs["lenet"][:4]:
+        ref = run_reference(graph, {"input_0": image[None]})
+        got = evaluate_xmodel(path, {"input_0": image[None]})
+        for node in graph.nodes:
+            np.testing.assert_array_equal(torch_value(graph, node, got[_value_op(node)]), ref[node.outputs[0]],
+                                          err_msg=node.name)
+    # the clip changes the values (levels 0.15 .. 0.6)
+    plain = run_reference(lenet_graph, {"input_0": net_inputs["lenet"][:4]})[relu6.outputs[0]]
+    clipped = run_reference(graph, {"input_0": net_inputs["lenet"][:4]})[relu6.outputs[0]]
+    assert not np.array_equal(plain, clipped)

@@ -36,7 +36,9 @@ def test_every_entry_defines_every_facet_itself(name):
     for facet in OpDef.REQUIRED_FACETS:
         assert getattr(type(op), facet) is not getattr(OpDef, facet), f"{name} lacks {facet}"
     assert op.arity in (NONE, UNARY, BINARY, VARIADIC, ANY)
-    assert op.cle in (None, "weighted", "transparent")
+    assert op.cle in (None, "weighted", "transparent", "clip")
+    assert op.cle is not None or not op.cle_extension
+    assert op.nndct_op and op.nndct_op == op.nndct_op.lower() or name == "custom"
     assert all(isinstance(a, str) for a in (*op.attrs, *op.optional_attrs))
     assert set(op.params) | set(op.optional_params) <= {"weight", "bias", "other"}
     assert required_attrs(name) == op.attrs
@@ -48,19 +50,42 @@ def test_every_entry_defines_every_facet_itself(name):
 
 
 def test_facts_the_algorithms_read():
-    weighted = {n for n, op in all_ops().items() if op.cle == "weighted"}
-    assert weighted == {"conv1d", "conv2d", "linear"}
-    assert {n for n, op in all_ops().items() if op.cle == "transparent"} == {
-        "relu", "leaky_relu", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
-        "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d"}
+    # CLE: the reference's roles, and this project's extensions (config cle_extensions)
+    def role(cle, extension):
+        return {n for n, op in all_ops().items() if op.cle == cle and op.cle_extension == extension}
+    assert role("weighted", False) == {"conv1d", "conv2d", "conv_transpose2d"}
+    assert role("weighted", True) == {"linear"}
+    assert role("transparent", False) == {"relu", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+                                          "adaptive_avg_pool1d", "adaptive_avg_pool2d"}
+    assert role("transparent", True) == {"leaky_relu", "adaptive_max_pool1d", "adaptive_max_pool2d"}
+    assert role("clip", False) == {"relu6"} and role("clip", True) == set()
+    assert {n for n, op in all_ops().items() if op.folds_input_reorder} == {"linear"}
     assert {n: op.weight_axis for n, op in all_ops().items() if op.weight_axis is not None} == {
         "linear": 0, "conv1d": 0, "conv2d": 0, "conv_transpose2d": 1}
     assert {n for n, op in all_ops().items() if op.shape_only} == {"flatten", "reshape"}
     assert {n for n, op in all_ops().items() if op.fused_activation} == {"relu", "relu6", "leaky_relu"}
     assert {n for n, op in all_ops().items() if op.fusing_producer} == {
         "linear", "conv1d", "conv2d", "conv_transpose2d", "scale", "add"}
-    for name in weighted:                             # a CLE side has its weight on axis 0
-        assert get_op(name).weight_axis == 0 and "weight" in get_op(name).params
+    for name in role("weighted", False) | role("weighted", True):  # a CLE side has a weight axis
+        assert get_op(name).weight_axis is not None and "weight" in get_op(name).params
+
+
+def test_reference_nndct_op_names():
+    """The reference's nndct op types (vai_q_pytorch NNDCT_OP) that node names are built from."""
+    assert {n: op.nndct_op for n, op in all_ops().items()} == {
+        "input": "nndct_input", "linear": "nndct_dense", "conv1d": "nndct_conv1d",
+        "conv2d": "nndct_conv2d", "conv_transpose2d": "nndct_conv_transpose_2d",
+        "scale": "nndct_batch_norm", "relu": "nndct_relu", "relu6": "nndct_relu6",
+        "leaky_relu": "nndct_leaky_relu", "sigmoid": "nndct_sigmoid", "tanh": "nndct_tanh",
+        "hardswish": "nndct_hswish", "max_pool1d": "nndct_maxpool1d", "max_pool2d": "nndct_maxpool",
+        "avg_pool1d": "aten::avg_pool1d", "avg_pool2d": "nndct_avgpool",
+        "adaptive_avg_pool1d": "aten::adaptive_avg_pool1d",
+        "adaptive_avg_pool2d": "nndct_adaptive_avg_pool2d",
+        "adaptive_max_pool1d": "aten::adaptive_max_pool1d",
+        "adaptive_max_pool2d": "aten::adaptive_max_pool2d", "add": "nndct_elemwise_add",
+        "sub": "nndct_elementwise_sub", "mul": "nndct_elemwise_mul", "concat": "nndct_concat",
+        "flatten": "nndct_flatten", "reshape": "nndct_reshape", "mean": "nndct_mean",
+        "softmax": "nndct_softmax", "custom": ""}
 
 
 def test_each_xir_type_has_exactly_one_owner():
@@ -68,6 +93,7 @@ def test_each_xir_type_has_exactly_one_owner():
     assert len(owned) == len(set(owned)) == len(XIR_OWNERS)
     assert xir_owner("maxpool2d") is get_op("max_pool2d")      # adaptive_max_pool2d writes it too
     assert xir_owner("mul") is get_op("mul")                   # avg pools' dpu_scale mul too
+    assert xir_owner("min") is get_op("relu6")                 # a ReLU6 with CLE's clip levels
     assert xir_owner("const") is None and xir_owner("fix") is None
 
 

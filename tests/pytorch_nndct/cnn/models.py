@@ -92,6 +92,32 @@ class Conv1dNet(nn.Module):
         return self.fc(x)
 
 
+class LeNet(nn.Module):
+    """The spec's LeNet (reference-cnn-flow-3x.md) sized for 8x8 digits:
+    conv1-relu-pool-conv2-relu-pool-flatten-fc1-relu-fc2-relu-fc3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 3, padding=1)
+        self.conv2 = nn.Conv2d(6, 16, 3, padding=1)
+        self.fc1 = nn.Linear(16 * 2 * 2, 32)
+        self.fc2 = nn.Linear(32, 16)
+        self.fc3 = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class PlainMLP(DigitsMLP):
+    """DigitsMLP on already flattened digits ([N, 64] in): linear-relu-linear-relu-linear."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l3(F.relu(self.l2(F.relu(self.l1(x)))))
+
+
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 15, seed: int = 0) -> nn.Module:
     """Full-batch-ish Adam training (a second or two on a CPU core); returns the model in eval mode."""
     torch.manual_seed(seed)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from nndct_shared.quant_info_v3 import read_record
 from pytorch_nndct.apis import torch_quantizer
 
 
@@ -38,3 +39,15 @@ def plain_config(directory: Path, bit_width: int = 8) -> str:
     path = directory / f"plain_ptq_config_{bit_width}bit.json"
     path.write_text(json.dumps(data))
     return str(path)
+
+
+def quant_info(directory: Path) -> dict[str, dict[str, tuple[int, int | None]]]:
+    """The sections of `directory`'s quant_info.json ({name: (bit_width, fix_pos)}; the 3.x
+    file holds one [bit_width, fix_pos] pair per entry)."""
+    return dict(read_record(Path(directory) / "quant_info.json").info.sections())
+
+
+def by_traced(quantizer) -> dict[str, str]:
+    """{traced name: nndct name} of a quantizer's nodes (the names quant_info.json, the runtime
+    and the exports use are the nndct ones, `<Model>::nndct_<op>_<index>`)."""
+    return {traced: name for name, traced in quantizer.captured.traced_names.items()}

@@ -1,8 +1,6 @@
 """QuantStub regions, custom ops, the LeakyReLU rule and the unsupported-op error."""
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,7 +10,7 @@ from nndct_shared.messages import NndctError
 from pytorch_nndct.apis import torch_quantizer
 from pytorch_nndct.nn import DeQuantStub, QuantStub
 from pytorch_nndct.utils import register_custom_op
-from quant_flow import calibrate, test_quantizer
+from quant_flow import by_traced, calibrate, quant_info, test_quantizer
 
 
 class PartlyQuantized(nn.Module):
@@ -34,20 +32,22 @@ class PartlyQuantized(nn.Module):
 
 def test_quant_stub_regions(digits_mlp, digits, tmp_path):
     model = PartlyQuantized(digits_mlp).eval()
-    calibrate(model, digits[0][:200], tmp_path)
-    info = json.loads((tmp_path / "quant_info.json").read_text())
+    n = by_traced(calibrate(model, digits[0][:200], tmp_path))
+    info = quant_info(tmp_path)
     assert set(info["param"]) == {"PartlyQuantized::subm0.weight", "PartlyQuantized::subm0.bias",
                                   "PartlyQuantized::subm2.weight", "PartlyQuantized::subm2.bias"}
     # region 1 starts at the input (after view, a shape op); region 2 at the float relu's output
-    assert list(info["output"]) == ["PartlyQuantized::PartlyQuantized/view", "PartlyQuantized::PartlyQuantized/relu",
-                                    "PartlyQuantized::PartlyQuantized/relu_1",
-                                    "PartlyQuantized::PartlyQuantized/Linear[subm2]/subm2"]
+    assert list(info["output"]) == [n["PartlyQuantized::PartlyQuantized/view"], n["PartlyQuantized::PartlyQuantized/relu"],
+                                    n["PartlyQuantized::PartlyQuantized/relu_1"],
+                                    n["PartlyQuantized::PartlyQuantized/Linear[subm2]/subm2"]]
+    assert list(info["output"]) == ["PartlyQuantized::nndct_reshape_1", "PartlyQuantized::nndct_relu_3",
+                                    "PartlyQuantized::nndct_relu_5", "PartlyQuantized::nndct_dense_6"]
     quantizer = test_quantizer(model, digits[2], tmp_path)
     x = digits[2][:8]
     out = quantizer.quant_model(x)
-    float_h = quantizer.runtime.last_outputs["PartlyQuantized::PartlyQuantized/Linear[subm1]/subm1"]
-    fp = info["output"]["PartlyQuantized::PartlyQuantized/relu"][1]
-    h0 = quantizer.runtime.last_outputs["PartlyQuantized::PartlyQuantized/relu"]
+    float_h = quantizer.runtime.last_outputs[n["PartlyQuantized::PartlyQuantized/Linear[subm1]/subm1"]]
+    fp = info["output"][n["PartlyQuantized::PartlyQuantized/relu"]][1]
+    h0 = quantizer.runtime.last_outputs[n["PartlyQuantized::PartlyQuantized/relu"]]
     # subm1 runs in float on quantized data: its params are float, its output not on a grid
     expected = F.linear(h0, digits_mlp.l2.weight, digits_mlp.l2.bias)
     assert torch.equal(float_h, expected)
@@ -58,7 +58,7 @@ def test_quant_stub_regions(digits_mlp, digits, tmp_path):
 def test_view_before_quant_stub_is_quantized_as_input(digits_mlp, digits, tmp_path):
     model = PartlyQuantized(digits_mlp).eval()
     quantizer = calibrate(model, digits[0][:100], tmp_path)
-    planned = quantizer.plan.outputs["PartlyQuantized::PartlyQuantized/view"]
+    planned = quantizer.plan.outputs[by_traced(quantizer)["PartlyQuantized::PartlyQuantized/view"]]
     assert planned.kind == "input"
     assert quantizer.settings[planned.name].search_range == 1
 
@@ -88,8 +88,10 @@ def test_custom_op_captured_run_and_exported(tmp_path):
     assert "py_nndct.nn.Custom(op_type='ScaledSum'" in (tmp_path / "WithCustomOp.py").read_text()
     quantizer = test_quantizer(model, x, tmp_path)
     out = quantizer.quant_model(x[:1])
-    a = quantizer.runtime.last_outputs["WithCustomOp::WithCustomOp/Linear[a]/a"]
-    b = quantizer.runtime.last_outputs["WithCustomOp::WithCustomOp/Linear[b]/b"]
+    n = by_traced(quantizer)
+    a = quantizer.runtime.last_outputs[n["WithCustomOp::WithCustomOp/Linear[a]/a"]]
+    b = quantizer.runtime.last_outputs[n["WithCustomOp::WithCustomOp/Linear[b]/b"]]
+    assert node.name == "WithCustomOp::ScaledSum_3"  # a custom node is named by its own op type
     fp = quantizer.runtime.fix_pos[node.name]
     assert torch.equal(out, torch.from_numpy(__import__("reference").np_fix((2.0 * a + 0.5 * b).numpy(), 8, fp,
                                                                           "half_up")))
@@ -133,8 +135,9 @@ def test_untraceable_model_raises_trace_error(tmp_path):
 
 
 def test_generated_model_file_has_one_module_per_node_named_in_a_comment(digits_mlp, digits, tmp_path):
-    """`<Model>.py` as the guide shows it: `self.module_<i> = py_nndct.nn.<Op>(...) #<node name>`,
-    one per graph node in topological order, and a forward that chains them."""
+    """`<Model>.py` as the reference 3.x writes it: `self.module_<i> = py_nndct.nn.<Op>(...)
+    #<traced name>(<nndct name>)`, one per graph node in topological order, and a forward that
+    chains them."""
     import re
 
     quantizer = torch_quantizer("calib", digits_mlp, digits[0][:4], output_dir=str(tmp_path), device="cpu")
@@ -143,7 +146,9 @@ def test_generated_model_file_has_one_module_per_node_named_in_a_comment(digits_
     declared = re.findall(r"self\.module_(\d+) = py_nndct\.nn\.(\w+)\(.*\) #(\S+)", source)
     nodes = list(quantizer.graph.topological_order())
     assert [int(i) for i, _, _ in declared] == list(range(len(nodes)))
-    assert [name for _, _, name in declared] == [node.name for node in nodes]
+    traced = quantizer.captured.traced_names
+    assert [name for _, _, name in declared] == [f"{traced[node.name]}({node.name})" for node in nodes]
+    assert declared[2][2] == "DigitsMLP::DigitsMLP/Linear[l1]/l1(DigitsMLP::nndct_dense_2)"
     assert [op for _, op, _ in declared][:4] == ["Input", "Reshape", "Linear", "ReLU"]  # x.view(x.size(0), -1)
     assert "output_module_0 = self.module_0(input=args[0])" in source
     assert f"return output_module_{len(nodes) - 1}" in source

@@ -290,7 +290,7 @@ def test_non_finite_calibration_data_is_refused_and_poisons_nothing(digits_mlp, 
     q.quant_model(x[:100])
     before = _tree(tmp_path)
     err = _raises("CALIB_DATA_NONFINITE", DataError, q.quant_model, bad)
-    assert "'DigitsMLP::input_0'" in str(err) and "contains 1 NaN/inf value(s)" in str(err)
+    assert "'DigitsMLP::nndct_input_0'" in str(err) and "contains 1 NaN/inf value(s)" in str(err)
     assert _tree(tmp_path) == before
     q.quant_model(x[100:200])
     q.export_quant_config()
@@ -325,11 +325,11 @@ def test_inputs_shaped_unlike_input_args(digits_mlp, digits, tmp_path, mode):
         "calib", digits_mlp, digits[0][:4], output_dir=str(tmp_path), device=CPU)
     forwards = q.runtime.forwards
     err = _raises("SHAPE_MISMATCH", DataError, q.quant_model, torch.rand(2, 1, 10, 10))
-    assert "argument 0 of quant_model ('DigitsMLP::input_0')" in str(err)
+    assert "argument 0 of quant_model ('DigitsMLP::nndct_input_0')" in str(err)
     assert "expected (N, 1, 8, 8) as in input_args (any batch size N), got (2, 1, 10, 10)" in str(err)
     _raises("SHAPE_MISMATCH", DataError, q.quant_model, torch.rand(2, 64))
     err = _raises("SHAPE_MISMATCH", DataError, q.quant_model, digits[0][:2], digits[0][:2])
-    assert "expected 1 tensor(s) ('DigitsMLP::input_0'), got 2 argument(s)" in str(err)
+    assert "expected 1 tensor(s) ('DigitsMLP::nndct_input_0'), got 2 argument(s)" in str(err)
     _raises("SHAPE_MISMATCH", DataError, q.quant_model)
     _raises("SHAPE_MISMATCH", DataError, q.quant_model, [digits[0][:2]])
     assert q.runtime.forwards == forwards
@@ -651,7 +651,7 @@ def test_staged_exports_hold_the_quantized_model(cnn_export, digits):
     quantizer, export = cnn_export
     x = digits[2][:1]
     want = quantizer.quant_model(x)
-    dump = export / "deploy_check_data_int" / "DigitsCNN" / "DigitsCNN__DigitsCNN_Linear_fc__fc.bin"
+    dump = export / "deploy_check_data_int" / "DigitsCNN" / "DigitsCNN__nndct_dense_10.bin"
     assert np.array_equal(np.fromfile(dump, dtype=np.float32), want.numpy().reshape(-1))
     assert torch.equal(torch.jit.load(str(export / "DigitsCNN_int.pt"))(x), want)
 

@@ -8,7 +8,7 @@ import torch
 
 from nndct_shared.config import default_config
 from nndct_shared.messages import MissingFileError, QuantInfoError
-from quant_flow import calibrate, test_quantizer
+from quant_flow import calibrate, quant_info, test_quantizer
 
 
 def _config_file(tmp_path, name="config.json", target="CPU", weights=None, **overall):
@@ -24,8 +24,7 @@ def _config_file(tmp_path, name="config.json", target="CPU", weights=None, **ove
 def _run(model, digits, out, config=None):
     calibrate(model, digits[0][:200], out, quant_config_file=config)
     quantizer = test_quantizer(model, digits[2], out, quant_config_file=config)
-    info = json.loads((out / "quant_info.json").read_text())
-    return info, quantizer.quant_model(digits[2][:50])
+    return quant_info(out), quantizer.quant_model(digits[2][:50])
 
 
 def test_config_changes_results(digits_mlp, digits, tmp_path):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from nndct_shared.messages import ExportError
-from quant_flow import calibrate, test_quantizer
+from quant_flow import by_traced, calibrate, test_quantizer
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,10 @@ def test_xmodel_and_deploy_check(cnn_test_quantizer, digits):
     assert path.name == "DigitsCNN_int.xmodel" and path.stat().st_size > 1000
     dump = out / "deploy_check_data_int" / "DigitsCNN"
     assert (dump / "shape.txt").is_file()
-    fc = quantizer.runtime.last_outputs["DigitsCNN::DigitsCNN/Linear[fc]/fc"].numpy()
-    written = np.fromfile(dump / "DigitsCNN__DigitsCNN_Linear_fc__fc.bin", dtype=np.float32)
+    fc_node = by_traced(quantizer)["DigitsCNN::DigitsCNN/Linear[fc]/fc"]
+    assert fc_node == "DigitsCNN::nndct_dense_10"
+    fc = quantizer.runtime.last_outputs[fc_node].numpy()
+    written = np.fromfile(dump / "DigitsCNN__nndct_dense_10.bin", dtype=np.float32)
     assert np.array_equal(written, fc.reshape(-1))
 
 
@@ -93,14 +95,15 @@ def test_onnx_differences_in_first_layer_are_ties(digits_cnn, digits, tmp_path):
     x = digits[2][:4]
     quantizer.quant_model(x[:1])
     path = quantizer.export_onnx_model(str(tmp_path))
-    relu = "DigitsCNN::DigitsCNN/relu"
+    n = by_traced(quantizer)
+    relu = n["DigitsCNN::DigitsCNN/relu"]
     model = onnx.load(str(path))
     model.graph.output.append(onnx.helper.make_empty_tensor_value_info(f"{relu}_fix_dq"))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     graph = quantizer.export_graph()
-    conv = graph.node("DigitsCNN::DigitsCNN/Conv2d[conv1]/conv1")
+    conv = graph.node(n["DigitsCNN::DigitsCNN/Conv2d[conv1]/conv1"])
     fp = quantizer.runtime.fix_pos[relu]
     ties = differences = 0
     for i in range(4):
@@ -108,7 +111,7 @@ def test_onnx_differences_in_first_layer_are_ties(digits_cnn, digits, tmp_path):
         got = session.run([f"{relu}_fix_dq"], {session.get_inputs()[0].name: xi.numpy()})[0]
         quantizer.quant_model(xi)
         want = quantizer.runtime.last_outputs[relu].numpy()
-        xq = quantizer.runtime.last_outputs["DigitsCNN::input_0"]
+        xq = quantizer.runtime.last_outputs[n["DigitsCNN::input_0"]]
         pre = torch.relu(F.conv2d(xq, torch.from_numpy(conv.params["weight"].data),
                                   torch.from_numpy(conv.params["bias"].data), padding=1)).double() * 2.0 ** fp
         tie = (pre - pre.floor()) == 0.5

@@ -17,7 +17,7 @@ from nndct_shared.messages import MissingFileError, QuantInfoError, UnsupportedO
 from nndct_shared.quant_info_float import read_float_quant_info, to_float_json_text
 from pytorch_nndct.quantization.fix_float_torch import fake_quant_float_torch
 from pytorch_nndct.quantization.fix_torch import method_code
-from quant_flow import calibrate, test_quantizer
+from quant_flow import calibrate, quant_info, test_quantizer
 
 FLOAT_FILE = "quant_info_float.json"
 
@@ -123,7 +123,7 @@ def test_float_scale_accuracy(fixture, activation, request, digits, tmp_path):
     model = request.getfixturevalue(fixture)
     config = _float_config(tmp_path, "float.json", activation)
     calibrate(model, digits[0][:200], tmp_path, quant_config_file=config)
-    info = json.loads((tmp_path / "quant_info.json").read_text())
+    info = quant_info(tmp_path)
     assert info["param"] == {} and info["output"] == {}  # every tensor is float-scale
     floats = read_float_quant_info(tmp_path / FLOAT_FILE)
     assert floats.param and floats.output
@@ -134,7 +134,7 @@ def test_float_scale_accuracy(fixture, activation, request, digits, tmp_path):
     print(f"{fixture} {activation}: float {acc_f:.4f}, float-scale quantized {acc_q:.4f}")
     assert acc_q >= acc_f - 0.01
     if activation:
-        relus = [n for n in floats.output if n.split("/")[-1].startswith("relu")]
+        relus = [n for n in floats.output if "::nndct_relu_" in n]
         assert relus
         for name in relus:  # unsigned, asymmetric: the zero point stays 0 after relu
             e = floats.output[name]
@@ -177,10 +177,10 @@ def test_mlp_output_equals_numpy_from_persisted_scales(digits_mlp, digits, tmp_p
         b = _fq(getattr(digits_mlp, layer).bias.detach().numpy(), p[f"DigitsMLP::{layer}.bias"], "std_round")
         return (h.astype(np.float64) @ w.T.astype(np.float64) + b).astype(np.float32)
 
-    h = _fq(x.numpy().reshape(len(x), -1), o["DigitsMLP::input_0"], "std_round")
-    h = _fq(np.maximum(linear(h, "l1"), 0), o["DigitsMLP::DigitsMLP/relu"], "half_up")
-    h = _fq(np.maximum(linear(h, "l2"), 0), o["DigitsMLP::DigitsMLP/relu_1"], "half_up")
-    want = _fq(linear(h, "l3"), o["DigitsMLP::DigitsMLP/Linear[l3]/l3"], "half_up")
+    h = _fq(x.numpy().reshape(len(x), -1), o["DigitsMLP::nndct_input_0"], "std_round")
+    h = _fq(np.maximum(linear(h, "l1"), 0), o["DigitsMLP::nndct_relu_3"], "half_up")
+    h = _fq(np.maximum(linear(h, "l2"), 0), o["DigitsMLP::nndct_relu_5"], "half_up")
+    want = _fq(linear(h, "l3"), o["DigitsMLP::nndct_dense_6"], "half_up")
     assert np.array_equal(got, want)
 
 
@@ -192,7 +192,7 @@ def test_quant_info_float_round_trip_and_corrupt_files(digits_mlp, digits, tmp_p
     assert to_float_json_text(read_float_quant_info(path)) == text
     test_quantizer(digits_mlp, digits[2], tmp_path, quant_config_file=config)  # reads fine
     good = json.loads(text)
-    relu = "DigitsMLP::DigitsMLP/relu"
+    relu = "DigitsMLP::nndct_relu_3"
 
     def broken(mutate):
         data = json.loads(text)
@@ -242,7 +242,7 @@ def test_mixed_power_of_two_and_float(digits_mlp, digits, tmp_path):
     config = tmp_path / "mixed.json"
     config.write_text(json.dumps(data))
     calibrate(digits_mlp, digits[0][:200], tmp_path, quant_config_file=str(config))
-    info = json.loads((tmp_path / "quant_info.json").read_text())
+    info = quant_info(tmp_path)
     floats = read_float_quant_info(tmp_path / FLOAT_FILE)
     assert info["param"] == {} and len(info["output"]) == 4 and len(floats.param) == 6 and not floats.output
     quantizer = test_quantizer(digits_mlp, digits[2], tmp_path, quant_config_file=str(config))

@@ -1,7 +1,6 @@
 """calib -> test on real trained models: accuracy, exact fix positions, exact test outputs."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import models
-from quant_flow import calibrate, plain_config, test_quantizer
+from quant_flow import calibrate, plain_config, quant_info, test_quantizer
 from reference import np_diffs, np_fix, np_mode
 
 
@@ -29,31 +28,31 @@ def test_8bit_accuracy_within_one_point(fixture, request, digits, tmp_path):
 def test_mlp_fix_positions_match_independent_diffs(digits_mlp, digits, tmp_path):
     x = digits[0][:400]
     calibrate(digits_mlp, x, tmp_path, batch=100, quant_config_file=plain_config(tmp_path))
-    info = json.loads((tmp_path / "quant_info.json").read_text())
+    info = quant_info(tmp_path)
     for layer in ("l1", "l2", "l3"):
         for role in ("weight", "bias"):
             data = getattr(getattr(digits_mlp, layer), role).detach().numpy()
-            assert info["param"][f"DigitsMLP::{layer}.{role}"] == [8, np_diffs(data, 8, 5, "std_round")]
+            assert info["param"][f"DigitsMLP::{layer}.{role}"] == (8, np_diffs(data, 8, 5, "std_round"))
     # input: per batch, search range 1 (the max-based position), then the mode over batches
     flat = x.reshape(len(x), -1).numpy()
     votes = [np_diffs(flat[i:i + 100], 8, 1, "half_up") for i in range(0, 400, 100)]
-    assert info["output"]["DigitsMLP::input_0"] == [8, np_mode(votes)]
+    assert info["output"]["DigitsMLP::nndct_input_0"] == (8, np_mode(votes))
     # the linear layers' outputs are fused into the relus: one entry each, after the relu
-    assert list(info["output"]) == ["DigitsMLP::input_0", "DigitsMLP::DigitsMLP/relu",
-                                    "DigitsMLP::DigitsMLP/relu_1", "DigitsMLP::DigitsMLP/Linear[l3]/l3"]
+    assert list(info["output"]) == ["DigitsMLP::nndct_input_0", "DigitsMLP::nndct_relu_3",
+                                    "DigitsMLP::nndct_relu_5", "DigitsMLP::nndct_dense_6"]
     assert info["input"] == {}
 
 
 def test_conv_bn_folded_weight_fix_position(digits_cnn, digits, tmp_path):
     calibrate(digits_cnn, digits[0][:200], tmp_path, quant_config_file=plain_config(tmp_path))
-    info = json.loads((tmp_path / "quant_info.json").read_text())
+    info = quant_info(tmp_path)
     conv, bn = digits_cnn.conv1, digits_cnn.bn1
     s = bn.weight.detach().double().numpy() / np.sqrt(bn.running_var.double().numpy() + bn.eps)
     w = (conv.weight.detach().double().numpy() * s[:, None, None, None]).astype(np.float32)
     b = ((conv.bias.detach().double().numpy() - bn.running_mean.double().numpy()) * s
          + bn.bias.detach().double().numpy()).astype(np.float32)
-    assert info["param"]["DigitsCNN::conv1.weight"] == [8, np_diffs(w, 8, 5, "std_round")]
-    assert info["param"]["DigitsCNN::conv1.bias"] == [8, np_diffs(b, 8, 5, "std_round")]
+    assert info["param"]["DigitsCNN::conv1.weight"] == (8, np_diffs(w, 8, 5, "std_round"))
+    assert info["param"]["DigitsCNN::conv1.bias"] == (8, np_diffs(b, 8, 5, "std_round"))
     # pw had no bias: folding its BatchNorm creates one
     assert "DigitsCNN::pw.bias" in info["param"]
 
@@ -61,15 +60,15 @@ def test_conv_bn_folded_weight_fix_position(digits_cnn, digits, tmp_path):
 def test_mlp_test_mode_equals_independent_computation(digits_mlp, digits, tmp_path):
     config = plain_config(tmp_path)
     calibrate(digits_mlp, digits[0][:400], tmp_path, quant_config_file=config)
-    info = json.loads((tmp_path / "quant_info.json").read_text())
+    info = quant_info(tmp_path)
     x = digits[2][:64]
     got = test_quantizer(digits_mlp, x, tmp_path, quant_config_file=config).quant_model(x)
 
     def fp(section, name):
         return info[section][f"DigitsMLP::{name}"][1]
 
-    h = torch.from_numpy(np_fix(x.reshape(64, -1).numpy(), 8, fp("output", "input_0"), "half_up"))
-    names = ["DigitsMLP/relu", "DigitsMLP/relu_1", "DigitsMLP/Linear[l3]/l3"]
+    h = torch.from_numpy(np_fix(x.reshape(64, -1).numpy(), 8, fp("output", "nndct_input_0"), "half_up"))
+    names = ["nndct_relu_3", "nndct_relu_5", "nndct_dense_6"]
     for layer, out_name in zip(("l1", "l2", "l3"), names):
         lin = getattr(digits_mlp, layer)
         w = torch.from_numpy(np_fix(lin.weight.detach().numpy(), 8, fp("param", f"{layer}.weight"), "std_round"))
@@ -83,7 +82,7 @@ def test_mlp_test_mode_equals_independent_computation(digits_mlp, digits, tmp_pa
 
 def test_outputs_lie_on_their_grid(residual_net, digits, tmp_path):
     calibrate(residual_net, digits[0][:200], tmp_path)
-    info = json.loads((tmp_path / "quant_info.json").read_text())
+    info = quant_info(tmp_path)
     quantizer = test_quantizer(residual_net, digits[2], tmp_path)
     quantizer.quant_model(digits[2][:16])
     for name, (bw, fp) in info["output"].items():
@@ -91,5 +90,6 @@ def test_outputs_lie_on_their_grid(residual_net, digits, tmp_path):
         assert torch.equal(codes, codes.round()), name
         assert codes.min() >= -(2 ** (bw - 1)) and codes.max() <= 2 ** (bw - 1) - 1
     # the residual add is followed by relu: its fix sits on the relu
-    assert "ResidualNet::ResidualNet/add" not in info["output"]
-    assert "ResidualNet::ResidualNet/relu_2" in info["output"]
+    traced = {v: k for k, v in quantizer.captured.traced_names.items()}
+    assert traced["ResidualNet::ResidualNet/add"] not in info["output"]
+    assert traced["ResidualNet::ResidualNet/relu_2"] in info["output"]

@@ -19,7 +19,7 @@ from quant_flow import calibrate, plain_config, test_quantizer
 from nndct_shared.cnn_export import evaluate_xmodel
 from nndct_shared.graph import to_op_name
 from nndct_shared.messages import ArgumentError, QuantConfigError, QuantInfoError
-from nndct_shared.quant_info import read_quant_info
+from nndct_shared.quant_info_v3 import read_record
 from nndct_shared.xmodel import read_xmodel
 from pytorch_nndct.apis import torch_quantizer
 from pytorch_nndct.nn import DeQuantStub, QuantStub
@@ -47,13 +47,14 @@ class HwNet(nn.Module):
         return torch.sigmoid(self.fc(torch.flatten(self.pool(x), 1)))
 
 
-def name(scope: str) -> str:
-    return f"HwNet::HwNet/{scope}"
+def name(op: str) -> str:
+    return f"HwNet::nndct_{op}"
 
 
-INPUT = "HwNet::input_0"
-LEAKY, BIG, RELU = name("LeakyReLU[leaky]/leaky"), name("Conv2d[big]/big"), name("ReLU[relu]/relu")
-POOL, FC, SIGMOID = name("AdaptiveAvgPool2d[pool]/pool"), name("Linear[fc]/fc"), name("sigmoid")
+# input, conv1 (+BN), leaky, big, relu, pool, flatten, fc, sigmoid
+INPUT, CONV1 = name("input_0"), name("conv2d_1")
+LEAKY, BIG, RELU = name("leaky_relu_2"), name("conv2d_3"), name("relu_4")
+POOL, FC, SIGMOID = name("adaptive_avg_pool2d_5"), name("dense_7"), name("sigmoid_8")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_unknown_target_is_a_catalogued_error_before_anything_is_written(hw_net,
 
 def test_quant_info_has_fixes_only_where_the_dpu_needs_them(hw_flow, hw_net, digits, tmp_path):
     _, _, out, config, _ = hw_flow
-    ours = read_quant_info(out / "quant_info.json")
+    ours = read_record(out / "quant_info.json").info
     # conv1 is fused into the LeakyReLU (fix after it); big runs on the CPU in float: no param
     # fix, but its output is a DPU input (the ReLU reads it); the sigmoid's output stays float
     assert list(ours.param) == ["HwNet::conv1.weight", "HwNet::conv1.bias", "HwNet::fc.weight",
@@ -107,7 +108,7 @@ def test_quant_info_has_fixes_only_where_the_dpu_needs_them(hw_flow, hw_net, dig
     assert {bw for bw, _ in [*ours.param.values(), *ours.output.values()]} == {8}
     # the same model without a target: big's params quantized, big fused into the ReLU, sigmoid fixed
     plain = calibrate(hw_net, digits[0][:300], tmp_path, quant_config_file=config)
-    theirs = read_quant_info(tmp_path / "quant_info.json")
+    theirs = read_record(tmp_path / "quant_info.json").info
     assert list(theirs.param) == ["HwNet::conv1.weight", "HwNet::conv1.bias", "HwNet::big.weight",
                                   "HwNet::big.bias", "HwNet::fc.weight", "HwNet::fc.bias"]
     assert list(theirs.output) == [INPUT, LEAKY, RELU, POOL, FC, SIGMOID]
@@ -229,19 +230,29 @@ def test_quantstub_regions_still_bound_what_is_quantized(digits, tmp_path, caplo
         q = torch_quantizer("calib", Partial().eval(), digits[0][:4], output_dir=str(tmp_path),
                             device="cpu", target=B4096)
     assert list(q.plan.params) == ["Partial::conv.weight", "Partial::conv.bias"]
-    assert list(q.plan.outputs) == ["Partial::input_0", "Partial::Partial/ReLU[relu]/relu"]
+    assert list(q.plan.outputs) == ["Partial::nndct_input_0", "Partial::nndct_relu_2"]
     # the float LeakyReLU outside the region keeps its slope: no warning, no change
-    assert q.graph.node("Partial::Partial/LeakyReLU[leaky]/leaky").attrs["alpha"] == 0.2
+    assert q.graph.node("Partial::nndct_leaky_relu_3").attrs["alpha"] == 0.2
     assert not any("LEAKYRELU" in r.getMessage() for r in caplog.records)
 
 
 def test_cle_pairs_only_layers_the_target_quantizes(hw_net, digits, tmp_path):
-    """conv1 -> LeakyReLU -> big qualifies for cross-layer equalization, but with the target the
+    """conv1 -> LeakyReLU -> big qualifies for cross-layer equalization with this project's
+    extensions (the reference does not equalize through LeakyReLU), but with the target the
     17x17 conv runs in float on the CPU: equalizing it with a DPU layer would only move range
     into the float side, so the pair is dropped."""
-    def pairs(target, out):
-        q = torch_quantizer("calib", hw_net, digits[0][:4], output_dir=str(out), device="cpu", target=target)
+    import json
+
+    from nndct_shared.config import default_config
+
+    config = tmp_path / "extensions.json"
+    config.write_text(json.dumps(dict(default_config().to_dict(), cle_extensions=True)))
+
+    def pairs(target, out, config_file=str(config)):
+        q = torch_quantizer("calib", hw_net, digits[0][:4], output_dir=str(out), device="cpu", target=target,
+                            quant_config_file=config_file)
         return [(p.first, p.second) for p in q.post_training.cle_pairs]
 
-    assert pairs(None, tmp_path / "plain") == [(name("Conv2d[conv1]/conv1"), BIG)]
+    assert pairs(None, tmp_path / "reference", None) == []
+    assert pairs(None, tmp_path / "plain") == [(CONV1, BIG)]
     assert pairs(B4096, tmp_path / "target") == []

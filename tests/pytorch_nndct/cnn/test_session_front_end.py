@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from nndct_shared.cnn.session import CnnQuantSession
-from nndct_shared.quant_info import to_json_text
+from nndct_shared.quant_info_v3 import QuantRecord, to_json_text_v3
 from nndct_shared.quant_mode import RunMode
 from pytorch_nndct.apis import torch_quantizer
 
@@ -25,7 +25,8 @@ def test_the_quantizer_is_a_front_end_of_the_session(digits_mlp, digits, tmp_pat
     calib.quant_model(digits[0][:64])
     path = calib.export_quant_config()
     info, float_info = calib.session.quant_info(calib.runtime.calibrated())
-    assert float_info is None and path.read_text() == to_json_text(info)
+    record = QuantRecord(info, fast_finetuned=False, bias_corrected=False, graph_md5=calib.session.graph_md5)
+    assert float_info is None and path.read_text() == to_json_text_v3(record)
 
     test = torch_quantizer("test", digits_mlp, digits[0][:8], output_dir=out, device="cpu",
                            quant_config_file=config)

@@ -4,10 +4,14 @@ from __future__ import annotations
 import json
 from copy import deepcopy
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nndct_shared.messages import QuantInfoError
+from nndct_shared.quant_info import QuantInfo, write_quant_info
+from nndct_shared.quant_info_v3 import read_record
 from pytorch_nndct.apis import dump_xmodel, torch_quantizer
 
 
@@ -43,11 +47,19 @@ def test_toy_ffn_script_calls(tmp_path, monkeypatch):
     quantizer.export_xmodel(deploy_check=True)
     out = tmp_path / "quantize_result"
     info = json.loads((out / "quant_info.json").read_text())
-    # the reference's layout for this model: 6 params, and 4 outputs (input, two relus, l3)
+    # the reference 3.x layout for this model: 6 params, and 4 outputs (input, two relus, l3)
     assert list(info["param"]) == [f"FFN::l{i}.{r}" for i in (1, 2, 3) for r in ("weight", "bias")]
-    assert list(info["output"]) == ["FFN::input_0", "FFN::FFN/relu", "FFN::FFN/relu_1", "FFN::FFN/Linear[l3]/l3"]
+    assert list(info["output"]) == ["FFN::nndct_input_0", "FFN::nndct_relu_2", "FFN::nndct_relu_4",
+                                    "FFN::nndct_dense_5"]
+    assert all(len(v) == 1 and len(v[0]) == 2 for v in info["output"].values())  # [[bit_width, fix]]
+    assert (info["fast_finetuned"], info["bias_corrected"]) == (False, True)
     assert (out / "FFN.py").is_file() and (out / "FFN_int.xmodel").is_file()
     assert (out / "deploy_check_data_int" / "FFN" / "FFN__l1_weight_fix.bin").is_file()
+    assert (out / "deploy_check_data_int" / "FFN" / "FFN__nndct_relu_2_fix.bin").is_file()
+    # the generated module names each node as the reference 3.x does: traced name(nndct name)
+    source = (out / "FFN.py").read_text()
+    assert "#FFN::FFN/Linear[l1]/l1(FFN::nndct_dense_1)" in source
+    assert "#FFN::input_0(FFN::nndct_input_0)" in source
     # the legacy module-level export does the same
     (out / "FFN_int.xmodel").unlink()
     dump_xmodel("quantize_result")
@@ -85,7 +97,7 @@ def test_toy_ffn_fast_finetune_branch(tmp_path, monkeypatch):
     quantizer = torch_quantizer("calib", module=deepcopy(model), input_args=torch.randn([64, 2]), bitwidth=8,
                                 mix_bit=False, qat_proc=False, device=torch.device("cpu"))
     results = quantizer.fast_finetune(eval_loss, (quantizer.quant_model, ft_loader, nn.MSELoss()))
-    assert [r.node.rsplit("/", 1)[-1] for r in results] == ["l1", "l2", "l3"]
+    assert [r.node for r in results] == ["FFN::nndct_dense_1", "FFN::nndct_dense_3", "FFN::nndct_dense_5"]
     quantizer.export_quant_config()
     assert (tmp_path / "quantize_result" / "param.pth").is_file()
     tester = torch_quantizer("test", module=deepcopy(model), input_args=torch.randn([1, 2]), bitwidth=8,
@@ -96,10 +108,54 @@ def test_toy_ffn_fast_finetune_branch(tmp_path, monkeypatch):
         assert torch.equal(value, tuned[name]), name  # the finetuned weights, not the float ones
     from pytorch_nndct.optim.layer_data import weighted_modules
 
+    traced = tester.captured.traced_names
     moved = [m.node_name for m in weighted_modules(tester.quant_model)
-             if not torch.equal(m.weight, getattr(model, m.node_name.rsplit("/", 1)[-1]).weight)]
+             if not torch.equal(m.weight, getattr(model, traced[m.node_name].rsplit("/", 1)[-1]).weight)]
     assert moved  # finetuning changed at least one layer's weights
     with torch.no_grad():
         tester.quant_model(x[:1])
     tester.export_xmodel(deploy_check=True)
     assert (tmp_path / "quantize_result" / "FFN_int.xmodel").is_file()
+
+
+def _calibrated(tmp_path, model):
+    data = torch.randn(256, 2)
+    quantizer = torch_quantizer("calib", module=deepcopy(model), input_args=torch.randn([64, 2]), bitwidth=8,
+                                device=torch.device("cpu"), output_dir=str(tmp_path))
+    with torch.no_grad():
+        for i in range(0, len(data), 64):
+            quantizer.quant_model(data[i:i + 64])
+    quantizer.export_quant_config()
+    return quantizer
+
+
+def test_single_pair_quant_info_with_traced_names_loads(tmp_path):
+    """quant_info.json as the toy FFN project's release wrote it (1.x: one [bit_width, fix] pair
+    per entry, TorchScript-traced names such as FFN::FFN/input.2), and as this project wrote it
+    before the 3.x format (its own traced names): test mode reads both, onto the same tensors."""
+    torch.manual_seed(0)
+    model = FFN(2).eval()
+    calib = _calibrated(tmp_path, model)
+    record = read_record(tmp_path / "quant_info.json")
+    expected = {**record.info.param, **record.info.output}
+    old_names = {"FFN::nndct_input_0": "FFN::input_0", "FFN::nndct_relu_2": "FFN::FFN/input.2",
+                 "FFN::nndct_relu_4": "FFN::FFN/input.4", "FFN::nndct_dense_5": "FFN::FFN/Linear[l3]/20"}
+    ours = calib.captured.traced_names
+    for names in (old_names, ours):
+        write_quant_info(QuantInfo(param=dict(record.info.param),
+                                   output={names[k]: v for k, v in record.info.output.items()}),
+                         tmp_path / "quant_info.json")
+        text = (tmp_path / "quant_info.json").read_text()
+        assert '"FFN::l1.weight":[8,' in text and "fast_finetuned" not in text
+        tester = torch_quantizer("test", module=deepcopy(model), input_args=torch.randn([1, 2]), bitwidth=8,
+                                 device=torch.device("cpu"), output_dir=str(tmp_path))
+        assert tester.runtime.fix_pos == {name: fp for name, (_, fp) in expected.items()}
+    assert ours["FFN::nndct_relu_2"] == "FFN::FFN/relu"  # traced by torch.fx here
+    # a name that matches nothing (another scope) is reported, with both sides' names
+    write_quant_info(QuantInfo(param=dict(record.info.param),
+                               output={old_names[k].replace("FFN::FFN/input", "FFN::Other/input"): v
+                                       for k, v in record.info.output.items()}), tmp_path / "quant_info.json")
+    with pytest.raises(QuantInfoError, match="CALIB_RESULT_MISMATCH") as err:
+        torch_quantizer("test", module=deepcopy(model), input_args=torch.randn([1, 2]), bitwidth=8,
+                        device=torch.device("cpu"), output_dir=str(tmp_path))
+    assert "'FFN::nndct_relu_2'" in str(err.value) and "'FFN::Other/input.2'" in str(err.value)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import models
-from nndct_shared.algorithms import input_channel_ranges, output_channel_ranges
+from helpers import reference_cle
+from nndct_shared.algorithms import corrected_bias, input_channel_ranges, output_channel_ranges
 from nndct_shared.config import default_config
 from nndct_shared.messages import MissingFileError
 from pytorch_nndct.apis import torch_quantizer
@@ -58,23 +59,37 @@ def _accuracy(model, digits, out, cle: bool, bias_corr: bool = False, bit_width:
     return models.accuracy(t.quant_model, x_test, y_test)
 
 
-def test_cle_pairs_float_function_and_equal_ranges(plain_model, digits, tmp_path):
+def test_cle_pairs_float_function_and_the_references_weights(plain_model, digits, tmp_path):
     q = torch_quantizer("calib", plain_model, digits[0][:10], output_dir=str(tmp_path), device=CPU,
                         quant_config_file=_config(tmp_path, cle=False, bias_corr=False))
     pairs = find_cle_pairs(q.graph)
     # c1 -relu-> dw and dw -relu-> pw qualify; pw -relu-> pool -> flatten -> fc does not (flatten)
-    assert [(p.first.rsplit("/", 1)[-1], p.second.rsplit("/", 1)[-1]) for p in pairs] == [("c1", "dw"), ("dw", "pw")]
+    assert [(p.first, p.second) for p in pairs] == [
+        ("PlainDepthwise::nndct_conv2d_1", "PlainDepthwise::nndct_depthwise_conv2d_3"),
+        ("PlainDepthwise::nndct_depthwise_conv2d_3", "PlainDepthwise::nndct_conv2d_5")]
+    names = (pairs[0].first, pairs[1].first, pairs[1].second)
+    chain = [{"weight": q.graph.node(n).params["weight"].data.copy(), "bias": q.graph.node(n).params["bias"].data.copy(),
+              "groups": int(q.graph.node(n).attrs["groups"])} for n in names]
+    skew_before = _range_skew(chain[1]["weight"], chain[2]["weight"], chain[2]["groups"])
+    reference_cle.equalize_chain(chain)
     x = digits[2][:200]
     with torch.no_grad(), run_with(q.quant_model, None):
         before = q.quant_model(x)
         equalize_quantizer(q)
         after = q.quant_model(x)
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
-    for pair in pairs:
-        a, b = q.graph.node(pair.first), q.graph.node(pair.second)
-        r1 = output_channel_ranges(a.params["weight"].data)
-        r2 = input_channel_ranges(b.params["weight"].data, b.attrs.get("groups", 1))
-        np.testing.assert_allclose(r1, r2, rtol=1e-5)
+    for name, want in zip(names, chain):
+        node = q.graph.node(name)
+        np.testing.assert_array_equal(node.params["weight"].data, want["weight"])
+        module = next(m for m in q.quant_model.children() if getattr(m, "node_name", None) == name)
+        np.testing.assert_array_equal(module.weight.detach().numpy(), want["weight"])  # copied into the model
+    # the ranges moved toward each other (not equal: the reference's range of A includes its bias)
+    assert _range_skew(chain[1]["weight"], chain[2]["weight"], chain[2]["groups"]) < skew_before
+
+
+def _range_skew(w1, w2, groups2) -> float:
+    """Mean |log(r1 / r2)| of a pair's output / input channel weight ranges."""
+    return float(np.abs(np.log(output_channel_ranges(w1) / input_channel_ranges(w2, groups2))).mean())
 
 
 def test_cle_undoes_planted_channel_imbalance(plain_model, digits, tmp_path):
@@ -96,7 +111,8 @@ def test_bias_correction_zeroes_mean_output_error(ds_model, digits, tmp_path):
     results = correct_bias(q, batches)
     assert not (tmp_path / BIAS_CORR_FILE).exists()  # correct_bias only computes; saving is separate
     save_bias_corr(q, results)
-    assert [r.node.rsplit("/", 1)[-1] for r in results] == ["c1", "dw", "pw", "fc"]
+    assert [r.node for r in results] == [f"DepthwiseSeparable::nndct_{op}" for op in (
+        "conv2d_1", "depthwise_conv2d_3", "conv2d_5", "dense_9")]
     for r in results:
         print(r.node, np.abs(r.error_before).max(), np.abs(r.error_after).max())
     for r in results:  # what is left is the bias's and the output's own rounding (8 bit)
@@ -133,13 +149,20 @@ def test_default_config_runs_both_and_test_mode_loads_the_corrected_biases(ds_mo
     _run(q.quant_model, x_train[:300])
     q.export_quant_config()
     saved = torch.load(tmp_path / BIAS_CORR_FILE, weights_only=True)
-    assert len(saved) == 4  # the biases of c1, dw, pw (folded BN) and fc
+    # the reference's layout: node name -> per-output-channel corrections, for the corrected
+    # layers c1, dw, pw (folded BN) and fc
+    assert list(saved) == [f"DepthwiseSeparable::nndct_{op}" for op in (
+        "conv2d_1", "depthwise_conv2d_3", "conv2d_5", "dense_9")]
+    assert [len(v) for v in saved.values()] == [16, 16, 32, 10]
+    assert all(isinstance(c, float) for v in saved.values() for c in v)
+    fresh = torch_quantizer("calib", ds_model, x_train[:100], output_dir=str(tmp_path / "fresh"), device=CPU)
     t = torch_quantizer("test", ds_model, x_train[:100], output_dir=str(tmp_path), device=CPU)
     modules = {m.node_name: m for m in weighted_modules(t.quant_model)}
     for m in modules.values():
-        assert torch.equal(m.bias.detach(), saved[m.param_names["bias"]])
-        # the exporters read the graph: it carries the corrected bias too
-        assert np.array_equal(t.graph.node(m.node_name).params["bias"].data, saved[m.param_names["bias"]].numpy())
+        # deployed bias = (equalized) float bias - correction; the exporters read the graph: it too
+        want = corrected_bias(fresh.graph.node(m.node_name).params["bias"].data, saved[m.node_name])
+        assert np.array_equal(m.bias.detach().numpy(), want)
+        assert np.array_equal(t.graph.node(m.node_name).params["bias"].data, want)
     calib_biases = {m.node_name: m.bias.detach() for m in weighted_modules(q.quant_model)}
     for name, m in modules.items():
         assert torch.equal(m.bias.detach(), calib_biases[name])

@@ -11,13 +11,13 @@ import qat_models
 from nndct_shared.cnn_export import evaluate_xmodel
 from nndct_shared.graph import to_op_name
 from nndct_shared.messages import DeviceError, ExportError, MissingFileError, ModelTypeError, QuantInfoError
-from nndct_shared.quant_info import read_quant_info
+from nndct_shared.quant_info_v3 import read_record
 from nndct_shared.xmodel import read_xmodel
 from pytorch_nndct import QatProcessor
 from pytorch_nndct.apis import torch_quantizer
 
-INPUT = "ResNetlet::input_0"
-OUTPUT = "ResNetlet::ResNetlet/Linear[fc]/fc"
+INPUT = "ResNetlet::nndct_input_0"
+OUTPUT = "ResNetlet::nndct_dense_8"
 
 
 def test_to_deployable_saves_the_trained_float_weights(qat_run, float_model):
@@ -43,7 +43,7 @@ def test_deployable_model_reloads_in_a_new_processor_and_exports_the_xmodel(qat_
     path = processor.export_xmodel(str(tmp_path))
     xgraph = read_xmodel(path)
     fixed = {op.input_ops[0]: op.fix for op in xgraph.ops_of_type("fix")}
-    info = read_quant_info(qat_run.out_dir / "quant_info.json")
+    info = read_record(qat_run.out_dir / "quant_info.json").info
     assert fixed == {to_op_name(name): tuple(entry) for name, entry in {**info.param, **info.output}.items()}
     got = evaluate_xmodel(path, {to_op_name(INPUT): x_test[:1].numpy()})[to_op_name(OUTPUT) + "_fix"]
     np.testing.assert_array_equal(got.reshape(expected.shape), expected)
@@ -72,7 +72,7 @@ def test_trainable_model_starts_from_a_calibration(float_model, digits_data, tmp
     calib = torch_quantizer("calib", float_model, x[:100], output_dir=str(tmp_path), device="cpu")
     with torch.no_grad():
         calib.quant_model(x[:200])
-    info = read_quant_info(calib.export_quant_config())
+    info = read_record(calib.export_quant_config()).info
     processor = QatProcessor(float_model, (x[:1],), device="cpu")
     model = processor.trainable_model(calib_dir=str(tmp_path))
     # activation/input thresholds come from the calibration; weights start from themselves
@@ -124,4 +124,4 @@ def test_qat_recovers_what_3_bit_post_training_quantization_loses(float_model, d
           f"deployable {deploy_acc:.2f} %")
     assert deploy_acc == qat_acc
     assert deploy_acc >= ptq_acc + 10.0
-    assert {bw for bw, _ in read_quant_info(tmp_path / "qat" / "quant_info.json").output.values()} == {3}
+    assert {bw for bw, _ in read_record(tmp_path / "qat" / "quant_info.json").info.output.values()} == {3}

@@ -7,10 +7,10 @@ import torch
 
 import qat_models
 
-from nndct_shared.quant_info import read_quant_info
+from nndct_shared.quant_info_v3 import read_record
 from pytorch_nndct.qproc.cnn import TorchQuantizer
 
-INPUT = "ResNetlet::input_0"
+INPUT = "ResNetlet::nndct_input_0"
 
 
 def test_deployable_accuracy_is_within_a_point_of_float(qat_run):
@@ -67,10 +67,10 @@ def test_thresholds_are_learned(qat_run):
 
 def test_quant_info_has_the_calibration_flow_names_and_learned_fix_positions(qat_run, float_model,
                                                                               digits_data, tmp_path):
-    ours = read_quant_info(qat_run.out_dir / "quant_info.json")
+    ours = read_record(qat_run.out_dir / "quant_info.json").info
     calib = TorchQuantizer("calib", float_model, (digits_data[0][:1],), str(tmp_path))
     calib.quant_model(digits_data[0][:8])
-    reference = read_quant_info(calib.export_quant_config())
+    reference = read_record(calib.export_quant_config()).info
     assert list(ours.param) == list(reference.param)
     assert list(ours.output) == list(reference.output)
     fix = qat_run.model.fix_positions()

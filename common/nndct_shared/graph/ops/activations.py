@@ -7,6 +7,7 @@ import numpy as np
 from ...cnn_export import kernels as K
 from ...cnn_export import layout as L
 from ...inspector.partition import DPU
+from ..naming import to_op_name
 from . import find_op
 from .base import OpContractError, OpDef, axis_of, register
 
@@ -59,8 +60,8 @@ def _clip(x: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.clip(x, np.float32(low), np.float32(high))
 
 
-@register("relu", fused_activation=True, cle="transparent", dpu_activation="relu",
-          xir_types=("relu",))
+@register("relu", nndct_op="nndct_relu", fused_activation=True, cle="transparent",
+          dpu_activation="relu", xir_types=("relu",))
 class Relu(_DpuActivation):
     onnx_type = "Relu"
 
@@ -68,20 +69,76 @@ class Relu(_DpuActivation):
         return np.maximum(x, np.float32(0))
 
 
-@register("relu6", fused_activation=True, dpu_activation="relu6", xir_types=("relu6",))
+@register("relu6", nndct_op="nndct_relu6", optional_attrs=("clip",), fused_activation=True,
+          cle="clip", dpu_activation="relu6", xir_types=("relu6", "min"))
 class Relu6(_DpuActivation):
+    """min(max(x, 0), 6); optional attr `clip`: per-channel clip levels (channel axis 1) instead
+    of 6, set by cross-layer equalization (6 / s(c), the reference's ReLU-k). With a clip the
+    xmodel computes `min(relu(x), <clip const>)` (`<op>_i0`, `<op>_i1`, `min` named after the
+    node) and ONNX `Min(Relu(x), clip)`."""
+
+    def check(self, graph, node, in_shape, out_shape) -> None:
+        clip = node.attrs.get("clip")
+        if clip is None:
+            return
+        values = np.asarray(clip, dtype=np.float64)
+        if values.shape != (in_shape[1],) or not (np.isfinite(values).all() and (values > 0).all()):
+            raise OpContractError(f"attr 'clip' must be {in_shape[1]} positive finite clip levels "
+                                  f"(one per channel), got {clip!r}")
+
     def compute(self, x: np.ndarray) -> np.ndarray:
         return _clip(x, 0, 6)
 
+    @staticmethod
+    def clip_levels(node) -> np.ndarray | None:
+        """The per-channel clip levels (float32), None for a plain ReLU6."""
+        clip = node.attrs.get("clip")
+        return None if clip is None else np.asarray(clip, dtype=np.float32)
+
+    def reference(self, node, xs, out_shape, custom) -> np.ndarray:
+        clip = self.clip_levels(node)
+        if clip is None:
+            return self.compute(xs[0])
+        x = xs[0]
+        return np.minimum(np.maximum(x, np.float32(0)), clip.reshape((1, -1) + (1,) * (x.ndim - 2)))
+
+    def eval_xir(self, op, xs, args, custom) -> np.ndarray:
+        if op.type == "min":
+            return np.minimum(np.asarray(xs[0], np.float32), np.asarray(xs[1], np.float32))
+        return self.compute(xs[0])
+
+    def to_xmodel(self, b, node, xs) -> str:
+        clip = self.clip_levels(node)
+        if clip is None:
+            return b.emit(node, "relu6", {"input": xs})
+        name = to_op_name(node.name)
+        out = L.xir_shape(b.shape(node.outputs[0]))
+        b.x.add_op(f"{name}_i0", "relu", inputs={"input": xs}, shape=out)
+        b.x.add_const(f"{name}_i1", clip)  # channels are the last XIR axis: broadcasts as [C]
+        return b.emit(node, "min", {"input": [f"{name}_i0", f"{name}_i1"]})
+
     def to_onnx(self, b, node, xs) -> str:
         n = node.name
+        clip = self.clip_levels(node)
+        if clip is not None:
+            rank = len(b.shape(node.inputs[0]))
+            levels = b.init(f"{n}_clip", clip.reshape((-1,) + (1,) * (rank - 2)))
+            return b.add("Min", [b.add("Relu", [xs[0]], f"{n}_relu"), levels], n)
         lo = b.init(f"{n}_min", np.array(0, np.float32))
         hi = b.init(f"{n}_max", np.array(6, np.float32))
         return b.add("Clip", [xs[0], lo, hi], n)
 
+    def dpu_rule(self, graph, node, t) -> str:
+        clip = self.clip_levels(node)
+        if clip is not None and not (clip == 6).all():
+            return ("DPU does not support a per-channel clip level (a ReLU6 scaled by cross-layer "
+                    "equalization).")
+        return super().dpu_rule(graph, node, t)
 
-@register("leaky_relu", attrs=("alpha",), fused_activation=True, cle="transparent",
-          dpu_activation="leaky_relu", xir_types=("leaky-relu",))
+
+@register("leaky_relu", nndct_op="nndct_leaky_relu", attrs=("alpha",), fused_activation=True,
+          cle="transparent", cle_extension=True, dpu_activation="leaky_relu",
+          xir_types=("leaky-relu",))
 class LeakyRelu(_DpuActivation):
     """attrs: `alpha`, the negative slope (the DPU's is 26/256, see the Inspector)."""
 
@@ -111,7 +168,7 @@ class LeakyRelu(_DpuActivation):
         return ""
 
 
-@register("hardswish", dpu_activation="hswish", xir_types=("hard-swish",))
+@register("hardswish", nndct_op="nndct_hswish", dpu_activation="hswish", xir_types=("hard-swish",))
 class Hardswish(_DpuActivation):
     """x * relu6(x + 3) / 6."""
 
@@ -142,7 +199,7 @@ class _CpuUnary(_Unary):
         return f"DPU does not support {node.op_type}."
 
 
-@register("sigmoid", xir_types=("sigmoid",))
+@register("sigmoid", nndct_op="nndct_sigmoid", xir_types=("sigmoid",))
 class Sigmoid(_CpuUnary):
     onnx_type = "Sigmoid"
 
@@ -150,7 +207,7 @@ class Sigmoid(_CpuUnary):
         return K.sigmoid(x)
 
 
-@register("tanh", xir_types=("tanh",))
+@register("tanh", nndct_op="nndct_tanh", xir_types=("tanh",))
 class Tanh(_CpuUnary):
     onnx_type = "Tanh"
 
@@ -158,7 +215,7 @@ class Tanh(_CpuUnary):
         return K.f32(np.tanh(np.asarray(x, np.float64)))
 
 
-@register("softmax", attrs=("dim",), xir_types=("softmax",))
+@register("softmax", nndct_op="nndct_softmax", attrs=("dim",), xir_types=("softmax",))
 class Softmax(OpDef):
     """attrs: `dim`, the (non-negative) axis normalised over."""
 

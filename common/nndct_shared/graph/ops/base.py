@@ -65,11 +65,21 @@ class OpDef:
       then sits after the activation;
     - `weight_axis`: output-channel axis of the `weight` param for ops whose weight the
       algorithms adjust (per-channel quantization, BatchNorm folding, bias correction), else None;
-    - `cle`: "weighted" (either side of an equalized pair), "transparent" (commutes with a
-      positive per-channel scale, allowed between the two sides) or None;
+    - `cle`: the op's role in cross-layer equalization (`nndct_shared.cnn.cle`): "weighted"
+      (either side of an equalized pair), "transparent" (commutes with a positive per-channel
+      scale, allowed between the two sides), "clip" (allowed between them, its clip level is
+      divided by the scale: ReLU6) or None; with `cle_extension` the role only applies with the
+      config key `cle_extensions` on (this project's additions: linear pairs, LeakyReLU);
     - `dpu_activation`: the name of the DPU nonlinear function that computes it, if any.
 
-    Exports: `xir_types` are the XIR op types whose evaluation (`eval_xir`) this entry owns
+    Names: `nndct_op` is the reference's nndct op type of the op (`nndct_conv2d`, `nndct_dense`,
+    `aten::avg_pool1d`, ...); a node is named `<Model>::<nndct op>_<index>` from it
+    (`graph.naming.nndct_node_names`), and `nndct_type(node)` picks a variant by the node's attrs
+    (depthwise convolutions, a custom op's own type).
+
+    Exports: `folds_input_reorder`: the op's weight columns can absorb a permutation of its input
+    features, so a flatten of channels-first maps before it is written as a plain reshape of the
+    channels-last map (`cnn_export.flatten_fold`; linear). `xir_types` are the XIR op types whose evaluation (`eval_xir`) this entry owns
     (each type has one owner; const, fix, transpose and data are the xmodel's plumbing).
     `graph_rule_late`: its Inspector graph rule runs after every other op's (graph inputs).
     """
@@ -85,7 +95,10 @@ class OpDef:
     fused_activation: ClassVar[bool] = False
     fusing_producer: ClassVar[bool] = False
     weight_axis: ClassVar[int | None] = None
+    nndct_op: ClassVar[str] = ""
+    folds_input_reorder: ClassVar[bool] = False
     cle: ClassVar[str | None] = None
+    cle_extension: ClassVar[bool] = False
     dpu_activation: ClassVar[str | None] = None
     xir_types: ClassVar[tuple[str, ...]] = ()
     graph_rule_late: ClassVar[bool] = False
@@ -95,6 +108,15 @@ class OpDef:
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
+
+    # --- names ------------------------------------------------------------------------------------
+
+    def nndct_type(self, node: Node) -> str:
+        """The reference's nndct op type of this node (its name is built from it); the entry's
+        `nndct_op` unless a variant depends on the node (override)."""
+        if not self.nndct_op:
+            raise NotImplementedError(f"op {self.name!r} declares no nndct_op")
+        return self.nndct_op
 
     # --- contract -------------------------------------------------------------------------------
 

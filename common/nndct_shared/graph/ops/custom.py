@@ -16,6 +16,9 @@ _ATTRS_SKIPPED = ("op_name", "fix", "input_fix", "shape", "data_type")
 class Custom(OpDef):
     """attrs: `op_name` (the registered op type); every other attr is the op's own."""
 
+    def nndct_type(self, node) -> str:
+        return str(node.attrs["op_name"])  # the reference names a custom node by its own type
+
     def check(self, graph, node, in_shape, out_shape) -> None:
         if not isinstance(node.attrs["op_name"], str) or not node.attrs["op_name"]:
             raise OpContractError(f"attr 'op_name' must be a non-empty str, got "

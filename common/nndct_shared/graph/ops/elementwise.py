@@ -81,13 +81,13 @@ class _Binary(OpDef):
         return f"Element-wise {what} on the {R.engine_of_kind(t, kind)}."
 
 
-@register("add", fusing_producer=True, xir_types=("add",))
+@register("add", nndct_op="nndct_elemwise_add", fusing_producer=True, xir_types=("add",))
 class Add(_Binary):
     onnx_type = "Add"
     fn = staticmethod(np.add)
 
 
-@register("sub", xir_types=("sub",))
+@register("sub", nndct_op="nndct_elementwise_sub", xir_types=("sub",))
 class Sub(_Binary):
     onnx_type = "Sub"
     fn = staticmethod(np.subtract)
@@ -96,13 +96,13 @@ class Sub(_Binary):
         return f"DPU does not support {node.op_type}."    # reference: DPU has no such engine
 
 
-@register("mul", xir_types=("mul",))
+@register("mul", nndct_op="nndct_elemwise_mul", xir_types=("mul",))
 class Mul(_Binary):
     onnx_type = "Mul"
     fn = staticmethod(np.multiply)
 
 
-@register("concat", attrs=("axis",), arity=VARIADIC, xir_types=("concat",))
+@register("concat", nndct_op="nndct_concat", attrs=("axis",), arity=VARIADIC, xir_types=("concat",))
 class Concat(OpDef):
     """attrs: `axis` (non-negative); inputs agree on every other axis."""
 

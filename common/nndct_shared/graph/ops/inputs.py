@@ -11,7 +11,7 @@ from ..naming import to_op_name
 from .base import NONE, OpContractError, OpDef, register
 
 
-@register("input", arity=NONE, graph_rule_late=True)
+@register("input", nndct_op="nndct_input", arity=NONE, graph_rule_late=True)
 class Input(OpDef):
     """A graph input; its output tensor has the input shape (with a batch dim)."""
 

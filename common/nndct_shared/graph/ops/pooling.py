@@ -205,6 +205,7 @@ class _AdaptiveAvg(_Adaptive):
 
 
 class _AdaptiveMax(_Adaptive):
+    cle_extension = True  # the reference does not equalize through it
     def reference(self, node, xs, out_shape, custom) -> np.ndarray:
         return K.adaptive_max_pool(xs[0], node.attrs["output_size"])
 
@@ -229,7 +230,7 @@ class _OneD:
 # --- the ops --------------------------------------------------------------------------------------
 
 
-@register("max_pool1d", spatial=1, xir_types=("maxpool1d",))
+@register("max_pool1d", nndct_op="nndct_maxpool1d", spatial=1, xir_types=("maxpool1d",))
 class MaxPool1d(_OneD, _MaxPool):
     def to_xmodel(self, b, node, xs) -> str:
         attrs = _window_attrs(node)
@@ -237,13 +238,13 @@ class MaxPool1d(_OneD, _MaxPool):
         return b.emit(node, "maxpool1d", {"input": xs}, attrs)
 
 
-@register("max_pool2d", spatial=2, xir_types=("maxpool2d",))
+@register("max_pool2d", nndct_op="nndct_maxpool", spatial=2, xir_types=("maxpool2d",))
 class MaxPool2d(_TwoD, _MaxPool):
     def to_xmodel(self, b, node, xs) -> str:
         return b.emit(node, "maxpool2d", {"input": xs}, _window_attrs(node))
 
 
-@register("avg_pool1d", spatial=1, xir_types=("aten::avg_pool1d",))
+@register("avg_pool1d", nndct_op="aten::avg_pool1d", spatial=1, xir_types=("aten::avg_pool1d",))
 class AvgPool1d(_OneD, _AvgPool):
     def to_xmodel(self, b, node, xs) -> str:
         a = node.attrs
@@ -259,7 +260,7 @@ class AvgPool1d(_OneD, _AvgPool):
                                           [pad[0]], bool(a["ceil_mode"]), bool(a["count_include_pad"])))
 
 
-@register("avg_pool2d", spatial=2, xir_types=("avgpool2d",))
+@register("avg_pool2d", nndct_op="nndct_avgpool", spatial=2, xir_types=("avgpool2d",))
 class AvgPool2d(_TwoD, _AvgPool):
     def to_xmodel(self, b, node, xs) -> str:
         attrs = _window_attrs(node)
@@ -268,7 +269,8 @@ class AvgPool2d(_TwoD, _AvgPool):
         return b.scaled(node, b.pool_core(node, "avgpool2d", xs, attrs))
 
 
-@register("adaptive_avg_pool1d", spatial=1, xir_types=("aten::adaptive_avg_pool1d",))
+@register("adaptive_avg_pool1d", nndct_op="aten::adaptive_avg_pool1d", spatial=1,
+          xir_types=("aten::adaptive_avg_pool1d",))
 class AdaptiveAvgPool1d(_OneD, _AdaptiveAvg):
     def to_xmodel(self, b, node, xs) -> str:
         core = b.pool_core(node, "aten::adaptive_avg_pool1d", xs,
@@ -276,7 +278,8 @@ class AdaptiveAvgPool1d(_OneD, _AdaptiveAvg):
         return b.scaled(node, core)
 
 
-@register("adaptive_avg_pool2d", spatial=2, xir_types=("aten::adaptive_avg_pool2d",))
+@register("adaptive_avg_pool2d", nndct_op="nndct_adaptive_avg_pool2d", spatial=2,
+          xir_types=("aten::adaptive_avg_pool2d",))
 class AdaptiveAvgPool2d(_TwoD, _AdaptiveAvg):
     def to_xmodel(self, b, node, xs) -> str:
         _, _, h, w = b.shape(node.inputs[0])
@@ -292,7 +295,7 @@ class AdaptiveAvgPool2d(_TwoD, _AdaptiveAvg):
         return b.scaled(node, core)
 
 
-@register("adaptive_max_pool1d", spatial=1)
+@register("adaptive_max_pool1d", nndct_op="aten::adaptive_max_pool1d", spatial=1)
 class AdaptiveMaxPool1d(_OneD, _AdaptiveMax):
     """return_indices=False only."""
 
@@ -302,7 +305,7 @@ class AdaptiveMaxPool1d(_OneD, _AdaptiveMax):
         return b.emit(node, "maxpool1d", {"input": xs}, attrs)
 
 
-@register("adaptive_max_pool2d", spatial=2)
+@register("adaptive_max_pool2d", nndct_op="aten::adaptive_max_pool2d", spatial=2)
 class AdaptiveMaxPool2d(_TwoD, _AdaptiveMax):
     """return_indices=False only."""
 
@@ -313,7 +316,7 @@ class AdaptiveMaxPool2d(_TwoD, _AdaptiveMax):
         return b.emit(node, "maxpool2d", {"input": xs}, attrs)
 
 
-@register("mean", attrs=("dims", "keepdim"), optional_attrs=("dpu_scale",),
+@register("mean", nndct_op="nndct_mean", attrs=("dims", "keepdim"), optional_attrs=("dpu_scale",),
           xir_types=("reduction_mean",))
 class Mean(OpDef):
     """attrs: `dims` (non-negative axes), `keepdim`."""

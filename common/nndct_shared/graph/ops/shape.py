@@ -8,6 +8,7 @@ import numpy as np
 
 from ...inspector import rules as R
 from ...inspector.partition import DPU
+from ...cnn_export import flatten_fold as FF
 from ..naming import to_op_name
 from .base import OpContractError, OpDef, axis_of, is_int, register
 
@@ -42,8 +43,33 @@ class _ShapeOnly(OpDef):
     def dpu_engine(self, graph, node, t, device) -> str:
         return "Data movement only: the DPU compiler folds it into its neighbours' memory layout."
 
+    def folded_xmodel(self, b: Any, node, xs) -> str | None:
+        """A flatten of channels-first maps before dense layers: one `reshape` of the
+        channels-last map (`cnn_export.flatten_fold`), else None."""
+        if FF.folded_input_shape(b.graph, node) is None:
+            return None
+        return _reshape(b, node, xs[0], [int(d) for d in b.shape(node.outputs[0])], torch_layout=False)
 
-@register("flatten", attrs=("start_dim", "end_dim"), xir_types=("flatten",))
+
+def _reshape(b: Any, node, x: str, target: list[int], torch_layout: bool) -> str:
+    """The reference's reshape: a `stack` (axis 0) of one float32 const per target dim feeds the
+    `shape` input (its tensor attr `shape_info` holds the target); `torch_layout`: reshape the
+    torch-layout value (a `<producer>_t` transpose before, a transpose back after rank 3/4)."""
+    name = to_op_name(node.name)
+    dims = []
+    for i, d in enumerate(target):
+        const = f"{name}_shape_attr_{i}_"
+        b.x.add_const(const, np.array([d], dtype=np.float32))
+        dims.append(const)
+    stack = f"{name}_shape_i0"
+    b.x.add_op(stack, "stack", inputs={"input": dims}, attrs={"axis": 0},
+               shape=[len(target), 1], tensor_attrs={"shape_info": target})
+    if not torch_layout:
+        return b.emit(node, "reshape", {"input": [x], "shape": [stack]})
+    return b.emit(node, "reshape", {"input": [b.torch_in(x)], "shape": [stack]}, torch_out=True)
+
+
+@register("flatten", nndct_op="nndct_flatten", attrs=("start_dim", "end_dim"), xir_types=("flatten",))
 class Flatten(_ShapeOnly):
     """attrs: `start_dim`, `end_dim` (non-negative)."""
 
@@ -63,6 +89,9 @@ class Flatten(_ShapeOnly):
         return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
 
     def to_xmodel(self, b: Any, node, xs) -> str:
+        folded = self.folded_xmodel(b, node, xs)
+        if folded is not None:
+            return folded
         rank = len(b.shape(node.inputs[0]))
         attrs = {"start_axis": int(node.attrs["start_dim"]) % rank,
                  "end_axis": int(node.attrs["end_dim"]) % rank}
@@ -71,7 +100,7 @@ class Flatten(_ShapeOnly):
         return b.emit(node, "flatten", {"input": [b.torch_in(xs[0])]}, attrs, torch_out=True)
 
 
-@register("reshape", attrs=("shape",), xir_types=("reshape", "stack"))
+@register("reshape", nndct_op="nndct_reshape", attrs=("shape",), xir_types=("reshape", "stack"))
 class Reshape(_ShapeOnly):
     """attrs: `shape`, the full target shape including the batch dim (one -1 allowed)."""
 
@@ -98,19 +127,10 @@ class Reshape(_ShapeOnly):
         return xs[0].reshape(target)
 
     def to_xmodel(self, b: Any, node, xs) -> str:
-        name = to_op_name(node.name)
+        folded = self.folded_xmodel(b, node, xs)
+        if folded is not None:
+            return folded
         target = [int(d) for d in node.attrs["shape"]]
-        dims = []
-        for i, d in enumerate(target):
-            const = f"{name}_shape_attr_{i}_"
-            b.x.add_const(const, np.array([d], dtype=np.float32))
-            dims.append(const)
-        stack = f"{name}_shape_i0"
-        b.x.add_op(stack, "stack", inputs={"input": dims}, attrs={"axis": 0},
-                   shape=[len(target), 1], tensor_attrs={"shape_info": target})
         in_rank = len(b.shape(node.inputs[0]))
         out_rank = len(b.shape(node.outputs[0]))
-        if in_rank <= 2 and out_rank <= 2:
-            return b.emit(node, "reshape", {"input": xs, "shape": [stack]})
-        return b.emit(node, "reshape", {"input": [b.torch_in(xs[0])], "shape": [stack]},
-                      torch_out=True)
+        return _reshape(b, node, xs[0], target, torch_layout=in_rank > 2 or out_rank > 2)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ...cnn_export import flatten_fold as FF
 from ...cnn_export import kernels as K
 from ...cnn_export import layout as L
 from ...inspector import rules as R
@@ -107,6 +108,21 @@ def _conv_engine(graph, node, t) -> str:
     return "Convolution within the kernel, stride, channel and weight-buffer limits of the conv_engine."
 
 
+def _reference_conv_attrs(node, c_in: int, c_out: int) -> dict[str, Any]:
+    """The attrs vai_q_pytorch 3.x adds to every 2-D conv op: channels in and out, and whether
+    the op has a bias (`group` is conv2d's own)."""
+    return {"in_dim": int(c_in), "out_dim": int(c_out), "bias_term": "bias" in node.params}
+
+
+def _is_depthwise_node(op: OpDef, node) -> bool:
+    """groups == C_in > 1 (C_in read from the weight: conv `[O, C_in/g, ...]`, transposed conv
+    `[C_in, O/g, ...]`)."""
+    groups = int(node.attrs.get("groups", 1))
+    w = node.params["weight"].shape
+    c_in = w[0] if op.weight_axis == 1 else w[1] * groups
+    return groups > 1 and groups == c_in
+
+
 def _bias_eval(args) -> np.ndarray | None:
     return args["bias"][0] if args.get("bias") else None
 
@@ -120,6 +136,13 @@ class _Weighted(OpDef):
 
 class _Conv(_Weighted):
     attrs = _CONV_ATTRS
+    #: the reference's op type of a depthwise node of this op (groups == C_in > 1)
+    nndct_depthwise_op = ""
+
+    def nndct_type(self, node) -> str:
+        if self.nndct_depthwise_op and _is_depthwise_node(self, node):
+            return self.nndct_depthwise_op
+        return super().nndct_type(node)
 
     def check(self, graph, node, in_shape, out_shape) -> None:
         _check_conv(self, node, in_shape, out_shape)
@@ -139,7 +162,8 @@ class _Conv(_Weighted):
 # --- the ops --------------------------------------------------------------------------------------
 
 
-@register("linear", cle="weighted", xir_types=("matmul",))
+@register("linear", nndct_op="nndct_dense", cle="weighted", cle_extension=True,
+          folds_input_reorder=True, xir_types=("matmul",))
 class Linear(_Weighted):
     """x @ weight.T + bias over the last dim; weight `[out, in]`."""
 
@@ -155,7 +179,11 @@ class Linear(_Weighted):
         return K.linear(xs[0], param_array(node, "weight"), param_array(node, "bias"))
 
     def to_xmodel(self, b, node, xs) -> str:
-        w = b.const(node, "weight", node.params["weight"].data)
+        weight = node.params["weight"].data
+        folded = FF.reads_folded(b.graph, node)
+        if folded is not None:  # the flatten before it reshaped channels-last maps
+            weight = np.ascontiguousarray(weight[:, FF.channels_last_order(folded)])
+        w = b.const(node, "weight", weight)
         args = {"input": [xs[0], w]}
         if "bias" in node.params:
             args["bias"] = [b.const(node, "bias", node.params["bias"].data)]
@@ -197,9 +225,11 @@ class Linear(_Weighted):
         return "Runs as a 1x1 convolution on the conv_engine."
 
 
-@register("conv1d", spatial=1, cle="weighted", xir_types=("conv1d",))
+@register("conv1d", nndct_op="nndct_conv1d", spatial=1, cle="weighted", xir_types=("conv1d",))
 class Conv1d(_Conv):
     """weight `[O, I/groups, K]`."""
+
+    nndct_depthwise_op = "nndct_depthwise_conv1d"
 
     def to_xmodel(self, b, node, xs) -> str:
         a = node.attrs
@@ -216,9 +246,12 @@ class Conv1d(_Conv):
         return f"DPU does not support {node.op_type} (only 2-D convolution and pooling)."
 
 
-@register("conv2d", spatial=2, cle="weighted", xir_types=("conv2d", "depthwise-conv2d"))
+@register("conv2d", nndct_op="nndct_conv2d", spatial=2, cle="weighted",
+          xir_types=("conv2d", "depthwise-conv2d"))
 class Conv2d(_Conv):
     """weight `[O, I/groups, kh, kw]`; groups == C_in is a depthwise convolution."""
+
+    nndct_depthwise_op = "nndct_depthwise_conv2d"
 
     def to_xmodel(self, b, node, xs) -> str:
         a = node.attrs
@@ -234,8 +267,8 @@ class Conv2d(_Conv):
             op_type = "depthwise-conv2d"
         else:
             op_type = "conv2d"
-            if groups != 1:
-                attrs["group"] = groups
+            attrs["group"] = groups
+        attrs.update(_reference_conv_attrs(node, c_in, c_out))
         return b.emit(node, op_type, _conv_args(b, node, xs[0], weight), attrs)
 
     def dpu_rule(self, graph, node, t) -> str:
@@ -291,10 +324,13 @@ def _depthwise_rule(graph, node, t) -> str:
     return msg or R.check_pad(padding, kernel, dilation, pad_limit)
 
 
-@register("conv_transpose2d", attrs=_CONV_ATTRS + ("output_padding",), spatial=2, weight_axis=1,
+@register("conv_transpose2d", nndct_op="nndct_conv_transpose_2d",
+          attrs=_CONV_ATTRS + ("output_padding",), spatial=2, weight_axis=1, cle="weighted",
           xir_types=("transposed-conv2d", "transposed-depthwise-conv2d"))
 class ConvTranspose2d(_Conv):
     """weight `[I, O/groups, kh, kw]` (output channels on axis 1)."""
+
+    nndct_depthwise_op = "nndct_depthwise_conv_transpose_2d"
 
     def reference(self, node, xs, out_shape, custom) -> np.ndarray:
         a = node.attrs
@@ -319,6 +355,8 @@ class ConvTranspose2d(_Conv):
         oph, opw = a["output_padding"]
         attrs = {"kernel": [kw, kh], "stride": [sw, sh], "dilation": [1, 1],
                  "pad_mode": "FLOOR", "pad": [pw, pw - opw, ph, ph - oph]}
+        c_out = node.params["weight"].data.shape[1] * groups
+        attrs.update(_reference_conv_attrs(node, c_in, c_out))
         return b.emit(node, op_type, _conv_args(b, node, xs[0], weight), attrs)
 
     def dpu_rule(self, graph, node, t) -> str:
@@ -348,8 +386,8 @@ class ConvTranspose2d(_Conv):
         return _conv_engine(graph, node, t)
 
 
-@register("scale", attrs=("axis",), params=("weight", "bias"), fusing_producer=True,
-          xir_types=("scale",))
+@register("scale", nndct_op="nndct_batch_norm", attrs=("axis",), params=("weight", "bias"),
+          fusing_producer=True, xir_types=("scale",))
 class Scale(OpDef):
     """A standalone BatchNorm: `x * weight + bias` per channel on axis 1."""
 
