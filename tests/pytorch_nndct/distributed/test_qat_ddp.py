@@ -18,7 +18,7 @@ import torch
 
 from helpers.distributed_ranks import files_under, spawn_ranks
 from helpers.distributed_workers import qat_worker
-from nndct_shared.quant_info import read_quant_info
+from nndct_shared.quant_info_v3 import read_record
 from pytorch_nndct.qat.tqt import log2_threshold_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "qat"))
@@ -61,7 +61,7 @@ def test_to_deployable_matches_on_every_rank(ddp_run):
     written = files_under(workdir / "qat" / "rank0")
     assert {"quant_info.json", "deployable.pth"} <= set(written)
     assert not (workdir / "qat" / "rank1").exists()
-    info = read_quant_info(workdir / "qat" / "rank0" / "quant_info.json")
+    info = read_record(workdir / "qat" / "rank0" / "quant_info.json").info  # the 3.x file
     recorded = {name: fp for table in (info.param, info.output) for name, (_, fp) in table.items()}
     for result in results:
         assert recorded == result["fix"]
