@@ -69,6 +69,10 @@ class OpDef:
       positive per-channel scale, allowed between the two sides) or None;
     - `dpu_activation`: the name of the DPU nonlinear function that computes it, if any.
 
+    Quantization: `quantizable` False marks an op with no quantized form (LayerNorm, GELU, ...):
+    the session keeps its nodes in float with the FLOAT_OP warning, and quantizes their outputs
+    as inputs where quantized nodes read them (`nndct_shared.cnn.float_ops`).
+
     Exports: `xir_types` are the XIR op types whose evaluation (`eval_xir`) this entry owns
     (each type has one owner; const, fix, transpose and data are the xmodel's plumbing).
     `graph_rule_late`: its Inspector graph rule runs after every other op's (graph inputs).
@@ -89,6 +93,7 @@ class OpDef:
     dpu_activation: ClassVar[str | None] = None
     xir_types: ClassVar[tuple[str, ...]] = ()
     graph_rule_late: ClassVar[bool] = False
+    quantizable: ClassVar[bool] = True
 
     #: The facets every entry must define itself (the registry test checks it).
     REQUIRED_FACETS: ClassVar[tuple[str, ...]] = ("reference", "to_xmodel", "to_onnx", "dpu_rule")
