@@ -36,6 +36,7 @@ from nndct_shared.messages import error, warn
 
 from ..nn.stubs import DeQuantStub, QuantStub
 from ..utils.custom_op import CustomOp
+from .lower_ops import OpRules
 from .tracer import source_of, trace_model
 
 __all__ = ["CapturedModel", "capture_model", "DPU_LEAKY_SLOPE"]
@@ -97,8 +98,9 @@ _POOL_FUNCS: dict[Any, str] = {
 }
 
 
-class _Lowering:
-    """One pass over the fx graph, building the neutral graph."""
+class _Lowering(OpRules):
+    """One pass over the fx graph, building the neutral graph (the rules of the ops added for
+    users' real models are `lower_ops.OpRules`)."""
 
     def __init__(self, model: nn.Module, gm: torch.fx.GraphModule, model_name: str, has_stubs: bool,
                  convert_relu6_to_relu: bool, convert_silu_to_hswish: bool) -> None:
@@ -264,13 +266,15 @@ class _Lowering:
             self._flatten(fx_node, x, module.start_dim, module.end_dim, kw)
         elif isinstance(module, nn.Softmax):
             self._softmax(fx_node, x, module.dim, kw)
-        else:
+        elif not self._extra_module(fx_node, module, x, path, kw):
             raise self._fail(fx_node, f"{layer_type} (module '{path}')")
 
     def _do_call_function(self, fx_node: torch.fx.Node) -> None:
         target = fx_node.target
         if isinstance(target, CustomOp):
             self._custom(fx_node, target)
+            return
+        if self._extra_function(fx_node):
             return
         if target in _ALIAS_FUNCS:
             self.env[fx_node] = self._tensor(fx_node, fx_node.args[0])
@@ -344,6 +348,8 @@ class _Lowering:
             return
         if method in _ALIAS_METHODS:
             self.env[fx_node] = self._tensor(fx_node, fx_node.args[0])
+            return
+        if self._extra_method(fx_node):
             return
         x = self._tensor(fx_node, fx_node.args[0])
         if method in _ACT_METHODS:
