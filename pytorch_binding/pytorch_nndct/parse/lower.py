@@ -166,8 +166,9 @@ class _Lowering(OpRules):
 
     def _add(self, fx_node: torch.fx.Node, op_type: str, inputs: list[_Value], *,
              attrs: dict[str, Any] | None = None, params: dict[str, Tensor] | None = None,
-             module_path: str | None = None, layer_type: str | None = None) -> _Value:
-        name = self._node_name(fx_node, module_path)
+             module_path: str | None = None, layer_type: str | None = None,
+             name: str | None = None) -> _Value:
+        name = name or self._node_name(fx_node, module_path)
         quantized = all(v.quantized for v in inputs) if inputs else not self.has_stubs
         self.graph.add(name, op_type, [v.tensor for v in inputs], attrs=attrs or {}, params=params or {},
                        shape=self._shape(fx_node))
@@ -490,6 +491,8 @@ class _Lowering(OpRules):
             raise self._fail(fx_node, _op_label(fx_node), "neither operand is a captured tensor")
         index = 0 if not isinstance(values[0], _Value) else 1
         const = values[index].value
+        if op in ("add", "mul"):
+            index = 1     # commutative: the constant second, as TorchScript (the reference) records it
         if isinstance(const, torch.Tensor):
             data = _np(const)
         elif isinstance(const, (int, float)) and not isinstance(const, bool):
@@ -560,9 +563,10 @@ def _op_label(fx_node: torch.fx.Node) -> str:
 
 
 def capture_model(model: nn.Module, inputs: tuple[Any, ...], *, convert_relu6_to_relu: bool = False,
-                  convert_silu_to_hswish: bool = False) -> CapturedModel:
-    """Trace `model` (in eval mode) on `inputs` and lower it to the neutral graph."""
-    gm = trace_model(model, inputs)
+                  convert_silu_to_hswish: bool = False, trace: str = "auto") -> CapturedModel:
+    """Trace `model` (in eval mode) on `inputs` and lower it to the neutral graph. `trace`:
+    "auto" (torch.fx, torch.jit.trace when fx cannot trace), "fx" or "jit" (`trace_model`)."""
+    gm = trace_model(model, inputs, trace)
     has_stubs = any(isinstance(m, (QuantStub, DeQuantStub)) for m in model.modules())
     lowering = _Lowering(model, gm, type(model).__name__, has_stubs, convert_relu6_to_relu, convert_silu_to_hswish)
     return lowering.run()

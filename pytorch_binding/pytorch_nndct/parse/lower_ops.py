@@ -35,9 +35,11 @@ _FLOAT_ACT_MODULES = {nn.ELU: "elu", nn.GELU: "gelu", nn.SiLU: "silu", nn.Hardsi
 @dataclass
 class _Pieces:
     """The several outputs of chunk / split (`bounds` along `dim`) or torch.max with a dim
-    (`op` "max"); a piece becomes a node when the model reads it."""
+    (`op` "max"); a piece becomes a node when the model reads it, named after the call
+    with the piece's index (`.../chunk_1`), whatever syntax reads it."""
 
     source: Any           # the input's _Value
+    node: torch.fx.Node   # the call that returned the pieces (pieces are named after it)
     op: str
     dim: int
     bounds: list[tuple[int, int]]
@@ -217,7 +219,7 @@ class OpRules:
         dim = self._ndim_axis(int(self._const(a["dim"])), self._rank(x))
         length = self.graph.tensor(x.tensor).shape[dim]
         step = -(-length // int(self._const(a["chunks"])))
-        self.env[fx_node] = _Pieces(x, "chunk", dim, [(s, min(s + step, length)) for s in range(0, length, step)])
+        self._pieces(_Pieces(x, fx_node, "chunk", dim, [(s, min(s + step, length)) for s in range(0, length, step)]))
 
     def _rule_split(self, fx_node) -> None:
         a = _bind(fx_node, ("input", "split_size_or_sections", "dim"), {"dim": 0})
@@ -232,27 +234,40 @@ class OpRules:
             bounds = list(zip(edges[:-1], edges[1:]))
         else:
             bounds = [(s, min(s + int(sizes), length)) for s in range(0, length, int(sizes))]
-        self.env[fx_node] = _Pieces(x, "split", dim, bounds)
+        self._pieces(_Pieces(x, fx_node, "split", dim, bounds))
+
+    def _pieces(self, pieces: _Pieces) -> None:
+        """Nodes of the pieces the model reads, right after the call and in index order (so the
+        graph does not depend on when or how, `[i]` or `.values`, the code reads them)."""
+        call = pieces.node
+        self.env[call] = pieces
+        reads: dict[int, torch.fx.Node] = {}
+        for user in call.users:
+            if user.op != "call_function" or user.target not in (operator.getitem, getattr):
+                raise self._fail(user, f"torch.{pieces.op}", "its result is used as a whole; read its "
+                                 "pieces one by one (pieces[i])")
+            index = {"values": 0, "indices": 1}.get(user.args[1], user.args[1])
+            if not isinstance(index, int):
+                raise self._fail(user, f"torch.{pieces.op}", f"index {user.args[1]!r}")
+            if user.users:                      # `a, _ = x.chunk(2)`: an unread piece is no node
+                reads.setdefault(index % max(len(pieces.bounds), 2), user)
+        for index in sorted(reads):
+            user = reads[index]
+            name = f"{self._node_name(call)}_{index}"
+            if pieces.op == "max":
+                if index != 0:
+                    raise self._fail(user, "torch.max", "its indices (argmax) are not supported")
+                self._add(user, "max", [pieces.source], attrs={"dims": (pieces.dim,), "keepdim": pieces.keepdim},
+                          name=name)
+                continue
+            start, end = pieces.bounds[index]
+            self._add(user, pieces.op, [pieces.source], attrs={"dim": pieces.dim, "start": start, "end": end},
+                      layer_type=pieces.op, name=name)
 
     def _read_piece(self, fx_node) -> bool:
-        """`pieces[i]`, `max(...).values` / `[0]`: the node of one output of a multi-output op."""
+        """`pieces[i]` / `.values`: its node was made with the call (`_pieces`)."""
         base = self.env.get(fx_node.args[0]) if isinstance(fx_node.args[0], torch.fx.Node) else None
-        if not isinstance(base, _Pieces):
-            return False
-        index = fx_node.args[1]
-        if not fx_node.users:          # `a, _ = x.chunk(2)`: the unread piece is no node
-            return True
-        if base.op == "max":
-            if index not in (0, "values"):
-                raise self._fail(fx_node, "torch.max", "its indices (argmax) are not supported")
-            self._add(fx_node, "max", [base.source], attrs={"dims": (base.dim,), "keepdim": base.keepdim})
-            return True
-        if not isinstance(index, int):
-            raise self._fail(fx_node, f"torch.{base.op}", "its pieces can only be read one by one (pieces[i])")
-        start, end = base.bounds[index]
-        self._add(fx_node, base.op, [base.source], attrs={"dim": base.dim, "start": start, "end": end},
-                  layer_type=base.op)
-        return True
+        return isinstance(base, _Pieces)
 
     def _pad(self, fx_node, x, pad, mode, value, kw) -> None:
         rank = self._rank(x)
@@ -395,7 +410,7 @@ class OpRules:
             self._reduce(fx_node, "max", x, None, False)
             return
         dim = self._ndim_axis(int(dim), self._rank(x))
-        self.env[fx_node] = _Pieces(x, "max", dim, [], keepdim=bool(self._const(a["keepdim"])))
+        self._pieces(_Pieces(x, fx_node, "max", dim, [], keepdim=bool(self._const(a["keepdim"]))))
 
 
 def _label(fx_node: torch.fx.Node, default: str | None = None) -> str:
