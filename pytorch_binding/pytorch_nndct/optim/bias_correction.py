@@ -46,9 +46,10 @@ class BiasCorrection:
 
 def mean_output_error(model: torch.nn.Module, module: Any, batches: Sequence[Batch],
                       quant_runtime: Any, originals: Any) -> np.ndarray:
-    """Per-channel mean of (quantized - float) output of `module` over `batches` (channel axis 1);
-    the float side runs with the `originals` params (`layer_data.snapshot_params`)."""
-    acc = ChannelMeanError(channel_axis=1)
+    """Per-channel mean of (quantized - float) output of `module` over `batches` (channel axis 1,
+    the last axis for a linear layer, whose input may be [N, L, features]); the float side runs
+    with the `originals` params (`layer_data.snapshot_params`)."""
+    acc = ChannelMeanError(channel_axis=-1 if getattr(module, "op_type", "") == "linear" else 1)
     for batch in batches:
         with float_model(model, originals):
             _, y_float = layer_io(model, module, batch)
