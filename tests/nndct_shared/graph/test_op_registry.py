@@ -17,6 +17,10 @@ KNOWN = {
     "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
     "adaptive_max_pool2d", "add", "sub", "mul", "concat", "flatten", "reshape", "mean", "softmax",
     "custom",
+    # the op coverage of issue 17
+    "resize", "pad", "permute", "transpose", "unsqueeze", "chunk", "split", "clamp", "prelu",
+    "hardsigmoid", "matmul", "gelu", "elu", "silu", "layer_norm", "group_norm", "instance_norm", "sum",
+    "max",
 }
 
 
@@ -55,8 +59,11 @@ def test_facts_the_algorithms_read():
         "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d"}
     assert {n: op.weight_axis for n, op in all_ops().items() if op.weight_axis is not None} == {
         "linear": 0, "conv1d": 0, "conv2d": 0, "conv_transpose2d": 1}
-    assert {n for n, op in all_ops().items() if op.shape_only} == {"flatten", "reshape"}
-    assert {n for n, op in all_ops().items() if op.fused_activation} == {"relu", "relu6", "leaky_relu"}
+    assert {n for n, op in all_ops().items() if op.shape_only} == {
+        "flatten", "reshape", "permute", "transpose", "unsqueeze", "chunk", "split"}
+    assert {n for n, op in all_ops().items() if op.fused_activation} == {"relu", "relu6", "leaky_relu", "clamp"}
+    assert {n for n, op in all_ops().items() if not op.quantizable} == {
+        "gelu", "elu", "silu", "layer_norm", "group_norm", "instance_norm", "sum", "max"}
     assert {n for n, op in all_ops().items() if op.fusing_producer} == {
         "linear", "conv1d", "conv2d", "conv_transpose2d", "scale", "add"}
     for name in weighted:                             # a CLE side has its weight on axis 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...cnn_export import kernels as K
-from .activations import _DpuActivation
+from .activations import _DpuActivation, onnx_relu6_plus3
 from .base import OpContractError, OpDef, param_array, register
 
 
@@ -162,13 +162,9 @@ class Hardsigmoid(_DpuActivation):
 
     def to_onnx(self, b, node, xs) -> str:
         # torch's formula, so it rounds like the model
-        x, n = xs[0], node.name
-        three = b.init(f"{n}_three", np.array(3, np.float32))
-        lo = b.init(f"{n}_min", np.array(0, np.float32))
-        hi = b.init(f"{n}_max", np.array(6, np.float32))
-        gate = b.add("Clip", [b.add("Add", [x, three], f"{n}_plus3"), lo, hi], f"{n}_relu6")
+        n = node.name
         six = b.init(f"{n}_six", np.array(6, np.float32))
-        return b.avg_scaled(node, b.add("Div", [gate, six], n))
+        return b.avg_scaled(node, b.add("Div", [onnx_relu6_plus3(b, xs[0], n), six], n))
 
     def dpu_engine(self, graph, node, t, device) -> str:
         if t.alu is not None and "hsigmoid" in t.alu.types:

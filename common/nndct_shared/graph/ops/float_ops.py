@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from ...cnn_export import kernels as K
-from .base import OpContractError, OpDef, axis_of, is_int, param_array, register
+from .base import OpContractError, OpDef, is_int, param_array, register
+from .pooling import check_dims
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -357,11 +358,7 @@ class _Reduction(_FloatOp):
         raise NotImplementedError
 
     def check(self, graph, node, in_shape, out_shape) -> None:
-        dims = node.attrs["dims"]
-        if not isinstance(dims, (tuple, list)) or not dims:
-            raise OpContractError(f"attr 'dims' must be a non-empty tuple of axes, got {dims!r}")
-        for d in dims:
-            axis_of(node, "dims", d, len(in_shape))
+        check_dims(node, len(in_shape))
 
     def _apply(self, x: np.ndarray, dims, keepdim) -> np.ndarray:
         axes = tuple(sorted({int(d) % x.ndim for d in dims}))

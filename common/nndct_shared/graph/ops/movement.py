@@ -327,8 +327,7 @@ def _resize_attrs(node) -> tuple[str, bool, tuple[float, float] | None]:
     return a["mode"], bool(a["align_corners"]), None if scale is None else (float(scale[0]), float(scale[1]))
 
 
-@register("resize", attrs=("mode", "align_corners"), optional_attrs=("scale",), spatial=2,
-          xir_types=("resize",))
+@register("resize", attrs=("mode", "align_corners"), optional_attrs=("scale",), xir_types=("resize",))
 class Resize(OpDef):
     """F.interpolate / nn.Upsample of a 4-D tensor. attrs: `mode` ("nearest", "bilinear"),
     `align_corners` (bool, bilinear only), optional `scale` ((sh, sw), the scale_factor torch
@@ -340,6 +339,8 @@ class Resize(OpDef):
 
     def check(self, graph, node, in_shape, out_shape) -> None:
         a = node.attrs
+        if len(in_shape) != 4:
+            raise OpContractError(f"resize needs a rank-4 input [N, C, H, W], got shape {list(in_shape)}")
         if a["mode"] not in _RESIZE_MODES:
             raise OpContractError(f"attr 'mode' must be one of {sorted(_RESIZE_MODES)}, got {a['mode']!r}")
         if not isinstance(a["align_corners"], (bool, np.bool_)):
