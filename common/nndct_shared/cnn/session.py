@@ -55,6 +55,7 @@ from .capture import CapturedModel
 from .cle import ClePair, equalize_graph
 from .export_graph import export_graph
 from .fix_plan import plan_fixes
+from .float_ops import keep_float_ops
 from .hardware_aware import apply_target
 from .settings import check_supported, resolve_settings
 
@@ -110,6 +111,7 @@ class CnnQuantSession:
         self.store = QuantInfoStore(self.output_dir)
         captured.apply_nndct_names()
         graph = captured.graph
+        self.float_nodes = keep_float_ops(captured)     # ops with no quantized form (FLOAT_OP)
         plan = plan_fixes(graph, captured.quantized, captured.quant_inputs)
         settings = resolve_settings(plan, config, captured.layer_types, {n.name: n.op_type for n in graph},
                                     captured.traced_names)

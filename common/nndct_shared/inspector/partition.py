@@ -10,6 +10,8 @@ each op's rule is its entry's `dpu_rule` / `dpu_graph_rule` / `dpu_engine` in th
 (`nndct_shared.graph.ops`), with the helpers of `rules`.
 
 Rules that hold for every node, checked first:
+- an op with no quantized form (its entry's `quantizable` is False: GELU, LayerNorm, ...)
+  runs in float on the CPU, for its entry's reason ("DPU does not support gelu.");
 - quantization: in a quantized graph (some node has `fix`), a node outside the quantized part
   runs in float ("Not in quantizable part."). A node is inside when it has a fix on its output,
   an input or a param, when it is a shape-only op (flatten, reshape) reading the quantized part,
@@ -141,6 +143,8 @@ def _node_rule(graph: Graph, node: Node, target: DpuTarget, quantized: bool,
     refusal = op.dpu_refusal(node)
     if refusal:
         return refusal
+    if not op.quantizable:          # no quantized form (LayerNorm, GELU, ...): never on a DPU
+        return op.dpu_rule(graph, node, target)
     if node.op_type != "input":
         if node.name in float_nodes or (quantized and not _in_quantized_part(graph, node)):
             return _FLOAT

@@ -357,8 +357,9 @@ GUIDE_ERRORS: tuple[Spec, ...] = (
         "Failed to get pytorch traced graph from model and input arguments. The pytorch internal "
         "failure reason is reported in message text. May needs adjust float model code.",
         "Tracing the model failed: {reason}",
-        "Make the float model pass torch.jit.trace with the given input_args (forward() only, no "
-        "data-dependent Python control flow).",
+        "Make the float model pass torch.jit.trace with the given input_args (the guide's jit "
+        "trace test: tensors in and out of forward(); torch.fx is tried first, torch.jit.trace when "
+        "fx cannot trace).",
         ModelStructureError,
         frontends=TORCH_ONLY,
     ),

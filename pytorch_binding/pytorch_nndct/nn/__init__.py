@@ -34,6 +34,27 @@ from .cnn_modules import (
     Sub,
     Tanh,
 )
+from .cnn_modules import (  # the op coverage of the CNN flow
+    ELU,
+    GELU,
+    Chunk,
+    Clamp,
+    GroupNorm,
+    Hardsigmoid,
+    InstanceNorm,
+    LayerNorm,
+    MatMul,
+    Max,
+    Pad,
+    Permute,
+    PReLU,
+    Resize,
+    SiLU,
+    Split,
+    Sum,
+    Transpose,
+    Unsqueeze,
+)
 from .stubs import DeQuantStub, QuantStub
 
 __all__ = [
@@ -41,4 +62,6 @@ __all__ = [
     "Conv2d", "ConvTranspose2d", "Custom", "DeQuantStub", "Flatten", "Hardswish", "Input",
     "LeakyReLU", "Linear", "MaxPool1d", "MaxPool2d", "Mean", "Mul", "NodeModule", "QuantStub",
     "ReLU", "ReLU6", "Reshape", "Scale", "Sigmoid", "Softmax", "Sub", "Tanh",
+    "Chunk", "Clamp", "ELU", "GELU", "GroupNorm", "Hardsigmoid", "InstanceNorm", "LayerNorm", "MatMul",
+    "Max", "PReLU", "Pad", "Permute", "Resize", "SiLU", "Split", "Sum", "Transpose", "Unsqueeze",
 ]

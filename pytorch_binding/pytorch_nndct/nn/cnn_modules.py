@@ -23,6 +23,9 @@ __all__ = [
     "Conv2d", "ConvTranspose2d", "Custom", "Flatten", "Hardswish", "Input", "LeakyReLU", "Linear",
     "MaxPool1d", "MaxPool2d", "Mean", "Mul", "NodeModule", "ReLU", "ReLU6", "Reshape", "Scale",
     "Sigmoid", "Softmax", "Sub", "Tanh", "module_class_for",
+    # added with the op coverage of the CNN flow
+    "Chunk", "Clamp", "ELU", "GELU", "GroupNorm", "Hardsigmoid", "InstanceNorm", "LayerNorm", "MatMul",
+    "Max", "PReLU", "Pad", "Permute", "Resize", "SiLU", "Split", "Sum", "Transpose", "Unsqueeze",
 ]
 
 _BY_OP: dict[str, type["NodeModule"]] = {}
@@ -487,3 +490,290 @@ class Custom(NodeModule):
 
     def compute(self, *xs: torch.Tensor) -> torch.Tensor:
         return self.op.run(**dict(zip(self.input_names, xs)), **self.attrs)
+
+
+# --- data movement and resampling (nndct_shared/graph/ops/movement.py) ----------------------------
+
+
+class Permute(NodeModule):
+    op_type = "permute"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"dims": tuple(node.attrs["dims"])}
+
+    def __init__(self, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(self.dims)
+
+
+class Transpose(Permute):
+    op_type = "transpose"
+
+
+class Unsqueeze(NodeModule):
+    op_type = "unsqueeze"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"dim": node.attrs["dim"]}
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.unsqueeze(x, self.dim)
+
+
+class Chunk(NodeModule):
+    """One piece (elements start..end-1 of axis `dim`) of a chunk."""
+    op_type = "chunk"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"dim": node.attrs["dim"], "start": node.attrs["start"], "end": node.attrs["end"]}
+
+    def __init__(self, dim: int, start: int, end: int) -> None:
+        super().__init__()
+        self.dim, self.start, self.end = dim, start, end
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.narrow(x, self.dim, self.start, self.end - self.start)
+
+
+class Split(Chunk):
+    """One piece of a split."""
+    op_type = "split"
+
+
+class Pad(NodeModule):
+    """F.pad; `pad` in F.pad's order (last axis first)."""
+    op_type = "pad"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        pad = tuple(v for pair in reversed(node.attrs["pads"]) for v in pair)
+        while len(pad) > 2 and pad[-2:] == (0, 0):     # F.pad needs no trailing zero pairs
+            pad = pad[:-2]
+        return {"pad": pad, "mode": node.attrs["mode"], "value": float(node.attrs["value"])}
+
+    def __init__(self, pad: tuple[int, ...], mode: str = "constant", value: float = 0.0) -> None:
+        super().__init__()
+        self.pad, self.mode, self.value = tuple(pad), mode, value
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "constant":
+            return F.pad(x, self.pad, "constant", self.value)
+        return F.pad(x, self.pad, self.mode)
+
+
+class Resize(NodeModule):
+    """F.interpolate to `size`, or by `scale_factor` when torch computed the source index with it."""
+    op_type = "resize"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        a = node.attrs
+        scale = a.get("scale")
+        return {"size": tuple(graph.tensor(node.outputs[0]).shape[2:]), "mode": a["mode"],
+                "align_corners": bool(a["align_corners"]),
+                "scale_factor": None if scale is None else tuple(float(s) for s in scale)}
+
+    def __init__(self, size: tuple[int, int], mode: str, align_corners: bool = False,
+                 scale_factor: Optional[tuple[float, float]] = None) -> None:
+        super().__init__()
+        self.size, self.mode, self.align_corners = tuple(size), mode, align_corners
+        self.scale_factor = scale_factor
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        align = self.align_corners if self.mode == "bilinear" else None
+        if self.scale_factor is not None:
+            return F.interpolate(x, scale_factor=self.scale_factor, mode=self.mode, align_corners=align)
+        return F.interpolate(x, size=self.size, mode=self.mode, align_corners=align)
+
+
+# --- activations the DPU runs (nndct_shared/graph/ops/dpu_activations.py) ---------------------------
+
+
+class Clamp(NodeModule):
+    op_type = "clamp"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"min": node.attrs["min"], "max": node.attrs["max"]}
+
+    def __init__(self, min: Optional[float] = None, max: Optional[float] = None) -> None:  # noqa: A002
+        super().__init__()
+        self.min, self.max = min, max
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x, self.min, self.max)
+
+
+class PReLU(NodeModule):
+    op_type = "prelu"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"num_parameters": node.params["weight"].shape[0]}
+
+    def __init__(self, num_parameters: int = 1) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_parameters), requires_grad=False)
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.prelu(x, self.param("weight"))
+
+
+class Hardsigmoid(NodeModule):
+    op_type = "hardsigmoid"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        scale = node.attrs.get("dpu_scale")
+        return {} if scale is None else {"dpu_scale": float(scale)}
+
+    def __init__(self, dpu_scale: Optional[float] = None) -> None:
+        super().__init__()
+        self.dpu_scale = dpu_scale
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.hardsigmoid(x)
+        return y if self.dpu_scale is None else y * self.dpu_scale
+
+
+class MatMul(_Binary):
+    op_type = "matmul"
+
+    def apply(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(a, b)
+
+
+# --- ops that run in float (nndct_shared/graph/ops/float_ops.py) -------------------------------------
+
+
+class GELU(NodeModule):
+    op_type = "gelu"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"approximate": node.attrs["approximate"]}
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        self.approximate = approximate
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate=self.approximate)
+
+
+class ELU(NodeModule):
+    op_type = "elu"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"alpha": float(node.attrs["alpha"])}
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.elu(x, self.alpha)
+
+
+class SiLU(NodeModule):
+    op_type = "silu"
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x)
+
+
+class _Norm(NodeModule):
+    """A norm with optional `weight` / `bias` params."""
+
+    def _make_affine(self, shape: tuple[int, ...], weight: bool, bias: bool) -> None:
+        self.weight = nn.Parameter(torch.zeros(shape), requires_grad=False) if weight else None
+        self.bias = nn.Parameter(torch.zeros(shape), requires_grad=False) if bias else None
+
+
+class LayerNorm(_Norm):
+    op_type = "layer_norm"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"normalized_shape": tuple(node.attrs["normalized_shape"]), "eps": float(node.attrs["eps"]),
+                "weight": "weight" in node.params, "bias": "bias" in node.params}
+
+    def __init__(self, normalized_shape: tuple[int, ...], eps: float = 1e-5, weight: bool = True,
+                 bias: bool = True) -> None:
+        super().__init__()
+        self.normalized_shape, self.eps = tuple(normalized_shape), eps
+        self._make_affine(self.normalized_shape, weight, bias)
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.param("weight"), self.param("bias"), self.eps)
+
+
+class GroupNorm(_Norm):
+    op_type = "group_norm"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"num_groups": int(node.attrs["num_groups"]),
+                "num_channels": graph.tensor(node.inputs[0]).shape[1], "eps": float(node.attrs["eps"]),
+                "weight": "weight" in node.params, "bias": "bias" in node.params}
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, weight: bool = True,
+                 bias: bool = True) -> None:
+        super().__init__()
+        self.num_groups, self.eps = num_groups, eps
+        self._make_affine((num_channels,), weight, bias)
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.num_groups, self.param("weight"), self.param("bias"), self.eps)
+
+
+class InstanceNorm(_Norm):
+    op_type = "instance_norm"
+
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"num_features": graph.tensor(node.inputs[0]).shape[1], "eps": float(node.attrs["eps"]),
+                "weight": "weight" in node.params, "bias": "bias" in node.params}
+
+    def __init__(self, num_features: int, eps: float = 1e-5, weight: bool = False, bias: bool = False) -> None:
+        super().__init__()
+        self.eps = eps
+        self._make_affine((num_features,), weight, bias)
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.instance_norm(x, weight=self.param("weight"), bias=self.param("bias"), eps=self.eps)
+
+
+class _Reduce(NodeModule):
+    @classmethod
+    def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
+        return {"dim": tuple(node.attrs["dims"]), "keepdim": bool(node.attrs["keepdim"])}
+
+    def __init__(self, dim: tuple[int, ...], keepdim: bool = False) -> None:
+        super().__init__()
+        self.dim, self.keepdim = tuple(dim), keepdim
+
+
+class Sum(_Reduce):
+    op_type = "sum"
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sum(x, dim=self.dim, keepdim=self.keepdim)
+
+
+class Max(_Reduce):
+    op_type = "max"
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.amax(x, dim=self.dim, keepdim=self.keepdim)

@@ -62,24 +62,26 @@ MergeErrors = Callable[[Sequence[ChannelMeanError]], ChannelMeanError]
 
 def mean_output_error(model: torch.nn.Module, module: Any, batches: Sequence[Batch],
                       quant_runtime: Any, originals: Any, merge: MergeErrors | None = None) -> np.ndarray:
-    """Per-channel mean of (quantized - float) output of `module` over `batches` (channel axis 1);
-    the float side runs with the `originals` params (`layer_data.snapshot_params`).
+    """Per-channel mean of (quantized - float) output of `module` over `batches` (channel axis 1,
+    the last axis for a linear layer, whose input may be [N, L, features]); the float side runs
+    with the `originals` params (`layer_data.snapshot_params`).
 
     Each batch's error sum is accumulated on its own and the sums are added in batch order (the
     bits of one running sum); `merge` (under torch.distributed) adds every rank's per-batch sums
     instead, in rank order, so the mean is the one of one process that saw every rank's batches."""
+    axis = -1 if getattr(module, "op_type", "") == "linear" else 1
     parts = []
     for batch in batches:
         with float_model(model, originals):
             _, y_float = layer_io(model, module, batch)
         with run_with(model, quant_runtime):
             _, y_quant = layer_io(model, module, batch)
-        part = ChannelMeanError(channel_axis=1)
+        part = ChannelMeanError(channel_axis=axis)
         part.update(y_quant.to("cpu", torch.float64).numpy(), y_float.to("cpu", torch.float64).numpy())
         parts.append(part)
     if merge is not None:
         return merge(parts).mean()
-    acc = ChannelMeanError(channel_axis=1)
+    acc = ChannelMeanError(channel_axis=axis)
     for part in parts:
         acc.merge(part)
     return acc.mean()

@@ -36,6 +36,7 @@ from nndct_shared.messages import error, warn
 
 from ..nn.stubs import DeQuantStub, QuantStub
 from ..utils.custom_op import CustomOp
+from .lower_ops import OpRules
 from .tracer import source_of, trace_model
 
 __all__ = ["CapturedModel", "capture_model", "DPU_LEAKY_SLOPE"]
@@ -97,8 +98,9 @@ _POOL_FUNCS: dict[Any, str] = {
 }
 
 
-class _Lowering:
-    """One pass over the fx graph, building the neutral graph."""
+class _Lowering(OpRules):
+    """One pass over the fx graph, building the neutral graph (the rules of the ops added for
+    users' real models are `lower_ops.OpRules`)."""
 
     def __init__(self, model: nn.Module, gm: torch.fx.GraphModule, model_name: str, has_stubs: bool,
                  convert_relu6_to_relu: bool, convert_silu_to_hswish: bool) -> None:
@@ -164,8 +166,9 @@ class _Lowering:
 
     def _add(self, fx_node: torch.fx.Node, op_type: str, inputs: list[_Value], *,
              attrs: dict[str, Any] | None = None, params: dict[str, Tensor] | None = None,
-             module_path: str | None = None, layer_type: str | None = None) -> _Value:
-        name = self._node_name(fx_node, module_path)
+             module_path: str | None = None, layer_type: str | None = None,
+             name: str | None = None) -> _Value:
+        name = name or self._node_name(fx_node, module_path)
         quantized = all(v.quantized for v in inputs) if inputs else not self.has_stubs
         self.graph.add(name, op_type, [v.tensor for v in inputs], attrs=attrs or {}, params=params or {},
                        shape=self._shape(fx_node))
@@ -264,13 +267,15 @@ class _Lowering:
             self._flatten(fx_node, x, module.start_dim, module.end_dim, kw)
         elif isinstance(module, nn.Softmax):
             self._softmax(fx_node, x, module.dim, kw)
-        else:
+        elif not self._extra_module(fx_node, module, x, path, kw):
             raise self._fail(fx_node, f"{layer_type} (module '{path}')")
 
     def _do_call_function(self, fx_node: torch.fx.Node) -> None:
         target = fx_node.target
         if isinstance(target, CustomOp):
             self._custom(fx_node, target)
+            return
+        if self._extra_function(fx_node):
             return
         if target in _ALIAS_FUNCS:
             self.env[fx_node] = self._tensor(fx_node, fx_node.args[0])
@@ -344,6 +349,8 @@ class _Lowering:
             return
         if method in _ALIAS_METHODS:
             self.env[fx_node] = self._tensor(fx_node, fx_node.args[0])
+            return
+        if self._extra_method(fx_node):
             return
         x = self._tensor(fx_node, fx_node.args[0])
         if method in _ACT_METHODS:
@@ -484,6 +491,8 @@ class _Lowering:
             raise self._fail(fx_node, _op_label(fx_node), "neither operand is a captured tensor")
         index = 0 if not isinstance(values[0], _Value) else 1
         const = values[index].value
+        if op in ("add", "mul"):
+            index = 1     # commutative: the constant second, as TorchScript (the reference) records it
         if isinstance(const, torch.Tensor):
             data = _np(const)
         elif isinstance(const, (int, float)) and not isinstance(const, bool):
@@ -554,9 +563,10 @@ def _op_label(fx_node: torch.fx.Node) -> str:
 
 
 def capture_model(model: nn.Module, inputs: tuple[Any, ...], *, convert_relu6_to_relu: bool = False,
-                  convert_silu_to_hswish: bool = False) -> CapturedModel:
-    """Trace `model` (in eval mode) on `inputs` and lower it to the neutral graph."""
-    gm = trace_model(model, inputs)
+                  convert_silu_to_hswish: bool = False, trace: str = "auto") -> CapturedModel:
+    """Trace `model` (in eval mode) on `inputs` and lower it to the neutral graph. `trace`:
+    "auto" (torch.fx, torch.jit.trace when fx cannot trace), "fx" or "jit" (`trace_model`)."""
+    gm = trace_model(model, inputs, trace)
     has_stubs = any(isinstance(m, (QuantStub, DeQuantStub)) for m in model.modules())
     lowering = _Lowering(model, gm, type(model).__name__, has_stubs, convert_relu6_to_relu, convert_silu_to_hswish)
     return lowering.run()

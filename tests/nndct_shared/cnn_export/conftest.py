@@ -36,11 +36,12 @@ class NetBuilder:
         return Tensor(f"{node}.{role}", data=data)
 
     def add(self, op: str, inputs: list[str], attrs: dict | None = None,
-            params: dict[str, Tensor] | None = None, name: str | None = None) -> str:
+            params: dict[str, Tensor] | None = None, name: str | None = None,
+            out_shape: tuple[int, ...] | None = None) -> str:
         self.count += 1
         name = name or f"{self.graph.name}::{op}_{self.count}"
         node = self.graph.add(name, op, inputs, attrs=attrs or {}, params=params or {})
-        out = run_node(node, [self.values[t] for t in inputs])
+        out = run_node(node, [self.values[t] for t in inputs], out_shape)
         self.values[name] = out
         self.graph.tensors[name] = Tensor(name, tuple(out.shape))
         return name
@@ -58,10 +59,13 @@ class NetBuilder:
 
 
 def quantize(graph: Graph, calib: np.ndarray, quantize_outputs: Callable[[str], bool] | None
-             = None) -> Graph:
+             = None, quantize_params: Callable[[str], bool] | None = None) -> Graph:
     """Quantize params in place (diffs, std round) and give every node (or those selected) the
-    diffs fix position (DPU round) of its output on `calib`."""
+    diffs fix position (DPU round) of its output on `calib`; `quantize_params` selects the
+    nodes whose params are quantized (default: all)."""
     for node in graph.nodes:
+        if quantize_params is not None and not quantize_params(node.name):
+            continue
         for tensor in node.params.values():
             fp = diffs_fix_pos(tensor.data, BW, method=3)
             tensor.data = fix_neuron(np.ascontiguousarray(tensor.data), BW, fp, 3)
@@ -185,6 +189,65 @@ def adaptive_max_net(digits: np.ndarray, hw: int) -> Graph:
     return quantize(b.graph, digits[:100, :, :hw, :hw])
 
 
+def coverage_net(digits: np.ndarray) -> Graph:
+    """The ops added for users' models: prelu, clamp (relu6-like and general), hardsigmoid,
+    nearest / bilinear resize (scale and size forms, align_corners both ways), constant and
+    reflect pad, chunk, split, permute, transpose, unsqueeze, matmul of two feature maps and
+    with a constant, and the float ops (group / instance / layer norm, elu, gelu both forms,
+    silu, sum, max) left unquantized, as the session leaves them: float params, no output fix
+    unless a quantized op reads them."""
+    from nndct_shared.graph.ops import get_op
+
+    b = NetBuilder("Cover", (1, 1, 8, 8), seed=6)
+    c = b.conv2d("input_0", 4, k=3, pad=1)
+    pr = b.add("prelu", [c], params={"weight": Tensor("Cover::prelu.weight", data=np.array(
+        [0.25, 0.1, 0.5, 0.05], np.float32))})
+    r6 = b.add("clamp", [pr], dict(min=0.0, max=6.0))                       # XIR relu6
+    cl = b.add("clamp", [pr], dict(min=None, max=1.5))                      # XIR clamp
+    hs = b.add("hardsigmoid", [cl])
+    near = b.add("resize", [hs], dict(mode="nearest", align_corners=False, scale=(2.0, 2.0)))
+    bil = b.add("resize", [r6], dict(mode="bilinear", align_corners=False), out_shape=(1, 4, 16, 16))
+    corner = b.add("resize", [r6], dict(mode="bilinear", align_corners=True), out_shape=(1, 4, 16, 16))
+    s = b.add("add", [b.add("add", [near, bil]), corner])                   # 4 x 16 x 16
+    pd = b.add("pad", [s], dict(pads=((0, 0), (0, 0), (1, 1), (1, 1)), mode="constant", value=0.0))
+    pr2 = b.add("pad", [pd], dict(pads=((0, 0), (0, 0), (0, 2), (2, 0)), mode="reflect", value=0.0))
+    pool = b.add("max_pool2d", [pr2], dict(kernel=(5, 5), stride=(5, 5), padding=(0, 0), ceil_mode=False))
+    gn = b.add("group_norm", [pool], dict(num_groups=2, eps=1e-5), {
+        "weight": Tensor("Cover::gn.weight", data=np.linspace(0.5, 1.5, 4).astype(np.float32)),
+        "bias": Tensor("Cover::gn.bias", data=np.linspace(-0.2, 0.2, 4).astype(np.float32))})
+    inn = b.add("instance_norm", [gn], dict(eps=1e-3), {"weight": Tensor("Cover::in.weight", data=np.full(
+        4, 0.8, np.float32))})
+    el = b.add("elu", [inn], dict(alpha=0.8))                               # 4 x 4 x 4
+    ch_a = b.add("chunk", [el], dict(dim=1, start=0, end=2))
+    ch_b = b.add("chunk", [el], dict(dim=1, start=2, end=4))
+    m = b.add("mul", [ch_a, ch_b])                                          # 2 x 4 x 4
+    pe = b.add("permute", [m], dict(dims=(0, 2, 3, 1)))                     # 4 x 4 x 2
+    seq = b.add("reshape", [pe], dict(shape=(1, 16, 2)))
+    tr = b.add("transpose", [seq], dict(dims=(0, 2, 1)))                    # 2 x 16
+    mm = b.add("matmul", [tr, seq])                                         # 2 x 2
+    ln = b.add("layer_norm", [mm], dict(normalized_shape=(2,), eps=1e-5), {
+        "weight": Tensor("Cover::ln.weight", data=np.array([1.2, 0.7], np.float32)),
+        "bias": Tensor("Cover::ln.bias", data=np.array([0.1, -0.1], np.float32))})
+    ge = b.add("gelu", [ln], dict(approximate="none"))
+    si = b.add("silu", [ge])
+    un = b.add("unsqueeze", [si], dict(dim=1))                              # 1 x 2 x 2
+    mx = b.add("max", [un], dict(dims=(3,), keepdim=True))                  # 1 x 2 x 1
+    fl = b.add("flatten", [mx], dict(start_dim=1, end_dim=-1))              # 2
+    w = Tensor("Cover::proj", data=(b.rng.standard_normal((2, 3)) * 0.5).astype(np.float32))
+    proj = b.add("matmul", [fl], dict(other_index=1), {"other": w})        # 3
+    sp = b.add("split", [el], dict(dim=3, start=1, end=3))                  # 4 x 4 x 2
+    sm = b.add("sum", [sp], dict(dims=(3,), keepdim=False))                 # 4 x 4
+    gt = b.add("gelu", [sm], dict(approximate="tanh"))
+    b.add("concat", [proj, b.add("flatten", [gt], dict(start_dim=1, end_dim=-1))], dict(axis=1))
+    graph = b.graph
+    floats = {n.name for n in graph.nodes if not get_op(n.op_type).quantizable}
+
+    def quantized_output(name: str) -> bool:
+        return name not in floats or any(c.name not in floats for c in graph.successors(name))
+
+    return quantize(graph, digits[:100], quantized_output, lambda name: name not in floats)
+
+
 @pytest.fixture(scope="session")
 def adaptive_max_graphs(digits) -> dict[int, Graph]:
     return {hw: adaptive_max_net(digits, hw) for hw in (4, 5)}
@@ -206,11 +269,17 @@ def conv1d_graph(digits) -> Graph:
 
 
 @pytest.fixture(scope="session")
-def nets(lenet_graph, mixed_graph, conv1d_graph) -> dict[str, Graph]:
-    return {"lenet": lenet_graph, "mixed": mixed_graph, "conv1d": conv1d_graph}
+def coverage_graph(digits) -> Graph:
+    return coverage_net(digits)
+
+
+@pytest.fixture(scope="session")
+def nets(lenet_graph, mixed_graph, conv1d_graph, coverage_graph) -> dict[str, Graph]:
+    return {"lenet": lenet_graph, "mixed": mixed_graph, "conv1d": conv1d_graph, "coverage": coverage_graph}
 
 
 @pytest.fixture(scope="session")
 def net_inputs(digits) -> dict[str, np.ndarray]:
     """Per net, a batch of real images in its input layout."""
-    return {"lenet": digits[200:264], "mixed": digits[200:232], "conv1d": digits[200:264, 0]}
+    return {"lenet": digits[200:264], "mixed": digits[200:232], "conv1d": digits[200:264, 0],
+            "coverage": digits[200:232]}

@@ -17,6 +17,10 @@ KNOWN = {
     "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
     "adaptive_max_pool2d", "add", "sub", "mul", "concat", "flatten", "reshape", "mean", "softmax",
     "custom",
+    # the op coverage of issue 17
+    "resize", "pad", "permute", "transpose", "unsqueeze", "chunk", "split", "clamp", "prelu",
+    "hardsigmoid", "matmul", "gelu", "elu", "silu", "layer_norm", "group_norm", "instance_norm", "sum",
+    "max",
 }
 
 
@@ -38,7 +42,8 @@ def test_every_entry_defines_every_facet_itself(name):
     assert op.arity in (NONE, UNARY, BINARY, VARIADIC, ANY)
     assert op.cle in (None, "weighted", "transparent", "clip")
     assert op.cle is not None or not op.cle_extension
-    assert op.nndct_op and op.nndct_op == op.nndct_op.lower() or name == "custom"
+    # lower case as the reference's NNDCT_OP table, which spells one type in capitals
+    assert op.nndct_op and op.nndct_op in (op.nndct_op.lower(), "nndct_GELU") or name == "custom"
     assert all(isinstance(a, str) for a in (*op.attrs, *op.optional_attrs))
     assert set(op.params) | set(op.optional_params) <= {"weight", "bias", "other"}
     assert required_attrs(name) == op.attrs
@@ -62,8 +67,11 @@ def test_facts_the_algorithms_read():
     assert {n for n, op in all_ops().items() if op.folds_input_reorder} == {"linear"}
     assert {n: op.weight_axis for n, op in all_ops().items() if op.weight_axis is not None} == {
         "linear": 0, "conv1d": 0, "conv2d": 0, "conv_transpose2d": 1}
-    assert {n for n, op in all_ops().items() if op.shape_only} == {"flatten", "reshape"}
-    assert {n for n, op in all_ops().items() if op.fused_activation} == {"relu", "relu6", "leaky_relu"}
+    assert {n for n, op in all_ops().items() if op.shape_only} == {
+        "flatten", "reshape", "permute", "transpose", "unsqueeze", "chunk", "split"}
+    assert {n for n, op in all_ops().items() if op.fused_activation} == {"relu", "relu6", "leaky_relu", "clamp"}
+    assert {n for n, op in all_ops().items() if not op.quantizable} == {
+        "gelu", "elu", "silu", "layer_norm", "group_norm", "instance_norm", "sum", "max"}
     assert {n for n, op in all_ops().items() if op.fusing_producer} == {
         "linear", "conv1d", "conv2d", "conv_transpose2d", "scale", "add"}
     for name in role("weighted", False) | role("weighted", True):  # a CLE side has a weight axis
@@ -85,7 +93,15 @@ def test_reference_nndct_op_names():
         "adaptive_max_pool2d": "aten::adaptive_max_pool2d", "add": "nndct_elemwise_add",
         "sub": "nndct_elementwise_sub", "mul": "nndct_elemwise_mul", "concat": "nndct_concat",
         "flatten": "nndct_flatten", "reshape": "nndct_reshape", "mean": "nndct_mean",
-        "softmax": "nndct_softmax", "custom": ""}
+        "softmax": "nndct_softmax", "custom": "",
+        # issue 17's ops: the reference's NNDCT_OP types; ELU and SiLU have none there, and the
+        # reference names ops it does not know by their aten:: type
+        "clamp": "nndct_clamp", "prelu": "nndct_prelu", "hardsigmoid": "nndct_hsigmoid",
+        "gelu": "nndct_GELU", "elu": "aten::elu", "silu": "aten::silu", "layer_norm": "nndct_layer_norm",
+        "group_norm": "nndct_group_norm", "instance_norm": "nndct_instance_norm", "sum": "nndct_sum",
+        "max": "nndct_max", "permute": "nndct_permute", "transpose": "nndct_transpose",
+        "unsqueeze": "nndct_unsqueeze", "chunk": "nndct_chunk", "split": "nndct_split", "pad": "nndct_pad",
+        "resize": "nndct_resize", "matmul": "nndct_matmul"}
 
 
 def test_each_xir_type_has_exactly_one_owner():

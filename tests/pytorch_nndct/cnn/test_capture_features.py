@@ -122,16 +122,22 @@ def test_unsupported_op_names_op_and_source_line(tmp_path):
     assert "test_capture_features.py:" in text and "return torch.sin(y)" in text
 
 
-class DataDependent(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+class Untraceable(nn.Module):
+    """Neither torch.fx (control flow on a tensor value) nor torch.jit.trace (a Python number
+    as output) can capture it."""
+
+    def forward(self, x: torch.Tensor):
         if x.sum() > 0:
-            return x
-        return -x
+            return x.sum().item()
+        return x
 
 
 def test_untraceable_model_raises_trace_error(tmp_path):
-    with pytest.raises(NndctError, match="PYTORCH_TRACE"):
-        torch_quantizer("calib", DataDependent(), torch.randn(2, 3), output_dir=str(tmp_path), device="cpu")
+    with pytest.raises(NndctError, match="PYTORCH_TRACE") as info:
+        torch_quantizer("calib", Untraceable(), torch.ones(2, 3), output_dir=str(tmp_path), device="cpu")
+    text = str(info.value)   # both captures' reasons, and the guide's hint (jit.trace did fail)
+    assert "TraceError" in text and "torch.jit.trace failed too" in text
+    assert "pass torch.jit.trace" in text
 
 
 def test_generated_model_file_has_one_module_per_node_named_in_a_comment(digits_mlp, digits, tmp_path):

@@ -178,18 +178,22 @@ class Hardswish(_DpuActivation):
     def to_onnx(self, b, node, xs) -> str:
         # torch's formula, so it rounds like the model
         x, n = xs[0], node.name
-        three = b.init(f"{n}_three", np.array(3, np.float32))
-        lo = b.init(f"{n}_min", np.array(0, np.float32))
-        hi = b.init(f"{n}_max", np.array(6, np.float32))
-        gate = b.add("Clip", [b.add("Add", [x, three], f"{n}_plus3"), lo, hi], f"{n}_relu6")
         six = b.init(f"{n}_six", np.array(6, np.float32))
-        return b.add("Div", [b.add("Mul", [x, gate], f"{n}_mul"), six], n)
+        return b.add("Div", [b.add("Mul", [x, onnx_relu6_plus3(b, x, n)], f"{n}_mul"), six], n)
 
     def dpu_rule(self, graph, node, t) -> str:
         activations = t.activations()
         if "hswish" in activations or "hsigmoid" in activations:
             return ""
         return f"{t.name} does not support {node.op_type}."
+
+
+def onnx_relu6_plus3(b, x: str, n: str) -> str:
+    """ONNX Clip(x + 3, 0, 6), the gate of hardswish and hardsigmoid in torch's formula."""
+    three = b.init(f"{n}_three", np.array(3, np.float32))
+    lo = b.init(f"{n}_min", np.array(0, np.float32))
+    hi = b.init(f"{n}_max", np.array(6, np.float32))
+    return b.add("Clip", [b.add("Add", [x, three], f"{n}_plus3"), lo, hi], f"{n}_relu6")
 
 
 class _CpuUnary(_Unary):

@@ -77,6 +77,10 @@ class OpDef:
     (`graph.naming.nndct_node_names`), and `nndct_type(node)` picks a variant by the node's attrs
     (depthwise convolutions, a custom op's own type).
 
+    Quantization: `quantizable` False marks an op with no quantized form (LayerNorm, GELU, ...):
+    the session keeps its nodes in float with the FLOAT_OP warning, and quantizes their outputs
+    as inputs where quantized nodes read them (`nndct_shared.cnn.float_ops`).
+
     Exports: `folds_input_reorder`: the op's weight columns can absorb a permutation of its input
     features, so a flatten of channels-first maps before it is written as a plain reshape of the
     channels-last map (`cnn_export.flatten_fold`; linear). `xir_types` are the XIR op types whose evaluation (`eval_xir`) this entry owns
@@ -102,6 +106,7 @@ class OpDef:
     dpu_activation: ClassVar[str | None] = None
     xir_types: ClassVar[tuple[str, ...]] = ()
     graph_rule_late: ClassVar[bool] = False
+    quantizable: ClassVar[bool] = True
 
     #: The facets every entry must define itself (the registry test checks it).
     REQUIRED_FACETS: ClassVar[tuple[str, ...]] = ("reference", "to_xmodel", "to_onnx", "dpu_rule")

@@ -22,6 +22,15 @@ _ONE_D = "DPU does not support {} (only 2-D convolution and pooling)."
 # --- shared ------------------------------------------------------------------------------------
 
 
+def check_dims(node, rank: int) -> None:
+    """attr `dims` of a reduction: a non-empty tuple of axes of a rank-`rank` input."""
+    dims = node.attrs["dims"]
+    if not isinstance(dims, (tuple, list)) or not dims:
+        raise OpContractError(f"attr 'dims' must be a non-empty tuple of axes, got {dims!r}")
+    for d in dims:
+        axis_of(node, "dims", d, rank)
+
+
 def _check_dpu_scale(node) -> None:
     scale = node.attrs.get("dpu_scale")
     if scale is not None and (not isinstance(scale, (float, int, np.floating))
@@ -322,11 +331,7 @@ class Mean(OpDef):
     """attrs: `dims` (non-negative axes), `keepdim`."""
 
     def check(self, graph, node, in_shape, out_shape) -> None:
-        dims = node.attrs["dims"]
-        if not isinstance(dims, (tuple, list)) or not dims:
-            raise OpContractError(f"attr 'dims' must be a non-empty tuple of axes, got {dims!r}")
-        for d in dims:
-            axis_of(node, "dims", d, len(in_shape))
+        check_dims(node, len(in_shape))
         _check_dpu_scale(node)
 
     def reference(self, node, xs, out_shape, custom) -> np.ndarray:
