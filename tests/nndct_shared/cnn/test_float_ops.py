@@ -32,16 +32,22 @@ def _captured() -> CapturedModel:
     return CapturedModel(g, layer_types={n.name: n.op_type for n in g}, quantized={n.name for n in g})
 
 
+# the session names nodes as the reference 3.x does (params keep their module paths)
+N = {"input_0": "Mix::nndct_input_0", "l1": "Mix::nndct_dense_1", "ln": "Mix::nndct_layer_norm_2",
+     "g1": "Mix::nndct_GELU_3", "flat": "Mix::nndct_reshape_4", "l2": "Mix::nndct_dense_5",
+     "g2": "Mix::nndct_GELU_6"}
+
+
 def test_float_ops_leave_the_quantized_part(tmp_path, caplog):
     captured = _captured()
     session = CnnQuantSession(captured, load_session_config(None, 8), RunMode.CALIB, tmp_path)
-    assert session.float_nodes == ["Mix::ln", "Mix::g1", "Mix::g2"]
+    assert session.float_nodes == [N["ln"], N["g1"], N["g2"]]
     assert "QUANTIZER_TORCH_FLOAT_OP" in caplog.text
-    assert "Mix::ln (layer_norm), Mix::g1 (gelu), Mix::g2 (gelu)" in caplog.text
-    assert captured.quantized == {"Mix::input_0", "Mix::l1", "Mix::flat", "Mix::l2"}
+    assert f"{N['ln']} (layer_norm), {N['g1']} (gelu), {N['g2']} (gelu)" in caplog.text
+    assert captured.quantized == {N["input_0"], N["l1"], N["flat"], N["l2"]}
     # g1 is read by the quantized part through the shape-only reshape: an input; g2 is an output
-    assert captured.quant_inputs == {"Mix::g1"}
+    assert captured.quant_inputs == {N["g1"]}
     assert list(session.plan.params) == ["Mix::l1.weight", "Mix::l2.weight"]   # norm params stay float
     kinds = {name: t.kind for name, t in session.plan.outputs.items()}
-    assert kinds == {"Mix::input_0": "input", "Mix::l1": "activation", "Mix::g1": "input",
-                     "Mix::l2": "activation"}
+    assert kinds == {N["input_0"]: "input", N["l1"]: "activation", N["g1"]: "input",
+                     N["l2"]: "activation"}
