@@ -98,40 +98,59 @@ StepPlan StepPlan::make(const CellFix& fix) {
 
 namespace {
 
-// The two loops of a step as functions of their own, so that every array is a restrict-qualified
+// The loops of a step as functions of their own, so that every array is a restrict-qualified
 // parameter: the vectorizer trusts that for parameters (not for pointers derived inside a
-// function from one buffer), and the many int32 stores into `codes` would otherwise need more
-// alias checks than it emits. Each has its own AVX-512 / AVX2 clones.
+// function from one buffer), and the many int32 stores into the record would otherwise need
+// more alias checks than it emits. Each has its own AVX-512 / AVX2 clones; the bodies are
+// templates (record or not) inlined into non-template clones.
 
-// One gate: dense_h (requantized accumulator), the sum node and the gate node.
-NNDCT_TARGET_CLONES void gate_loop(const StepPlan::Gate& q, int64_t lo, int64_t hi, int64_t H,
-                                 const int32_t* NNDCT_RESTRICT ag, const double* NNDCT_RESTRICT hg,
-                                 int32_t* NNDCT_RESTRICT cx, int32_t* NNDCT_RESTRICT ch,
-                                 int32_t* NNDCT_RESTRICT cy, int32_t* NNDCT_RESTRICT cg) {
+// One gate: dense_h (requantized accumulator), the sum node and the gate node. Without a
+// record only the gate node is stored.
+template <bool kRecord>
+NNDCT_ALWAYS_INLINE void gate_body(const StepPlan::Gate& q, int64_t lo, int64_t hi, int64_t n,
+                                   const int32_t* NNDCT_RESTRICT ag, const int64_t* NNDCT_RESTRICT hg,
+                                   int32_t* NNDCT_RESTRICT cx, int32_t* NNDCT_RESTRICT ch,
+                                   int32_t* NNDCT_RESTRICT cy, int32_t* NNDCT_RESTRICT cg) {
   const int bl = q.acc_to_b.left, br = q.acc_to_b.right, al = q.a_to_sum.left, ar = q.a_to_sum.right;
   const int sl = q.b_to_sum.left, sr = q.b_to_sum.right, yl = q.sum_to_y.left, yr = q.sum_to_y.right;
   const TableOp t = q.table;
   const int il = t.index.left, ir = t.index.right, ol = t.out.left, orr = t.out.right;
-  for (int64_t j = 0; j < H; ++j) {
+  for (int64_t j = 0; j < n; ++j) {
     const int64_t av = ag[j];
-    const int64_t bv = clamped(shifted(static_cast<int64_t>(hg[j]), bl, br), lo, hi);
+    const int64_t bv = clamped(shifted(hg[j], bl, br), lo, hi);
     const int64_t y = clamped(shifted(shifted(av, al, ar) + shifted(bv, sl, sr), yl, yr), lo, hi);
-    cx[j] = static_cast<int32_t>(av);
-    ch[j] = static_cast<int32_t>(bv);
-    cy[j] = static_cast<int32_t>(y);
+    if (kRecord) {
+      cx[j] = static_cast<int32_t>(av);
+      ch[j] = static_cast<int32_t>(bv);
+      cy[j] = static_cast<int32_t>(y);
+    }
     cg[j] = static_cast<int32_t>(table_value(t.table, y, t.in_lo, t.in_hi, il, ir, t.high, t.low, ol, orr,
                                              t.out_lo, t.out_hi));
   }
 }
 
+NNDCT_TARGET_CLONES void gate_loop_record(const StepPlan::Gate& q, int64_t lo, int64_t hi, int64_t n,
+                                          const int32_t* NNDCT_RESTRICT ag, const int64_t* NNDCT_RESTRICT hg,
+                                          int32_t* NNDCT_RESTRICT cx, int32_t* NNDCT_RESTRICT ch,
+                                          int32_t* NNDCT_RESTRICT cy, int32_t* NNDCT_RESTRICT cg) {
+  gate_body<true>(q, lo, hi, n, ag, hg, cx, ch, cy, cg);
+}
+
+NNDCT_TARGET_CLONES void gate_loop(const StepPlan::Gate& q, int64_t lo, int64_t hi, int64_t n,
+                                   const int32_t* NNDCT_RESTRICT ag, const int64_t* NNDCT_RESTRICT hg,
+                                   int32_t* NNDCT_RESTRICT cg) {
+  gate_body<false>(q, lo, hi, n, ag, hg, nullptr, nullptr, nullptr, cg);
+}
+
 // The cell state and output: it*cct, ft*c, c_next, c_temp, h_next, and the next state.
-NNDCT_TARGET_CLONES void cell_loop(const StepPlan& plan, int64_t H, const int32_t* NNDCT_RESTRICT it,
-                                 const int32_t* NNDCT_RESTRICT ft, const int32_t* NNDCT_RESTRICT cct,
-                                 const int32_t* NNDCT_RESTRICT ot, int32_t* NNDCT_RESTRICT c_in2,
-                                 int32_t* NNDCT_RESTRICT c_ig, int32_t* NNDCT_RESTRICT c_fc,
-                                 int32_t* NNDCT_RESTRICT c_cn, int32_t* NNDCT_RESTRICT c_ct,
-                                 int32_t* NNDCT_RESTRICT c_hn, double* NNDCT_RESTRICT h,
-                                 int64_t* NNDCT_RESTRICT c, const int64_t* NNDCT_RESTRICT tanh_table) {
+template <bool kRecord, typename T>
+NNDCT_ALWAYS_INLINE void cell_body(const StepPlan& plan, int64_t n, const int32_t* NNDCT_RESTRICT it,
+                                   const int32_t* NNDCT_RESTRICT ft, const int32_t* NNDCT_RESTRICT cct,
+                                   const int32_t* NNDCT_RESTRICT ot, int32_t* NNDCT_RESTRICT c,
+                                   int16_t* NNDCT_RESTRICT h_next, T* NNDCT_RESTRICT out, double h_scale,
+                                   int32_t* NNDCT_RESTRICT c_in2, int32_t* NNDCT_RESTRICT c_ig,
+                                   int32_t* NNDCT_RESTRICT c_fc, int32_t* NNDCT_RESTRICT c_cn,
+                                   int32_t* NNDCT_RESTRICT c_ct, int32_t* NNDCT_RESTRICT c_hn) {
   const int64_t lo = plan.lo, hi = plan.hi;
   const int igl = plan.ig.left, igr = plan.ig.right, fcl = plan.fc.left, fcr = plan.fc.right;
   const int isl = plan.ig_to_sum.left, isr = plan.ig_to_sum.right;
@@ -140,8 +159,9 @@ NNDCT_TARGET_CLONES void cell_loop(const StepPlan& plan, int64_t H, const int32_
   const int hnl = plan.hn.left, hnr = plan.hn.right;
   const int hhl = plan.hn_to_h.left, hhr = plan.hn_to_h.right, ccl = plan.cn_to_c.left, ccr = plan.cn_to_c.right;
   const TableOp t = plan.c_temp;
+  const int64_t* tanh_table = t.table;
   const int il = t.index.left, ir = t.index.right, ol = t.out.left, orr = t.out.right;
-  for (int64_t j = 0; j < H; ++j) {
+  for (int64_t j = 0; j < n; ++j) {
     const int64_t cin = c[j];
     const int64_t ig = clamped(shifted(int64_t{it[j]} * cct[j], igl, igr), lo, hi);
     const int64_t fc = clamped(shifted(int64_t{ft[j]} * cin, fcl, fcr), lo, hi);
@@ -149,16 +169,61 @@ NNDCT_TARGET_CLONES void cell_loop(const StepPlan& plan, int64_t H, const int32_
     const int64_t ct = table_value(tanh_table, cn, t.in_lo, t.in_hi, il, ir, t.high, t.low, ol, orr, t.out_lo,
                                    t.out_hi);
     const int64_t hn = clamped(shifted(int64_t{ot[j]} * ct, hnl, hnr), lo, hi);
-    c_in2[j] = static_cast<int32_t>(cin);
-    c_ig[j] = static_cast<int32_t>(ig);
-    c_fc[j] = static_cast<int32_t>(fc);
-    c_cn[j] = static_cast<int32_t>(cn);
-    c_ct[j] = static_cast<int32_t>(ct);
-    c_hn[j] = static_cast<int32_t>(hn);
+    if (kRecord) {
+      c_in2[j] = static_cast<int32_t>(cin);
+      c_ig[j] = static_cast<int32_t>(ig);
+      c_fc[j] = static_cast<int32_t>(fc);
+      c_cn[j] = static_cast<int32_t>(cn);
+      c_ct[j] = static_cast<int32_t>(ct);
+      c_hn[j] = static_cast<int32_t>(hn);
+    }
+    out[j] = static_cast<T>(static_cast<double>(hn) * h_scale);
     // The next step reads h_next / c_next through input_1 / input_2 (Q at their positions).
-    h[j] = static_cast<double>(clamped(shifted(hn, hhl, hhr), lo, hi));
-    c[j] = clamped(shifted(cn, ccl, ccr), lo, hi);
+    h_next[j] = static_cast<int16_t>(clamped(shifted(hn, hhl, hhr), lo, hi));
+    c[j] = static_cast<int32_t>(clamped(shifted(cn, ccl, ccr), lo, hi));
   }
+}
+
+#define NNDCT_CELL_LOOPS(T, SUFFIX)                                                                          \
+  NNDCT_TARGET_CLONES void cell_loop_##SUFFIX(                                                               \
+      const StepPlan& plan, int64_t n, const int32_t* NNDCT_RESTRICT it, const int32_t* NNDCT_RESTRICT ft,   \
+      const int32_t* NNDCT_RESTRICT cct, const int32_t* NNDCT_RESTRICT ot, int32_t* NNDCT_RESTRICT c,        \
+      int16_t* NNDCT_RESTRICT h_next, T* NNDCT_RESTRICT out, double h_scale) {                               \
+    cell_body<false, T>(plan, n, it, ft, cct, ot, c, h_next, out, h_scale, nullptr, nullptr, nullptr,      \
+                        nullptr, nullptr, nullptr);                                                          \
+  }                                                                                                          \
+  NNDCT_TARGET_CLONES void cell_loop_record_##SUFFIX(                                                        \
+      const StepPlan& plan, int64_t n, const int32_t* NNDCT_RESTRICT it, const int32_t* NNDCT_RESTRICT ft,   \
+      const int32_t* NNDCT_RESTRICT cct, const int32_t* NNDCT_RESTRICT ot, int32_t* NNDCT_RESTRICT c,        \
+      int16_t* NNDCT_RESTRICT h_next, T* NNDCT_RESTRICT out, double h_scale, int32_t* NNDCT_RESTRICT c_in2, \
+      int32_t* NNDCT_RESTRICT c_ig, int32_t* NNDCT_RESTRICT c_fc, int32_t* NNDCT_RESTRICT c_cn,              \
+      int32_t* NNDCT_RESTRICT c_ct, int32_t* NNDCT_RESTRICT c_hn) {                                         \
+    cell_body<true, T>(plan, n, it, ft, cct, ot, c, h_next, out, h_scale, c_in2, c_ig, c_fc, c_cn, c_ct,   \
+                       c_hn);                                                                                \
+  }
+NNDCT_CELL_LOOPS(float, f32)
+NNDCT_CELL_LOOPS(double, f64)
+#undef NNDCT_CELL_LOOPS
+
+inline void cell_loop(const StepPlan& plan, int64_t n, const int32_t* it, const int32_t* ft, const int32_t* cct,
+                      const int32_t* ot, int32_t* c, int16_t* h_next, float* out, double h_scale) {
+  cell_loop_f32(plan, n, it, ft, cct, ot, c, h_next, out, h_scale);
+}
+inline void cell_loop(const StepPlan& plan, int64_t n, const int32_t* it, const int32_t* ft, const int32_t* cct,
+                      const int32_t* ot, int32_t* c, int16_t* h_next, double* out, double h_scale) {
+  cell_loop_f64(plan, n, it, ft, cct, ot, c, h_next, out, h_scale);
+}
+inline void cell_loop_record(const StepPlan& plan, int64_t n, const int32_t* it, const int32_t* ft,
+                             const int32_t* cct, const int32_t* ot, int32_t* c, int16_t* h_next, float* out,
+                             double h_scale, int32_t* const* rec) {
+  cell_loop_record_f32(plan, n, it, ft, cct, ot, c, h_next, out, h_scale, rec[0], rec[1], rec[2], rec[3], rec[4],
+                       rec[5]);
+}
+inline void cell_loop_record(const StepPlan& plan, int64_t n, const int32_t* it, const int32_t* ft,
+                             const int32_t* cct, const int32_t* ot, int32_t* c, int16_t* h_next, double* out,
+                             double h_scale, int32_t* const* rec) {
+  cell_loop_record_f64(plan, n, it, ft, cct, ot, c, h_next, out, h_scale, rec[0], rec[1], rec[2], rec[3], rec[4],
+                       rec[5]);
 }
 
 }  // namespace
@@ -171,12 +236,12 @@ DenseBiasPlan DenseBiasPlan::make(int f_acc, int fa, int f_bias) {
 namespace {
 
 NNDCT_TARGET_CLONES void dense_bias_loop(const DenseBiasPlan& p, int64_t lo, int64_t hi, int64_t n,
-                                       const double* NNDCT_RESTRICT acc, const int32_t* NNDCT_RESTRICT bias,
-                                       int32_t* NNDCT_RESTRICT dst) {
+                                         const int64_t* NNDCT_RESTRICT acc, const int32_t* NNDCT_RESTRICT bias,
+                                         int32_t* NNDCT_RESTRICT dst) {
   const int cl = p.acc_to_a.left, cr = p.acc_to_a.right, al = p.a_to_sum.left, ar = p.a_to_sum.right;
   const int bl = p.b_to_sum.left, br = p.b_to_sum.right, sl = p.sum_to_a.left, sr = p.sum_to_a.right;
   for (int64_t j = 0; j < n; ++j) {
-    const int64_t prod = clamped(shifted(static_cast<int64_t>(acc[j]), cl, cr), lo, hi);
+    const int64_t prod = clamped(shifted(acc[j], cl, cr), lo, hi);
     const int64_t b = bias ? int64_t{bias[j]} : 0;
     dst[j] = static_cast<int32_t>(clamped(shifted(shifted(prod, al, ar) + shifted(b, bl, br), sl, sr), lo, hi));
   }
@@ -184,7 +249,7 @@ NNDCT_TARGET_CLONES void dense_bias_loop(const DenseBiasPlan& p, int64_t lo, int
 
 // Not restrict-qualified: calibration calls it in place (the compiler checks the overlap).
 NNDCT_TARGET_CLONES void floor_codes_loop(const double* x, int64_t n, double amp, double lo, double hi,
-                                        double out_scale, double* out) {
+                                          double out_scale, double* out) {
   for (int64_t i = 0; i < n; ++i) {
     double s = std::floor(x[i] * amp);
     s = s > lo ? s : lo;
@@ -193,9 +258,28 @@ NNDCT_TARGET_CLONES void floor_codes_loop(const double* x, int64_t n, double amp
   }
 }
 
+template <typename T>
+NNDCT_ALWAYS_INLINE void floor_codes16_body(const T* NNDCT_RESTRICT x, int64_t n, double amp, double lo, double hi,
+                                            int16_t* NNDCT_RESTRICT out) {
+  for (int64_t i = 0; i < n; ++i) {
+    double s = std::floor(static_cast<double>(x[i]) * amp);
+    s = s > lo ? s : lo;
+    s = s > hi ? hi : s;
+    out[i] = static_cast<int16_t>(static_cast<int32_t>(s));
+  }
+}
+NNDCT_TARGET_CLONES void floor_codes16_f64(const double* NNDCT_RESTRICT x, int64_t n, double amp, double lo,
+                                           double hi, int16_t* NNDCT_RESTRICT out) {
+  floor_codes16_body(x, n, amp, lo, hi, out);
+}
+NNDCT_TARGET_CLONES void floor_codes16_f32(const float* NNDCT_RESTRICT x, int64_t n, double amp, double lo,
+                                           double hi, int16_t* NNDCT_RESTRICT out) {
+  floor_codes16_body(x, n, amp, lo, hi, out);
+}
+
 }  // namespace
 
-void dense_bias_codes(const DenseBiasPlan& plan, int64_t lo, int64_t hi, int64_t n, const double* acc,
+void dense_bias_codes(const DenseBiasPlan& plan, int64_t lo, int64_t hi, int64_t n, const int64_t* acc,
                       const int32_t* bias, int32_t* dst) {
   dense_bias_loop(plan, lo, hi, n, acc, bias, dst);
 }
@@ -204,17 +288,38 @@ void floor_codes(const double* x, int64_t n, int fp, int64_t lo, int64_t hi, dou
   floor_codes_loop(x, n, pow2(fp), static_cast<double>(lo), static_cast<double>(hi), out_scale, out);
 }
 
-void step_row(const StepPlan& plan, int64_t H, const int32_t* a, const double* acc_h, double* h, int64_t* c,
-              int32_t* codes) {
-  for (int g = 0; g < kNumGates; ++g)
-    gate_loop(plan.gate[g], plan.lo, plan.hi, H, a + g * H, acc_h + g * H, codes + dense_x_node(g) * H,
-              codes + dense_h_node(g) * H, codes + sum_node(g) * H, codes + gate_node(g) * H);
-  int32_t* in1 = codes + kInput1 * H;
-  for (int64_t j = 0; j < H; ++j) in1[j] = static_cast<int32_t>(h[j]);  // the state this step read
-  cell_loop(plan, H, codes + kIt * H, codes + kFt * H, codes + kCct * H, codes + kOt * H, codes + kInput2 * H,
-            codes + kItCct * H, codes + kFtC * H, codes + kCNext * H, codes + kCTemp * H, codes + kHNext * H,
-            h, c, plan.c_temp.table);
+template <>
+void floor_codes16<double>(const double* x, int64_t n, int fp, int64_t lo, int64_t hi, int16_t* out) {
+  floor_codes16_f64(x, n, pow2(fp), static_cast<double>(lo), static_cast<double>(hi), out);
 }
+template <>
+void floor_codes16<float>(const float* x, int64_t n, int fp, int64_t lo, int64_t hi, int16_t* out) {
+  floor_codes16_f32(x, n, pow2(fp), static_cast<double>(lo), static_cast<double>(hi), out);
+}
+
+template <typename T>
+void step_units(const StepPlan& plan, int64_t n, int64_t gate_stride, int64_t code_stride, const StepRow& row,
+                T* out, double h_scale) {
+  if (!row.codes) {
+    int32_t* g[kNumGates];
+    for (int k = 0; k < kNumGates; ++k) g[k] = row.gates + k * gate_stride;
+    for (int k = 0; k < kNumGates; ++k)
+      gate_loop(plan.gate[k], plan.lo, plan.hi, n, row.a + k * gate_stride, row.acc + k * gate_stride, g[k]);
+    cell_loop(plan, n, g[0], g[1], g[2], g[3], row.c, row.h_next, out, h_scale);
+    return;
+  }
+  int32_t* codes = row.codes;
+  auto node = [&](int k) { return codes + k * code_stride; };
+  for (int k = 0; k < kNumGates; ++k)
+    gate_loop_record(plan.gate[k], plan.lo, plan.hi, n, row.a + k * gate_stride, row.acc + k * gate_stride,
+                     node(dense_x_node(k)), node(dense_h_node(k)), node(sum_node(k)), node(gate_node(k)));
+  int32_t* in1 = node(kInput1);
+  for (int64_t j = 0; j < n; ++j) in1[j] = row.h[j];  // the state this step read
+  int32_t* rec[6] = {node(kInput2), node(kItCct), node(kFtC), node(kCNext), node(kCTemp), node(kHNext)};
+  cell_loop_record(plan, n, node(kIt), node(kFt), node(kCct), node(kOt), row.c, row.h_next, out, h_scale, rec);
+}
+template void step_units<float>(const StepPlan&, int64_t, int64_t, int64_t, const StepRow&, float*, double);
+template void step_units<double>(const StepPlan&, int64_t, int64_t, int64_t, const StepRow&, double*, double);
 
 }  // namespace lstm
 }  // namespace nndct

@@ -5,9 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import os
-
 from .. import _kernels, kernels
+from ..kernels.threads import loop_threads
 from .cell_params import CellWeights
 from .fix_positions import CellCalibration, CellFixPositions
 from .naming import GATES, NODE_NAMES, PARAM_NAMES
@@ -33,14 +32,10 @@ class CellRecord:
         return self.codes["input_0"].shape[0]
 
 
-def _default_threads() -> int:
-    """Threads for the batch-parallel test loop: NNDCT_NUM_THREADS, else every core."""
-    env = os.environ.get("NNDCT_NUM_THREADS")
-    return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
-
-
 def _as_sequence(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x, dtype=np.float64)
+    """float32 stays float32 (the loops read either exactly); anything else becomes float64."""
+    x = np.asarray(x)
+    return np.ascontiguousarray(x, dtype=np.float32 if x.dtype == np.float32 else np.float64)
 
 
 def _optional(a: np.ndarray | None, dtype) -> np.ndarray | None:
@@ -52,7 +47,12 @@ class QuantizedLstmCell:
 
     Arrays in and out are NumPy: x [batch, steps, input], lengths [batch] (None: all steps),
     h0/c0 [batch, hidden] (None: zeros). Both front ends call exactly this code, which is why a
-    PyTorch and a Keras LSTM with the same weights give the same bits.
+    PyTorch and a Keras LSTM with the same weights give the same bits. `out_dtype` (float64 by
+    default, or float32) is the dtype of the output sequence; its values are exact in both.
+
+    The C++ cells (weights packed as int16 codes) are prepared once: the test-mode one when the
+    fix positions are loaded, the calibration one at the first calibration call.
+    `num_threads=None` follows `kernels.threads.loop_threads()` at every call.
     """
 
     def __init__(self, graph_name: str, weights: CellWeights, reverse: bool, bit_width: int,
@@ -63,7 +63,13 @@ class QuantizedLstmCell:
         self.bit_width = bit_width
         self.calibration = CellCalibration(bit_width, max_fix_pos)
         self.fix: CellFixPositions | None = None
-        self.num_threads = num_threads or _default_threads()
+        self.num_threads = num_threads
+        self._fixed_cell = None
+        self._calib_cell = None
+        self._calib_cell_params: dict[str, int] | None = None
+
+    def threads(self) -> int:
+        return self.num_threads or loop_threads()
 
     @property
     def hidden_size(self) -> int:
@@ -82,30 +88,45 @@ class QuantizedLstmCell:
                 block, self.bit_width, search_range=PARAM_SEARCH_RANGE, method=WEIGHT_METHOD,
                 max_fix_pos=cal.max_fix_pos)
 
-    def _fake_quantized_params(self, param_fp: dict[str, int]) -> tuple[np.ndarray, ...]:
-        blocks = self.weights.blocks()
-        q = {n: kernels.fix_neuron(blocks[n], self.bit_width, param_fp[n], WEIGHT_METHOD) for n in PARAM_NAMES}
-        return (np.concatenate([q[f"weight_i{g}"] for g in GATES]),
-                np.concatenate([q[f"weight_h{g}"] for g in GATES]),
-                np.concatenate([q[f"bias_{g}"] for g in GATES]))
+    def _prepared_calib_cell(self):
+        """The C++ calibration cell for the current parameter fix positions: weight codes (the
+        fake-quantized weights are code * 2^-fp exactly) and the fake-quantized bias."""
+        param_fp = self.calibration.param
+        if self._calib_cell is None or self._calib_cell_params != param_fp:
+            blocks = self.weights.blocks()
+            codes = {n: kernels.fix_codes(blocks[n], self.bit_width, param_fp[n], WEIGHT_METHOD).astype(np.int32)
+                     for n in PARAM_NAMES if n.startswith("weight")}
+            bias = np.concatenate([kernels.fix_neuron(blocks[f"bias_{g}"], self.bit_width, param_fp[f"bias_{g}"],
+                                                      WEIGHT_METHOD) for g in GATES])
+            self._calib_cell = _kernels.CalibLstmCell(
+                np.concatenate([codes[f"weight_i{g}"] for g in GATES]),
+                np.concatenate([codes[f"weight_h{g}"] for g in GATES]),
+                np.asarray([param_fp[f"weight_i{g}"] for g in GATES], np.int32),
+                np.asarray([param_fp[f"weight_h{g}"] for g in GATES], np.int32),
+                bias, self.bit_width, search_range=PARAM_SEARCH_RANGE, max_fix_pos=self.calibration.max_fix_pos)
+            self._calib_cell_params = dict(param_fp)
+        return self._calib_cell
 
-    def calibrate(self, x, lengths=None, h0=None, c0=None):
+    def calibrate(self, x, lengths=None, h0=None, c0=None, out_dtype=np.float64):
         """Calibration-mode forward: the reference's fake-quantized float cell, recording the
         diffs fix position of every node at every step. Returns (out, h_n, c_n)."""
         if not self.calibration.param:
             self._calibrate_params()
-        w_ih, w_hh, bias = self._fake_quantized_params(self.calibration.param)
-        cal = self.calibration
-        return _kernels.lstm_calibrate_forward(
-            _as_sequence(x), w_ih, w_hh, bias, self.bit_width, cal.counts,
-            search_range=PARAM_SEARCH_RANGE, max_fix_pos=cal.max_fix_pos,
-            lengths=_optional(lengths, np.int64), h0=_optional(h0, np.float64),
-            c0=_optional(c0, np.float64), reverse=self.reverse)
+        return self._prepared_calib_cell().forward(
+            _as_sequence(x), self.calibration.counts, lengths=_optional(lengths, np.int64),
+            h0=_optional(h0, np.float64), c0=_optional(c0, np.float64), reverse=self.reverse,
+            num_threads=self.threads(), out_dtype=out_dtype)
 
     # ----------------------------------------------------------------------------- test mode
     def load_fix_positions(self, fix: CellFixPositions) -> None:
         self.fix = fix
-        self._codes = self.param_codes()
+        codes = self.param_codes()
+        node, w_ih_fp, w_hh_fp, bias_fp = fix.arrays()
+        self._fixed_cell = _kernels.FixedLstmCell(
+            np.concatenate([codes[f"weight_i{g}"] for g in GATES]),
+            np.concatenate([codes[f"weight_h{g}"] for g in GATES]),
+            np.concatenate([codes[f"bias_{g}"] for g in GATES]),
+            fix.bit_width, node, w_ih_fp, w_hh_fp, bias_fp)
 
     def param_codes(self) -> dict[str, np.ndarray]:
         """The integer codes of the 12 parameters at their fix positions."""
@@ -125,22 +146,16 @@ class QuantizedLstmCell:
             raise RuntimeError(f"cell {self.graph_name} has no fix positions: load quant_info.json first")
         return self.fix
 
-    def _run_fixed(self, x, lengths, h0, c0, record: bool):
-        fix = self._require_fix()
-        codes = self._codes
-        node, w_ih_fp, w_hh_fp, bias_fp = fix.arrays()
-        w_ih = np.concatenate([codes[f"weight_i{g}"] for g in GATES])
-        w_hh = np.concatenate([codes[f"weight_h{g}"] for g in GATES])
-        bias = np.concatenate([codes[f"bias_{g}"] for g in GATES])
-        return _kernels.lstm_fixed_forward(
-            _as_sequence(x), w_ih, w_hh, bias, fix.bit_width, node, w_ih_fp, w_hh_fp, bias_fp,
-            lengths=_optional(lengths, np.int64), h0=_optional(h0, np.float64),
-            c0=_optional(c0, np.float64), reverse=self.reverse, record=record,
-            num_threads=self.num_threads)
+    def _run_fixed(self, x, lengths, h0, c0, record: bool, out_dtype=np.float64):
+        self._require_fix()
+        return self._fixed_cell.forward(
+            _as_sequence(x), lengths=_optional(lengths, np.int64), h0=_optional(h0, np.float64),
+            c0=_optional(c0, np.float64), reverse=self.reverse, record=record, num_threads=self.threads(),
+            out_dtype=out_dtype)
 
-    def run(self, x, lengths=None, h0=None, c0=None):
-        """Test-mode forward on integer codes. Returns (out, h_n, c_n) as float64 arrays."""
-        out, h_n, c_n, _ = self._run_fixed(x, lengths, h0, c0, record=False)
+    def run(self, x, lengths=None, h0=None, c0=None, out_dtype=np.float64):
+        """Test-mode forward on integer codes. Returns (out, h_n, c_n); h_n and c_n are float64."""
+        out, h_n, c_n, _ = self._run_fixed(x, lengths, h0, c0, record=False, out_dtype=out_dtype)
         return out, h_n, c_n
 
     def record(self, x, lengths=None, h0=None, c0=None) -> tuple[np.ndarray, CellRecord]:
