@@ -23,6 +23,7 @@
 //   depend on the threading.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -84,20 +85,35 @@ NNDCT_ALWAYS_INLINE double q_code(double x, const Quant& q) {
 }
 NNDCT_ALWAYS_INLINE double q_value(double x, const Quant& q) { return q_code(x, q) * q.scale + q.zero; }
 
-// The node loops: compute, store and take the min / max in one pass. Eight independent lanes
-// keep the min / max vectorizable (their results do not depend on the order).
-struct Lanes {
-  double lo[8], hi[8];
-  Lanes() {
+// The node loops: compute and store a node's values, and take their min / max while they are
+// in the first-level cache. The min / max run on GCC vector extensions (eight doubles: one
+// AVX-512 register, two AVX2 or four SSE2 registers, whatever the clone), because the
+// vectorizer does not turn a floating-point min / max reduction into vector code by itself.
+typedef double V8 __attribute__((vector_size(64)));
+constexpr int64_t kBlock = 512;
+
+struct MinMax8 {
+  V8 lo, hi;
+  MinMax8() {
     for (int l = 0; l < 8; ++l) {
       lo[l] = std::numeric_limits<double>::infinity();
       hi[l] = -std::numeric_limits<double>::infinity();
     }
   }
-  NNDCT_ALWAYS_INLINE void add(int l, double v) {
-    lo[l] = v < lo[l] ? v : lo[l];
-    hi[l] = v > hi[l] ? v : hi[l];
+  NNDCT_ALWAYS_INLINE void add(const double* x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      V8 v;
+      std::memcpy(&v, x + i, sizeof v);
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+    }
+    for (; i < n; ++i) {
+      lo[0] = x[i] < lo[0] ? x[i] : lo[0];
+      hi[0] = x[i] > hi[0] ? x[i] : hi[0];
+    }
   }
+  // The values of the node loops are always finite (they come from finite codes).
   FiniteRange range(int64_t n) const {
     FiniteRange r{lo[0], hi[0], n};
     for (int l = 1; l < 8; ++l) {
@@ -108,63 +124,98 @@ struct Lanes {
   }
 };
 
-#define NNDCT_NODE_LOOP(EXPR)                                  \
-  Lanes lanes;                                                 \
-  int64_t i = 0;                                               \
-  for (; i + 8 <= n; i += 8)                                   \
-    for (int l = 0; l < 8; ++l) {                              \
-      const int64_t k = i + l;                                 \
-      const double v = (EXPR);                                 \
-      out[k] = v;                                              \
-      lanes.add(l, v);                                         \
-    }                                                          \
-  for (; i < n; ++i) {                                         \
-    const int64_t k = i;                                       \
-    const double v = (EXPR);                                   \
-    out[k] = v;                                                \
-    lanes.add(0, v);                                           \
-  }                                                            \
-  return lanes.range(n);
+// out[k] = EXPR for k < n, with the min / max.
+#define NNDCT_NODE_LOOP(EXPR)                                     \
+  MinMax8 mm;                                                     \
+  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {                    \
+    const int64_t b1 = n - b0 < kBlock ? n : b0 + kBlock;         \
+    for (int64_t k = b0; k < b1; ++k) out[k] = (EXPR);            \
+    mm.add(out + b0, b1 - b0);                                    \
+  }                                                               \
+  return mm.range(n);
 
-// acc * scale (+ bias): a dense node from its exact integer sums.
-NNDCT_TARGET_CLONES FiniteRange scaled_values(const int64_t* NNDCT_RESTRICT acc, double scale,
-                                            double* NNDCT_RESTRICT out, int64_t n) {
-  NNDCT_NODE_LOOP(static_cast<double>(acc[k]) * scale)
+// out[r * H + j] = EXPR for rows r < rows, j < H, with the min / max.
+#define NNDCT_ROWS_LOOP(EXPR)                                     \
+  MinMax8 mm;                                                     \
+  for (int64_t r = 0; r < rows; ++r) {                            \
+    double* o = out + r * H;                                      \
+    for (int64_t j = 0; j < H; ++j) o[j] = (EXPR);                \
+    mm.add(o, H);                                                 \
+  }                                                               \
+  return mm.range(rows * H);
+
+// A dense node from its exact integer sums: acc * 2^-(fx + fw) (+ bias, one rounding as the
+// float cell's dot product + bias). acc rows are `stride` apart.
+NNDCT_TARGET_CLONES FiniteRange scaled_rows(const int64_t* NNDCT_RESTRICT acc, int64_t stride, int64_t rows,
+                                            int64_t H, double scale, double* NNDCT_RESTRICT out) {
+  NNDCT_ROWS_LOOP(static_cast<double>(acc[r * stride + j]) * scale)
 }
-NNDCT_TARGET_CLONES FiniteRange copy_values(const double* NNDCT_RESTRICT a, double* NNDCT_RESTRICT out, int64_t n) {
-  NNDCT_NODE_LOOP(a[k])
+NNDCT_TARGET_CLONES FiniteRange biased_rows(const int64_t* NNDCT_RESTRICT acc, int64_t stride, int64_t rows,
+                                            int64_t H, double scale, const double* NNDCT_RESTRICT bias,
+                                            double* NNDCT_RESTRICT out) {
+  NNDCT_ROWS_LOOP(static_cast<double>(acc[r * stride + j]) * scale + bias[j])
 }
 NNDCT_TARGET_CLONES FiniteRange sum_values(const double* NNDCT_RESTRICT a, Quant qa, const double* NNDCT_RESTRICT b,
-                                         Quant qb, double* NNDCT_RESTRICT out, int64_t n) {
+                                           Quant qb, double* NNDCT_RESTRICT out, int64_t n) {
   NNDCT_NODE_LOOP(q_value(a[k], qa) + q_value(b[k], qb))
 }
 NNDCT_TARGET_CLONES FiniteRange product_values(const double* NNDCT_RESTRICT a, Quant qa,
-                                             const double* NNDCT_RESTRICT b, Quant qb, double* NNDCT_RESTRICT out,
-                                             int64_t n) {
+                                               const double* NNDCT_RESTRICT b, Quant qb, double* NNDCT_RESTRICT out,
+                                               int64_t n) {
   NNDCT_NODE_LOOP(q_value(a[k], qa) * q_value(b[k], qb))
+}
+// a (contiguous rows of H) times the rows b[r] (ft * c: c read from the state of each row).
+NNDCT_TARGET_CLONES FiniteRange product_rows(const double* NNDCT_RESTRICT a, Quant qa, const double* const* b,
+                                             Quant qb, int64_t rows, int64_t H, double* NNDCT_RESTRICT out) {
+  NNDCT_ROWS_LOOP(q_value(a[r * H + j], qa) * q_value(b[r][j], qb))
 }
 // The table lookup of the step kernel (one definition for both modes) on the quantized input's
 // codes; results on the 2^-15 grid.
 NNDCT_TARGET_CLONES FiniteRange table_values(const TableOp& t, const int64_t* NNDCT_RESTRICT table,
-                                           const double* NNDCT_RESTRICT y, Quant qy, double* NNDCT_RESTRICT out,
-                                           int64_t n) {
+                                             const double* NNDCT_RESTRICT y, Quant qy, double* NNDCT_RESTRICT out,
+                                             int64_t n) {
   const double inv = pow2(-kTableOutputFixPos);
   const int il = t.index.left, ir = t.index.right, ol = t.out.left, orr = t.out.right;
   NNDCT_NODE_LOOP(static_cast<double>(table_value(table, static_cast<int64_t>(q_code(y[k], qy)), t.in_lo, t.in_hi,
                                                   il, ir, t.high, t.low, ol, orr, t.out_lo, t.out_hi)) * inv)
 }
 #undef NNDCT_NODE_LOOP
+#undef NNDCT_ROWS_LOOP
 
-NNDCT_TARGET_CLONES void quantize_values(const double* NNDCT_RESTRICT x, Quant q, double* NNDCT_RESTRICT out,
-                                         int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = q_value(x[i], q);
+// The new state of every row: dst[r] = Q(src row r), also written to out[r] when given, and
+// the min / max of each row (the next step's input scans combine them).
+template <typename T>
+NNDCT_ALWAYS_INLINE void store_rows_body(const double* NNDCT_RESTRICT src, Quant q, int64_t rows, int64_t H,
+                                         double* const* dst, T* const* out, FiniteRange* ranges) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double* d = dst[r];
+    const double* s = src + r * H;
+    for (int64_t j = 0; j < H; ++j) d[j] = q_value(s[j], q);
+    if (out) {
+      T* o = out[r];
+      for (int64_t j = 0; j < H; ++j) o[j] = static_cast<T>(d[j]);
+    }
+    MinMax8 mm;
+    mm.add(d, H);
+    ranges[r] = mm.range(H);
+  }
 }
-NNDCT_TARGET_CLONES void quantize_values_f32(const double* NNDCT_RESTRICT x, Quant q, float* NNDCT_RESTRICT out,
-                                             int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(q_value(x[i], q));
+NNDCT_TARGET_CLONES void store_rows_f64(const double* NNDCT_RESTRICT src, Quant q, int64_t rows, int64_t H,
+                                        double* const* dst, double* const* out, FiniteRange* ranges) {
+  store_rows_body(src, q, rows, H, dst, out, ranges);
 }
-inline void quantize_to(const double* x, Quant q, double* out, int64_t n) { quantize_values(x, q, out, n); }
-inline void quantize_to(const double* x, Quant q, float* out, int64_t n) { quantize_values_f32(x, q, out, n); }
+NNDCT_TARGET_CLONES void store_rows_f32(const double* NNDCT_RESTRICT src, Quant q, int64_t rows, int64_t H,
+                                        double* const* dst, float* const* out, FiniteRange* ranges) {
+  store_rows_body(src, q, rows, H, dst, out, ranges);
+}
+inline void store_rows(const double* src, Quant q, int64_t rows, int64_t H, double* const* dst, double* const* out,
+                       FiniteRange* ranges) {
+  store_rows_f64(src, q, rows, H, dst, out, ranges);
+}
+inline void store_rows(const double* src, Quant q, int64_t rows, int64_t H, double* const* dst, float* const* out,
+                       FiniteRange* ranges) {
+  store_rows_f32(src, q, rows, H, dst, out, ranges);
+}
 
 // The codes of Q (the operands of the exact products).
 template <typename T>
@@ -182,6 +233,8 @@ NNDCT_TARGET_CLONES void codes16_f32(const float* NNDCT_RESTRICT x, Quant q, int
 inline void codes16(const double* x, Quant q, int16_t* out, int64_t n) { codes16_f64(x, q, out, n); }
 inline void codes16(const float* x, Quant q, int16_t* out, int64_t n) { codes16_f32(x, q, out, n); }
 
+// The range of user values (x, h0, c0): NaN and +-inf are left out of the min / max and counted
+// as non-finite, as the diffs search does.
 FiniteRange input_range(const double* x, int64_t n) { return finite_range(x, n); }
 FiniteRange input_range(const float* x, int64_t n) {
   FiniteRange r;
@@ -197,8 +250,10 @@ FiniteRange input_range(const float* x, int64_t n) {
   return r;
 }
 
-// Node buffers of one step: the 21 nodes after the three inputs, [active rows][hidden] each.
-constexpr int kBufferNodes = kNumNodes - 3;
+// Node buffers of one step: nodes 4.. (dense_h of gate i onwards; the dense_x nodes live in the
+// chunk's projections), [active rows][hidden] each.
+constexpr int kFirstBuffer = 4;
+constexpr int kBufferNodes = kNumNodes - kFirstBuffer;
 
 template <typename TIn, typename TOut>
 class CalibRun {
@@ -211,21 +266,34 @@ class CalibRun {
     len_.resize(static_cast<size_t>(B));
     for (int64_t b = 0; b < B; ++b)
       len_[static_cast<size_t>(b)] = seq.lengths ? std::min<int64_t>(std::max<int64_t>(seq.lengths[b], 0), T) : T;
-    // State of every row (the fake-quantized h_next / c_next of its last step; raw h0 / c0).
+    // State of every row (the fake-quantized h_next / c_next of its last step; raw h0 / c0),
+    // with the min / max of each row.
     h_.assign(static_cast<size_t>(B * H), 0.0);
     c_.assign(static_cast<size_t>(B * H), 0.0);
     if (seq.h0) std::copy(seq.h0, seq.h0 + B * H, h_.begin());
     if (seq.c0) std::copy(seq.c0, seq.c0 + B * H, c_.begin());
+    h_range_.resize(static_cast<size_t>(B));
+    c_range_.resize(static_cast<size_t>(B));
+    for (int64_t b = 0; b < B; ++b) {
+      h_range_[static_cast<size_t>(b)] = finite_range(h_.data() + b * H, H);
+      c_range_[static_cast<size_t>(b)] = finite_range(c_.data() + b * H, H);
+    }
     for (int node = 0; node < kNumNodes; ++node) {
       int fp;
       mode_[node] = histogram_mode(counts + node * kFpSlots, &fp) ? fp + kFpOffset : -1;
       quant_[node] = make_quant(mode_[node]);
     }
     chunk_ = std::max<int64_t>(1, kChunkPositions / std::max<int64_t>(B, 1));
+    positions_ = chunk_ * B;
     active_.resize(static_cast<size_t>(B));
+    h_rows_.resize(static_cast<size_t>(B));
+    c_rows_.resize(static_cast<size_t>(B));
+    out_rows_.resize(static_cast<size_t>(B));
+    fresh_ranges_.resize(static_cast<size_t>(B));
     hcodes_.resize(B * Hp_);
-    xcodes_.resize(chunk_ * B * Ip_);
-    ax_.resize(chunk_ * B * 4 * H);
+    xcodes_.resize(positions_ * Ip_);
+    ax_.resize(kNumGates * positions_ * H);
+    ax_range_.resize(static_cast<size_t>(chunk_ * kNumGates));
     nodes_.resize(kBufferNodes * B * H);
     first_.resize(static_cast<size_t>(chunk_ + 1));
     xquant_.resize(static_cast<size_t>(chunk_));
@@ -239,7 +307,7 @@ class CalibRun {
     const int64_t B = seq_.batch, T = seq_.steps, H = seq_.hidden;
     const int me = region.index();
     const bool two = region.size() == 2;
-    // Thread p's scratch: the recurrent sums of gate pack p, the projection sums.
+    // This thread's scratch: the recurrent and projection sums of one gate pack, row pointers.
     AlignedArray<int64_t> acc_h(B * 2 * Hp_), acc_x(kProjectionRows * 2 * Hp_);
     std::vector<const int16_t*> in_rows(static_cast<size_t>(std::max(B, kProjectionRows)));
     std::vector<int64_t*> acc_rows(static_cast<size_t>(std::max(B, kProjectionRows)));
@@ -247,31 +315,19 @@ class CalibRun {
       const int64_t t1 = std::min(T, t0 + chunk_);
       if (me == 0) scan_chunk_inputs(t0, t1);
       region.barrier();
-      if (two) {
-        project(me, acc_x, in_rows, acc_rows);
-      } else {
-        project(0, acc_x, in_rows, acc_rows);
-        project(1, acc_x, in_rows, acc_rows);
-      }
+      for (int p = 0; p < 2; ++p)
+        if (!two || p == me) project(p, acc_x, in_rows, acc_rows);
       for (int64_t t = t0; t < t1; ++t) {
         if (me == 0) head(t);
-        region.barrier();
+        region.barrier();  // also orders the projections of both packs before any gate reads them
         const int64_t n = n_;
         if (n == 0) continue;  // every thread sees the same n
         const bool paired = two && n * H >= kMinPairElements;
-        if (me == 0) {
-          gates(0, t - t0, acc_h, in_rows, acc_rows);
-          if (!paired) gates(1, t - t0, acc_h, in_rows, acc_rows);
-        } else if (paired) {
-          gates(1, t - t0, acc_h, in_rows, acc_rows);
-        }
+        for (int p = 0; p < 2; ++p)
+          if ((paired && p == me) || (!paired && me == 0)) gates(p, t - t0, acc_h, in_rows, acc_rows);
         region.barrier();
-        if (me == 0) {
-          input_product(kItCct);
-          if (!paired) input_product(kFtC);
-        } else if (paired) {
-          input_product(kFtC);
-        }
+        if (me == 0) input_product(kItCct);
+        if ((paired && me == 1) || (!paired && me == 0)) input_product(kFtC);
         region.barrier();
         if (me == 0) tail(t);
       }
@@ -320,7 +376,9 @@ class CalibRun {
     }
   }
 
-  double* node_buf(int node) { return nodes_.data() + (node - 3) * seq_.batch * seq_.hidden; }
+  double* node_buf(int node) { return nodes_.data() + (node - kFirstBuffer) * seq_.batch * seq_.hidden; }
+  // The dense_x values of gate g at chunk position p (rows of one step are consecutive positions).
+  double* ax_at(int g, int64_t p) { return ax_.data() + (g * positions_ + p) * seq_.hidden; }
 
   // input_0 of steps [t0, t1): one vote per step (x only), and the codes of the quantized x.
   void scan_chunk_inputs(int64_t t0, int64_t t1) {
@@ -328,6 +386,7 @@ class CalibRun {
     int64_t p = 0;
     for (int64_t t = t0; t < t1; ++t) {
       first_[static_cast<size_t>(t - t0)] = p;
+      for (int g = 0; g < kNumGates; ++g) ax_range_[static_cast<size_t>((t - t0) * kNumGates + g)] = FiniteRange{};
       FiniteRange r;
       int64_t count = 0;
       for (int64_t b = 0; b < B; ++b)
@@ -352,8 +411,8 @@ class CalibRun {
     return seq_.x + (b * seq_.steps + pos) * seq_.input_size;
   }
 
-  // The dense-with-bias values of gate pack p for every position of the chunk:
-  // acc * 2^-(fx + fw) + bias (the exact dot product, then one rounding, as the float cell).
+  // The dense-with-bias values of gate pack p for every position of the chunk, and their
+  // min / max per step: acc * 2^-(fx + fw) + bias (the exact dot product, then one rounding).
   void project(int p, AlignedArray<int64_t>& acc_x, std::vector<const int16_t*>& in_rows,
                std::vector<int64_t*>& acc_rows) {
     const int64_t H = seq_.hidden;
@@ -368,15 +427,13 @@ class CalibRun {
           acc_rows[static_cast<size_t>(k)] = acc_x.data() + k * 2 * Hp_;
         }
         gate_matmul(w, in_rows.data(), m, 0, w.blocks(), acc_rows.data());
-        for (int64_t k = 0; k < m; ++k)
-          for (int gg = 0; gg < 2; ++gg) {
-            const int g = 2 * p + gg;
-            const double scale = q.scale * pow2(-cell_.w_ih_fp[g]);  // 2^-(fx + fw), exact
-            const int64_t* acc = acc_x.data() + k * 2 * Hp_ + gg * Hp_;
-            const double* bias = cell_.bias.data() + g * H;
-            double* dst = ax_.data() + ((r0 + k) * 4 + g) * H;
-            for (int64_t j = 0; j < H; ++j) dst[j] = static_cast<double>(acc[j]) * scale + bias[j];
-          }
+        for (int gg = 0; gg < 2; ++gg) {
+          const int g = 2 * p + gg;
+          const double scale = q.scale * pow2(-cell_.w_ih_fp[g]);  // 2^-(fx + fw), exact
+          FiniteRange& range = ax_range_[static_cast<size_t>(s * kNumGates + g)];
+          range = combine(range, biased_rows(acc_x.data() + gg * Hp_, 2 * Hp_, m, H, scale,
+                                             cell_.bias.data() + g * H, ax_at(g, r0)));
+        }
       }
     }
   }
@@ -389,42 +446,40 @@ class CalibRun {
     for (int64_t b = 0; b < B; ++b)
       if (t < len_[static_cast<size_t>(b)]) {
         active_[static_cast<size_t>(n++)] = b;
-        rh = combine(rh, finite_range(h_.data() + b * H, H));
-        rc = combine(rc, finite_range(c_.data() + b * H, H));
+        rh = combine(rh, h_range_[static_cast<size_t>(b)]);
+        rc = combine(rc, c_range_[static_cast<size_t>(b)]);
       }
     n_ = n;
     if (n == 0) return;
     vote(kInput1, nullptr, n * H, rh, true);
     vote(kInput2, nullptr, n * H, rc, true);
-    for (int64_t k = 0; k < n; ++k)
-      codes16(h_.data() + active_[static_cast<size_t>(k)] * H, quant_[kInput1], hcodes_.data() + k * Hp_, H);
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t b = active_[static_cast<size_t>(k)];
+      codes16(h_.data() + b * H, quant_[kInput1], hcodes_.data() + k * Hp_, H);
+      c_rows_[static_cast<size_t>(k)] = c_.data() + b * H;
+    }
   }
 
-  // Gates 2p and 2p + 1: dense_x, dense_h, the sum and the gate node, each scanned.
+  // Gates 2p and 2p + 1: dense_x (computed with the chunk), dense_h, the sum and the gate node,
+  // each scanned.
   void gates(int p, int64_t s, AlignedArray<int64_t>& acc_h, std::vector<const int16_t*>& in_rows,
              std::vector<int64_t*>& acc_rows) {
     const int64_t n = n_, H = seq_.hidden, N = n * H;
-    // in_rows / acc_rows belong to the calling thread.
-    for (int64_t k = 0; k < n; ++k) {
+    for (int64_t k = 0; k < n; ++k) {  // in_rows / acc_rows belong to the calling thread
       in_rows[static_cast<size_t>(k)] = hcodes_.data() + k * Hp_;
       acc_rows[static_cast<size_t>(k)] = acc_h.data() + k * 2 * Hp_;
     }
     gate_matmul(cell_.w_hh[p], in_rows.data(), n, 0, cell_.w_hh[p].blocks(), acc_rows.data());
-    const int64_t base = first_[static_cast<size_t>(s)];
+    const int64_t first = first_[static_cast<size_t>(s)];
     for (int gg = 0; gg < 2; ++gg) {
       const int g = 2 * p + gg;
-      double* a = node_buf(dense_x_node(g));
+      const double* a = ax_at(g, first);
       double* b = node_buf(dense_h_node(g));
       double* y = node_buf(sum_node(g));
       double* z = node_buf(gate_node(g));
-      FiniteRange ra, rb;
       const double scale = quant_[kInput1].scale * pow2(-cell_.w_hh_fp[g]);  // 2^-(fh + fw)
-      for (int64_t k = 0; k < n; ++k) {
-        ra = combine(ra, copy_values(ax_.data() + ((base + k) * 4 + g) * H, a + k * H, H));
-        rb = combine(rb, scaled_values(acc_h.data() + k * 2 * Hp_ + gg * Hp_, scale, b + k * H, H));
-      }
-      vote(dense_x_node(g), a, N, ra, false);
-      vote(dense_h_node(g), b, N, rb, false);
+      vote(dense_x_node(g), a, N, ax_range_[static_cast<size_t>(s * kNumGates + g)], false);
+      vote(dense_h_node(g), b, N, scaled_rows(acc_h.data() + gg * Hp_, 2 * Hp_, n, H, scale, b), false);
       vote(sum_node(g), y, N, sum_values(a, quant_[dense_x_node(g)], b, quant_[dense_h_node(g)], y, N), false);
       const TableOp op = TableOp::make(g == 2, fix_pos(sum_node(g)), kTableOutputFixPos, 0, 0);
       vote(gate_node(g), z, N, table_values(op, op.table, y, quant_[sum_node(g)], z, N), false);
@@ -435,14 +490,9 @@ class CalibRun {
   void input_product(int node) {
     const int64_t n = n_, H = seq_.hidden, N = n * H;
     double* out = node_buf(node);
-    if (node == kItCct) {
-      vote(node, out, N, product_values(node_buf(kIt), quant_[kIt], node_buf(kCct), quant_[kCct], out, N), false);
-      return;
-    }
-    FiniteRange r;
-    for (int64_t k = 0; k < n; ++k)
-      r = combine(r, product_values(node_buf(kFt) + k * H, quant_[kFt], c_.data() + active_[static_cast<size_t>(k)] * H,
-                                  quant_[kInput2], out + k * H, H));
+    const FiniteRange r =
+        node == kItCct ? product_values(node_buf(kIt), quant_[kIt], node_buf(kCct), quant_[kCct], out, N)
+                       : product_rows(node_buf(kFt), quant_[kFt], c_rows_.data(), quant_[kInput2], n, H, out);
     vote(node, out, N, r, false);
   }
 
@@ -460,11 +510,14 @@ class CalibRun {
     for (int64_t k = 0; k < n; ++k) {
       const int64_t b = active_[static_cast<size_t>(k)], L = len_[static_cast<size_t>(b)];
       const int64_t pos = seq_.reverse ? L - 1 - t : t;
-      double* h = h_.data() + b * H;
-      quantize_to(hn + k * H, quant_[kHNext], h, H);
-      quantize_to(hn + k * H, quant_[kHNext], out_ + (b * T + pos) * H, H);
-      quantize_to(cn + k * H, quant_[kCNext], c_.data() + b * H, H);
+      h_rows_[static_cast<size_t>(k)] = h_.data() + b * H;
+      c_rows_[static_cast<size_t>(k)] = c_.data() + b * H;
+      out_rows_[static_cast<size_t>(k)] = out_ + (b * T + pos) * H;
     }
+    store_rows(hn, quant_[kHNext], n, H, h_rows_.data(), out_rows_.data(), fresh_ranges_.data());
+    for (int64_t k = 0; k < n; ++k) h_range_[static_cast<size_t>(active_[static_cast<size_t>(k)])] = fresh_ranges_[static_cast<size_t>(k)];
+    store_rows(cn, quant_[kCNext], n, H, c_rows_.data(), static_cast<TOut* const*>(nullptr), fresh_ranges_.data());
+    for (int64_t k = 0; k < n; ++k) c_range_[static_cast<size_t>(active_[static_cast<size_t>(k)])] = fresh_ranges_[static_cast<size_t>(k)];
   }
 
   const CalibCell& cell_;
@@ -477,18 +530,23 @@ class CalibRun {
   int64_t Hp_, Ip_;
   std::vector<int64_t> len_;
   std::vector<double> h_, c_;
+  std::vector<FiniteRange> h_range_, c_range_;
   int mode_[kNumNodes];
   Quant quant_[kNumNodes];
-  int64_t chunk_ = 1, chunk_steps_ = 0;
+  int64_t chunk_ = 1, positions_ = 1, chunk_steps_ = 0;
   // Shared between the threads of a step (written before a barrier, read after it).
   std::vector<int64_t> active_;
+  std::vector<double*> h_rows_, c_rows_;
+  std::vector<TOut*> out_rows_;
+  std::vector<FiniteRange> fresh_ranges_;
   int64_t n_ = 0;
-  AlignedArray<int16_t> hcodes_;   // [active][Hp]: input_1 codes
-  AlignedArray<int16_t> xcodes_;   // [chunk positions][Ip]: input_0 codes
-  AlignedArray<double> ax_;        // [chunk positions][4][H]: dense-with-bias values
-  AlignedArray<double> nodes_;     // [kBufferNodes][active][H]
-  std::vector<int64_t> first_;     // first chunk position of each step of the chunk
-  std::vector<Quant> xquant_;      // input_0's Quant at each step of the chunk
+  AlignedArray<int16_t> hcodes_;       // [active][Hp]: input_1 codes
+  AlignedArray<int16_t> xcodes_;       // [chunk positions][Ip]: input_0 codes
+  AlignedArray<double> ax_;            // [4][chunk positions][H]: dense-with-bias values
+  std::vector<FiniteRange> ax_range_;  // [chunk steps][4]
+  AlignedArray<double> nodes_;         // [kBufferNodes][active][H]
+  std::vector<int64_t> first_;         // first chunk position of each step of the chunk
+  std::vector<Quant> xquant_;          // input_0's Quant at each step of the chunk
 };
 
 }  // namespace

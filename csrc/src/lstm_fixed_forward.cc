@@ -122,6 +122,8 @@ class FixedRun {
     std::vector<int64_t*> acc_rows(static_cast<size_t>(std::max(rows, kProjectionRows)));
     std::vector<int32_t*> proj_dst(kProjectionRows);
     std::vector<int64_t> active(static_cast<size_t>(rows));
+    std::vector<StepRow> plain_rows(static_cast<size_t>(rows));
+    std::vector<TOut*> plain_outs(static_cast<size_t>(rows));
     if (b0 == 0) zero_tails(r0, r1);
 
     const int* f = cell_.fix.node;
@@ -142,6 +144,9 @@ class FixedRun {
             ++m;
           }
         gate_matmul(cell_.w_hh, in_rows.data(), m, b0, b1, acc_rows.data());
+        // Rows that record nothing go through step_rows together; the recorded row and rows at
+        // their last step (whose codes give h_n / c_n) one by one.
+        int64_t plain = 0;
         for (int64_t k = 0; k < m; ++k) {
           const int64_t r = active[static_cast<size_t>(k)], L = len_[static_cast<size_t>(r)];
           const int64_t pos = seq_.reverse ? L - 1 - t : t;
@@ -153,8 +158,16 @@ class FixedRun {
           row.h_next = h_nxt + r * Hp_ + j0;
           row.c = state_c_.data() + r * Hp_ + j0;
           row.gates = gates.data();
-          row.codes = (rec || last) ? codes.data() + j0 : nullptr;
-          step_units<TOut>(cell_.plan, j1 - j0, Hp_, H, row, out_ + (r * T + pos) * H + j0, h_scale);
+          row.codes = nullptr;
+          TOut* o = out_ + (r * T + pos) * H + j0;
+          if (!rec && !last) {
+            plain_rows[static_cast<size_t>(plain)] = row;
+            plain_outs[static_cast<size_t>(plain)] = o;
+            ++plain;
+            continue;
+          }
+          row.codes = codes.data() + j0;
+          step_units<TOut>(cell_.plan, j1 - j0, Hp_, H, row, o, h_scale);
           if (rec)
             for (int node = 1; node < kNumNodes; ++node)
               std::copy(codes.data() + node * H + j0, codes.data() + node * H + j1,
@@ -165,6 +178,7 @@ class FixedRun {
               c_n_[r * H + j] = codes[kCNext * H + j] * c_scale;
             }
         }
+        step_rows<TOut>(cell_.plan, j1 - j0, Hp_, plain_rows.data(), plain_outs.data(), plain, h_scale);
         if (split.by_units) region.barrier();
       }
     }

@@ -93,6 +93,12 @@ StepPlan StepPlan::make(const CellFix& fix) {
   p.hn = Shift::between(f[kOt] + f[kCTemp], f[kHNext]);
   p.hn_to_h = Shift::between(f[kHNext], f[kInput1]);
   p.cn_to_c = Shift::between(f[kCNext], f[kInput2]);
+  // A sum of two codes (< 2^15 each) shifted left by a, then by y: < 2^(16 + a + y) <= 2^30.
+  auto sum_fits = [](Shift a, Shift b, Shift y) { return std::max(a.left, b.left) + y.left <= 14; };
+  p.narrow = fix.bit_width <= 16 && p.ig.left == 0 && p.fc.left == 0 && p.hn.left == 0 &&
+             sum_fits(p.ig_to_sum, p.fc_to_sum, p.sum_to_cn) && p.hn_to_h.left <= 14 && p.cn_to_c.left <= 14;
+  for (int g = 0; g < kNumGates; ++g)
+    p.narrow = p.narrow && sum_fits(p.gate[g].a_to_sum, p.gate[g].b_to_sum, p.gate[g].sum_to_y);
   return p;
 }
 
@@ -226,11 +232,130 @@ inline void cell_loop_record(const StepPlan& plan, int64_t n, const int32_t* it,
                        rec[5]);
 }
 
+// ---- 32-bit lanes (StepPlan::narrow): the same operations on int32, right shifts capped at 31
+// (for |v| < 2^31 an arithmetic shift by 31 gives the floor that a shift by 63 gives on int64).
+
+template <const int16_t* (*Source)()>
+const int32_t* widened32() {
+  static const std::array<int32_t, kTableSize> table = [] {
+    std::array<int32_t, kTableSize> t{};
+    std::copy(Source(), Source() + kTableSize, t.begin());
+    return t;
+  }();
+  return table.data();
+}
+
+NNDCT_ALWAYS_INLINE int32_t shifted32(int32_t v, int left, int right) {
+  return static_cast<int32_t>(static_cast<uint32_t>(v) << left) >> right;
+}
+NNDCT_ALWAYS_INLINE int32_t clamped32(int32_t v, int32_t lo, int32_t hi) {
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
+
+struct Shift32 {
+  int left, right;
+  static Shift32 of(Shift s) { return {s.left, std::min(s.right, 31)}; }
+};
+
+// A TableOp's parameters in int32 (the table itself is passed separately, as int32).
+struct Table32 {
+  int32_t in_lo, in_hi, high, low, out_lo, out_hi;
+  Shift32 index, out;
+  static Table32 of(const TableOp& t) {
+    auto narrow = [](int64_t v) {
+      return static_cast<int32_t>(std::clamp<int64_t>(v, std::numeric_limits<int32_t>::min(),
+                                                      std::numeric_limits<int32_t>::max()));
+    };
+    return {narrow(t.in_lo), narrow(t.in_hi), t.high, t.low, narrow(t.out_lo), narrow(t.out_hi),
+            Shift32::of(t.index), Shift32::of(t.out)};
+  }
+};
+
+NNDCT_ALWAYS_INLINE int32_t table32(const int32_t* NNDCT_RESTRICT table, int32_t y, int32_t in_lo, int32_t in_hi,
+                                    int il, int ir, int32_t high, int32_t low, int ol, int orr, int32_t out_lo,
+                                    int32_t out_hi) {
+  const int32_t k = shifted32(clamped32(y, in_lo, in_hi), il, ir);
+  int32_t v = table[clamped32(k, -1024, 1023) + 1024];
+  v = k >= 1024 ? high : v;
+  v = k < -1024 ? low : v;
+  return clamped32(shifted32(v, ol, orr), out_lo, out_hi);
+}
+
+NNDCT_TARGET_CLONES void gate_loop32(const StepPlan::Gate& q, int64_t lo, int64_t hi, int64_t n,
+                                     const int32_t* NNDCT_RESTRICT ag, const int64_t* NNDCT_RESTRICT hg,
+                                     int32_t* NNDCT_RESTRICT cg, const int32_t* NNDCT_RESTRICT table) {
+  const int bl = q.acc_to_b.left, br = q.acc_to_b.right;
+  const Shift32 a = Shift32::of(q.a_to_sum), b = Shift32::of(q.b_to_sum), y = Shift32::of(q.sum_to_y);
+  const Table32 t = Table32::of(q.table);
+  const int32_t lo32 = static_cast<int32_t>(lo), hi32 = static_cast<int32_t>(hi);
+  for (int64_t j = 0; j < n; ++j) {
+    const int32_t bv = static_cast<int32_t>(clamped(shifted(hg[j], bl, br), lo, hi));
+    const int32_t s = shifted32(ag[j], a.left, a.right) + shifted32(bv, b.left, b.right);
+    const int32_t yv = clamped32(shifted32(s, y.left, y.right), lo32, hi32);
+    cg[j] = table32(table, yv, t.in_lo, t.in_hi, t.index.left, t.index.right, t.high, t.low, t.out.left,
+                    t.out.right, t.out_lo, t.out_hi);
+  }
+}
+
+template <typename T>
+NNDCT_ALWAYS_INLINE void cell32_body(const StepPlan& plan, int64_t n, const int32_t* NNDCT_RESTRICT it,
+                                     const int32_t* NNDCT_RESTRICT ft, const int32_t* NNDCT_RESTRICT cct,
+                                     const int32_t* NNDCT_RESTRICT ot, int32_t* NNDCT_RESTRICT c,
+                                     int16_t* NNDCT_RESTRICT h_next, T* NNDCT_RESTRICT out, double h_scale,
+                                     const int32_t* NNDCT_RESTRICT tanh) {
+  const int32_t lo = static_cast<int32_t>(plan.lo), hi = static_cast<int32_t>(plan.hi);
+  const Shift32 ig = Shift32::of(plan.ig), fc = Shift32::of(plan.fc), hn = Shift32::of(plan.hn);
+  const Shift32 is = Shift32::of(plan.ig_to_sum), fs = Shift32::of(plan.fc_to_sum), cs = Shift32::of(plan.sum_to_cn);
+  const Shift32 hh = Shift32::of(plan.hn_to_h), cc = Shift32::of(plan.cn_to_c);
+  const Table32 t = Table32::of(plan.c_temp);
+  for (int64_t j = 0; j < n; ++j) {
+    const int32_t cin = c[j];
+    const int32_t igv = clamped32(it[j] * cct[j] >> ig.right, lo, hi);
+    const int32_t fcv = clamped32(ft[j] * cin >> fc.right, lo, hi);
+    const int32_t cn = clamped32(shifted32(shifted32(igv, is.left, is.right) + shifted32(fcv, fs.left, fs.right),
+                                           cs.left, cs.right), lo, hi);
+    const int32_t ct = table32(tanh, cn, t.in_lo, t.in_hi, t.index.left, t.index.right, t.high, t.low, t.out.left,
+                               t.out.right, t.out_lo, t.out_hi);
+    const int32_t hv = clamped32(ot[j] * ct >> hn.right, lo, hi);
+    out[j] = static_cast<T>(static_cast<double>(hv) * h_scale);
+    h_next[j] = static_cast<int16_t>(clamped32(shifted32(hv, hh.left, hh.right), lo, hi));
+    c[j] = clamped32(shifted32(cn, cc.left, cc.right), lo, hi);
+  }
+}
+
+NNDCT_TARGET_CLONES void cell_loop32_f32(const StepPlan& plan, int64_t n, const int32_t* NNDCT_RESTRICT it,
+                                         const int32_t* NNDCT_RESTRICT ft, const int32_t* NNDCT_RESTRICT cct,
+                                         const int32_t* NNDCT_RESTRICT ot, int32_t* NNDCT_RESTRICT c,
+                                         int16_t* NNDCT_RESTRICT h_next, float* NNDCT_RESTRICT out, double h_scale,
+                                         const int32_t* NNDCT_RESTRICT tanh) {
+  cell32_body(plan, n, it, ft, cct, ot, c, h_next, out, h_scale, tanh);
+}
+NNDCT_TARGET_CLONES void cell_loop32_f64(const StepPlan& plan, int64_t n, const int32_t* NNDCT_RESTRICT it,
+                                         const int32_t* NNDCT_RESTRICT ft, const int32_t* NNDCT_RESTRICT cct,
+                                         const int32_t* NNDCT_RESTRICT ot, int32_t* NNDCT_RESTRICT c,
+                                         int16_t* NNDCT_RESTRICT h_next, double* NNDCT_RESTRICT out, double h_scale,
+                                         const int32_t* NNDCT_RESTRICT tanh) {
+  cell32_body(plan, n, it, ft, cct, ot, c, h_next, out, h_scale, tanh);
+}
+inline void cell_loop32(const StepPlan& plan, int64_t n, const int32_t* it, const int32_t* ft, const int32_t* cct,
+                        const int32_t* ot, int32_t* c, int16_t* h_next, float* out, double h_scale,
+                        const int32_t* tanh) {
+  cell_loop32_f32(plan, n, it, ft, cct, ot, c, h_next, out, h_scale, tanh);
+}
+inline void cell_loop32(const StepPlan& plan, int64_t n, const int32_t* it, const int32_t* ft, const int32_t* cct,
+                        const int32_t* ot, int32_t* c, int16_t* h_next, double* out, double h_scale,
+                        const int32_t* tanh) {
+  cell_loop32_f64(plan, n, it, ft, cct, ot, c, h_next, out, h_scale, tanh);
+}
+
 }  // namespace
 
 DenseBiasPlan DenseBiasPlan::make(int f_acc, int fa, int f_bias) {
   const int fm = std::max(fa, f_bias);
-  return {Shift::between(f_acc, fa), Shift::between(fa, fm), Shift::between(f_bias, fm), Shift::between(fm, fa)};
+  DenseBiasPlan p{Shift::between(f_acc, fa), Shift::between(fa, fm), Shift::between(f_bias, fm), Shift::between(fm, fa)};
+  p.narrow = std::max(p.a_to_sum.left, p.b_to_sum.left) + p.sum_to_a.left <= 14;
+  return p;
 }
 
 namespace {
@@ -244,6 +369,19 @@ NNDCT_TARGET_CLONES void dense_bias_loop(const DenseBiasPlan& p, int64_t lo, int
     const int64_t prod = clamped(shifted(acc[j], cl, cr), lo, hi);
     const int64_t b = bias ? int64_t{bias[j]} : 0;
     dst[j] = static_cast<int32_t>(clamped(shifted(shifted(prod, al, ar) + shifted(b, bl, br), sl, sr), lo, hi));
+  }
+}
+
+NNDCT_TARGET_CLONES void dense_bias_loop32(const DenseBiasPlan& p, int64_t lo, int64_t hi, int64_t n,
+                                           const int64_t* NNDCT_RESTRICT acc, const int32_t* NNDCT_RESTRICT bias,
+                                           int32_t* NNDCT_RESTRICT dst) {
+  const int cl = p.acc_to_a.left, cr = p.acc_to_a.right;
+  const Shift32 a = Shift32::of(p.a_to_sum), b = Shift32::of(p.b_to_sum), s = Shift32::of(p.sum_to_a);
+  const int32_t lo32 = static_cast<int32_t>(lo), hi32 = static_cast<int32_t>(hi);
+  for (int64_t j = 0; j < n; ++j) {
+    const int32_t prod = static_cast<int32_t>(clamped(shifted(acc[j], cl, cr), lo, hi));
+    const int32_t sum = shifted32(prod, a.left, a.right) + shifted32(bias[j], b.left, b.right);
+    dst[j] = clamped32(shifted32(sum, s.left, s.right), lo32, hi32);
   }
 }
 
@@ -281,7 +419,11 @@ NNDCT_TARGET_CLONES void floor_codes16_f32(const float* NNDCT_RESTRICT x, int64_
 
 void dense_bias_codes(const DenseBiasPlan& plan, int64_t lo, int64_t hi, int64_t n, const int64_t* acc,
                       const int32_t* bias, int32_t* dst) {
-  dense_bias_loop(plan, lo, hi, n, acc, bias, dst);
+  if (plan.narrow && bias) {
+    dense_bias_loop32(plan, lo, hi, n, acc, bias, dst);
+  } else {
+    dense_bias_loop(plan, lo, hi, n, acc, bias, dst);
+  }
 }
 
 void floor_codes(const double* x, int64_t n, int fp, int64_t lo, int64_t hi, double out_scale, double* out) {
@@ -318,6 +460,29 @@ void step_units(const StepPlan& plan, int64_t n, int64_t gate_stride, int64_t co
   int32_t* rec[6] = {node(kInput2), node(kItCct), node(kFtC), node(kCNext), node(kCTemp), node(kHNext)};
   cell_loop_record(plan, n, node(kIt), node(kFt), node(kCct), node(kOt), row.c, row.h_next, out, h_scale, rec);
 }
+template <typename T>
+void step_rows(const StepPlan& plan, int64_t n, int64_t gate_stride, const StepRow* rows, T* const* outs, int64_t m,
+               double h_scale) {
+  if (!plan.narrow) {
+    for (int64_t k = 0; k < m; ++k) step_units<T>(plan, n, gate_stride, 0, rows[k], outs[k], h_scale);
+    return;
+  }
+  const int32_t* sigmoid = widened32<sigmoid_table>();
+  const int32_t* tanh = widened32<tanh_table>();
+  const int32_t* tables[kNumGates] = {sigmoid, sigmoid, tanh, sigmoid};
+  for (int64_t k = 0; k < m; ++k) {
+    const StepRow& r = rows[k];
+    int32_t* g[kNumGates];
+    for (int q = 0; q < kNumGates; ++q) {
+      g[q] = r.gates + q * gate_stride;
+      gate_loop32(plan.gate[q], plan.lo, plan.hi, n, r.a + q * gate_stride, r.acc + q * gate_stride, g[q], tables[q]);
+    }
+    cell_loop32(plan, n, g[0], g[1], g[2], g[3], r.c, r.h_next, outs[k], h_scale, tanh);
+  }
+}
+template void step_rows<float>(const StepPlan&, int64_t, int64_t, const StepRow*, float* const*, int64_t, double);
+template void step_rows<double>(const StepPlan&, int64_t, int64_t, const StepRow*, double* const*, int64_t, double);
+
 template void step_units<float>(const StepPlan&, int64_t, int64_t, int64_t, const StepRow&, float*, double);
 template void step_units<double>(const StepPlan&, int64_t, int64_t, int64_t, const StepRow&, double*, double);
 

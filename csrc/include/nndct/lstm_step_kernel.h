@@ -74,6 +74,11 @@ struct StepPlan {
   TableOp c_temp;             // c_next -> c_temp (tanh)
   Shift hn;                   // ot * c_temp -> h_next
   Shift hn_to_h, cn_to_c;     // h_next -> input_1, c_next -> input_2 (the next step's state)
+  // Every intermediate of a step fits int32: codes of at most 16 bits are shifted left by at
+  // most 14 (sums: at most 14 in all), and products of two codes (< 2^31) only shifted right.
+  // Then step_rows runs in 32-bit lanes (twice the lanes per vector); true for the fix
+  // positions calibration produces (everything aligned to h_next's position).
+  bool narrow = false;
   static StepPlan make(const CellFix& fix);
 };
 
@@ -81,6 +86,7 @@ struct StepPlan {
 // its own fix position (add_codes of lstm_int_ops.h).
 struct DenseBiasPlan {
   Shift acc_to_a, a_to_sum, b_to_sum, sum_to_a;
+  bool narrow = false;  // the sum fits int32 (as StepPlan::narrow): 32-bit lanes after the first shift
   static DenseBiasPlan make(int f_acc, int fa, int f_bias);
 };
 // dst[j] = that node's code for the exact integer accumulators acc[j] (gate_matmul.h) and bias
@@ -121,6 +127,12 @@ struct StepRow {
 template <typename T>
 void step_units(const StepPlan& plan, int64_t n, int64_t gate_stride, int64_t code_stride, const StepRow& row,
                 T* out, double h_scale);
+
+// step_units for m rows that record nothing (row.codes == nullptr), outs[k] the output of row k:
+// one call per time step, in 32-bit lanes when plan.narrow. Same results as step_units.
+template <typename T>
+void step_rows(const StepPlan& plan, int64_t n, int64_t gate_stride, const StepRow* rows, T* const* outs, int64_t m,
+               double h_scale);
 
 }  // namespace lstm
 }  // namespace nndct

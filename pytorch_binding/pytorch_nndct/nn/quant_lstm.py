@@ -75,7 +75,8 @@ class QuantLSTM(nn.Module):
             raise error("SHAPE_MISMATCH", what=f"the input features of LSTM '{self.module_path}'",
                         expected=self.input_size, got=x.shape[-1])
         device, dtype = x.device, x.dtype
-        x_np = x.detach().to("cpu", torch.float64).numpy()
+        # float32 goes to the kernels as it is (read exactly); other dtypes as float64.
+        x_np = x.detach().to("cpu", torch.float32 if dtype == torch.float32 else torch.float64).numpy()
         bad = int(np.count_nonzero(~np.isfinite(x_np)))
         if bad:
             raise error("CALIB_DATA_NONFINITE", name=f"input of LSTM '{self.module_path}'", count=bad)
@@ -94,7 +95,8 @@ class QuantLSTM(nn.Module):
                 h0, c0 = h0[:, None], c0[:, None]
             # With packed input, hx is in the original batch order, as the padded x is.
         self._remember(x_np, lengths, h0, c0)
-        out, h_n, c_n = self.stack.forward(x_np, lengths, h0, c0, self.mode)
+        out, h_n, c_n = self.stack.forward(x_np, lengths, h0, c0, self.mode,
+                                           out_dtype=np.float32 if dtype == torch.float32 else np.float64)
         to_t = lambda a: torch.from_numpy(a).to(device=device, dtype=dtype)  # noqa: E731
         out_t, h_t, c_t = to_t(out), to_t(h_n), to_t(c_n)
         if kind == "packed":

@@ -122,8 +122,9 @@ class QuantLSTM(keras.layers.Layer):
             if x.ndim != 3 or x.shape[-1] != self.stack.input_size:
                 raise error("SHAPE_MISMATCH", what=f"the input of LSTM layer '{self.layer_path}'",
                             expected=f"[batch, steps, {self.stack.input_size}]", got=f"shape {list(x.shape)}")
-            x64 = x.astype(np.float64)
-            bad = int(np.count_nonzero(~np.isfinite(x64)))
+            # float32 goes to the kernels as it is (read exactly); other dtypes as float64.
+            xs = x if x.dtype == np.float32 else x.astype(np.float64)
+            bad = int(np.count_nonzero(~np.isfinite(xs)))
             if bad:
                 raise error("CALIB_DATA_NONFINITE", name=f"input of LSTM layer '{self.layer_path}'", count=bad)
             h0 = c0 = None
@@ -132,11 +133,11 @@ class QuantLSTM(keras.layers.Layer):
                 h0 = np.stack([np.asarray(s, dtype=np.float64) for s in states[0::2]])
                 c0 = np.stack([np.asarray(s, dtype=np.float64) for s in states[1::2]])
             if self.capture_next:
-                self.captured = (x64[:1].copy(), None, None if h0 is None else h0[:, :1].copy(),
+                self.captured = (xs[:1].copy(), None, None if h0 is None else h0[:, :1].copy(),
                                  None if c0 is None else c0[:, :1].copy())
                 self.capture_next = False
-            out, h_n, c_n = self.stack.forward(x64, None, h0, c0, self.mode)
-            return out.astype(np.float32), h_n.astype(np.float32), c_n.astype(np.float32)
+            out, h_n, c_n = self.stack.forward(xs, None, h0, c0, self.mode, out_dtype=np.float32)
+            return out, h_n.astype(np.float32), c_n.astype(np.float32)
 
     def _set_static_shapes(self, sequences, results) -> None:
         batch, steps = sequences.shape[0], sequences.shape[1]
