@@ -152,6 +152,7 @@ class FixedLstmCell {
 
   int64_t input_size() const { return cell_->input_size; }
   int64_t hidden_size() const { return cell_->hidden; }
+  bool narrow() const { return cell_->plan.narrow; }
 
  private:
   template <typename TIn, typename TOut>
@@ -385,7 +386,9 @@ void register_lstm_kernels(py::module_& m) {
           "(float64 by default), record None or (input_0 codes [T, I], codes of nodes 1..23 [T, 23, H]) of batch "
           "element 0 in processing order.")
       .def_property_readonly("input_size", &FixedLstmCell::input_size)
-      .def_property_readonly("hidden_size", &FixedLstmCell::hidden_size);
+      .def_property_readonly("hidden_size", &FixedLstmCell::hidden_size)
+      .def_property_readonly("steps_in_32bit_lanes", &FixedLstmCell::narrow,
+                             "Whether the fix positions let every step run in 32-bit lanes (see StepPlan::narrow).");
   py::class_<CalibLstmCell>(m, "CalibLstmCell",
                             "Calibration-mode StandardLstmCell, prepared once: weight codes and fix positions "
                             "(the fake-quantized weights are code * 2^-fix_pos), bias fake-quantized values.")

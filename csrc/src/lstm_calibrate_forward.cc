@@ -303,39 +303,33 @@ class CalibRun {
     }
   }
 
-  void run(TeamRegion& region) {
+  // With `threads` >= 2, the two gate packs of a step (and it*cct next to ft*c) are tasks of
+  // one section each (thread_team.h); every search sees the values it sees serially, so the
+  // votes do not depend on the threading.
+  void run(int threads) {
     const int64_t B = seq_.batch, T = seq_.steps, H = seq_.hidden;
-    const int me = region.index();
-    const bool two = region.size() == 2;
-    // This thread's scratch: the recurrent and projection sums of one gate pack, row pointers.
-    AlignedArray<int64_t> acc_h(B * 2 * Hp_), acc_x(kProjectionRows * 2 * Hp_);
-    std::vector<const int16_t*> in_rows(static_cast<size_t>(std::max(B, kProjectionRows)));
-    std::vector<int64_t*> acc_rows(static_cast<size_t>(std::max(B, kProjectionRows)));
+    for (int p = 0; p < 2; ++p) {
+      acc_h_[p].resize(B * 2 * Hp_);
+      acc_x_[p].resize(kProjectionRows * 2 * Hp_);
+      in_rows_[p].resize(static_cast<size_t>(std::max(B, kProjectionRows)));
+      acc_rows_[p].resize(static_cast<size_t>(std::max(B, kProjectionRows)));
+    }
+    const int two = threads >= 2 && B * H >= kMinPairElements ? 2 : 1;
     for (int64_t t0 = 0; t0 < T; t0 += chunk_) {
       const int64_t t1 = std::min(T, t0 + chunk_);
-      if (me == 0) scan_chunk_inputs(t0, t1);
-      region.barrier();
-      for (int p = 0; p < 2; ++p)
-        if (!two || p == me) project(p, acc_x, in_rows, acc_rows);
+      scan_chunk_inputs(t0, t1);
+      run_tasks(two, 2, [&](int64_t p) { project(static_cast<int>(p)); });
       for (int64_t t = t0; t < t1; ++t) {
-        if (me == 0) head(t);
-        region.barrier();  // also orders the projections of both packs before any gate reads them
-        const int64_t n = n_;
-        if (n == 0) continue;  // every thread sees the same n
-        const bool paired = two && n * H >= kMinPairElements;
-        for (int p = 0; p < 2; ++p)
-          if ((paired && p == me) || (!paired && me == 0)) gates(p, t - t0, acc_h, in_rows, acc_rows);
-        region.barrier();
-        if (me == 0) input_product(kItCct);
-        if ((paired && me == 1) || (!paired && me == 0)) input_product(kFtC);
-        region.barrier();
-        if (me == 0) tail(t);
+        head(t);
+        if (n_ == 0) continue;
+        const int pair = two == 2 && n_ * H >= kMinPairElements ? 2 : 1;
+        run_tasks(pair, 2, [&](int64_t p) { gates(static_cast<int>(p), t - t0); });
+        run_tasks(pair, 2, [&](int64_t i) { input_product(i == 0 ? kItCct : kFtC); });
+        tail(t);
       }
     }
-    if (me == 0) {
-      std::copy(h_.begin(), h_.end(), h_n_);
-      std::copy(c_.begin(), c_.end(), c_n_);
-    }
+    std::copy(h_.begin(), h_.end(), h_n_);
+    std::copy(c_.begin(), c_.end(), c_n_);
   }
 
  private:
@@ -413,9 +407,11 @@ class CalibRun {
 
   // The dense-with-bias values of gate pack p for every position of the chunk, and their
   // min / max per step: acc * 2^-(fx + fw) + bias (the exact dot product, then one rounding).
-  void project(int p, AlignedArray<int64_t>& acc_x, std::vector<const int16_t*>& in_rows,
-               std::vector<int64_t*>& acc_rows) {
+  void project(int p) {
     const int64_t H = seq_.hidden;
+    AlignedArray<int64_t>& acc_x = acc_x_[p];
+    std::vector<const int16_t*>& in_rows = in_rows_[p];
+    std::vector<int64_t*>& acc_rows = acc_rows_[p];
     const PackedGates& w = cell_.w_ih[p];
     for (int64_t s = 0; s < chunk_steps_; ++s) {
       const int64_t a = first_[static_cast<size_t>(s)], e = first_[static_cast<size_t>(s + 1)];
@@ -462,10 +458,12 @@ class CalibRun {
 
   // Gates 2p and 2p + 1: dense_x (computed with the chunk), dense_h, the sum and the gate node,
   // each scanned.
-  void gates(int p, int64_t s, AlignedArray<int64_t>& acc_h, std::vector<const int16_t*>& in_rows,
-             std::vector<int64_t*>& acc_rows) {
+  void gates(int p, int64_t s) {
     const int64_t n = n_, H = seq_.hidden, N = n * H;
-    for (int64_t k = 0; k < n; ++k) {  // in_rows / acc_rows belong to the calling thread
+    AlignedArray<int64_t>& acc_h = acc_h_[p];
+    std::vector<const int16_t*>& in_rows = in_rows_[p];
+    std::vector<int64_t*>& acc_rows = acc_rows_[p];
+    for (int64_t k = 0; k < n; ++k) {
       in_rows[static_cast<size_t>(k)] = hcodes_.data() + k * Hp_;
       acc_rows[static_cast<size_t>(k)] = acc_h.data() + k * 2 * Hp_;
     }
@@ -534,7 +532,7 @@ class CalibRun {
   int mode_[kNumNodes];
   Quant quant_[kNumNodes];
   int64_t chunk_ = 1, positions_ = 1, chunk_steps_ = 0;
-  // Shared between the threads of a step (written before a barrier, read after it).
+  // Written by the calling thread between sections, read by the tasks of a section.
   std::vector<int64_t> active_;
   std::vector<double*> h_rows_, c_rows_;
   std::vector<TOut*> out_rows_;
@@ -547,6 +545,10 @@ class CalibRun {
   AlignedArray<double> nodes_;         // [kBufferNodes][active][H]
   std::vector<int64_t> first_;         // first chunk position of each step of the chunk
   std::vector<Quant> xquant_;          // input_0's Quant at each step of the chunk
+  // The scratch of gate pack p (whichever thread runs it).
+  AlignedArray<int64_t> acc_h_[2], acc_x_[2];
+  std::vector<const int16_t*> in_rows_[2];
+  std::vector<int64_t*> acc_rows_[2];
 };
 
 }  // namespace
@@ -555,8 +557,7 @@ template <typename TIn, typename TOut>
 void calibrate_forward(const CalibCell& cell, const Sequence<TIn>& seq, int64_t* fp_counts, TOut* out,
                        double* h_n, double* c_n, int num_threads) {
   CalibRun<TIn, TOut> run(cell, seq, fp_counts, out, h_n, c_n);
-  const bool pair = num_threads >= 2 && seq.batch * seq.hidden >= kMinPairElements;
-  run_team(pair ? 2 : 1, [&](TeamRegion& region) { run.run(region); });
+  run.run(num_threads);
 }
 
 #define NNDCT_INSTANTIATE_CALIB_FORWARD(TIn, TOut)                                                        \

@@ -35,24 +35,27 @@ FixedCell::FixedCell(const CellFix& f, int64_t in, int64_t h, const int32_t* w_i
 
 namespace {
 
-// Positions whose input projections one thread computes ahead of its steps (a few hundred KiB
+// Positions whose input projections one slice computes ahead of its steps (a few hundred KiB
 // of codes at hidden 512), and rows per projection product.
 constexpr int64_t kChunkPositions = 32;
 constexpr int64_t kProjectionRows = 8;
 
-// Below this many multiply-adds in a whole call, one thread does everything (a hand-off to the
-// team costs a futex wake-up, tens of microseconds on a loaded or virtual machine).
+// Below this many multiply-adds in a whole call, one thread does everything.
 constexpr int64_t kMinParallelMacs = int64_t{1} << 22;
-// Below this many recurrent multiply-adds per step and thread, a split of the units (one
-// barrier per step) loses to one thread.
-constexpr int64_t kMinUnitSplitMacs = int64_t{1} << 17;
-// Recurrent weights up to this size stay in each core's cache when every thread reads all of
-// them (a split of the batch); larger ones are better split by units when the batch is small.
-constexpr int64_t kSharedWeightBytes = int64_t{512} << 10;
+// Batch slices: at least this many rows each (the matrix kernel's register tile), about
+// kSlicesPerThread slices per thread so that a late helper finds work left to claim.
+constexpr int64_t kMinSliceRows = 4;
+constexpr int64_t kSlicesPerThread = 4;
+// Unit slices synchronise every time step; they need this many recurrent multiply-adds per
+// step and slice to win back the hand-offs (batch 1 at hidden >= 1024).
+constexpr int64_t kMinUnitSliceMacs = int64_t{1} << 21;
 
+// How a call is cut: `slices` independent batch slices (each runs all its time steps alone),
+// or, with by_units, one slice per thread of the units, stepped together one section per step.
 struct Split {
   int threads = 1;
-  bool by_units = false;  // all threads step all rows, each its own units (barrier per step)
+  int64_t slices = 1;
+  bool by_units = false;
 };
 
 Split choose_split(int64_t B, int64_t T, int64_t I, int64_t H, int64_t blocks, int num_threads) {
@@ -60,15 +63,29 @@ Split choose_split(int64_t B, int64_t T, int64_t I, int64_t H, int64_t blocks, i
   const int64_t total = T * (step_macs + B * 4 * H * I);
   const int64_t n = std::max(1, num_threads);
   if (n <= 1 || total < kMinParallelMacs) return {};
-  const int64_t weight_bytes = 4 * H * H * 2;
-  if (B >= 2 * n && (B >= 16 || weight_bytes <= kSharedWeightBytes)) return {static_cast<int>(n), false};
-  if (step_macs / n >= kMinUnitSplitMacs && blocks >= 2 * n) return {static_cast<int>(n), true};
-  if (B >= n) return {static_cast<int>(n), false};
+  const int64_t rows = std::max(kMinSliceRows, (B + kSlicesPerThread * n - 1) / (kSlicesPerThread * n));
+  const int64_t slices = (B + rows - 1) / rows;
+  if (slices >= 2) return {static_cast<int>(n), slices, false};
+  if (step_macs / n >= kMinUnitSliceMacs && blocks >= 2 * n) return {static_cast<int>(n), n, true};
   return {};
 }
 
 template <typename TIn, typename TOut>
 class FixedRun {
+  // One slice's rows [r0, r1) and unit blocks [b0, b1), with its scratch.
+  struct Slice {
+    int64_t r0 = 0, r1 = 0, b0 = 0, b1 = 0;
+    AlignedArray<int32_t> proj, gates, codes;
+    AlignedArray<int64_t> acc_h, acc_x;
+    AlignedArray<int16_t> xq;
+    std::vector<const int16_t*> in_rows;
+    std::vector<int64_t*> acc_rows;
+    std::vector<int32_t*> proj_dst;
+    std::vector<int64_t> active;
+    std::vector<StepRow> plain_rows;
+    std::vector<TOut*> plain_outs;
+  };
+
  public:
   FixedRun(const FixedCell& cell, const Sequence<TIn>& seq, TOut* out, double* h_n, double* c_n, StepRecord* record)
       : cell_(cell), seq_(seq), out_(out), h_n_(h_n), c_n_(c_n), record_(record),
@@ -92,6 +109,10 @@ class FixedRun {
         h_n[b * H + j] = dequantize(hq, f[kInput1]);
         c_n[b * H + j] = dequantize(cq, f[kInput2]);
       }
+    for (int64_t b = 0; b < B; ++b) {  // outputs past a sequence's length are zeros
+      const int64_t L = len_[static_cast<size_t>(b)];
+      std::fill(out + (b * T + L) * H, out + (b + 1) * T * H, TOut(0));
+    }
     if (record) {
       record->input0.assign(static_cast<size_t>(T * seq.input_size), 0);
       record->nodes.assign(static_cast<size_t>(T * (kNumNodes - 1) * H), 0);
@@ -99,130 +120,151 @@ class FixedRun {
     }
   }
 
-  // One thread's share: rows [r0, r1) and unit blocks [b0, b1) through all time steps.
-  void run(TeamRegion& region, const Split& split) {
-    const int64_t B = seq_.batch, T = seq_.steps, I = seq_.input_size, H = seq_.hidden, G4 = kNumGates * Hp_;
-    const int64_t nb = cell_.w_hh.blocks(), i = region.index(), n = region.size();
-    int64_t r0 = 0, r1 = B, b0 = 0, b1 = nb;
-    if (split.by_units) {
-      b0 = i * nb / n;
-      b1 = (i + 1) * nb / n;
-    } else {
-      r0 = i * B / n;
-      r1 = (i + 1) * B / n;
-    }
-    const int64_t rows = r1 - r0, j0 = b0 * kUnitBlock, j1 = std::min(H, b1 * kUnitBlock);
-    const int64_t chunk = std::max<int64_t>(1, kChunkPositions / std::max<int64_t>(rows, 1));
-    const bool record_here = record_ && r0 == 0 && rows > 0;
-    // Scratch (allocated before the first barrier).
-    AlignedArray<int32_t> proj(chunk * rows * G4), gates(kNumGates * Hp_), codes(kNumNodes * H);
-    AlignedArray<int64_t> acc_h(rows * G4), acc_x(kProjectionRows * G4);
-    AlignedArray<int16_t> xq(kProjectionRows * Ip_);
-    std::vector<const int16_t*> in_rows(static_cast<size_t>(std::max(rows, kProjectionRows)));
-    std::vector<int64_t*> acc_rows(static_cast<size_t>(std::max(rows, kProjectionRows)));
-    std::vector<int32_t*> proj_dst(kProjectionRows);
-    std::vector<int64_t> active(static_cast<size_t>(rows));
-    std::vector<StepRow> plain_rows(static_cast<size_t>(rows));
-    std::vector<TOut*> plain_outs(static_cast<size_t>(rows));
-    if (b0 == 0) zero_tails(r0, r1);
-
-    const int* f = cell_.fix.node;
-    const double h_scale = pow2(-f[kHNext]), c_scale = pow2(-f[kCNext]);
-    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
-      const int64_t t1 = std::min(T, t0 + chunk);
-      project(t0, t1, r0, r1, b0, b1, j0, j1, proj.data(), acc_x, xq, in_rows, acc_rows, proj_dst,
-              record_here && b0 == 0);
-      for (int64_t t = t0; t < t1; ++t) {
-        int16_t* h_cur = state_h_.data() + (t & 1) * B * Hp_;
-        int16_t* h_nxt = state_h_.data() + ((t + 1) & 1) * B * Hp_;
-        int64_t m = 0;
-        for (int64_t r = r0; r < r1; ++r)
-          if (t < len_[static_cast<size_t>(r)]) {
-            active[static_cast<size_t>(m)] = r;
-            in_rows[static_cast<size_t>(m)] = h_cur + r * Hp_;
-            acc_rows[static_cast<size_t>(m)] = acc_h.data() + m * G4;
-            ++m;
-          }
-        gate_matmul(cell_.w_hh, in_rows.data(), m, b0, b1, acc_rows.data());
-        // Rows that record nothing go through step_rows together; the recorded row and rows at
-        // their last step (whose codes give h_n / c_n) one by one.
-        int64_t plain = 0;
-        for (int64_t k = 0; k < m; ++k) {
-          const int64_t r = active[static_cast<size_t>(k)], L = len_[static_cast<size_t>(r)];
-          const int64_t pos = seq_.reverse ? L - 1 - t : t;
-          const bool rec = record_here && r == 0, last = t == L - 1;
-          StepRow row;
-          row.a = proj.data() + ((t - t0) * rows + (r - r0)) * G4 + j0;
-          row.acc = acc_h.data() + k * G4 + j0;
-          row.h = h_cur + r * Hp_ + j0;
-          row.h_next = h_nxt + r * Hp_ + j0;
-          row.c = state_c_.data() + r * Hp_ + j0;
-          row.gates = gates.data();
-          row.codes = nullptr;
-          TOut* o = out_ + (r * T + pos) * H + j0;
-          if (!rec && !last) {
-            plain_rows[static_cast<size_t>(plain)] = row;
-            plain_outs[static_cast<size_t>(plain)] = o;
-            ++plain;
-            continue;
-          }
-          row.codes = codes.data() + j0;
-          step_units<TOut>(cell_.plan, j1 - j0, Hp_, H, row, o, h_scale);
-          if (rec)
-            for (int node = 1; node < kNumNodes; ++node)
-              std::copy(codes.data() + node * H + j0, codes.data() + node * H + j1,
-                        record_->nodes.begin() + (t * (kNumNodes - 1) + node - 1) * H + j0);
-          if (last)
-            for (int64_t j = j0; j < j1; ++j) {
-              h_n_[r * H + j] = codes[kHNext * H + j] * h_scale;
-              c_n_[r * H + j] = codes[kCNext * H + j] * c_scale;
-            }
-        }
-        step_rows<TOut>(cell_.plan, j1 - j0, Hp_, plain_rows.data(), plain_outs.data(), plain, h_scale);
-        if (split.by_units) region.barrier();
+  void run(const Split& split, int threads) {
+    const int64_t B = seq_.batch, T = seq_.steps, nb = cell_.w_hh.blocks(), n = split.slices;
+    std::vector<Slice> slices(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      Slice& sl = slices[static_cast<size_t>(i)];
+      if (split.by_units) {
+        sl.r1 = B;
+        sl.b0 = i * nb / n;
+        sl.b1 = (i + 1) * nb / n;
+      } else {
+        sl.r0 = i * B / n;
+        sl.r1 = (i + 1) * B / n;
+        sl.b1 = nb;
       }
     }
-    (void)I;
+    if (!split.by_units) {
+      // Independent batch slices: each runs through all time steps without synchronisation.
+      run_tasks(threads, n, [&](int64_t i) {
+        Slice& sl = slices[static_cast<size_t>(i)];
+        prepare(sl);
+        for (int64_t t0 = 0; t0 < T; t0 += chunk_of(sl)) {
+          const int64_t t1 = std::min(T, t0 + chunk_of(sl));
+          project(sl, t0, t1);
+          for (int64_t t = t0; t < t1; ++t) step(sl, t, t0);
+        }
+      });
+      return;
+    }
+    // Unit slices share the rows: every time step is one section of n tasks.
+    run_tasks(threads, n, [&](int64_t i) { prepare(slices[static_cast<size_t>(i)]); });
+    const int64_t chunk = chunk_of(slices[0]);
+    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+      const int64_t t1 = std::min(T, t0 + chunk);
+      run_tasks(threads, n, [&](int64_t i) { project(slices[static_cast<size_t>(i)], t0, t1); });
+      for (int64_t t = t0; t < t1; ++t)
+        run_tasks(threads, n, [&](int64_t i) { step(slices[static_cast<size_t>(i)], t, t0); });
+    }
   }
 
  private:
-  // Rows past a sequence's length are zeros.
-  void zero_tails(int64_t r0, int64_t r1) {
-    const int64_t T = seq_.steps, H = seq_.hidden;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t L = len_[static_cast<size_t>(r)];
-      std::fill(out_ + (r * T + L) * H, out_ + (r + 1) * T * H, TOut(0));
-    }
+  int64_t chunk_of(const Slice& sl) const {
+    return std::max<int64_t>(1, kChunkPositions / std::max<int64_t>(sl.r1 - sl.r0, 1));
   }
 
-  // The dense-with-bias codes of steps [t0, t1) for rows [r0, r1) and units [j0, j1).
-  void project(int64_t t0, int64_t t1, int64_t r0, int64_t r1, int64_t b0, int64_t b1, int64_t j0, int64_t j1,
-               int32_t* proj, AlignedArray<int64_t>& acc_x, AlignedArray<int16_t>& xq,
-               std::vector<const int16_t*>& in_rows, std::vector<int64_t*>& acc_rows,
-               std::vector<int32_t*>& dst, bool record_input) {
-    const int64_t T = seq_.steps, I = seq_.input_size, G4 = kNumGates * Hp_, rows = r1 - r0;
+  void prepare(Slice& sl) const {
+    const int64_t rows = sl.r1 - sl.r0, G4 = kNumGates * Hp_;
+    sl.proj.resize(chunk_of(sl) * rows * G4);
+    sl.gates.resize(kNumGates * Hp_);
+    sl.codes.resize(kNumNodes * seq_.hidden);
+    sl.acc_h.resize(rows * G4);
+    sl.acc_x.resize(kProjectionRows * G4);
+    sl.xq.resize(kProjectionRows * Ip_);
+    const size_t m = static_cast<size_t>(std::max(rows, kProjectionRows));
+    sl.in_rows.resize(m);
+    sl.acc_rows.resize(m);
+    sl.proj_dst.resize(kProjectionRows);
+    sl.active.resize(static_cast<size_t>(rows));
+    sl.plain_rows.resize(static_cast<size_t>(rows));
+    sl.plain_outs.resize(static_cast<size_t>(rows));
+  }
+
+  // One time step of a slice: the recurrent product of its active rows and units, then the
+  // cell. The recorded row and rows at their last step (whose codes give h_n / c_n) go through
+  // step_units one by one; the others through step_rows together.
+  void step(Slice& sl, int64_t t, int64_t t0) {
+    const int64_t B = seq_.batch, T = seq_.steps, H = seq_.hidden, G4 = kNumGates * Hp_, rows = sl.r1 - sl.r0;
+    const int64_t j0 = sl.b0 * kUnitBlock, j1 = std::min(H, sl.b1 * kUnitBlock);
+    const bool record_here = record_ && sl.r0 == 0;
+    const double h_scale = pow2(-cell_.fix.node[kHNext]), c_scale = pow2(-cell_.fix.node[kCNext]);
+    int16_t* h_cur = state_h_.data() + (t & 1) * B * Hp_;
+    int16_t* h_nxt = state_h_.data() + ((t + 1) & 1) * B * Hp_;
+    int64_t m = 0;
+    for (int64_t r = sl.r0; r < sl.r1; ++r)
+      if (t < len_[static_cast<size_t>(r)]) {
+        sl.active[static_cast<size_t>(m)] = r;
+        sl.in_rows[static_cast<size_t>(m)] = h_cur + r * Hp_;
+        sl.acc_rows[static_cast<size_t>(m)] = sl.acc_h.data() + m * G4;
+        ++m;
+      }
+    gate_matmul(cell_.w_hh, sl.in_rows.data(), m, sl.b0, sl.b1, sl.acc_rows.data());
+    std::vector<TOut*>& outs = sl.plain_outs;
+    int64_t plain = 0;
+    for (int64_t k = 0; k < m; ++k) {
+      const int64_t r = sl.active[static_cast<size_t>(k)], L = len_[static_cast<size_t>(r)];
+      const int64_t pos = seq_.reverse ? L - 1 - t : t;
+      const bool rec = record_here && r == 0, last = t == L - 1;
+      StepRow row;
+      row.a = sl.proj.data() + ((t - t0) * rows + (r - sl.r0)) * G4 + j0;
+      row.acc = sl.acc_h.data() + k * G4 + j0;
+      row.h = h_cur + r * Hp_ + j0;
+      row.h_next = h_nxt + r * Hp_ + j0;
+      row.c = state_c_.data() + r * Hp_ + j0;
+      row.gates = sl.gates.data();
+      row.codes = nullptr;
+      TOut* o = out_ + (r * T + pos) * H + j0;
+      if (!rec && !last) {
+        sl.plain_rows[static_cast<size_t>(plain)] = row;
+        outs[static_cast<size_t>(plain)] = o;
+        ++plain;
+        continue;
+      }
+      row.codes = sl.codes.data() + j0;
+      step_units<TOut>(cell_.plan, j1 - j0, Hp_, H, row, o, h_scale);
+      const int32_t* codes = sl.codes.data();
+      if (rec)
+        for (int node = 1; node < kNumNodes; ++node)
+          std::copy(codes + node * H + j0, codes + node * H + j1,
+                    record_->nodes.begin() + (t * (kNumNodes - 1) + node - 1) * H + j0);
+      if (last)
+        for (int64_t j = j0; j < j1; ++j) {
+          h_n_[r * H + j] = codes[kHNext * H + j] * h_scale;
+          c_n_[r * H + j] = codes[kCNext * H + j] * c_scale;
+        }
+    }
+    step_rows<TOut>(cell_.plan, j1 - j0, Hp_, sl.plain_rows.data(), outs.data(), plain, h_scale);
+  }
+
+  // The dense-with-bias codes of steps [t0, t1) for the slice's rows and units.
+  void project(Slice& sl, int64_t t0, int64_t t1) {
+    const int64_t T = seq_.steps, I = seq_.input_size, G4 = kNumGates * Hp_, rows = sl.r1 - sl.r0;
+    const int64_t j0 = sl.b0 * kUnitBlock, j1 = std::min(seq_.hidden, sl.b1 * kUnitBlock);
+    const bool record_input = record_ && sl.r0 == 0 && sl.b0 == 0;
     const int fx = cell_.fix.node[kInput0];
     int64_t n = 0;
     auto flush = [&]() {
-      gate_matmul(cell_.w_ih, in_rows.data(), n, b0, b1, acc_rows.data());
+      gate_matmul(cell_.w_ih, sl.in_rows.data(), n, sl.b0, sl.b1, sl.acc_rows.data());
       for (int64_t k = 0; k < n; ++k)
         for (int g = 0; g < kNumGates; ++g)
-          dense_bias_codes(cell_.dense[g], range_.lo, range_.hi, j1 - j0, acc_rows[static_cast<size_t>(k)] + g * Hp_ + j0,
+          dense_bias_codes(cell_.dense[g], range_.lo, range_.hi, j1 - j0,
+                           sl.acc_rows[static_cast<size_t>(k)] + g * Hp_ + j0,
                            cell_.bias.empty() ? nullptr : cell_.bias.data() + g * Hp_ + j0,
-                           dst[static_cast<size_t>(k)] + g * Hp_ + j0);
+                           sl.proj_dst[static_cast<size_t>(k)] + g * Hp_ + j0);
       n = 0;
     };
     for (int64_t t = t0; t < t1; ++t)
-      for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t r = sl.r0; r < sl.r1; ++r) {
         const int64_t L = len_[static_cast<size_t>(r)];
         if (t >= L) continue;
         const int64_t pos = seq_.reverse ? L - 1 - t : t;
-        int16_t* q = xq.data() + n * Ip_;
+        int16_t* q = sl.xq.data() + n * Ip_;
         floor_codes16<TIn>(seq_.x + (r * T + pos) * I, I, fx, range_.lo, range_.hi, q);
         if (record_input && r == 0) std::copy(q, q + I, record_->input0.begin() + t * I);
-        in_rows[static_cast<size_t>(n)] = q;
-        acc_rows[static_cast<size_t>(n)] = acc_x.data() + n * G4;
-        dst[static_cast<size_t>(n)] = proj + ((t - t0) * rows + (r - r0)) * G4;
+        sl.in_rows[static_cast<size_t>(n)] = q;
+        sl.acc_rows[static_cast<size_t>(n)] = sl.acc_x.data() + n * G4;
+        sl.proj_dst[static_cast<size_t>(n)] = sl.proj.data() + ((t - t0) * rows + (r - sl.r0)) * G4;
         if (++n == kProjectionRows) flush();
       }
     if (n) flush();
@@ -248,10 +290,7 @@ void fixed_forward(const FixedCell& cell, const Sequence<TIn>& seq, TOut* out, d
                    StepRecord* record, int num_threads) {
   FixedRun<TIn, TOut> run(cell, seq, out, h_n, c_n, record);
   const Split split = choose_split(seq.batch, seq.steps, seq.input_size, seq.hidden, cell.w_hh.blocks(), num_threads);
-  run_team(split.threads, [&](TeamRegion& region) {
-    // A busy team gives a region of one thread: then it does everything.
-    run.run(region, region.size() == split.threads ? split : Split{});
-  });
+  run.run(split, split.threads);
 }
 
 #define NNDCT_INSTANTIATE_FIXED(TIn, TOut)                                                                   \

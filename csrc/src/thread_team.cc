@@ -1,19 +1,23 @@
-// The persistent thread team of thread_team.h.
+// The persistent helper team of thread_team.h.
 //
-// Waiting: a thread that waits for a word to change spins for at most kSpinIterations pause
-// instructions (only where the wait is inside a region: barriers and the caller's join), then
-// sleeps on the word with a futex (a condition variable off Linux). A waker issues the wake-up
-// system call only when someone sleeps, so the common spinning hand-off costs no system call.
+// A call publishes a section: a generation number, the task function and the task count. Tasks
+// are claimed through one 64-bit ticket, (generation << 32) | next task; a claim is a
+// compare-and-swap that also checks the generation, so a helper that wakes up late can never
+// claim (or touch the function of) a section that is over. The caller waits only until the
+// tasks already claimed have returned.
+//
+// Waiting: a thread that waits for a word to change spins for a bounded time, then sleeps on
+// the word with a futex (a condition variable off Linux). A waker issues the wake-up system
+// call only when someone sleeps, so the common spinning hand-off costs no system call.
 #include "nndct/thread_team.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
-#include <memory>
 #include <mutex>
 #include <thread>
-#include <vector>
 
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -27,9 +31,12 @@
 namespace nndct {
 namespace {
 
-// About 5-20 microseconds of pause instructions (a pause is 10-65 cycles, depending on the
-// CPU): longer than the imbalance of a well-split time step, far shorter than a time slice.
-constexpr int kSpinIterations = 2000;
+// The caller's wait for tasks a helper has started: a few microseconds of pause instructions
+// (10-65 cycles each, depending on the CPU), then sleep.
+constexpr int kCallerSpinIterations = 2000;
+// A helper that has finished its tasks watches for the next section this long before sleeping:
+// longer than the gap between two time steps of a loop, far shorter than a time slice.
+constexpr std::chrono::microseconds kHelperSpin{50};
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -49,16 +56,30 @@ class Word {
     if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_all();
   }
 
-  // Returns once load() != old or stop() holds; spins first when `spin`.
-  template <typename Stop>
-  void wait_change(uint32_t old, bool spin, Stop&& stop) {
-    if (spin) {
-      for (int i = 0; i < kSpinIterations; ++i) {
-        if (load() != old || stop()) return;
+  // Spins while load() == old for at most `iterations` pauses; true when it changed.
+  bool spin(uint32_t old, int iterations) const {
+    for (int i = 0; i < iterations; ++i) {
+      if (load() != old) return true;
+      cpu_relax();
+    }
+    return load() != old;
+  }
+
+  // Spins while load() == old for at most `budget` of wall time; true when it changed.
+  bool spin_for(uint32_t old, std::chrono::microseconds budget) const {
+    const auto end = std::chrono::steady_clock::now() + budget;
+    for (;;) {
+      for (int i = 0; i < 64; ++i) {
+        if (load() != old) return true;
         cpu_relax();
       }
+      if (std::chrono::steady_clock::now() >= end) return load() != old;
     }
-    while (load() == old && !stop()) sleep(old);
+  }
+
+  // Sleeps until load() != old.
+  void sleep_until_changed(uint32_t old) {
+    while (load() == old) sleep(old);
   }
 
  private:
@@ -91,64 +112,73 @@ class Word {
 };
 static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "futex words are plain 32-bit integers");
 
-// Thrown out of barrier() in the other threads when one thread's body threw.
-struct TeamAborted {};
-
-struct alignas(64) WorkerSlot {
-  Word start;  // bumped when this worker has a region to run
-};
+using TaskFn = std::function<void(int64_t)>;
 
 struct Team {
   int capacity = 1;
 #if defined(__linux__)
   pid_t pid = getpid();
 #endif
-  std::unique_ptr<WorkerSlot[]> slots;  // [capacity]; slot 0 unused (the caller)
-  int started = 0;                      // workers started so far (indices 1..started)
-  std::mutex busy;                      // held by the caller of the running region
+  std::mutex busy;  // held by the caller of the current section
+  int started = 0;  // helpers started so far (ids 1..started)
+  uint32_t generation = 0;
 
-  // The running region.
-  const std::function<void(TeamRegion&)>* body = nullptr;
-  int size = 1;
-  std::atomic<int> remaining{0};  // workers of the region not finished yet
-  Word finish;                    // bumped when the last worker finishes
-  alignas(64) std::atomic<int> arrived{0};
-  Word barrier_word;
-  std::atomic<bool> aborted{false};
+  // The current section (published by the ticket's release store).
+  alignas(64) std::atomic<uint64_t> ticket{0};  // (generation << 32) | next unclaimed task
+  std::atomic<const TaskFn*> fn{nullptr};
+  std::atomic<int64_t> tasks{0};
+  std::atomic<int> helpers{0};  // helpers allowed to claim (ids 1..helpers)
+  Word posted;                  // bumped when a section is published
+  alignas(64) std::atomic<int64_t> finished{0};
+  Word done;                    // bumped when a helper finishes a task
   std::mutex error_mutex;
   std::exception_ptr error;
 };
 
-void run_member(Team* t, int index) {
-  TeamRegion region(index, t->size, t);
-  try {
-    (*t->body)(region);
-  } catch (const TeamAborted&) {
-    // another member failed first; its exception is the one reported
-  } catch (...) {
-    {
-      std::lock_guard<std::mutex> lock(t->error_mutex);
-      if (!t->error) t->error = std::current_exception();
-    }
-    t->aborted.store(true, std::memory_order_seq_cst);
-    t->barrier_word.bump();  // releases the members waiting in a barrier
+// The next task of section `gen`, or -1 when none is left or the section is over.
+int64_t claim(Team* t, uint32_t gen, int64_t total) {
+  uint64_t cur = t->ticket.load(std::memory_order_acquire);
+  for (;;) {
+    if (static_cast<uint32_t>(cur >> 32) != gen) return -1;
+    const int64_t next = static_cast<int64_t>(cur & 0xffffffffu);
+    if (next >= total) return -1;
+    if (t->ticket.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+      return next;
   }
 }
 
-void worker_loop(Team* t, int index, uint32_t seen) {
+void execute(Team* t, const TaskFn& fn, int64_t task) {
+  try {
+    fn(task);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(t->error_mutex);
+    if (!t->error) t->error = std::current_exception();
+  }
+  t->finished.fetch_add(1, std::memory_order_acq_rel);
+}
+
+void helper_loop(Team* t, int id, uint32_t seen) {
   for (;;) {
-    // Between regions a worker sleeps without spinning.
-    t->slots[index].start.wait_change(seen, false, [] { return false; });
-    seen = t->slots[index].start.load();
-    run_member(t, index);
-    if (t->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) t->finish.bump();
+    // Watch briefly for the next section (the next time step), then sleep.
+    if (!t->posted.spin_for(seen, kHelperSpin)) t->posted.sleep_until_changed(seen);
+    seen = t->posted.load();
+    const uint64_t ticket = t->ticket.load(std::memory_order_acquire);
+    if (id > t->helpers.load(std::memory_order_acquire)) continue;
+    const uint32_t gen = static_cast<uint32_t>(ticket >> 32);
+    const TaskFn* fn = t->fn.load(std::memory_order_acquire);
+    const int64_t total = t->tasks.load(std::memory_order_acquire);
+    // A claim succeeds only while section `gen` still has tasks, i.e. while its caller is
+    // inside run_tasks, so fn (read before the claim) is that section's and still alive.
+    for (int64_t task = claim(t, gen, total); task >= 0; task = claim(t, gen, total)) {
+      execute(t, *fn, task);
+      t->done.bump();
+    }
   }
 }
 
 Team* make_team() {
-  Team* t = new Team();  // never freed: workers live until the process exits
+  Team* t = new Team();  // never freed: helpers live until the process exits
   t->capacity = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  t->slots.reset(new WorkerSlot[static_cast<size_t>(t->capacity)]);
   return t;
 }
 
@@ -157,7 +187,7 @@ std::mutex& team_mutex() {
   return m;
 }
 
-// The process's team; a child process after fork() gets a new one (the parent's workers do not
+// The process's team; a child process after fork() gets a new one (the parent's helpers do not
 // exist there; the old team is left behind on purpose).
 Team* team() {
   static std::atomic<Team*> current{nullptr};
@@ -180,53 +210,36 @@ Team* team() {
   return t;
 }
 
-void ensure_workers(Team* t, int size) {
-  for (int i = t->started + 1; i < size; ++i) {
-    const uint32_t seen = t->slots[i].start.load();
-    std::thread(worker_loop, t, i, seen).detach();
-    t->started = i;
-  }
-}
-
 }  // namespace
-
-void TeamRegion::barrier() {
-  if (size_ <= 1) return;
-  Team* t = static_cast<Team*>(team_);
-  const uint32_t gen = t->barrier_word.load();
-  if (t->aborted.load(std::memory_order_acquire)) throw TeamAborted{};
-  if (t->arrived.fetch_add(1, std::memory_order_acq_rel) == size_ - 1) {
-    t->arrived.store(0, std::memory_order_relaxed);
-    t->barrier_word.bump();
-  } else {
-    t->barrier_word.wait_change(gen, true, [t] { return t->aborted.load(std::memory_order_acquire); });
-  }
-  if (t->aborted.load(std::memory_order_acquire)) throw TeamAborted{};
-}
 
 int team_capacity() { return team()->capacity; }
 
-void run_team(int threads, const std::function<void(TeamRegion&)>& body) {
+void run_tasks(int threads, int64_t tasks, const std::function<void(int64_t)>& fn) {
+  if (tasks <= 0) return;
   Team* t = team();
-  const int size = std::max(1, std::min(threads, t->capacity));
+  const int helpers = std::min(threads, t->capacity) - 1;
   std::unique_lock<std::mutex> lock(t->busy, std::defer_lock);
-  if (size <= 1 || !lock.try_lock()) {
-    TeamRegion alone(0, 1, nullptr);
-    body(alone);
+  if (helpers <= 0 || tasks == 1 || tasks > int64_t{0xffffffff} || !lock.try_lock()) {
+    for (int64_t i = 0; i < tasks; ++i) fn(i);
     return;
   }
-  ensure_workers(t, size);
-  t->body = &body;
-  t->size = size;
-  t->aborted.store(false, std::memory_order_relaxed);
-  t->arrived.store(0, std::memory_order_relaxed);
+  for (; t->started < helpers; ++t->started)
+    std::thread(helper_loop, t, t->started + 1, t->posted.load()).detach();
+  const uint32_t gen = ++t->generation;
   t->error = nullptr;
-  t->remaining.store(size - 1, std::memory_order_relaxed);
-  const uint32_t fin = t->finish.load();
-  for (int i = 1; i < size; ++i) t->slots[i].start.bump();
-  run_member(t, 0);
-  t->finish.wait_change(fin, true, [] { return false; });
-  t->body = nullptr;
+  t->finished.store(0, std::memory_order_relaxed);
+  t->tasks.store(tasks, std::memory_order_relaxed);
+  t->fn.store(&fn, std::memory_order_relaxed);
+  t->helpers.store(helpers, std::memory_order_relaxed);
+  t->ticket.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
+  t->posted.bump();
+  for (int64_t task = claim(t, gen, tasks); task >= 0; task = claim(t, gen, tasks)) execute(t, fn, task);
+  // Every task is claimed; wait for those a helper is still running.
+  for (;;) {
+    const uint32_t seen = t->done.load();
+    if (t->finished.load(std::memory_order_acquire) >= tasks) break;
+    if (!t->done.spin(seen, kCallerSpinIterations)) t->done.sleep_until_changed(seen);
+  }
   if (t->error) {
     std::exception_ptr e = t->error;
     t->error = nullptr;

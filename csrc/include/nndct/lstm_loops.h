@@ -6,10 +6,12 @@
 // positions are known and reused by every forward call.
 //
 // Work split: batch rows are independent, and within a step the units of a cell are independent
-// once the recurrent product is known, so a forward runs either (a) slices of the batch, one per
-// thread, without any synchronisation, or (b) slices of the units, one per thread, with one
-// barrier per time step (thread_team.h), or (c) on the calling thread alone. fixed_forward and
-// calibrate_forward choose from the shape; the results never depend on the choice.
+// once the recurrent product is known, so a test-mode forward runs (a) slices of the batch as
+// independent tasks (no synchronisation at all), or (b) slices of the units, one section of
+// tasks per time step (batch 1 at large hidden sizes), or (c) everything on the calling thread
+// when the work would not pay for a hand-off. Calibration runs its two gate packs as the two
+// tasks of a section per step. Tasks go to thread_team.h's helpers, which the caller never
+// waits for unless they have started a task. The results never depend on the split.
 #pragma once
 
 #include <cstdint>

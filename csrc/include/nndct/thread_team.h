@@ -1,16 +1,18 @@
-// A persistent team of worker threads for loops that synchronise many times per call (the LSTM
-// time loops: one barrier per time step).
+// A persistent team of helper threads for loops that fork small independent tasks many times
+// per call (the LSTM time loops: a few tasks per time step, or one task per slice of the batch).
 //
 // Why not parallel.h: parallel_for_chunks starts threads per call, which is right for one large
-// element-wise pass but far too slow to hand work over once per time step. Here the workers
-// are started once per process and sleep on a futex between calls, so an idle worker never
-// holds a core; inside a call, barrier() spins only for a short bounded time (kSpinIterations
-// pause instructions, a few microseconds) before it sleeps too, because a time step that waits
-// for a futex wake-up would lose more than the step costs.
+// element-wise pass but far too slow to hand work over once per time step.
 //
-// A call that finds the team busy (another thread of the process is inside run_team) runs its
-// body on the calling thread alone (size 1), so concurrent callers never deadlock and results
-// never depend on the team size (callers must make their work split deterministic).
+// Why tasks are claimed, not assigned: on a loaded machine a helper thread may not run for a
+// whole time slice. Here the calling thread publishes the tasks and runs them itself; helpers
+// claim whatever is left when they get to it. The caller only ever waits for a task that a
+// helper has already started, never for a helper that is asleep or descheduled, so a call is
+// never much slower than running it on one thread.
+//
+// Idle helpers sleep on a futex. After finishing a task a helper spins for at most
+// kHelperSpinNs (a few tens of microseconds, then sleeps) so that the next time step's tasks
+// find it awake; between calls it holds no core.
 #pragma once
 
 #include <cstdint>
@@ -18,28 +20,14 @@
 
 namespace nndct {
 
-class TeamRegion {
- public:
-  // This thread's index in the region (0 = the calling thread) and the number of threads.
-  int index() const { return index_; }
-  int size() const { return size_; }
-  // Every thread of the region arrives before any returns. A no-op for a region of size 1.
-  void barrier();
+// Runs fn(task) for every task in [0, tasks): on the calling thread and on up to threads - 1
+// helpers. Returns when every task has returned; re-throws the first exception a task threw
+// (after all started tasks have finished). Tasks must be independent of each other (any may run
+// on any thread, in any order). When the team is busy with another caller's tasks, or threads
+// <= 1, everything runs on the calling thread.
+void run_tasks(int threads, int64_t tasks, const std::function<void(int64_t)>& fn);
 
-  TeamRegion(int index, int size, void* team) : index_(index), size_(size), team_(team) {}
-
- private:
-  int index_;
-  int size_;
-  void* team_;
-};
-
-// Runs body(region) on min(threads, team_capacity()) threads; the caller is index 0. Returns
-// when every thread has returned from body and re-throws the first exception thrown by any of
-// them (a thread that throws releases the others from their barriers, which then throw too).
-void run_team(int threads, const std::function<void(TeamRegion&)>& body);
-
-// The most threads one region can have: the hardware concurrency.
+// The most threads run_tasks can use: the hardware concurrency.
 int team_capacity();
 
 }  // namespace nndct

@@ -153,8 +153,9 @@ def test_every_instruction_set_gives_the_same_bits(isa):
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_results_do_not_depend_on_the_threads(threads):
-    """Batch splits, unit splits (one barrier per step) and a single thread: the same bits."""
-    for hidden, batch, steps in ((512, 1, 30), (256, 8, 20), (64, 64, 20)):
+    """Batch slices, unit slices (one section of tasks per step, batch 1 at hidden 1024) and a
+    single thread: the same bits."""
+    for hidden, batch, steps in ((1024, 1, 6), (512, 1, 30), (256, 8, 20), (64, 64, 20)):
         cell, x, lengths, h0, c0 = make_case(hidden, batch, 16, "plain", 7)
         x = np.random.default_rng(1).normal(0, 1, (batch, steps, x.shape[2]))
         cell.num_threads = 1
@@ -185,3 +186,32 @@ def test_nndct_num_threads_and_torch_threads_are_followed(monkeypatch):
         assert loop_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_arbitrary_fix_positions_in_64_and_32_bit_lanes():
+    """Fix positions no calibration produces (every node at its own position, shifts of up to
+    20 bits): plans that cannot run in 32-bit lanes take the 64-bit loops; both must equal the
+    scalar loop."""
+    rng = np.random.default_rng(5)
+    seen = set()
+    for trial in range(24):
+        bit_width = (16, 8)[trial % 2]
+        cell, x, lengths, h0, c0 = make_case(int(rng.choice([7, 64, 100])), 3, bit_width, "lengths", trial)
+        cell._calibrate_params()
+        fix = cell.calibration.aligned()
+        fix.node = [int(v) for v in rng.integers(-4, 21, size=len(fix.node))]
+        for i in (15, 16, 17, 18, 22):  # sigmoid/tanh outputs: at most the tables' 15
+            fix.node[i] = min(fix.node[i], 15)
+        fix.param.update({n: int(rng.integers(6, 16)) for n in PARAM_NAMES})
+        cell.load_fix_positions(fix)
+        seen.add(cell._fixed_cell.steps_in_32bit_lanes)
+        codes = cell.param_codes()
+        node, w_ih_fp, w_hh_fp, bias_fp = fix.arrays()
+        slow = core._lstm_fixed_forward_scalar(
+            x, np.concatenate([codes[f"weight_i{g}"] for g in GATES]),
+            np.concatenate([codes[f"weight_h{g}"] for g in GATES]), np.concatenate([codes[f"bias_{g}"] for g in GATES]),
+            bit_width, node, w_ih_fp, w_hh_fp, bias_fp, lengths=lengths, h0=h0, c0=c0, reverse=cell.reverse)
+        fast = cell.run(x, lengths, h0, c0)
+        for name, a, b in zip(("out", "h_n", "c_n"), fast, slow[:3]):
+            assert same_bits(a, b), f"{name} differs for fix positions {fix.node}"
+    assert seen == {True, False}, "both the 32-bit and the 64-bit step loops must have been exercised"
