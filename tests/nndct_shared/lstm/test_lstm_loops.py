@@ -215,3 +215,43 @@ def test_arbitrary_fix_positions_in_64_and_32_bit_lanes():
         for name, a, b in zip(("out", "h_n", "c_n"), fast, slow[:3]):
             assert same_bits(a, b), f"{name} differs for fix positions {fix.node}"
     assert seen == {True, False}, "both the 32-bit and the 64-bit step loops must have been exercised"
+
+
+def test_helpers_hold_no_core_while_idle():
+    """After a two-thread forward the helper threads sleep: the process uses (almost) no CPU
+    while it waits. A helper spinning while idle would use most of the second (still a sixth
+    of it with a dozen busy processes on two cores)."""
+    import time
+
+    cell, x, lengths, h0, c0 = make_case(64, 64, 16, "plain", 11)
+    cell.num_threads = 2
+    cell.calibrate(x)
+    load_fix(cell, "plain")
+    cell.run(x)
+    time.sleep(0.05)  # past the helpers' short watch for a next section
+    before = time.process_time()
+    time.sleep(1.0)
+    assert time.process_time() - before < 0.05
+
+
+def test_concurrent_callers_get_the_same_bits():
+    """Python threads running cells at once share one helper team: a caller that finds it busy
+    runs alone; every result is the one of a single-threaded run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = []
+    for k, (hidden, batch) in enumerate(((64, 64), (128, 8), (100, 50))):
+        cell, x, lengths, h0, c0 = make_case(hidden, batch, 16, "plain", 20 + k)
+        cell.num_threads = 1
+        cell.calibrate(x)
+        load_fix(cell, "plain")
+        cases.append((cell, x, cell.run(x)))
+    for cell, _, _ in cases:
+        cell.num_threads = 2
+
+    def run(i):
+        cell, x, want = cases[i % len(cases)]
+        return all(same_bits(a, b) for a, b in zip(cell.run(x), want))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(run, range(24)))
