@@ -146,18 +146,21 @@ inline int32_t load_pair(const int16_t* x) {
 
 // ---- AVX-512: R rows x G gates x 16 lanes of int32 accumulators per tile. R <= 2 keeps a
 // second accumulator set for odd pairs (two independent dependency chains per register).
-__attribute__((target("avx512f"))) inline void add_lanes_512(int64_t* dst, __m512i v) {
-  const __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
-  const __m512i hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
-  _mm512_storeu_si512(dst, _mm512_add_epi64(_mm512_loadu_si512(dst), lo));
-  _mm512_storeu_si512(dst + 8, _mm512_add_epi64(_mm512_loadu_si512(dst + 8), hi));
+// dst[0..16) (+)= the 16 int32 lanes of v widened to int64 (the first flush stores).
+__attribute__((target("avx512f"))) inline void flush_lanes_512(int64_t* dst, __m512i v, bool first) {
+  __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
+  __m512i hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
+  if (!first) {
+    lo = _mm512_add_epi64(_mm512_loadu_si512(dst), lo);
+    hi = _mm512_add_epi64(_mm512_loadu_si512(dst + 8), hi);
+  }
+  _mm512_storeu_si512(dst, lo);
+  _mm512_storeu_si512(dst + 8, hi);
 }
 
 #define NNDCT_BLOCK_512_BODY(DOT)                                                                 \
   constexpr bool kTwo = R <= 2;                                                                   \
-  for (int r = 0; r < R; ++r)                                                                     \
-    for (int g = 0; g < G; ++g) std::memset(acc[r] + g * gstride + col, 0, kLanes * sizeof(int64_t)); \
-  for (int64_t p0 = 0; p0 < pairs; p0 += flush) {                                                 \
+  for (int64_t p0 = 0; p0 == 0 || p0 < pairs; p0 += flush) {                                      \
     const int64_t p1 = pairs - p0 < flush ? pairs : p0 + flush;                                   \
     __m512i a[R][G], b[R][G];                                                                     \
     for (int r = 0; r < R; ++r)                                                                   \
@@ -188,7 +191,8 @@ __attribute__((target("avx512f"))) inline void add_lanes_512(int64_t* dst, __m51
     }                                                                                             \
     for (int r = 0; r < R; ++r)                                                                   \
       for (int g = 0; g < G; ++g)                                                                 \
-        add_lanes_512(acc[r] + g * gstride + col, kTwo ? _mm512_add_epi32(a[r][g], b[r][g]) : a[r][g]); \
+        flush_lanes_512(acc[r] + g * gstride + col, kTwo ? _mm512_add_epi32(a[r][g], b[r][g]) : a[r][g], \
+                        p0 == 0);                                                                 \
   }
 
 #define NNDCT_DOT_VNNI(acc, x, w) _mm512_dpwssd_epi32(acc, x, w)
@@ -210,13 +214,15 @@ __attribute__((target("avx512f,avx512bw"))) void block_bw(const int16_t* wb, int
 }
 
 // ---- AVX2: one row, G gates x 2 halves of 8 int32 lanes (vpmaddwd + vpaddd).
-__attribute__((target("avx2"))) inline void add_lanes_256(int64_t* dst, __m256i v) {
-  const __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));
-  const __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
-                      _mm256_add_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(dst)), lo));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 4),
-                      _mm256_add_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(dst + 4)), hi));
+__attribute__((target("avx2"))) inline void flush_lanes_256(int64_t* dst, __m256i v, bool first) {
+  __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));
+  __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1));
+  if (!first) {
+    lo = _mm256_add_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(dst)), lo);
+    hi = _mm256_add_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(dst + 4)), hi);
+  }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), lo);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 4), hi);
 }
 
 template <int G, int R>
@@ -224,8 +230,7 @@ __attribute__((target("avx2"))) void block_avx2(const int16_t* wb, int64_t pairs
                                                 int64_t flush, int64_t* const* acc, int64_t col, int64_t gstride) {
   for (int r = 0; r < R; ++r) {
     int64_t* out = acc[r];
-    for (int g = 0; g < G; ++g) std::memset(out + g * gstride + col, 0, kLanes * sizeof(int64_t));
-    for (int64_t p0 = 0; p0 < pairs; p0 += flush) {
+    for (int64_t p0 = 0; p0 == 0 || p0 < pairs; p0 += flush) {
       const int64_t p1 = pairs - p0 < flush ? pairs : p0 + flush;
       __m256i a[G][2];
       for (int g = 0; g < G; ++g) a[g][0] = a[g][1] = _mm256_setzero_si256();
@@ -238,8 +243,8 @@ __attribute__((target("avx2"))) void block_avx2(const int16_t* wb, int64_t pairs
         }
       }
       for (int g = 0; g < G; ++g) {
-        add_lanes_256(out + g * gstride + col, a[g][0]);
-        add_lanes_256(out + g * gstride + col + 8, a[g][1]);
+        flush_lanes_256(out + g * gstride + col, a[g][0], p0 == 0);
+        flush_lanes_256(out + g * gstride + col + 8, a[g][1], p0 == 0);
       }
     }
   }

@@ -98,12 +98,19 @@ class QuantLSTM(keras.layers.Layer):
             states = self._state_list(initial_state)
             if tf.executing_eagerly():
                 arrays = self._run(_numpy(sequences), *[_numpy(s) for s in states])
-                results = [tf.convert_to_tensor(a) for a in arrays]
+                # Only what the outputs read becomes a tensor (a conversion costs as much as a
+                # short forward at batch 1).
+                results = [tf.convert_to_tensor(a) if used else None for a, used in zip(arrays, self._used_results())]
             else:
                 results = tf.numpy_function(self._run, [sequences, *states], [tf.float32] * 3,
                                             stateful=True)
                 self._set_static_shapes(sequences, results)
             return self._keras_outputs(*results)
+
+    def _used_results(self) -> tuple[bool, bool, bool]:
+        """Which of (out, h_n, c_n) `_keras_outputs` reads for this layout."""
+        lay = self.layout
+        return lay.return_sequences, not lay.return_sequences or lay.return_state, lay.return_state
 
     def _state_list(self, initial_state) -> list:
         if initial_state is None:
