@@ -18,12 +18,12 @@ namespace {
 constexpr int64_t kNoLow = std::numeric_limits<int64_t>::min();
 constexpr int64_t kNoHigh = std::numeric_limits<int64_t>::max();
 
-// The tables as int64, so that a gather with 64-bit indices loads 64-bit lanes (the form the
-// vectorizer handles).
-template <const int16_t* (*Source)()>
-const int64_t* widened() {
-  static const std::array<int64_t, kTableSize> table = [] {
-    std::array<int64_t, kTableSize> t{};
+// The tables as int64 or int32, so that a gather loads lanes of the width the loop computes in
+// (the form the vectorizer handles).
+template <typename T, const int16_t* (*Source)()>
+const T* widened() {
+  static const std::array<T, kTableSize> table = [] {
+    std::array<T, kTableSize> t{};
     std::copy(Source(), Source() + kTableSize, t.begin());
     return t;
   }();
@@ -39,7 +39,7 @@ Shift Shift::between(int from, int to) {
 
 TableOp TableOp::make(bool is_tanh, int fin, int fout, int64_t code_lo, int64_t code_hi) {
   TableOp t;
-  t.table = is_tanh ? widened<tanh_table>() : widened<sigmoid_table>();
+  t.table = is_tanh ? widened<int64_t, tanh_table>() : widened<int64_t, sigmoid_table>();
   // detail::table_step: floor(code * 2^shift), saturating beyond the table. For shift > 0 an
   // input beyond +-limit saturates; clamping it to +-(limit + 1) first gives a step beyond the
   // table on the same side, and a shift of 12 already sends +-1 there.
@@ -234,16 +234,6 @@ inline void cell_loop_record(const StepPlan& plan, int64_t n, const int32_t* it,
 
 // ---- 32-bit lanes (StepPlan::narrow): the same operations on int32, right shifts capped at 31
 // (for |v| < 2^31 an arithmetic shift by 31 gives the floor that a shift by 63 gives on int64).
-
-template <const int16_t* (*Source)()>
-const int32_t* widened32() {
-  static const std::array<int32_t, kTableSize> table = [] {
-    std::array<int32_t, kTableSize> t{};
-    std::copy(Source(), Source() + kTableSize, t.begin());
-    return t;
-  }();
-  return table.data();
-}
 
 NNDCT_ALWAYS_INLINE int32_t shifted32(int32_t v, int left, int right) {
   return static_cast<int32_t>(static_cast<uint32_t>(v) << left) >> right;
@@ -467,8 +457,8 @@ void step_rows(const StepPlan& plan, int64_t n, int64_t gate_stride, const StepR
     for (int64_t k = 0; k < m; ++k) step_units<T>(plan, n, gate_stride, 0, rows[k], outs[k], h_scale);
     return;
   }
-  const int32_t* sigmoid = widened32<sigmoid_table>();
-  const int32_t* tanh = widened32<tanh_table>();
+  const int32_t* sigmoid = widened<int32_t, sigmoid_table>();
+  const int32_t* tanh = widened<int32_t, tanh_table>();
   const int32_t* tables[kNumGates] = {sigmoid, sigmoid, tanh, sigmoid};
   for (int64_t k = 0; k < m; ++k) {
     const StepRow& r = rows[k];
