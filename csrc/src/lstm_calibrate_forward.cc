@@ -314,17 +314,23 @@ class CalibRun {
       in_rows_[p].resize(static_cast<size_t>(std::max(B, kProjectionRows)));
       acc_rows_[p].resize(static_cast<size_t>(std::max(B, kProjectionRows)));
     }
-    const int two = threads >= 2 && B * H >= kMinPairElements ? 2 : 1;
+    SectionPacer pacer(threads >= 2 && B * H >= kMinPairElements ? 2 : 1);
     for (int64_t t0 = 0; t0 < T; t0 += chunk_) {
       const int64_t t1 = std::min(T, t0 + chunk_);
       scan_chunk_inputs(t0, t1);
-      run_tasks(two, 2, [&](int64_t p) { project(static_cast<int>(p)); });
+      pacer.run(2, [&](int64_t p) { project(static_cast<int>(p)); });
       for (int64_t t = t0; t < t1; ++t) {
         head(t);
         if (n_ == 0) continue;
-        const int pair = two == 2 && n_ * H >= kMinPairElements ? 2 : 1;
-        run_tasks(pair, 2, [&](int64_t p) { gates(static_cast<int>(p), t - t0); });
-        run_tasks(pair, 2, [&](int64_t i) { input_product(i == 0 ? kItCct : kFtC); });
+        if (n_ * H >= kMinPairElements) {
+          pacer.run(2, [&](int64_t p) { gates(static_cast<int>(p), t - t0); });
+          pacer.run(2, [&](int64_t i) { input_product(i == 0 ? kItCct : kFtC); });
+        } else {
+          gates(0, t - t0);
+          gates(1, t - t0);
+          input_product(kItCct);
+          input_product(kFtC);
+        }
         tail(t);
       }
     }

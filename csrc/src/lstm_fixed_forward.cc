@@ -72,9 +72,12 @@ Split choose_split(int64_t B, int64_t T, int64_t I, int64_t H, int64_t blocks, i
 
 template <typename TIn, typename TOut>
 class FixedRun {
-  // One slice's rows [r0, r1) and unit blocks [b0, b1), with its scratch.
+  // One slice: rows [r0, r1) and unit blocks [b0, b1).
   struct Slice {
     int64_t r0 = 0, r1 = 0, b0 = 0, b1 = 0;
+  };
+  // The scratch of one thread (batch slices) or one slice (unit slices).
+  struct Scratch {
     AlignedArray<int32_t> proj, gates, codes;
     AlignedArray<int64_t> acc_h, acc_x;
     AlignedArray<int16_t> xq;
@@ -123,6 +126,7 @@ class FixedRun {
   void run(const Split& split, int threads) {
     const int64_t B = seq_.batch, T = seq_.steps, nb = cell_.w_hh.blocks(), n = split.slices;
     std::vector<Slice> slices(static_cast<size_t>(n));
+    int64_t max_rows = 0;
     for (int64_t i = 0; i < n; ++i) {
       Slice& sl = slices[static_cast<size_t>(i)];
       if (split.by_units) {
@@ -134,57 +138,55 @@ class FixedRun {
         sl.r1 = (i + 1) * B / n;
         sl.b1 = nb;
       }
+      max_rows = std::max(max_rows, sl.r1 - sl.r0);
     }
+    const int64_t chunk = std::max<int64_t>(1, kChunkPositions / std::max<int64_t>(max_rows, 1));
+    const int64_t chunks = (T + chunk - 1) / chunk;
+    std::vector<Scratch> scratch(static_cast<size_t>(split.by_units ? n : std::max(1, threads)));
+    for (Scratch& sc : scratch) prepare(sc, max_rows, chunk);
     if (!split.by_units) {
-      // Independent batch slices: each runs through all time steps without synchronisation.
-      run_tasks(threads, n, [&](int64_t i) {
-        Slice& sl = slices[static_cast<size_t>(i)];
-        prepare(sl);
-        for (int64_t t0 = 0; t0 < T; t0 += chunk_of(sl)) {
-          const int64_t t1 = std::min(T, t0 + chunk_of(sl));
-          project(sl, t0, t1);
-          for (int64_t t = t0; t < t1; ++t) step(sl, t, t0);
-        }
+      // Batch slices are chains of chunks of time steps: any thread continues any slice.
+      run_chains(threads, n, chunks, [&](int slot, int64_t i, int64_t k) {
+        const Slice& sl = slices[static_cast<size_t>(i)];
+        Scratch& sc = scratch[static_cast<size_t>(slot)];
+        const int64_t t0 = k * chunk, t1 = std::min(T, t0 + chunk);
+        project(sl, sc, t0, t1);
+        for (int64_t t = t0; t < t1; ++t) step(sl, sc, t, t0);
       });
       return;
     }
     // Unit slices share the rows: every time step is one section of n tasks.
-    run_tasks(threads, n, [&](int64_t i) { prepare(slices[static_cast<size_t>(i)]); });
-    const int64_t chunk = chunk_of(slices[0]);
+    SectionPacer pacer(threads);
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
       const int64_t t1 = std::min(T, t0 + chunk);
-      run_tasks(threads, n, [&](int64_t i) { project(slices[static_cast<size_t>(i)], t0, t1); });
+      pacer.run(n, [&](int64_t i) { project(slices[static_cast<size_t>(i)], scratch[static_cast<size_t>(i)], t0, t1); });
       for (int64_t t = t0; t < t1; ++t)
-        run_tasks(threads, n, [&](int64_t i) { step(slices[static_cast<size_t>(i)], t, t0); });
+        pacer.run(n, [&](int64_t i) { step(slices[static_cast<size_t>(i)], scratch[static_cast<size_t>(i)], t, t0); });
     }
   }
 
  private:
-  int64_t chunk_of(const Slice& sl) const {
-    return std::max<int64_t>(1, kChunkPositions / std::max<int64_t>(sl.r1 - sl.r0, 1));
-  }
-
-  void prepare(Slice& sl) const {
-    const int64_t rows = sl.r1 - sl.r0, G4 = kNumGates * Hp_;
-    sl.proj.resize(chunk_of(sl) * rows * G4);
-    sl.gates.resize(kNumGates * Hp_);
-    sl.codes.resize(kNumNodes * seq_.hidden);
-    sl.acc_h.resize(rows * G4);
-    sl.acc_x.resize(kProjectionRows * G4);
-    sl.xq.resize(kProjectionRows * Ip_);
+  void prepare(Scratch& sc, int64_t rows, int64_t chunk) const {
+    const int64_t G4 = kNumGates * Hp_;
+    sc.proj.resize(chunk * rows * G4);
+    sc.gates.resize(kNumGates * Hp_);
+    sc.codes.resize(kNumNodes * seq_.hidden);
+    sc.acc_h.resize(rows * G4);
+    sc.acc_x.resize(kProjectionRows * G4);
+    sc.xq.resize(kProjectionRows * Ip_);
     const size_t m = static_cast<size_t>(std::max(rows, kProjectionRows));
-    sl.in_rows.resize(m);
-    sl.acc_rows.resize(m);
-    sl.proj_dst.resize(kProjectionRows);
-    sl.active.resize(static_cast<size_t>(rows));
-    sl.plain_rows.resize(static_cast<size_t>(rows));
-    sl.plain_outs.resize(static_cast<size_t>(rows));
+    sc.in_rows.resize(m);
+    sc.acc_rows.resize(m);
+    sc.proj_dst.resize(kProjectionRows);
+    sc.active.resize(static_cast<size_t>(rows));
+    sc.plain_rows.resize(static_cast<size_t>(rows));
+    sc.plain_outs.resize(static_cast<size_t>(rows));
   }
 
   // One time step of a slice: the recurrent product of its active rows and units, then the
   // cell. The recorded row and rows at their last step (whose codes give h_n / c_n) go through
   // step_units one by one; the others through step_rows together.
-  void step(Slice& sl, int64_t t, int64_t t0) {
+  void step(const Slice& sl, Scratch& sc, int64_t t, int64_t t0) {
     const int64_t B = seq_.batch, T = seq_.steps, H = seq_.hidden, G4 = kNumGates * Hp_, rows = sl.r1 - sl.r0;
     const int64_t j0 = sl.b0 * kUnitBlock, j1 = std::min(H, sl.b1 * kUnitBlock);
     const bool record_here = record_ && sl.r0 == 0;
@@ -194,36 +196,36 @@ class FixedRun {
     int64_t m = 0;
     for (int64_t r = sl.r0; r < sl.r1; ++r)
       if (t < len_[static_cast<size_t>(r)]) {
-        sl.active[static_cast<size_t>(m)] = r;
-        sl.in_rows[static_cast<size_t>(m)] = h_cur + r * Hp_;
-        sl.acc_rows[static_cast<size_t>(m)] = sl.acc_h.data() + m * G4;
+        sc.active[static_cast<size_t>(m)] = r;
+        sc.in_rows[static_cast<size_t>(m)] = h_cur + r * Hp_;
+        sc.acc_rows[static_cast<size_t>(m)] = sc.acc_h.data() + m * G4;
         ++m;
       }
-    gate_matmul(cell_.w_hh, sl.in_rows.data(), m, sl.b0, sl.b1, sl.acc_rows.data());
-    std::vector<TOut*>& outs = sl.plain_outs;
+    gate_matmul(cell_.w_hh, sc.in_rows.data(), m, sl.b0, sl.b1, sc.acc_rows.data());
+    std::vector<TOut*>& outs = sc.plain_outs;
     int64_t plain = 0;
     for (int64_t k = 0; k < m; ++k) {
-      const int64_t r = sl.active[static_cast<size_t>(k)], L = len_[static_cast<size_t>(r)];
+      const int64_t r = sc.active[static_cast<size_t>(k)], L = len_[static_cast<size_t>(r)];
       const int64_t pos = seq_.reverse ? L - 1 - t : t;
       const bool rec = record_here && r == 0, last = t == L - 1;
       StepRow row;
-      row.a = sl.proj.data() + ((t - t0) * rows + (r - sl.r0)) * G4 + j0;
-      row.acc = sl.acc_h.data() + k * G4 + j0;
+      row.a = sc.proj.data() + ((t - t0) * rows + (r - sl.r0)) * G4 + j0;
+      row.acc = sc.acc_h.data() + k * G4 + j0;
       row.h = h_cur + r * Hp_ + j0;
       row.h_next = h_nxt + r * Hp_ + j0;
       row.c = state_c_.data() + r * Hp_ + j0;
-      row.gates = sl.gates.data();
+      row.gates = sc.gates.data();
       row.codes = nullptr;
       TOut* o = out_ + (r * T + pos) * H + j0;
       if (!rec && !last) {
-        sl.plain_rows[static_cast<size_t>(plain)] = row;
+        sc.plain_rows[static_cast<size_t>(plain)] = row;
         outs[static_cast<size_t>(plain)] = o;
         ++plain;
         continue;
       }
-      row.codes = sl.codes.data() + j0;
+      row.codes = sc.codes.data() + j0;
       step_units<TOut>(cell_.plan, j1 - j0, Hp_, H, row, o, h_scale);
-      const int32_t* codes = sl.codes.data();
+      const int32_t* codes = sc.codes.data();
       if (rec)
         for (int node = 1; node < kNumNodes; ++node)
           std::copy(codes + node * H + j0, codes + node * H + j1,
@@ -234,24 +236,24 @@ class FixedRun {
           c_n_[r * H + j] = codes[kCNext * H + j] * c_scale;
         }
     }
-    step_rows<TOut>(cell_.plan, j1 - j0, Hp_, sl.plain_rows.data(), outs.data(), plain, h_scale);
+    step_rows<TOut>(cell_.plan, j1 - j0, Hp_, sc.plain_rows.data(), outs.data(), plain, h_scale);
   }
 
   // The dense-with-bias codes of steps [t0, t1) for the slice's rows and units.
-  void project(Slice& sl, int64_t t0, int64_t t1) {
+  void project(const Slice& sl, Scratch& sc, int64_t t0, int64_t t1) {
     const int64_t T = seq_.steps, I = seq_.input_size, G4 = kNumGates * Hp_, rows = sl.r1 - sl.r0;
     const int64_t j0 = sl.b0 * kUnitBlock, j1 = std::min(seq_.hidden, sl.b1 * kUnitBlock);
     const bool record_input = record_ && sl.r0 == 0 && sl.b0 == 0;
     const int fx = cell_.fix.node[kInput0];
     int64_t n = 0;
     auto flush = [&]() {
-      gate_matmul(cell_.w_ih, sl.in_rows.data(), n, sl.b0, sl.b1, sl.acc_rows.data());
+      gate_matmul(cell_.w_ih, sc.in_rows.data(), n, sl.b0, sl.b1, sc.acc_rows.data());
       for (int64_t k = 0; k < n; ++k)
         for (int g = 0; g < kNumGates; ++g)
           dense_bias_codes(cell_.dense[g], range_.lo, range_.hi, j1 - j0,
-                           sl.acc_rows[static_cast<size_t>(k)] + g * Hp_ + j0,
+                           sc.acc_rows[static_cast<size_t>(k)] + g * Hp_ + j0,
                            cell_.bias.empty() ? nullptr : cell_.bias.data() + g * Hp_ + j0,
-                           sl.proj_dst[static_cast<size_t>(k)] + g * Hp_ + j0);
+                           sc.proj_dst[static_cast<size_t>(k)] + g * Hp_ + j0);
       n = 0;
     };
     for (int64_t t = t0; t < t1; ++t)
@@ -259,12 +261,12 @@ class FixedRun {
         const int64_t L = len_[static_cast<size_t>(r)];
         if (t >= L) continue;
         const int64_t pos = seq_.reverse ? L - 1 - t : t;
-        int16_t* q = sl.xq.data() + n * Ip_;
+        int16_t* q = sc.xq.data() + n * Ip_;
         floor_codes16<TIn>(seq_.x + (r * T + pos) * I, I, fx, range_.lo, range_.hi, q);
         if (record_input && r == 0) std::copy(q, q + I, record_->input0.begin() + t * I);
-        sl.in_rows[static_cast<size_t>(n)] = q;
-        sl.acc_rows[static_cast<size_t>(n)] = sl.acc_x.data() + n * G4;
-        sl.proj_dst[static_cast<size_t>(n)] = sl.proj.data() + ((t - t0) * rows + (r - sl.r0)) * G4;
+        sc.in_rows[static_cast<size_t>(n)] = q;
+        sc.acc_rows[static_cast<size_t>(n)] = sc.acc_x.data() + n * G4;
+        sc.proj_dst[static_cast<size_t>(n)] = sc.proj.data() + ((t - t0) * rows + (r - sl.r0)) * G4;
         if (++n == kProjectionRows) flush();
       }
     if (n) flush();

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -113,6 +114,92 @@ class Word {
 static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "futex words are plain 32-bit integers");
 
 using TaskFn = std::function<void(int64_t)>;
+using ChainFn = std::function<void(int, int64_t, int64_t)>;
+
+// The state of one run_chains call. Shared (std::shared_ptr) with the helpers that join, so a
+// helper that wakes up after the call has returned still finds valid state: it sees every chain
+// finished and leaves without touching `fn` or the caller's data, which it only reaches while
+// it holds a chain (and the caller never returns while a chain is held or unfinished).
+struct ChainJob {
+  ChainJob(int threads, int64_t chains, int64_t steps, const ChainFn* f)
+      : threads(threads), chains(chains), steps(steps), fn(f), next(new std::atomic<int64_t>[chains]),
+        held(new std::atomic<int>[chains]), unfinished(chains) {
+    for (int64_t c = 0; c < chains; ++c) {
+      next[c].store(0, std::memory_order_relaxed);
+      held[c].store(0, std::memory_order_relaxed);
+    }
+  }
+  const int threads;
+  const int64_t chains, steps;
+  const ChainFn* fn;
+  std::unique_ptr<std::atomic<int64_t>[]> next;  // the next step of each chain
+  std::unique_ptr<std::atomic<int>[]> held;      // 1 while a thread runs a step of the chain
+  std::atomic<int64_t> unfinished;
+  std::atomic<int> holding{0};
+  std::atomic<int> next_slot{1};
+  std::atomic<bool> aborted{false};
+  Word released;  // bumped whenever a chain is let go
+  std::mutex error_mutex;
+  std::exception_ptr error;
+
+  bool done() const {
+    return unfinished.load(std::memory_order_acquire) == 0 || aborted.load(std::memory_order_acquire);
+  }
+
+  // Runs the free chains' steps until none is left to this thread. A thread keeps the chain it
+  // holds (its data stays in that core's caches) unless the caller waits for one: then it lets
+  // it go after every step. The caller returns only when every chain is finished and let go.
+  void work(int slot, bool caller) {
+    int64_t c = slot % chains;
+    for (;;) {
+      const uint32_t seen = released.load();  // before the scan: a release after it is not missed
+      if (done()) {
+        if (caller) wait_for_holders();
+        return;
+      }
+      int64_t found = -1;
+      for (int64_t k = 0; k < chains && found < 0; ++k, c = (c + 1) % chains) {
+        if (next[c].load(std::memory_order_acquire) >= steps) continue;
+        int expected = 0;
+        if (held[c].compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) found = c;
+      }
+      if (found < 0) {
+        if (!caller) return;  // a helper leaves when nothing is free
+        waiting.fetch_add(1, std::memory_order_acq_rel);
+        if (!released.spin(seen, 2000)) released.sleep_until_changed(seen);
+        waiting.fetch_sub(1, std::memory_order_acq_rel);
+        continue;
+      }
+      c = found;
+      holding.fetch_add(1, std::memory_order_acq_rel);
+      for (int64_t s = next[c].load(std::memory_order_acquire); s < steps; ++s) {
+        try {
+          (*fn)(slot, c, s);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(error_mutex);
+          if (!error) error = std::current_exception();
+          aborted.store(true, std::memory_order_release);
+        }
+        next[c].store(s + 1, std::memory_order_release);
+        if (s + 1 == steps) unfinished.fetch_sub(1, std::memory_order_acq_rel);
+        if (aborted.load(std::memory_order_acquire) || waiting.load(std::memory_order_acquire) > 0) break;
+      }
+      holding.fetch_sub(1, std::memory_order_acq_rel);
+      held[c].store(0, std::memory_order_release);
+      released.bump();
+    }
+  }
+
+  void wait_for_holders() {
+    for (;;) {
+      const uint32_t seen = released.load();
+      if (holding.load(std::memory_order_acquire) == 0) return;
+      if (!released.spin(seen, 2000)) released.sleep_until_changed(seen);
+    }
+  }
+
+  std::atomic<int> waiting{0};  // callers waiting for a chain to be let go
+};
 
 struct Team {
   int capacity = 1;
@@ -133,6 +220,9 @@ struct Team {
   Word done;                    // bumped when a helper finishes a task
   std::mutex error_mutex;
   std::exception_ptr error;
+  // The current run_chains call, if any.
+  std::mutex chain_mutex;
+  std::shared_ptr<ChainJob> chain_job;
 };
 
 // The next task of section `gen`, or -1 when none is left or the section is over.
@@ -172,6 +262,15 @@ void helper_loop(Team* t, int id, uint32_t seen) {
     for (int64_t task = claim(t, gen, total); task >= 0; task = claim(t, gen, total)) {
       execute(t, *fn, task);
       t->done.bump();
+    }
+    std::shared_ptr<ChainJob> job;
+    {
+      std::lock_guard<std::mutex> lock(t->chain_mutex);
+      job = t->chain_job;
+    }
+    if (job) {
+      const int slot = job->next_slot.fetch_add(1, std::memory_order_acq_rel);
+      if (slot < job->threads) job->work(slot, false);
     }
   }
 }
@@ -214,14 +313,14 @@ Team* team() {
 
 int team_capacity() { return team()->capacity; }
 
-void run_tasks(int threads, int64_t tasks, const std::function<void(int64_t)>& fn) {
-  if (tasks <= 0) return;
+int64_t run_tasks(int threads, int64_t tasks, const std::function<void(int64_t)>& fn) {
+  if (tasks <= 0) return 0;
   Team* t = team();
   const int helpers = std::min(threads, t->capacity) - 1;
   std::unique_lock<std::mutex> lock(t->busy, std::defer_lock);
   if (helpers <= 0 || tasks == 1 || tasks > int64_t{0xffffffff} || !lock.try_lock()) {
     for (int64_t i = 0; i < tasks; ++i) fn(i);
-    return;
+    return 0;
   }
   for (; t->started < helpers; ++t->started)
     std::thread(helper_loop, t, t->started + 1, t->posted.load()).detach();
@@ -235,16 +334,67 @@ void run_tasks(int threads, int64_t tasks, const std::function<void(int64_t)>& f
   t->posted.bump();
   for (int64_t task = claim(t, gen, tasks); task >= 0; task = claim(t, gen, tasks)) execute(t, fn, task);
   // Every task is claimed; wait for those a helper is still running.
-  for (;;) {
-    const uint32_t seen = t->done.load();
-    if (t->finished.load(std::memory_order_acquire) >= tasks) break;
-    if (!t->done.spin(seen, kCallerSpinIterations)) t->done.sleep_until_changed(seen);
+  int64_t waited = 0;
+  if (t->finished.load(std::memory_order_acquire) < tasks) {
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+      const uint32_t seen = t->done.load();
+      if (t->finished.load(std::memory_order_acquire) >= tasks) break;
+      if (!t->done.spin(seen, kCallerSpinIterations)) t->done.sleep_until_changed(seen);
+    }
+    waited = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
   }
   if (t->error) {
     std::exception_ptr e = t->error;
     t->error = nullptr;
     std::rethrow_exception(e);
   }
+  return waited;
+}
+
+namespace {
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+// Sections observed before deciding, and the share of the loop's time the caller may wait.
+constexpr int64_t kPacerWarmup = 16;
+constexpr int64_t kPacerWaitShare = 4;
+}  // namespace
+
+SectionPacer::SectionPacer(int threads) : threads_(std::max(1, threads)), start_ns_(now_ns()) {}
+
+void SectionPacer::run(int64_t tasks, const std::function<void(int64_t)>& fn) {
+  waited_ns_ += run_tasks(threads_, tasks, fn);
+  if (threads_ > 1 && ++sections_ >= kPacerWarmup && waited_ns_ * kPacerWaitShare > now_ns() - start_ns_)
+    threads_ = 1;
+}
+
+void run_chains(int threads, int64_t chains, int64_t steps,
+                const std::function<void(int slot, int64_t chain, int64_t step)>& fn) {
+  if (chains <= 0 || steps <= 0) return;
+  Team* t = team();
+  const int size = std::min(threads, t->capacity);
+  std::unique_lock<std::mutex> lock(t->busy, std::defer_lock);
+  if (size <= 1 || chains == 1 || !lock.try_lock()) {
+    for (int64_t c = 0; c < chains; ++c)
+      for (int64_t s = 0; s < steps; ++s) fn(0, c, s);
+    return;
+  }
+  for (; t->started < size - 1; ++t->started)
+    std::thread(helper_loop, t, t->started + 1, t->posted.load()).detach();
+  auto job = std::make_shared<ChainJob>(size, chains, steps, &fn);
+  {
+    std::lock_guard<std::mutex> guard(t->chain_mutex);
+    t->chain_job = job;
+  }
+  t->posted.bump();
+  job->work(0, true);
+  {
+    std::lock_guard<std::mutex> guard(t->chain_mutex);
+    t->chain_job.reset();
+  }
+  if (job->error) std::rethrow_exception(job->error);
 }
 
 }  // namespace nndct
