@@ -375,17 +375,6 @@ NNDCT_TARGET_CLONES void dense_bias_loop32(const DenseBiasPlan& p, int64_t lo, i
   }
 }
 
-// Not restrict-qualified: calibration calls it in place (the compiler checks the overlap).
-NNDCT_TARGET_CLONES void floor_codes_loop(const double* x, int64_t n, double amp, double lo, double hi,
-                                          double out_scale, double* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    double s = std::floor(x[i] * amp);
-    s = s > lo ? s : lo;
-    s = s > hi ? hi : s;
-    out[i] = s * out_scale + 0.0;
-  }
-}
-
 template <typename T>
 NNDCT_ALWAYS_INLINE void floor_codes16_body(const T* NNDCT_RESTRICT x, int64_t n, double amp, double lo, double hi,
                                             int16_t* NNDCT_RESTRICT out) {
@@ -414,10 +403,6 @@ void dense_bias_codes(const DenseBiasPlan& plan, int64_t lo, int64_t hi, int64_t
   } else {
     dense_bias_loop(plan, lo, hi, n, acc, bias, dst);
   }
-}
-
-void floor_codes(const double* x, int64_t n, int fp, int64_t lo, int64_t hi, double out_scale, double* out) {
-  floor_codes_loop(x, n, pow2(fp), static_cast<double>(lo), static_cast<double>(hi), out_scale, out);
 }
 
 template <>

@@ -94,13 +94,8 @@ struct DenseBiasPlan {
 void dense_bias_codes(const DenseBiasPlan& plan, int64_t lo, int64_t hi, int64_t n, const int64_t* acc,
                       const int32_t* bias, int32_t* dst);
 
-// out[i] = clamp(floor(x[i] * 2^fp), lo, hi) * out_scale, i < n (quantize_value of
-// lstm_int_ops.h, times out_scale; NaN gives lo there too, and a zero code gives +0.0). With
-// out_scale 2^-fp these are the fake-quantized values (calibration's node outputs). `out` may
-// be `x` (in place).
-void floor_codes(const double* x, int64_t n, int fp, int64_t lo, int64_t hi, double out_scale, double* out);
-
-// The same codes as int16 (lo and hi must lie in int16's range): the input rows of gate_matmul.
+// out[i] = clamp(floor(x[i] * 2^fp), lo, hi) as int16 (quantize_value of lstm_int_ops.h; NaN gives
+// lo; lo and hi must lie in int16's range): the input rows of gate_matmul.
 template <typename T>
 void floor_codes16(const T* x, int64_t n, int fp, int64_t lo, int64_t hi, int16_t* out);
 
