@@ -6,9 +6,11 @@
 // computes.
 //
 // Memory stays proportional to one chunk of time steps: the input projections (the
-// dense-with-bias nodes) are computed for kChunkPositions positions at a time, just before the
-// steps that read them, so a 20,000-step sequence needs no [steps, 4H] buffer.
+// dense-with-bias nodes) are computed for rnn::kChunkPositions positions at a time, just before
+// the steps that read them, so a 20,000-step sequence needs no [steps, 4H] buffer. The input
+// projections and the work split are rnn_fixed_run.h's (shared with the GRU).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -19,71 +21,35 @@
 namespace nndct {
 namespace lstm {
 
+namespace {
+
+// The fix positions of the four dense_x nodes, in gate order.
+std::array<int, kNumGates> dense_x_fix(const CellFix& f) {
+  return {f.node[dense_x_node(0)], f.node[dense_x_node(1)], f.node[dense_x_node(2)], f.node[dense_x_node(3)]};
+}
+
+}  // namespace
+
 FixedCell::FixedCell(const CellFix& f, int64_t in, int64_t h, const int32_t* w_ih_codes, const int32_t* w_hh_codes,
                      const int32_t* bias_codes)
-    : fix(f), input_size(in), hidden(h), w_ih(w_ih_codes, kNumGates, h, in), w_hh(w_hh_codes, kNumGates, h, h),
-      plan(StepPlan::make(f)) {
-  const int64_t Hp = w_hh.padded_units();
-  if (bias_codes) {
-    bias.assign(static_cast<size_t>(kNumGates * Hp), 0);
-    for (int g = 0; g < kNumGates; ++g)
-      std::copy(bias_codes + g * h, bias_codes + (g + 1) * h, bias.begin() + g * Hp);
-  }
-  for (int g = 0; g < kNumGates; ++g)
-    dense[g] = DenseBiasPlan::make(fix.node[kInput0] + fix.w_ih[g], fix.node[dense_x_node(g)], fix.bias[g]);
-}
+    : fix(f), input_size(in), hidden(h),
+      input(kNumGates, h, in, w_ih_codes, bias_codes, f.bit_width, f.node[kInput0], f.w_ih, dense_x_fix(f).data(),
+            f.bias),
+      w_hh(w_hh_codes, kNumGates, h, h), plan(StepPlan::make(f)) {}
 
 namespace {
 
-// Positions whose input projections one slice computes ahead of its steps (a few hundred KiB
-// of codes at hidden 512), and rows per projection product.
-constexpr int64_t kChunkPositions = 32;
-constexpr int64_t kProjectionRows = 8;
-
-// Below this many multiply-adds in a whole call, one thread does everything.
-constexpr int64_t kMinParallelMacs = int64_t{1} << 22;
-// Batch slices: at least this many rows each (the matrix kernel's register tile), about
-// kSlicesPerThread slices per thread so that a late helper finds work left to claim.
-constexpr int64_t kMinSliceRows = 4;
-constexpr int64_t kSlicesPerThread = 4;
-// Unit slices synchronise every time step; they need this many recurrent multiply-adds per
-// step and slice to win back the hand-offs (batch 1 at hidden >= 1024).
-constexpr int64_t kMinUnitSliceMacs = int64_t{1} << 21;
-
-// How a call is cut: `slices` independent batch slices (each runs all its time steps alone),
-// or, with by_units, one slice per thread of the units, stepped together one section per step.
-struct Split {
-  int threads = 1;
-  int64_t slices = 1;
-  bool by_units = false;
-};
-
-Split choose_split(int64_t B, int64_t T, int64_t I, int64_t H, int64_t blocks, int num_threads) {
-  const int64_t step_macs = B * 4 * H * H;
-  const int64_t total = T * (step_macs + B * 4 * H * I);
-  const int64_t n = std::max(1, num_threads);
-  if (n <= 1 || total < kMinParallelMacs) return {};
-  const int64_t rows = std::max(kMinSliceRows, (B + kSlicesPerThread * n - 1) / (kSlicesPerThread * n));
-  const int64_t slices = (B + rows - 1) / rows;
-  if (slices >= 2) return {static_cast<int>(n), slices, false};
-  if (step_macs / n >= kMinUnitSliceMacs && blocks >= 2 * n) return {static_cast<int>(n), n, true};
-  return {};
-}
+using rnn::Slice;
 
 template <typename TIn, typename TOut>
 class FixedRun {
-  // One slice: rows [r0, r1) and unit blocks [b0, b1).
-  struct Slice {
-    int64_t r0 = 0, r1 = 0, b0 = 0, b1 = 0;
-  };
   // The scratch of one thread (batch slices) or one slice (unit slices).
   struct Scratch {
     AlignedArray<int32_t> proj, gates, codes;
-    AlignedArray<int64_t> acc_h, acc_x;
-    AlignedArray<int16_t> xq;
+    AlignedArray<int64_t> acc_h;
+    rnn::ProjectionScratch projection;
     std::vector<const int16_t*> in_rows;
     std::vector<int64_t*> acc_rows;
-    std::vector<int32_t*> proj_dst;
     std::vector<int64_t> active;
     std::vector<StepRow> plain_rows;
     std::vector<TOut*> plain_outs;
@@ -93,12 +59,8 @@ class FixedRun {
   FixedRun(const FixedCell& cell, const Sequence<TIn>& seq, TOut* out, double* h_n, double* c_n, StepRecord* record)
       : cell_(cell), seq_(seq), out_(out), h_n_(h_n), c_n_(c_n), record_(record),
         range_(CodeRange::signed_bits(cell.fix.bit_width)), Hp_(cell.w_hh.padded_units()),
-        Ip_(cell.w_ih.padded_in()) {
+        len_(rnn::sequence_lengths(seq.lengths, seq.batch, seq.steps)) {
     const int64_t B = seq.batch, H = seq.hidden, T = seq.steps;
-    len_.resize(static_cast<size_t>(B));
-    for (int64_t b = 0; b < B; ++b)
-      len_[static_cast<size_t>(b)] =
-          seq.lengths ? std::min<int64_t>(std::max<int64_t>(seq.lengths[b], 0), T) : T;
     state_h_.resize(2 * B * Hp_);
     state_c_.resize(B * Hp_);
     const int* f = cell.fix.node;
@@ -123,46 +85,21 @@ class FixedRun {
     }
   }
 
-  void run(const Split& split, int threads) {
-    const int64_t B = seq_.batch, T = seq_.steps, nb = cell_.w_hh.blocks(), n = split.slices;
-    std::vector<Slice> slices(static_cast<size_t>(n));
-    int64_t max_rows = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      Slice& sl = slices[static_cast<size_t>(i)];
-      if (split.by_units) {
-        sl.r1 = B;
-        sl.b0 = i * nb / n;
-        sl.b1 = (i + 1) * nb / n;
-      } else {
-        sl.r0 = i * B / n;
-        sl.r1 = (i + 1) * B / n;
-        sl.b1 = nb;
-      }
-      max_rows = std::max(max_rows, sl.r1 - sl.r0);
-    }
-    const int64_t chunk = std::max<int64_t>(1, kChunkPositions / std::max<int64_t>(max_rows, 1));
-    const int64_t chunks = (T + chunk - 1) / chunk;
-    std::vector<Scratch> scratch(static_cast<size_t>(split.by_units ? n : std::max(1, threads)));
-    for (Scratch& sc : scratch) prepare(sc, max_rows, chunk);
-    if (!split.by_units) {
-      // Batch slices are chains of chunks of time steps: any thread continues any slice.
-      run_chains(threads, n, chunks, [&](int slot, int64_t i, int64_t k) {
-        const Slice& sl = slices[static_cast<size_t>(i)];
-        Scratch& sc = scratch[static_cast<size_t>(slot)];
-        const int64_t t0 = k * chunk, t1 = std::min(T, t0 + chunk);
-        project(sl, sc, t0, t1);
-        for (int64_t t = t0; t < t1; ++t) step(sl, sc, t, t0);
-      });
-      return;
-    }
-    // Unit slices share the rows: every time step is one section of n tasks.
-    SectionPacer pacer(threads);
-    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
-      const int64_t t1 = std::min(T, t0 + chunk);
-      pacer.run(n, [&](int64_t i) { project(slices[static_cast<size_t>(i)], scratch[static_cast<size_t>(i)], t0, t1); });
-      for (int64_t t = t0; t < t1; ++t)
-        pacer.run(n, [&](int64_t i) { step(slices[static_cast<size_t>(i)], scratch[static_cast<size_t>(i)], t, t0); });
-    }
+  void run(int num_threads) {
+    const int64_t B = seq_.batch, T = seq_.steps, H = seq_.hidden, I = seq_.input_size;
+    const int64_t step_macs = B * kNumGates * H * H;
+    const rnn::Split split =
+        rnn::choose_split(B, step_macs, T * (step_macs + B * kNumGates * H * I), cell_.w_hh.blocks(), num_threads);
+    const rnn::SlicePlan plan(split, B, T, cell_.w_hh.blocks());
+    std::vector<Scratch> scratch(static_cast<size_t>(plan.scratches));
+    for (Scratch& sc : scratch) prepare(sc, plan.max_rows, plan.chunk);
+    rnn::run_slices(
+        split, plan, T, 1, scratch,
+        [&](Scratch& sc, const Slice& sl, int64_t t0, int64_t t1) {
+          rnn::project_steps<TIn>(cell_.input, seq_, len_.data(), sl.r0, sl.r1, sl.b0, sl.b1, t0, t1, sc.proj.data(),
+                                  sc.projection, record_);
+        },
+        [&](Scratch& sc, const Slice& sl, int64_t t, int64_t t0, int) { step(sl, sc, t, t0); });
   }
 
  private:
@@ -172,12 +109,9 @@ class FixedRun {
     sc.gates.resize(kNumGates * Hp_);
     sc.codes.resize(kNumNodes * seq_.hidden);
     sc.acc_h.resize(rows * G4);
-    sc.acc_x.resize(kProjectionRows * G4);
-    sc.xq.resize(kProjectionRows * Ip_);
-    const size_t m = static_cast<size_t>(std::max(rows, kProjectionRows));
-    sc.in_rows.resize(m);
-    sc.acc_rows.resize(m);
-    sc.proj_dst.resize(kProjectionRows);
+    sc.projection = rnn::ProjectionScratch(cell_.input);
+    sc.in_rows.resize(static_cast<size_t>(rows));
+    sc.acc_rows.resize(static_cast<size_t>(rows));
     sc.active.resize(static_cast<size_t>(rows));
     sc.plain_rows.resize(static_cast<size_t>(rows));
     sc.plain_outs.resize(static_cast<size_t>(rows));
@@ -187,7 +121,7 @@ class FixedRun {
   // cell. The recorded row and rows at their last step (whose codes give h_n / c_n) go through
   // step_units one by one; the others through step_rows together.
   void step(const Slice& sl, Scratch& sc, int64_t t, int64_t t0) {
-    const int64_t B = seq_.batch, T = seq_.steps, H = seq_.hidden, G4 = kNumGates * Hp_, rows = sl.r1 - sl.r0;
+    const int64_t B = seq_.batch, T = seq_.steps, H = seq_.hidden, G4 = kNumGates * Hp_, rows = sl.rows();
     const int64_t j0 = sl.b0 * kUnitBlock, j1 = std::min(H, sl.b1 * kUnitBlock);
     const bool record_here = record_ && sl.r0 == 0;
     const double h_scale = pow2(-cell_.fix.node[kHNext]), c_scale = pow2(-cell_.fix.node[kCNext]);
@@ -239,39 +173,6 @@ class FixedRun {
     step_rows<TOut>(cell_.plan, j1 - j0, Hp_, sc.plain_rows.data(), outs.data(), plain, h_scale);
   }
 
-  // The dense-with-bias codes of steps [t0, t1) for the slice's rows and units.
-  void project(const Slice& sl, Scratch& sc, int64_t t0, int64_t t1) {
-    const int64_t T = seq_.steps, I = seq_.input_size, G4 = kNumGates * Hp_, rows = sl.r1 - sl.r0;
-    const int64_t j0 = sl.b0 * kUnitBlock, j1 = std::min(seq_.hidden, sl.b1 * kUnitBlock);
-    const bool record_input = record_ && sl.r0 == 0 && sl.b0 == 0;
-    const int fx = cell_.fix.node[kInput0];
-    int64_t n = 0;
-    auto flush = [&]() {
-      gate_matmul(cell_.w_ih, sc.in_rows.data(), n, sl.b0, sl.b1, sc.acc_rows.data());
-      for (int64_t k = 0; k < n; ++k)
-        for (int g = 0; g < kNumGates; ++g)
-          dense_bias_codes(cell_.dense[g], range_.lo, range_.hi, j1 - j0,
-                           sc.acc_rows[static_cast<size_t>(k)] + g * Hp_ + j0,
-                           cell_.bias.empty() ? nullptr : cell_.bias.data() + g * Hp_ + j0,
-                           sc.proj_dst[static_cast<size_t>(k)] + g * Hp_ + j0);
-      n = 0;
-    };
-    for (int64_t t = t0; t < t1; ++t)
-      for (int64_t r = sl.r0; r < sl.r1; ++r) {
-        const int64_t L = len_[static_cast<size_t>(r)];
-        if (t >= L) continue;
-        const int64_t pos = seq_.reverse ? L - 1 - t : t;
-        int16_t* q = sc.xq.data() + n * Ip_;
-        floor_codes16<TIn>(seq_.x + (r * T + pos) * I, I, fx, range_.lo, range_.hi, q);
-        if (record_input && r == 0) std::copy(q, q + I, record_->input0.begin() + t * I);
-        sc.in_rows[static_cast<size_t>(n)] = q;
-        sc.acc_rows[static_cast<size_t>(n)] = sc.acc_x.data() + n * G4;
-        sc.proj_dst[static_cast<size_t>(n)] = sc.proj.data() + ((t - t0) * rows + (r - sl.r0)) * G4;
-        if (++n == kProjectionRows) flush();
-      }
-    if (n) flush();
-  }
-
   const FixedCell& cell_;
   const Sequence<TIn>& seq_;
   TOut* out_;
@@ -279,7 +180,7 @@ class FixedRun {
   double* c_n_;
   StepRecord* record_;
   CodeRange range_;
-  int64_t Hp_, Ip_;
+  int64_t Hp_;
   std::vector<int64_t> len_;
   AlignedArray<int16_t> state_h_;  // [2][batch][Hp]: the input_1 codes read / written by a step
   AlignedArray<int32_t> state_c_;  // [batch][Hp]: the input_2 codes
@@ -290,9 +191,7 @@ class FixedRun {
 template <typename TIn, typename TOut>
 void fixed_forward(const FixedCell& cell, const Sequence<TIn>& seq, TOut* out, double* h_n, double* c_n,
                    StepRecord* record, int num_threads) {
-  FixedRun<TIn, TOut> run(cell, seq, out, h_n, c_n, record);
-  const Split split = choose_split(seq.batch, seq.steps, seq.input_size, seq.hidden, cell.w_hh.blocks(), num_threads);
-  run.run(split, split.threads);
+  FixedRun<TIn, TOut>(cell, seq, out, h_n, c_n, record).run(num_threads);
 }
 
 #define NNDCT_INSTANTIATE_FIXED(TIn, TOut)                                                                   \

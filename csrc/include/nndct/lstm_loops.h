@@ -20,6 +20,8 @@
 #include "nndct/gate_matmul.h"
 #include "nndct/lstm_cell.h"
 #include "nndct/lstm_step_kernel.h"
+#include "nndct/rnn_calib.h"
+#include "nndct/rnn_fixed_run.h"
 
 namespace nndct {
 namespace lstm {
@@ -33,10 +35,9 @@ struct FixedCell {
             const int32_t* w_hh_codes, const int32_t* bias_codes);
   CellFix fix;
   int64_t input_size, hidden;
-  PackedGates w_ih, w_hh;
-  std::vector<int32_t> bias;  // [4][padded hidden]; empty without bias
+  rnn::InputProjection input;  // W_ih, the bias and the dense_x nodes
+  PackedGates w_hh;
   StepPlan plan;
-  DenseBiasPlan dense[kNumGates];
 };
 
 // Test mode: the integer datapath over a sequence batch, on up to `num_threads` threads of the
@@ -64,9 +65,9 @@ struct CalibCell {
             const double* bias);
   int bit_width, search_range, max_fix_pos;
   int64_t input_size, hidden;
-  PackedGates w_ih[2], w_hh[2];  // gates (i, f) and (g, o)
-  int w_ih_fp[kNumGates], w_hh_fp[kNumGates];
-  std::vector<double> bias;      // [4H]
+  rnn::CalibInput input;         // W_ih in packs (i, f) and (g, o), and the bias
+  PackedGates w_hh[2];           // gates (i, f) and (g, o)
+  int w_hh_fp[kNumGates];
 };
 
 template <typename TIn, typename TOut>
