@@ -330,6 +330,52 @@ std::vector<int32_t> maxmin_fix_pos_per_channel(const T* x, const ChannelLayout&
   return search_channels(x, layout, s, true);
 }
 
+FiniteRange finite_range(const double* x, int64_t n) {
+  MinMax<double> mm;
+  minmax_span(x, n, mm);
+  return {mm.min, mm.max, mm.finite};
+}
+
+FiniteRange combine(const FiniteRange& a, const FiniteRange& b) {
+  if (a.finite == 0) return b;
+  if (b.finite == 0) return a;
+  return {std::min(a.min, b.min), std::max(a.max, b.max), a.finite + b.finite};
+}
+
+// The one-channel case of search_channels (same blocks, same lane order, same comparisons),
+// serial and with the candidates' grids and error sums on the stack.
+int diffs_fix_pos_in_range(const double* x, int64_t n, const FiniteRange& range, const FixPosSearch& s) {
+  check_search(s);
+  if (n <= 0) {
+    throw std::invalid_argument(
+        "cannot calibrate a fix position from an empty tensor (or empty channel); pass at least "
+        "one finite value");
+  }
+  if (range.finite == 0) {
+    throw std::invalid_argument("cannot calibrate a fix position: the tensor has no finite value (all NaN or inf)");
+  }
+  const std::optional<int> max_scale = max_scale_of<double>(range.min, range.max, s.bit_width);
+  if (!max_scale) return zero_result(s.max_fix_pos);
+  const int k = s.search_range;
+  if (k == 1 || (s.max_fix_pos && *max_scale >= *s.max_fix_pos)) return cap(*max_scale, s.max_fix_pos);
+  Grid grids[kMaxSearchRange];
+  double err[kMaxSearchRange];
+  for (int j = 0; j < k; ++j) {
+    grids[j] = make_grid(s.bit_width, *max_scale + j);
+    err[j] = 0.0;
+  }
+  for (int64_t begin = 0; begin < n; begin += kChunkElements) {
+    double block[kMaxSearchRange];
+    for (int j = 0; j < k; ++j) block[j] = 0.0;
+    sse_span(x + begin, std::min(kChunkElements, n - begin), grids, k, s.method, block);
+    for (int j = 0; j < k; ++j) err[j] += block[j];
+  }
+  int best = 0;
+  for (int j = 1; j < k; ++j)
+    if (err[j] < err[best]) best = j;
+  return cap(*max_scale + best, s.max_fix_pos);
+}
+
 #define NNDCT_INSTANTIATE_CALIB(T)                                                            \
   template int diffs_fix_pos<T>(const T*, int64_t, const FixPosSearch&);                     \
   template int maxmin_fix_pos<T>(const T*, int64_t, int, std::optional<int>);                \

@@ -26,6 +26,11 @@ using lstm::quantize_value;
 
 constexpr int64_t kRowBlock = 8;
 
+// The exact integer sums dense_rows holds in doubles, as the int64 the node plans read.
+void exact_integers(const double* acc, int64_t n, int64_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int64_t>(acc[i]);
+}
+
 struct Weights {
   std::vector<double> wih_t;  // [I][3H]
   std::vector<double> whh_t;  // [H][3H] (reset-after) or [H][2H] (reset-before: r, z)
@@ -49,6 +54,7 @@ class SliceRunner {
     init_state();
     for (int64_t r = 0; r < nb; ++r) std::fill(out + (b0_ + r) * T * H, out + (b0_ + r + 1) * T * H, 0.0);
     std::vector<double> acc(kRowBlock * rec_cols), acc_n(kRowBlock * H), reset_in(kRowBlock * H);
+    std::vector<int64_t> iacc(kRowBlock * std::max(rec_cols, H));
     std::vector<const double*> rows(kRowBlock), reset_rows(kRowBlock);
     std::vector<int64_t> active(kRowBlock);
     std::vector<int32_t> codes(kRowBlock * kNumNodes * H);
@@ -60,10 +66,11 @@ class SliceRunner {
           if (t < len_[r]) { active[n] = r; rows[n] = h_.data() + r * H; ++n; }
         if (n == 0) continue;
         dense_rows(rows.data(), n, H, w_.whh_t.data(), rec_cols, acc.data());
+        exact_integers(acc.data(), n * rec_cols, iacc.data());
         for (int64_t k = 0; k < n; ++k) {
           const int64_t r = active[k];
           int32_t* c = codes.data() + k * kNumNodes * H;
-          step_gates(plan_, H, proj_.data() + (r * T + position(r, t)) * G, acc.data() + k * rec_cols, w_.b_hh,
+          step_gates(plan_, H, proj_.data() + (r * T + position(r, t)) * G, iacc.data() + k * rec_cols, w_.b_hh,
                      h_.data() + r * H, c);
           if (!after) {
             double* dst = reset_in.data() + k * H;
@@ -73,8 +80,9 @@ class SliceRunner {
         }
         if (!after) {
           dense_rows(reset_rows.data(), n, H, w_.whn_t.data(), H, acc_n.data());
+          exact_integers(acc_n.data(), n * H, iacc.data());
           for (int64_t k = 0; k < n; ++k)
-            lstm::dense_bias_codes(plan_.dense_h[2], range_.lo, range_.hi, H, acc_n.data() + k * H, nullptr,
+            lstm::dense_bias_codes(plan_.dense_h[2], range_.lo, range_.hi, H, iacc.data() + k * H, nullptr,
                                    codes.data() + (k * kNumNodes + 12) * H);
         }
         for (int64_t k = 0; k < n; ++k) {
@@ -107,6 +115,7 @@ class SliceRunner {
     for (int64_t r = 0; r < nb; ++r) len_[r] = length(b0_ + r);
     proj_.assign(nb * T * G, 0);
     std::vector<double> xq(kRowBlock * I), acc(kRowBlock * G);
+    std::vector<int64_t> iacc(kRowBlock * G);
     std::vector<const double*> rows(kRowBlock);
     std::vector<int32_t*> dst(kRowBlock);
     DenseBiasPlan plans[kNumGates];
@@ -115,16 +124,18 @@ class SliceRunner {
     int64_t n = 0;
     auto flush = [&]() {
       dense_rows(rows.data(), n, I, w_.wih_t.data(), G, acc.data());
+      exact_integers(acc.data(), n * G, iacc.data());
       for (int64_t k = 0; k < n; ++k)
         for (int g = 0; g < kNumGates; ++g)
-          lstm::dense_bias_codes(plans[g], range_.lo, range_.hi, H, acc.data() + k * G + g * H,
+          lstm::dense_bias_codes(plans[g], range_.lo, range_.hi, H, iacc.data() + k * G + g * H,
                                  w_.b_ih ? w_.b_ih + g * H : nullptr, dst[k] + g * H);
       n = 0;
     };
     for (int64_t r = 0; r < nb; ++r)
       for (int64_t t = 0; t < len_[r]; ++t) {
         double* q = xq.data() + n * I;
-        lstm::floor_codes(seq_.x + ((b0_ + r) * T + t) * I, I, fix_.node[kInput0], range_.lo, range_.hi, 1.0, q);
+        const double* xr = seq_.x + ((b0_ + r) * T + t) * I;
+        for (int64_t i = 0; i < I; ++i) q[i] = static_cast<double>(quantize_value(xr[i], fix_.node[kInput0], range_));
         rows[n] = q;
         dst[n] = proj_.data() + (r * T + t) * G;
         if (++n == kRowBlock) flush();

@@ -105,7 +105,7 @@ NNDCT_TARGET_CLONES void output_loop(const StepPlan& p, int64_t H, const int32_t
 
 }  // namespace
 
-void step_gates(const StepPlan& plan, int64_t H, const int32_t* a, const double* acc, const int32_t* b_hh,
+void step_gates(const StepPlan& plan, int64_t H, const int32_t* a, const int64_t* acc, const int32_t* b_hh,
                 const double* h, int32_t* codes) {
   const Variant v = plan.variant;
   const bool after = v == Variant::kResetAfter;

@@ -5,22 +5,35 @@
 // position to its history and fake-quantizes the output (floor) at the history's mode. Later
 // nodes and steps therefore see quantized values, exactly as in the reference. The only liberty
 // taken is float64 instead of float32 arithmetic (deterministic, and never less accurate).
+//
+// How it stays exact and fast:
+// * The matrix products are exact integer sums (gate_matmul.h): every operand is a code times a
+//   power of two (weights fake-quantized per gate block, inputs and states by their scans), so
+//   code sum * 2^-(fx + fw) is the very double the float dot product gives, whatever the order.
+// * Each node's values are computed, stored and min/max-scanned in one pass; its consumers apply
+//   the node's fake-quantization on the fly (rnn::Quant performs the exact operations of the
+//   floor fake-quantization), so no separate quantization pass runs; only the nodes whose diffs
+//   search is not decided by its cap read their values again (diffs_fix_pos_in_range, the same
+//   search as diffs_fix_pos, without allocations). These pieces are rnn_calib.h's (shared with
+//   the GRU).
+// * The mode of a histogram is kept up to date per vote instead of scanning 256 slots.
+// * input_0's votes depend on x only, so they are taken for a chunk of steps at once and the
+//   input projections of the chunk are one matrix product.
+// * With two threads, gates (i, f) and (g, o) (matrix products included) run side by side, and
+//   it*cct next to ft*c; every search sees the values it sees serially, so the votes do not
+//   depend on the threading.
 #include <algorithm>
 #include <cmath>
-#include <atomic>
-#include <exception>
-#include <functional>
-#include <thread>
-#include <utility>
+#include <cstring>
+#include <limits>
 #include <vector>
 
 #include "nndct/calib.h"
-#include "nndct/dense_rows.h"
-#include "nndct/lstm_cell.h"
+#include "nndct/grid.h"
 #include "nndct/lstm_int_ops.h"
-#include "nndct/lstm_step_kernel.h"
-#include "nndct/parallel.h"
+#include "nndct/lstm_loops.h"
 #include "nndct/simd.h"
+#include "nndct/thread_team.h"
 
 namespace nndct {
 namespace lstm {
@@ -34,269 +47,210 @@ bool histogram_mode(const int64_t* counts, int* fix_pos) {
   return true;
 }
 
+CalibCell::CalibCell(int bw, int range, int max_fp, int64_t in, int64_t h, const int32_t* w_ih_codes,
+                     const int32_t* w_hh_codes, const int* ih_fp, const int* hh_fp, const double* b)
+    : bit_width(bw), search_range(range), max_fix_pos(max_fp), input_size(in), hidden(h),
+      input(in, h, w_ih_codes, ih_fp, b, {2, 2}) {
+  for (int p = 0; p < 2; ++p) w_hh[p] = PackedGates(w_hh_codes + 2 * p * h * h, 2, h, h);
+  for (int g = 0; g < kNumGates; ++g) w_hh_fp[g] = hh_fp[g];
+}
+
 namespace {
 
-// Below this many values per node and step, handing half the gates to another thread costs
-// more than it saves.
+using rnn::CalibState;
+using rnn::NodeVotes;
+using rnn::Quant;
+
+// Below this many values per node and step, a second thread costs more than it saves.
 constexpr int64_t kMinPairElements = 2048;
 
-// A second thread that runs one task per call of run() in lockstep with the caller: the caller
-// runs `here`, the pair thread `there`, and run() returns when both are done. One thread for the
-// whole sequence, since starting a thread per time step would cost more than the step; the
-// hand-offs spin (yielding now and then) instead of sleeping on a condition variable, because a
-// futex wake-up between virtual CPUs costs as much as half a step's work.
-class PairThread {
+// Node buffers of one step: nodes 4.. (dense_h of gate i onwards; the dense_x nodes live in the
+// chunk's projections), [active rows][hidden] each.
+constexpr int kFirstBuffer = 4;
+constexpr int kBufferNodes = kNumNodes - kFirstBuffer;
+
+template <typename TIn, typename TOut>
+class CalibRun {
  public:
-  explicit PairThread(bool enabled) {
-    if (enabled) worker_ = std::thread([this] { loop(); });
-  }
-  ~PairThread() {
-    if (!worker_.joinable()) return;
-    stop_.store(true, std::memory_order_release);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
-    worker_.join();
-  }
-  PairThread(const PairThread&) = delete;
-  PairThread& operator=(const PairThread&) = delete;
-
-  void run(const std::function<void()>& here, const std::function<void()>& there, bool parallel) {
-    if (!parallel || !worker_.joinable()) {
-      here();
-      there();
-      return;
-    }
-    task_ = &there;
-    done_.store(false, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
-    std::exception_ptr mine;
-    try {
-      here();
-    } catch (...) {
-      mine = std::current_exception();
-    }
-    spin_until([this] { return done_.load(std::memory_order_acquire); });
-    if (mine) std::rethrow_exception(mine);
-    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-  }
-
- private:
-  template <typename Ready>
-  static void spin_until(Ready&& ready) {
-    for (uint32_t i = 1; !ready(); ++i)
-      if ((i & 255) == 0) std::this_thread::yield();
-  }
-
-  void loop() {
-    uint64_t seen = 0;
-    for (;;) {
-      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
-      seen = generation_.load(std::memory_order_acquire);
-      if (stop_.load(std::memory_order_acquire)) return;
-      try {
-        (*task_)();
-      } catch (...) {
-        error_ = std::current_exception();
-      }
-      done_.store(true, std::memory_order_release);
+  CalibRun(const CalibCell& cell, const Sequence<TIn>& seq, int64_t* counts, TOut* out, double* h_n, double* c_n)
+      : cell_(cell), seq_(seq), out_(out), h_n_(h_n), c_n_(c_n), Hp_(cell.w_hh[0].padded_units()),
+        len_(rnn::sequence_lengths(seq.lengths, seq.batch, seq.steps)),
+        votes_(counts, kNumNodes, cell.bit_width, cell.search_range, cell.max_fix_pos), inputs_(cell.input, seq, len_) {
+    const int64_t B = seq.batch, T = seq.steps, H = seq.hidden;
+    // State of every row (the fake-quantized h_next / c_next of its last step; raw h0 / c0).
+    h_.init(seq.h0, B, H);
+    c_.init(seq.c0, B, H);
+    active_.resize(static_cast<size_t>(B));
+    h_rows_.resize(static_cast<size_t>(B));
+    c_rows_.resize(static_cast<size_t>(B));
+    out_rows_.resize(static_cast<size_t>(B));
+    fresh_ranges_.resize(static_cast<size_t>(B));
+    hcodes_.resize(B * Hp_);
+    nodes_.resize(kBufferNodes * B * H);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t L = len_[static_cast<size_t>(b)];
+      std::fill(out + (b * T + L) * H, out + (b + 1) * T * H, TOut(0));
     }
   }
 
-  std::thread worker_;
-  const std::function<void()>* task_ = nullptr;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<bool> done_{true}, stop_{false};
-  std::exception_ptr error_;
-};
-
-class NodeScanner {
- public:
-  NodeScanner(int bit_width, int search_range, int max_fix_pos, int64_t* counts)
-      : bit_width_(bit_width), search_range_(search_range), max_fix_pos_(max_fix_pos),
-        counts_(counts), range_(CodeRange::signed_bits(bit_width)) {}
-
-  // Scans node `node`'s output v[0..n), records its fix position and fake-quantizes v in place
-  // at the mode. All-zero outputs carry no range information and do not vote.
-  void scan(int node, double* v, int64_t n, bool is_input) {
-    if (n == 0) return;
-    const bool any = std::any_of(v, v + n, [](double a) { return a != 0.0; });
-    int64_t* row = counts_ + node * kFpSlots;
-    if (any) {
-      FixPosSearch search;
-      search.bit_width = bit_width_;
-      search.search_range = is_input ? 1 : search_range_;
-      search.method = Method::kFloor;
-      search.max_fix_pos = max_fix_pos_;
-      const int fp = diffs_fix_pos<double>(v, n, search);
-      const int slot = std::clamp(fp + kFpOffset, 0, kFpSlots - 1);
-      ++row[slot];
+  // With `threads` >= 2, the two gate packs of a step (and it*cct next to ft*c) are tasks of
+  // one section each (thread_team.h); every search sees the values it sees serially, so the
+  // votes do not depend on the threading.
+  void run(int threads) {
+    const int64_t B = seq_.batch, T = seq_.steps, H = seq_.hidden;
+    for (int p = 0; p < 2; ++p) {
+      acc_h_[p].resize(B * 2 * Hp_);
+      in_rows_[p].resize(static_cast<size_t>(B));
+      acc_rows_[p].resize(static_cast<size_t>(B));
     }
-    int fp;
-    if (!histogram_mode(row, &fp)) return;  // nothing non-zero seen yet: v is all zero
-    floor_codes(v, n, fp, range_.lo, range_.hi, pow2(-fp), v);  // Q_fp in place
-  }
-
-  // Current fix position of a node (its mode), or max_fix_pos before any vote.
-  int fix_pos(int node) const {
-    int fp;
-    return histogram_mode(counts_ + node * kFpSlots, &fp) ? fp : max_fix_pos_;
-  }
-
- private:
-  int bit_width_, search_range_, max_fix_pos_;
-  int64_t* counts_;
-  CodeRange range_;
-};
-
-// out[r][j] = sum_k a[r][k] * wt[k][j] + bias[j]. Every operand is on a power-of-two grid
-// (inputs and states fake-quantized by their scan, weights and bias by the caller), so the sums
-// are exact and the order of the additions (dense_rows tiles them) cannot change a bit.
-void dense(const double* a, int64_t rows, int64_t in, const std::vector<double>& wt,
-           const double* bias, int64_t cols, double* out) {
-  std::vector<const double*> row_ptrs(rows);
-  for (int64_t r = 0; r < rows; ++r) row_ptrs[r] = a + r * in;
-  dense_rows(row_ptrs.data(), rows, in, wt.data(), cols, out);
-  if (!bias) return;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) out[r * cols + j] += bias[j];
-}
-
-std::vector<double> transpose(const double* w, int64_t rows, int64_t cols) {
-  std::vector<double> t(rows * cols);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) t[c * rows + r] = w[r * cols + c];
-  return t;
-}
-
-// Table lookup of values on the 2^-fin grid; results on the 2^-15 grid (the lookup of the
-// test-mode step kernel, so both modes share one definition).
-NNDCT_TARGET_CLONES void table_loop(const TableOp& t, const int64_t* NNDCT_RESTRICT table,
-                                    const double* NNDCT_RESTRICT in, double amp, double* NNDCT_RESTRICT out,
-                                    int64_t n) {
-  const double inv = pow2(-kTableOutputFixPos);
-  const int il = t.index.left, ir = t.index.right, ol = t.out.left, orr = t.out.right;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t code = static_cast<int64_t>(in[i] * amp);  // exact: on the grid
-    out[i] = static_cast<double>(table_value(table, code, t.in_lo, t.in_hi, il, ir, t.high, t.low, ol, orr,
-                                             t.out_lo, t.out_hi)) * inv;
-  }
-}
-
-void table(bool is_tanh, const double* in, int fin, double* out, int64_t n) {
-  // The step kernel's table node with no output requantization (outputs stay on the 2^-15 grid).
-  const TableOp t = TableOp::make(is_tanh, fin, kTableOutputFixPos, 0, 0);
-  table_loop(t, t.table, in, pow2(fin), out, n);
-}
-
-}  // namespace
-
-void calibrate_forward(int bit_width, int search_range, int max_fix_pos, const SequenceBatch& seq,
-                       const double* w_ih, const double* w_hh, const double* bias,
-                       int64_t* fp_counts, double* out, double* h_n, double* c_n) {
-  const int64_t B = seq.batch, T = seq.steps, I = seq.input_size, H = seq.hidden, G = 4 * H;
-  NodeScanner scanner(bit_width, search_range, max_fix_pos, fp_counts);
-  const std::vector<double> wih_t = transpose(w_ih, G, I);
-  const std::vector<double> whh_t = transpose(w_hh, G, H);
-  std::vector<int64_t> len(B);
-  for (int64_t b = 0; b < B; ++b)
-    len[b] = seq.lengths ? std::min<int64_t>(std::max<int64_t>(seq.lengths[b], 0), T) : T;
-  // State of every row (fake-quantized h_next / c_next of its last step).
-  std::vector<double> h(B * H, 0.0), c(B * H, 0.0);
-  if (seq.h0) std::copy(seq.h0, seq.h0 + B * H, h.begin());
-  if (seq.c0) std::copy(seq.c0, seq.c0 + B * H, c.begin());
-  std::fill(out, out + B * T * H, 0.0);
-
-  std::vector<int64_t> rows;
-  std::vector<double> x, hin, cin, ax, ah, node(kNumNodes * B * H), buf(B * G);
-  PairThread pair(max_threads() >= 2 && B * H >= kMinPairElements);
-  for (int64_t t = 0; t < T; ++t) {
-    rows.clear();
-    for (int64_t b = 0; b < B; ++b)
-      if (t < len[b]) rows.push_back(b);
-    const int64_t n = static_cast<int64_t>(rows.size());
-    if (n == 0) continue;
-    x.resize(n * I);
-    hin.resize(n * H);
-    cin.resize(n * H);
-    for (int64_t k = 0; k < n; ++k) {
-      const int64_t b = rows[k];
-      const int64_t pos = seq.reverse ? len[b] - 1 - t : t;
-      std::copy(seq.x + (b * T + pos) * I, seq.x + (b * T + pos + 1) * I, x.begin() + k * I);
-      std::copy(h.begin() + b * H, h.begin() + (b + 1) * H, hin.begin() + k * H);
-      std::copy(c.begin() + b * H, c.begin() + (b + 1) * H, cin.begin() + k * H);
-    }
-    const bool paired = n * H >= kMinPairElements;  // independent nodes below run side by side
-    pair.run([&] { scanner.scan(kInput1, hin.data(), n * H, true); },
-             [&] {
-               scanner.scan(kInput0, x.data(), n * I, true);
-               scanner.scan(kInput2, cin.data(), n * H, true);
-             },
-             paired);
-
-    auto node_buf = [&](int idx) { return node.data() + idx * B * H; };
-    // Gate pre-activations: dense outputs per gate gathered into each node's buffer.
-    ax.resize(n * G);
-    ah.resize(n * G);
-    // Rows are independent: the first half here, the second on the pair thread.
-    auto dense_rows_of = [&](int64_t r0, int64_t r1) {
-      dense(x.data() + r0 * I, r1 - r0, I, wih_t, bias, G, ax.data() + r0 * G);
-      dense(hin.data() + r0 * H, r1 - r0, H, whh_t, nullptr, G, ah.data() + r0 * G);
-    };
-    const int64_t half = n / 2;
-    pair.run([&] { dense_rows_of(0, half); }, [&] { dense_rows_of(half, n); }, paired);
-    // The four gates are independent within a step (each reads ax/ah and writes its own node
-    // buffers and vote rows), so gates 0-1 run here while gates 2-3 run on the pair thread; every
-    // search sees exactly the values it sees serially, so the votes do not depend on threading.
-    auto gate = [&](int g) {
-      double* a = node_buf(dense_x_node(g));
-      double* bb = node_buf(dense_h_node(g));
-      double* y = node_buf(sum_node(g));
-      for (int64_t k = 0; k < n; ++k)
-        for (int64_t j = 0; j < H; ++j) {
-          a[k * H + j] = ax[k * G + g * H + j];
-          bb[k * H + j] = ah[k * G + g * H + j];
+    SectionPacer pacer(threads >= 2 && B * H >= kMinPairElements ? 2 : 1);
+    const int64_t chunk = inputs_.chunk();
+    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+      const int64_t t1 = std::min(T, t0 + chunk);
+      inputs_.scan(t0, t1, votes_, kInput0);
+      pacer.run(2, [&](int64_t p) { inputs_.project(static_cast<int>(p)); });
+      for (int64_t t = t0; t < t1; ++t) {
+        head(t);
+        if (n_ == 0) continue;
+        if (n_ * H >= kMinPairElements) {
+          pacer.run(2, [&](int64_t p) { gates(static_cast<int>(p), t - t0); });
+          pacer.run(2, [&](int64_t i) { input_product(i == 0 ? kItCct : kFtC); });
+        } else {
+          gates(0, t - t0);
+          gates(1, t - t0);
+          input_product(kItCct);
+          input_product(kFtC);
         }
-      scanner.scan(dense_x_node(g), a, n * H, false);
-      scanner.scan(dense_h_node(g), bb, n * H, false);
-      for (int64_t i = 0; i < n * H; ++i) y[i] = a[i] + bb[i];
-      scanner.scan(sum_node(g), y, n * H, false);
-      table(g == 2, y, scanner.fix_pos(sum_node(g)), node_buf(gate_node(g)), n * H);
-      scanner.scan(gate_node(g), node_buf(gate_node(g)), n * H, false);
-    };
-    pair.run([&] { gate(0); gate(1); }, [&] { gate(2); gate(3); }, paired);
-    double* ig = node_buf(kItCct);
-    double* fc = node_buf(kFtC);
+        tail(t);
+      }
+    }
+    std::copy(h_.v.begin(), h_.v.end(), h_n_);
+    std::copy(c_.v.begin(), c_.v.end(), c_n_);
+  }
+
+ private:
+  const Quant& q(int node) const { return votes_.quant(node); }
+  double* node_buf(int node) { return nodes_.data() + (node - kFirstBuffer) * seq_.batch * seq_.hidden; }
+
+  // Active rows; input_1 and input_2 votes; the codes of the quantized h for the products.
+  void head(int64_t t) {
+    const int64_t B = seq_.batch, H = seq_.hidden;
+    int64_t n = 0;
+    for (int64_t b = 0; b < B; ++b)
+      if (t < len_[static_cast<size_t>(b)]) active_[static_cast<size_t>(n++)] = b;
+    n_ = n;
+    if (n == 0) return;
+    votes_.vote(kInput1, nullptr, n * H, h_.active_range(active_.data(), n), true);
+    votes_.vote(kInput2, nullptr, n * H, c_.active_range(active_.data(), n), true);
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t b = active_[static_cast<size_t>(k)];
+      rnn::codes16(h_.row(b, H), q(kInput1), hcodes_.data() + k * Hp_, H);
+      c_rows_[static_cast<size_t>(k)] = c_.row(b, H);
+    }
+  }
+
+  // Gates 2p and 2p + 1: dense_x (computed with the chunk), dense_h, the sum and the gate node,
+  // each scanned.
+  void gates(int p, int64_t s) {
+    const int64_t n = n_, H = seq_.hidden, N = n * H;
+    AlignedArray<int64_t>& acc_h = acc_h_[p];
+    std::vector<const int16_t*>& in_rows = in_rows_[p];
+    std::vector<int64_t*>& acc_rows = acc_rows_[p];
+    for (int64_t k = 0; k < n; ++k) {
+      in_rows[static_cast<size_t>(k)] = hcodes_.data() + k * Hp_;
+      acc_rows[static_cast<size_t>(k)] = acc_h.data() + k * 2 * Hp_;
+    }
+    gate_matmul(cell_.w_hh[p], in_rows.data(), n, 0, cell_.w_hh[p].blocks(), acc_rows.data());
+    for (int gg = 0; gg < 2; ++gg) {
+      const int g = 2 * p + gg;
+      const double* a = inputs_.dense(g, s);
+      double* b = node_buf(dense_h_node(g));
+      double* y = node_buf(sum_node(g));
+      double* z = node_buf(gate_node(g));
+      const double scale = q(kInput1).scale * pow2(-cell_.w_hh_fp[g]);  // 2^-(fh + fw)
+      votes_.vote(dense_x_node(g), a, N, inputs_.dense_range(g, s), false);
+      votes_.vote(dense_h_node(g), b, N, rnn::scaled_rows(acc_h.data() + gg * Hp_, 2 * Hp_, n, H, scale, b), false);
+      votes_.vote(sum_node(g), y, N, rnn::sum_values(a, q(dense_x_node(g)), b, q(dense_h_node(g)), y, N), false);
+      const TableOp op = TableOp::make(g == 2, votes_.fix_pos(sum_node(g)), kTableOutputFixPos, 0, 0);
+      votes_.vote(gate_node(g), z, N, rnn::table_values(op, y, q(sum_node(g)), z, N), false);
+    }
+  }
+
+  // it * cct, or ft * input_2 (input_2 read from the state of each active row).
+  void input_product(int node) {
+    const int64_t n = n_, H = seq_.hidden, N = n * H;
+    double* out = node_buf(node);
+    const FiniteRange r =
+        node == kItCct ? rnn::product_values(node_buf(kIt), q(kIt), node_buf(kCct), q(kCct), out, N)
+                       : rnn::product_rows(node_buf(kFt), q(kFt), c_rows_.data(), q(kInput2), n, H, out);
+    votes_.vote(node, out, N, r, false);
+  }
+
+  // c_next, c_temp, h_next, and the new state of every active row.
+  void tail(int64_t t) {
+    const int64_t n = n_, H = seq_.hidden, N = n * H, T = seq_.steps;
+    if (n == 0) return;
     double* cn = node_buf(kCNext);
     double* ct = node_buf(kCTemp);
     double* hn = node_buf(kHNext);
-    const double *it = node_buf(kIt), *ft = node_buf(kFt), *cct = node_buf(kCct), *ot = node_buf(kOt);
-    pair.run(
-        [&] {
-          for (int64_t i = 0; i < n * H; ++i) ig[i] = it[i] * cct[i];
-          scanner.scan(kItCct, ig, n * H, false);
-        },
-        [&] {
-          for (int64_t i = 0; i < n * H; ++i) fc[i] = ft[i] * cin[i];
-          scanner.scan(kFtC, fc, n * H, false);
-        },
-        paired);
-    for (int64_t i = 0; i < n * H; ++i) cn[i] = ig[i] + fc[i];
-    scanner.scan(kCNext, cn, n * H, false);
-    table(true, cn, scanner.fix_pos(kCNext), ct, n * H);
-    scanner.scan(kCTemp, ct, n * H, false);
-    for (int64_t i = 0; i < n * H; ++i) hn[i] = ot[i] * ct[i];
-    scanner.scan(kHNext, hn, n * H, false);
-
+    votes_.vote(kCNext, cn, N, rnn::sum_values(node_buf(kItCct), q(kItCct), node_buf(kFtC), q(kFtC), cn, N), false);
+    const TableOp op = TableOp::make(true, votes_.fix_pos(kCNext), kTableOutputFixPos, 0, 0);
+    votes_.vote(kCTemp, ct, N, rnn::table_values(op, cn, q(kCNext), ct, N), false);
+    votes_.vote(kHNext, hn, N, rnn::product_values(node_buf(kOt), q(kOt), ct, q(kCTemp), hn, N), false);
     for (int64_t k = 0; k < n; ++k) {
-      const int64_t b = rows[k];
-      const int64_t pos = seq.reverse ? len[b] - 1 - t : t;
-      std::copy(hn + k * H, hn + (k + 1) * H, out + (b * T + pos) * H);
-      std::copy(hn + k * H, hn + (k + 1) * H, h.begin() + b * H);
-      std::copy(cn + k * H, cn + (k + 1) * H, c.begin() + b * H);
+      const int64_t b = active_[static_cast<size_t>(k)], L = len_[static_cast<size_t>(b)];
+      const int64_t pos = seq_.reverse ? L - 1 - t : t;
+      h_rows_[static_cast<size_t>(k)] = h_.row(b, H);
+      c_rows_[static_cast<size_t>(k)] = c_.row(b, H);
+      out_rows_[static_cast<size_t>(k)] = out_ + (b * T + pos) * H;
     }
+    rnn::store_rows(hn, q(kHNext), n, H, h_rows_.data(), out_rows_.data(), fresh_ranges_.data());
+    for (int64_t k = 0; k < n; ++k) h_.range[static_cast<size_t>(active_[static_cast<size_t>(k)])] = fresh_ranges_[static_cast<size_t>(k)];
+    rnn::store_rows(cn, q(kCNext), n, H, c_rows_.data(), static_cast<TOut* const*>(nullptr), fresh_ranges_.data());
+    for (int64_t k = 0; k < n; ++k) c_.range[static_cast<size_t>(active_[static_cast<size_t>(k)])] = fresh_ranges_[static_cast<size_t>(k)];
   }
-  std::copy(h.begin(), h.end(), h_n);
-  std::copy(c.begin(), c.end(), c_n);
+
+  const CalibCell& cell_;
+  const Sequence<TIn>& seq_;
+  TOut* out_;
+  double* h_n_;
+  double* c_n_;
+  int64_t Hp_;
+  std::vector<int64_t> len_;
+  NodeVotes votes_;
+  rnn::CalibInputChunk<TIn> inputs_;
+  CalibState h_, c_;
+  // Written by the calling thread between sections, read by the tasks of a section.
+  std::vector<int64_t> active_;
+  std::vector<double*> h_rows_, c_rows_;
+  std::vector<TOut*> out_rows_;
+  std::vector<FiniteRange> fresh_ranges_;
+  int64_t n_ = 0;
+  AlignedArray<int16_t> hcodes_;       // [active][Hp]: input_1 codes
+  AlignedArray<double> nodes_;         // [kBufferNodes][active][H]
+  // The scratch of gate pack p (whichever thread runs it).
+  AlignedArray<int64_t> acc_h_[2];
+  std::vector<const int16_t*> in_rows_[2];
+  std::vector<int64_t*> acc_rows_[2];
+};
+
+}  // namespace
+
+template <typename TIn, typename TOut>
+void calibrate_forward(const CalibCell& cell, const Sequence<TIn>& seq, int64_t* fp_counts, TOut* out,
+                       double* h_n, double* c_n, int num_threads) {
+  CalibRun<TIn, TOut> run(cell, seq, fp_counts, out, h_n, c_n);
+  run.run(num_threads);
 }
+
+#define NNDCT_INSTANTIATE_CALIB_FORWARD(TIn, TOut)                                                        \
+  template void calibrate_forward<TIn, TOut>(const CalibCell&, const Sequence<TIn>&, int64_t*, TOut*, double*, \
+                                             double*, int);
+NNDCT_INSTANTIATE_CALIB_FORWARD(double, double)
+NNDCT_INSTANTIATE_CALIB_FORWARD(double, float)
+NNDCT_INSTANTIATE_CALIB_FORWARD(float, double)
+NNDCT_INSTANTIATE_CALIB_FORWARD(float, float)
+#undef NNDCT_INSTANTIATE_CALIB_FORWARD
 
 }  // namespace lstm
 }  // namespace nndct

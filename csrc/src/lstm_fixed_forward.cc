@@ -1,194 +1,207 @@
 // Test mode of the quantized StandardLstmCell: integer codes end to end.
 //
-// Every value is held as an integer code at a known fix position; a matmul accumulates exact
-// integer products (in double, exact while |sum| < 2^53, i.e. always for 16-bit codes, so the
-// tiled kernel of dense_rows.h may add them in any order), and each
-// node's fake-quantization Q_fp (floor, then clamp) becomes a shift and a clamp. This is what the
-// fixed-point hardware computes. Batch rows are independent, so each thread runs a slice of the
-// batch through all time steps without any synchronisation.
+// Every value is held as an integer code at a known fix position; the matrix products are exact
+// integer sums (gate_matmul.h), and each node's fake-quantization Q_fp (floor, then clamp)
+// becomes a shift and a clamp (lstm_step_kernel.h). This is what the fixed-point hardware
+// computes.
+//
+// Memory stays proportional to one chunk of time steps: the input projections (the
+// dense-with-bias nodes) are computed for rnn::kChunkPositions positions at a time, just before
+// the steps that read them, so a 20,000-step sequence needs no [steps, 4H] buffer. The input
+// projections and the work split are rnn_fixed_run.h's (shared with the GRU).
 #include <algorithm>
+#include <array>
 #include <cmath>
-#include <thread>
 #include <vector>
 
-#include "nndct/dense_rows.h"
-#include "nndct/lstm_cell.h"
 #include "nndct/lstm_int_ops.h"
-#include "nndct/lstm_step_kernel.h"
+#include "nndct/lstm_loops.h"
+#include "nndct/thread_team.h"
 
 namespace nndct {
 namespace lstm {
+
 namespace {
 
-constexpr int64_t kRowBlock = 8;
-
-// Weight codes transposed to [rows_in][4H] doubles so that the inner loop runs over outputs.
-std::vector<double> transpose_codes(const int32_t* codes, int64_t four_h, int64_t rows_in) {
-  std::vector<double> wt(four_h * rows_in);
-  for (int64_t j = 0; j < four_h; ++j)
-    for (int64_t k = 0; k < rows_in; ++k) wt[k * four_h + j] = codes[j * rows_in + k];
-  return wt;
+// The fix positions of the four dense_x nodes, in gate order.
+std::array<int, kNumGates> dense_x_fix(const CellFix& f) {
+  return {f.node[dense_x_node(0)], f.node[dense_x_node(1)], f.node[dense_x_node(2)], f.node[dense_x_node(3)]};
 }
 
-class SliceRunner {
- public:
-  SliceRunner(const CellFix& fix, const SequenceBatch& seq, const std::vector<double>& wih_t,
-              const std::vector<double>& whh_t, const int32_t* bias, int64_t b0, int64_t b1)
-      : fix_(fix), seq_(seq), wih_t_(wih_t), whh_t_(whh_t), bias_(bias), b0_(b0), b1_(b1),
-        range_(CodeRange::signed_bits(fix.bit_width)) {}
+}  // namespace
 
-  void run(double* out, double* h_n, double* c_n, StepRecord* record) {
-    const int64_t H = seq_.hidden, T = seq_.steps, G = 4 * H, nb = b1_ - b0_;
-    project_inputs();
-    init_state();
-    for (int64_t r = 0; r < nb; ++r)
-      std::fill(out + (b0_ + r) * T * H, out + (b0_ + r + 1) * T * H, 0.0);
-    std::vector<double> acc(kRowBlock * G);
-    std::vector<const double*> rows(kRowBlock);
-    std::vector<int64_t> active(kRowBlock);
-    std::vector<int32_t> codes(kNumNodes * H);
-    const double h_scale = std::ldexp(1.0, -fix_.node[kHNext]);
-    const double c_scale = std::ldexp(1.0, -fix_.node[kCNext]);
-    for (int64_t t = 0; t < T; ++t) {
-      for (int64_t rb = 0; rb < nb; rb += kRowBlock) {
-        int64_t n = 0;
-        for (int64_t r = rb; r < std::min(nb, rb + kRowBlock); ++r)
-          if (t < len_[r]) { active[n] = r; rows[n] = h_.data() + r * H; ++n; }
-        if (n == 0) continue;
-        dense_rows(rows.data(), n, H, whh_t_.data(), G, acc.data());
-        for (int64_t k = 0; k < n; ++k) {
-          const int64_t r = active[k];
-          const int64_t pos = seq_.reverse ? len_[r] - 1 - t : t;
-          step(proj_.data() + (r * T + pos) * G, acc.data() + k * G, r, codes.data());
-          double* o = out + ((b0_ + r) * T + pos) * H;
-          for (int64_t j = 0; j < H; ++j) {
-            o[j] = codes[kHNext * H + j] * h_scale;
-            h_n[(b0_ + r) * H + j] = o[j];
-            c_n[(b0_ + r) * H + j] = codes[kCNext * H + j] * c_scale;
-          }
-          if (record && b0_ + r == 0) save(record, t, pos, codes.data());
-        }
+FixedCell::FixedCell(const CellFix& f, int64_t in, int64_t h, const int32_t* w_ih_codes, const int32_t* w_hh_codes,
+                     const int32_t* bias_codes)
+    : fix(f), input_size(in), hidden(h),
+      input(kNumGates, h, in, w_ih_codes, bias_codes, f.bit_width, f.node[kInput0], f.w_ih, dense_x_fix(f).data(),
+            f.bias),
+      w_hh(w_hh_codes, kNumGates, h, h), plan(StepPlan::make(f)) {}
+
+namespace {
+
+using rnn::Slice;
+
+template <typename TIn, typename TOut>
+class FixedRun {
+  // The scratch of one thread (batch slices) or one slice (unit slices).
+  struct Scratch {
+    AlignedArray<int32_t> proj, gates, codes;
+    AlignedArray<int64_t> acc_h;
+    rnn::ProjectionScratch projection;
+    std::vector<const int16_t*> in_rows;
+    std::vector<int64_t*> acc_rows;
+    std::vector<int64_t> active;
+    std::vector<StepRow> plain_rows;
+    std::vector<TOut*> plain_outs;
+  };
+
+ public:
+  FixedRun(const FixedCell& cell, const Sequence<TIn>& seq, TOut* out, double* h_n, double* c_n, StepRecord* record)
+      : cell_(cell), seq_(seq), out_(out), h_n_(h_n), c_n_(c_n), record_(record),
+        range_(CodeRange::signed_bits(cell.fix.bit_width)), Hp_(cell.w_hh.padded_units()),
+        len_(rnn::sequence_lengths(seq.lengths, seq.batch, seq.steps)) {
+    const int64_t B = seq.batch, H = seq.hidden, T = seq.steps;
+    state_h_.resize(2 * B * Hp_);
+    state_c_.resize(B * Hp_);
+    const int* f = cell.fix.node;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < H; ++j) {
+        const int64_t hq = seq.h0 ? quantize_value(seq.h0[b * H + j], f[kInput1], range_) : 0;
+        const int64_t cq = seq.c0 ? quantize_value(seq.c0[b * H + j], f[kInput2], range_) : 0;
+        state_h_[b * Hp_ + j] = static_cast<int16_t>(hq);
+        state_c_[b * Hp_ + j] = static_cast<int32_t>(cq);
+        // Final states of sequences of length 0 are their (quantized) initial states.
+        h_n[b * H + j] = dequantize(hq, f[kInput1]);
+        c_n[b * H + j] = dequantize(cq, f[kInput2]);
       }
+    for (int64_t b = 0; b < B; ++b) {  // outputs past a sequence's length are zeros
+      const int64_t L = len_[static_cast<size_t>(b)];
+      std::fill(out + (b * T + L) * H, out + (b + 1) * T * H, TOut(0));
+    }
+    if (record) {
+      record->input0.assign(static_cast<size_t>(T * seq.input_size), 0);
+      record->nodes.assign(static_cast<size_t>(T * (kNumNodes - 1) * H), 0);
+      record->steps_recorded = B > 0 ? len_[0] : 0;
     }
   }
 
+  void run(int num_threads) {
+    const int64_t B = seq_.batch, T = seq_.steps, H = seq_.hidden, I = seq_.input_size;
+    const int64_t step_macs = B * kNumGates * H * H;
+    const rnn::Split split =
+        rnn::choose_split(B, step_macs, T * (step_macs + B * kNumGates * H * I), cell_.w_hh.blocks(), num_threads);
+    const rnn::SlicePlan plan(split, B, T, cell_.w_hh.blocks());
+    std::vector<Scratch> scratch(static_cast<size_t>(plan.scratches));
+    for (Scratch& sc : scratch) prepare(sc, plan.max_rows, plan.chunk);
+    rnn::run_slices(
+        split, plan, T, 1, scratch,
+        [&](Scratch& sc, const Slice& sl, int64_t t0, int64_t t1) {
+          rnn::project_steps<TIn>(cell_.input, seq_, len_.data(), sl.r0, sl.r1, sl.b0, sl.b1, t0, t1, sc.proj.data(),
+                                  sc.projection, record_);
+        },
+        [&](Scratch& sc, const Slice& sl, int64_t t, int64_t t0, int) { step(sl, sc, t, t0); });
+  }
+
  private:
-  int64_t length(int64_t b) const {
-    if (!seq_.lengths) return seq_.steps;
-    return std::min<int64_t>(std::max<int64_t>(seq_.lengths[b], 0), seq_.steps);
+  void prepare(Scratch& sc, int64_t rows, int64_t chunk) const {
+    const int64_t G4 = kNumGates * Hp_;
+    sc.proj.resize(chunk * rows * G4);
+    sc.gates.resize(kNumGates * Hp_);
+    sc.codes.resize(kNumNodes * seq_.hidden);
+    sc.acc_h.resize(rows * G4);
+    sc.projection = rnn::ProjectionScratch(cell_.input);
+    sc.in_rows.resize(static_cast<size_t>(rows));
+    sc.acc_rows.resize(static_cast<size_t>(rows));
+    sc.active.resize(static_cast<size_t>(rows));
+    sc.plain_rows.resize(static_cast<size_t>(rows));
+    sc.plain_outs.resize(static_cast<size_t>(rows));
   }
 
-  int32_t x_code(int64_t b, int64_t pos, int64_t i) const {
-    const double v = seq_.x[(b * seq_.steps + pos) * seq_.input_size + i];
-    return static_cast<int32_t>(quantize_value(v, fix_.node[kInput0], range_));
-  }
-
-  // The dense-with-bias nodes of every valid position: codes at their fix positions, [r][t][4H].
-  void project_inputs() {
-    const int64_t I = seq_.input_size, H = seq_.hidden, T = seq_.steps, G = 4 * H;
-    const int64_t nb = b1_ - b0_;
-    len_.resize(nb);
-    for (int64_t r = 0; r < nb; ++r) len_[r] = length(b0_ + r);
-    proj_.assign(nb * T * G, 0);
-    std::vector<double> xq(kRowBlock * I), acc(kRowBlock * G);
-    std::vector<const double*> rows(kRowBlock);
-    std::vector<int32_t*> dst(kRowBlock);
-    int64_t n = 0;
-    DenseBiasPlan gate_plan[kNumGates];
-    for (int g = 0; g < kNumGates; ++g)
-      gate_plan[g] = DenseBiasPlan::make(fix_.node[kInput0] + fix_.w_ih[g], fix_.node[dense_x_node(g)], fix_.bias[g]);
-    auto flush = [&]() {
-      dense_rows(rows.data(), n, I, wih_t_.data(), G, acc.data());
-      for (int64_t k = 0; k < n; ++k)
-        for (int g = 0; g < kNumGates; ++g)
-          dense_bias_codes(gate_plan[g], range_.lo, range_.hi, H, acc.data() + k * G + g * H,
-                           bias_ ? bias_ + g * H : nullptr, dst[k] + g * H);
-      n = 0;
-    };
-    for (int64_t r = 0; r < nb; ++r)
-      for (int64_t t = 0; t < len_[r]; ++t) {
-        double* q = xq.data() + n * I;
-        floor_codes(seq_.x + ((b0_ + r) * T + t) * I, I, fix_.node[kInput0], range_.lo, range_.hi, 1.0, q);
-        rows[n] = q;
-        dst[n] = proj_.data() + (r * T + t) * G;
-        if (++n == kRowBlock) flush();
+  // One time step of a slice: the recurrent product of its active rows and units, then the
+  // cell. The recorded row and rows at their last step (whose codes give h_n / c_n) go through
+  // step_units one by one; the others through step_rows together.
+  void step(const Slice& sl, Scratch& sc, int64_t t, int64_t t0) {
+    const int64_t B = seq_.batch, T = seq_.steps, H = seq_.hidden, G4 = kNumGates * Hp_, rows = sl.rows();
+    const int64_t j0 = sl.b0 * kUnitBlock, j1 = std::min(H, sl.b1 * kUnitBlock);
+    const bool record_here = record_ && sl.r0 == 0;
+    const double h_scale = pow2(-cell_.fix.node[kHNext]), c_scale = pow2(-cell_.fix.node[kCNext]);
+    int16_t* h_cur = state_h_.data() + (t & 1) * B * Hp_;
+    int16_t* h_nxt = state_h_.data() + ((t + 1) & 1) * B * Hp_;
+    int64_t m = 0;
+    for (int64_t r = sl.r0; r < sl.r1; ++r)
+      if (t < len_[static_cast<size_t>(r)]) {
+        sc.active[static_cast<size_t>(m)] = r;
+        sc.in_rows[static_cast<size_t>(m)] = h_cur + r * Hp_;
+        sc.acc_rows[static_cast<size_t>(m)] = sc.acc_h.data() + m * G4;
+        ++m;
       }
-    if (n) flush();
-  }
-
-  void init_state() {
-    const int64_t H = seq_.hidden, nb = b1_ - b0_;
-    h_.assign(nb * H, 0.0);
-    c_.assign(nb * H, 0);
-    for (int64_t r = 0; r < nb; ++r)
-      for (int64_t j = 0; j < H; ++j) {
-        const int64_t idx = (b0_ + r) * H + j;
-        if (seq_.h0) h_[r * H + j] = static_cast<double>(quantize_value(seq_.h0[idx], fix_.node[kInput1], range_));
-        if (seq_.c0) c_[r * H + j] = quantize_value(seq_.c0[idx], fix_.node[kInput2], range_);
+    gate_matmul(cell_.w_hh, sc.in_rows.data(), m, sl.b0, sl.b1, sc.acc_rows.data());
+    std::vector<TOut*>& outs = sc.plain_outs;
+    int64_t plain = 0;
+    for (int64_t k = 0; k < m; ++k) {
+      const int64_t r = sc.active[static_cast<size_t>(k)], L = len_[static_cast<size_t>(r)];
+      const int64_t pos = seq_.reverse ? L - 1 - t : t;
+      const bool rec = record_here && r == 0, last = t == L - 1;
+      StepRow row;
+      row.a = sc.proj.data() + ((t - t0) * rows + (r - sl.r0)) * G4 + j0;
+      row.acc = sc.acc_h.data() + k * G4 + j0;
+      row.h = h_cur + r * Hp_ + j0;
+      row.h_next = h_nxt + r * Hp_ + j0;
+      row.c = state_c_.data() + r * Hp_ + j0;
+      row.gates = sc.gates.data();
+      row.codes = nullptr;
+      TOut* o = out_ + (r * T + pos) * H + j0;
+      if (!rec && !last) {
+        sc.plain_rows[static_cast<size_t>(plain)] = row;
+        outs[static_cast<size_t>(plain)] = o;
+        ++plain;
+        continue;
       }
+      row.codes = sc.codes.data() + j0;
+      step_units<TOut>(cell_.plan, j1 - j0, Hp_, H, row, o, h_scale);
+      const int32_t* codes = sc.codes.data();
+      if (rec)
+        for (int node = 1; node < kNumNodes; ++node)
+          std::copy(codes + node * H + j0, codes + node * H + j1,
+                    record_->nodes.begin() + (t * (kNumNodes - 1) + node - 1) * H + j0);
+      if (last)
+        for (int64_t j = j0; j < j1; ++j) {
+          h_n_[r * H + j] = codes[kHNext * H + j] * h_scale;
+          c_n_[r * H + j] = codes[kCNext * H + j] * c_scale;
+        }
+    }
+    step_rows<TOut>(cell_.plan, j1 - j0, Hp_, sc.plain_rows.data(), outs.data(), plain, h_scale);
   }
 
-  // One cell step of slice row r (lstm_step_kernel.h). `a` holds the dense-with-bias codes of
-  // this position, `acc_h` the recurrent accumulators (fix position input_1 + w_hh).
-  void step(const int32_t* a, const double* acc_h, int64_t r, int32_t* codes) {
-    const int64_t H = seq_.hidden;
-    step_row(plan_, H, a, acc_h, h_.data() + r * H, c_.data() + r * H, codes);
-  }
-
-  void save(StepRecord* record, int64_t t, int64_t pos, const int32_t* codes) const {
-    const int64_t I = seq_.input_size, H = seq_.hidden;
-    for (int64_t i = 0; i < I; ++i) record->input0[t * I + i] = x_code(0, pos, i);
-    std::copy(codes + H, codes + kNumNodes * H, record->nodes.begin() + t * (kNumNodes - 1) * H);
-    record->steps_recorded = t + 1;
-  }
-
-  const CellFix& fix_;
-  const SequenceBatch& seq_;
-  const std::vector<double>& wih_t_;
-  const std::vector<double>& whh_t_;
-  const int32_t* bias_;
-  int64_t b0_, b1_;
+  const FixedCell& cell_;
+  const Sequence<TIn>& seq_;
+  TOut* out_;
+  double* h_n_;
+  double* c_n_;
+  StepRecord* record_;
   CodeRange range_;
+  int64_t Hp_;
   std::vector<int64_t> len_;
-  std::vector<int32_t> proj_;
-  std::vector<double> h_;
-  std::vector<int64_t> c_;  // state codes; h_ as doubles, the operand of the recurrent product
-  StepPlan plan_ = StepPlan::make(fix_);
+  AlignedArray<int16_t> state_h_;  // [2][batch][Hp]: the input_1 codes read / written by a step
+  AlignedArray<int32_t> state_c_;  // [batch][Hp]: the input_2 codes
 };
 
 }  // namespace
 
-void fixed_forward(const CellFix& fix, const SequenceBatch& seq, const int32_t* w_ih_codes,
-                   const int32_t* w_hh_codes, const int32_t* bias_codes, double* out,
-                   double* h_n, double* c_n, StepRecord* record, int num_threads) {
-  const int64_t H = seq.hidden, G = 4 * H;
-  const std::vector<double> wih_t = transpose_codes(w_ih_codes, G, seq.input_size);
-  const std::vector<double> whh_t = transpose_codes(w_hh_codes, G, H);
-  // Final states of sequences of length 0 are their (quantized) initial states.
-  const CodeRange range = CodeRange::signed_bits(fix.bit_width);
-  for (int64_t i = 0; i < seq.batch * H; ++i) {
-    h_n[i] = seq.h0 ? dequantize(quantize_value(seq.h0[i], fix.node[kInput1], range), fix.node[kInput1]) : 0.0;
-    c_n[i] = seq.c0 ? dequantize(quantize_value(seq.c0[i], fix.node[kInput2], range), fix.node[kInput2]) : 0.0;
-  }
-  if (record) {
-    record->input0.assign(seq.steps * seq.input_size, 0);
-    record->nodes.assign(seq.steps * (kNumNodes - 1) * H, 0);
-    record->steps_recorded = 0;
-  }
-  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(num_threads, seq.batch));
-  const int64_t chunk = (seq.batch + threads - 1) / threads;
-  std::vector<std::thread> pool;
-  for (int64_t k = 1; k < threads; ++k) {
-    const int64_t b0 = k * chunk, b1 = std::min(seq.batch, b0 + chunk);
-    if (b0 >= b1) break;
-    pool.emplace_back([&, b0, b1]() {
-      SliceRunner(fix, seq, wih_t, whh_t, bias_codes, b0, b1).run(out, h_n, c_n, nullptr);
-    });
-  }
-  SliceRunner(fix, seq, wih_t, whh_t, bias_codes, 0, std::min(seq.batch, chunk))
-      .run(out, h_n, c_n, record);
-  for (auto& th : pool) th.join();
+template <typename TIn, typename TOut>
+void fixed_forward(const FixedCell& cell, const Sequence<TIn>& seq, TOut* out, double* h_n, double* c_n,
+                   StepRecord* record, int num_threads) {
+  FixedRun<TIn, TOut>(cell, seq, out, h_n, c_n, record).run(num_threads);
 }
+
+#define NNDCT_INSTANTIATE_FIXED(TIn, TOut)                                                                   \
+  template void fixed_forward<TIn, TOut>(const FixedCell&, const Sequence<TIn>&, TOut*, double*, double*, \
+                                         StepRecord*, int);
+NNDCT_INSTANTIATE_FIXED(double, double)
+NNDCT_INSTANTIATE_FIXED(double, float)
+NNDCT_INSTANTIATE_FIXED(float, double)
+NNDCT_INSTANTIATE_FIXED(float, float)
+#undef NNDCT_INSTANTIATE_FIXED
 
 }  // namespace lstm
 }  // namespace nndct

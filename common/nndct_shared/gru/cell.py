@@ -30,7 +30,6 @@ class QuantizedGruCell(QuantizedCell):
                  max_fix_pos: int = 12, num_threads: int | None = None) -> None:
         super().__init__(gru_definition(weights.reset_after), graph_name, weights, reverse, bit_width,
                          max_fix_pos, num_threads)
-        self._codes: tuple[np.ndarray, ...] | None = None
         self._calib_params: tuple[tuple, tuple[np.ndarray, ...]] | None = None
         """(parameter fix positions, fake-quantized kernel layout) of the last calibration call:
         the parameters are calibrated once, so later calls reuse their fake-quantized values."""
@@ -53,7 +52,7 @@ class QuantizedGruCell(QuantizedCell):
                 None if b_hh is None else np.concatenate([blocks[n] for n in b_hh]))
 
     # ----------------------------------------------------------------------------- calibration
-    def calibrate(self, x, lengths=None, h0=None):
+    def calibrate(self, x, lengths=None, h0=None, out_dtype=np.float64):
         """Calibration-mode forward: the reference's fake-quantized float cell, recording the
         diffs fix position of every node at every step. Returns (out, h_n)."""
         cal = self.calibration
@@ -62,15 +61,15 @@ class QuantizedGruCell(QuantizedCell):
             layout = self._kernel_layout(self._fake_quantized_blocks())
             self._calib_params = (tuple(sorted(cal.param.items())), layout)
         w_ih, w_hh, b_ih, b_hh = self._calib_params[1]
-        return _kernels.gru_calibrate_forward(
+        out, h_n = _kernels.gru_calibrate_forward(
             as_sequence(x), w_ih, w_hh, b_ih, b_hh, self.reset_after, self.bit_width, cal.counts,
             search_range=PARAM_SEARCH_RANGE, max_fix_pos=cal.max_fix_pos,
             lengths=optional_array(lengths, np.int64), h0=optional_array(h0, np.float64), reverse=self.reverse)
+        return out.astype(out_dtype, copy=False), h_n
 
     # ----------------------------------------------------------------------------- test mode
-    def load_fix_positions(self, fix: CellFixPositions) -> None:
-        self.fix = fix
-        self._codes = self._kernel_layout(self.param_codes())
+    def _make_fixed_cell(self, fix: CellFixPositions):
+        return self._kernel_layout(self.param_codes())
 
     def _fix_arrays(self, fix: CellFixPositions) -> tuple[np.ndarray, ...]:
         """(node[19], w_ih[3], w_hh[3], b_ih[3], b_hh[3]) fix positions for the C++ loop."""
@@ -83,16 +82,16 @@ class QuantizedGruCell(QuantizedCell):
 
     def _run_fixed(self, x, lengths, h0, record: bool):
         fix = self._require_fix()
-        w_ih, w_hh, b_ih, b_hh = self._codes
+        w_ih, w_hh, b_ih, b_hh = self._fixed_cell
         return _kernels.gru_fixed_forward(
             as_sequence(x), w_ih, w_hh, b_ih, b_hh, self.reset_after, fix.bit_width, *self._fix_arrays(fix),
             lengths=optional_array(lengths, np.int64), h0=optional_array(h0, np.float64), reverse=self.reverse,
-            record=record, num_threads=self.num_threads)
+            record=record, num_threads=self.threads())
 
-    def run(self, x, lengths=None, h0=None):
-        """Test-mode forward on integer codes. Returns (out, h_n) as float64 arrays."""
+    def run(self, x, lengths=None, h0=None, out_dtype=np.float64):
+        """Test-mode forward on integer codes. Returns (out, h_n); h_n is float64."""
         out, h_n, _ = self._run_fixed(x, lengths, h0, record=False)
-        return out, h_n
+        return out.astype(out_dtype, copy=False), h_n
 
     def record(self, x, lengths=None, h0=None) -> tuple[np.ndarray, CellRecord]:
         """Test-mode forward that also returns every node's codes for batch element 0.

@@ -66,13 +66,18 @@ class QuantizedGruStack:
         return layer_in
 
     def forward(self, x: np.ndarray, lengths: np.ndarray | None = None, h0: np.ndarray | None = None,
-                mode: RunMode = RunMode.TEST) -> tuple[np.ndarray, np.ndarray]:
-        """Runs every layer; returns (out [B, T, D*H], h_n [L*D, B, H])."""
+                mode: RunMode = RunMode.TEST, out_dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+        """Runs every layer; returns (out [B, T, D*H], h_n [L*D, B, H]).
+
+        x may be float32 or float64 (both are read exactly); `out` (and every layer's output,
+        the next layer's input) is `out_dtype`, float64 or float32: the values are codes times
+        powers of two of at most 16 bits, exact in both. h_n is float64."""
         self.check_initial_state(h0, x.shape[0])
         h_n = []
 
         def run_cell(cell, *args):
-            out, h = cell.calibrate(*args) if mode == RunMode.CALIB else cell.run(*args)
+            run = cell.calibrate if mode == RunMode.CALIB else cell.run
+            out, h = run(*args, out_dtype=out_dtype)
             h_n.append(h)
             return out
 

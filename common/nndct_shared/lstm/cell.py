@@ -14,7 +14,8 @@ from .cell_base import (
     record_from_codes,
 )
 from .cell_params import CellWeights
-from .naming import GATES, LSTM_CELL, PARAM_NAMES
+from .fix_positions import CellFixPositions
+from .naming import GATES, LSTM_CELL
 
 __all__ = ["CellRecord", "PARAM_SEARCH_RANGE", "QuantizedLstmCell", "WEIGHT_METHOD"]
 
@@ -27,7 +28,11 @@ class QuantizedLstmCell(QuantizedCell):
 
     Arrays in and out are NumPy: x [batch, steps, input], lengths [batch] (None: all steps),
     h0/c0 [batch, hidden] (None: zeros). Both front ends call exactly this code, which is why a
-    PyTorch and a Keras LSTM with the same weights give the same bits.
+    PyTorch and a Keras LSTM with the same weights give the same bits. `out_dtype` (float64 by
+    default, or float32) is the dtype of the output sequence; its values are exact in both.
+
+    The C++ cells are `_kernels.FixedLstmCell` (test mode) and `_kernels.CalibLstmCell`
+    (calibration), prepared once as `QuantizedCell` describes.
     """
 
     def __init__(self, graph_name: str, weights: CellWeights, reverse: bool, bit_width: int,
@@ -35,47 +40,49 @@ class QuantizedLstmCell(QuantizedCell):
         super().__init__(LSTM_CELL, graph_name, weights, reverse, bit_width, max_fix_pos, num_threads)
 
     # ----------------------------------------------------------------------------- calibration
-    def _fake_quantized_params(self, param_fp: dict[str, int]) -> tuple[np.ndarray, ...]:
+    def _make_calib_cell(self, param_fp: dict[str, int]):
+        """Weight codes (the fake-quantized weights are code * 2^-fp exactly), their fix
+        positions and the fake-quantized bias."""
+        codes = self._codes_at(param_fp, [f"weight_{s}{g}" for s in "ih" for g in GATES])
         blocks = self.weights.blocks()
-        q = {n: kernels.fix_neuron(blocks[n], self.bit_width, param_fp[n], WEIGHT_METHOD) for n in PARAM_NAMES}
-        return (np.concatenate([q[f"weight_i{g}"] for g in GATES]),
-                np.concatenate([q[f"weight_h{g}"] for g in GATES]),
-                np.concatenate([q[f"bias_{g}"] for g in GATES]))
+        bias = np.concatenate([kernels.fix_neuron(blocks[f"bias_{g}"], self.bit_width, param_fp[f"bias_{g}"],
+                                                  WEIGHT_METHOD) for g in GATES])
+        return _kernels.CalibLstmCell(
+            np.concatenate([codes[f"weight_i{g}"] for g in GATES]),
+            np.concatenate([codes[f"weight_h{g}"] for g in GATES]),
+            np.asarray([param_fp[f"weight_i{g}"] for g in GATES], np.int32),
+            np.asarray([param_fp[f"weight_h{g}"] for g in GATES], np.int32),
+            bias, self.bit_width, search_range=PARAM_SEARCH_RANGE, max_fix_pos=self.calibration.max_fix_pos)
 
-    def calibrate(self, x, lengths=None, h0=None, c0=None):
+    def calibrate(self, x, lengths=None, h0=None, c0=None, out_dtype=np.float64):
         """Calibration-mode forward: the reference's fake-quantized float cell, recording the
         diffs fix position of every node at every step. Returns (out, h_n, c_n)."""
-        if not self.calibration.param:
-            self._calibrate_params()
-        w_ih, w_hh, bias = self._fake_quantized_params(self.calibration.param)
-        cal = self.calibration
-        return _kernels.lstm_calibrate_forward(
-            _as_sequence(x), w_ih, w_hh, bias, self.bit_width, cal.counts,
-            search_range=PARAM_SEARCH_RANGE, max_fix_pos=cal.max_fix_pos,
-            lengths=_optional(lengths, np.int64), h0=_optional(h0, np.float64),
-            c0=_optional(c0, np.float64), reverse=self.reverse)
+        cell = self._prepared_calib_cell()
+        return cell.forward(
+            _as_sequence(x), self.calibration.counts, lengths=_optional(lengths, np.int64),
+            h0=_optional(h0, np.float64), c0=_optional(c0, np.float64), reverse=self.reverse,
+            num_threads=self.threads(), out_dtype=out_dtype)
 
     # ----------------------------------------------------------------------------- test mode
-    def load_fix_positions(self, fix) -> None:
-        self.fix = fix
-        self._codes = self.param_codes()
-
-    def _run_fixed(self, x, lengths, h0, c0, record: bool):
-        fix = self._require_fix()
-        codes = self._codes
+    def _make_fixed_cell(self, fix: CellFixPositions):
+        codes = self.param_codes()
         node, w_ih_fp, w_hh_fp, bias_fp = fix.arrays()
-        w_ih = np.concatenate([codes[f"weight_i{g}"] for g in GATES])
-        w_hh = np.concatenate([codes[f"weight_h{g}"] for g in GATES])
-        bias = np.concatenate([codes[f"bias_{g}"] for g in GATES])
-        return _kernels.lstm_fixed_forward(
-            _as_sequence(x), w_ih, w_hh, bias, fix.bit_width, node, w_ih_fp, w_hh_fp, bias_fp,
-            lengths=_optional(lengths, np.int64), h0=_optional(h0, np.float64),
-            c0=_optional(c0, np.float64), reverse=self.reverse, record=record,
-            num_threads=self.num_threads)
+        return _kernels.FixedLstmCell(
+            np.concatenate([codes[f"weight_i{g}"] for g in GATES]),
+            np.concatenate([codes[f"weight_h{g}"] for g in GATES]),
+            np.concatenate([codes[f"bias_{g}"] for g in GATES]),
+            fix.bit_width, node, w_ih_fp, w_hh_fp, bias_fp)
 
-    def run(self, x, lengths=None, h0=None, c0=None):
-        """Test-mode forward on integer codes. Returns (out, h_n, c_n) as float64 arrays."""
-        out, h_n, c_n, _ = self._run_fixed(x, lengths, h0, c0, record=False)
+    def _run_fixed(self, x, lengths, h0, c0, record: bool, out_dtype=np.float64):
+        self._require_fix()
+        return self._fixed_cell.forward(
+            _as_sequence(x), lengths=_optional(lengths, np.int64), h0=_optional(h0, np.float64),
+            c0=_optional(c0, np.float64), reverse=self.reverse, record=record, num_threads=self.threads(),
+            out_dtype=out_dtype)
+
+    def run(self, x, lengths=None, h0=None, c0=None, out_dtype=np.float64):
+        """Test-mode forward on integer codes. Returns (out, h_n, c_n); h_n and c_n are float64."""
+        out, h_n, c_n, _ = self._run_fixed(x, lengths, h0, c0, record=False, out_dtype=out_dtype)
         return out, h_n, c_n
 
     def record(self, x, lengths=None, h0=None, c0=None) -> tuple[np.ndarray, CellRecord]:

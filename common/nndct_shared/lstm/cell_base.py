@@ -9,13 +9,13 @@ through this class, so the session needs no per-kind code.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from .. import kernels
+from ..kernels.threads import loop_threads
 from .cell_definition import CellDefinition
 from .fix_positions import CellCalibration, CellFixPositions
 
@@ -52,14 +52,10 @@ class CellRecord:
         return self.codes["input_0"].shape[0]
 
 
-def default_threads() -> int:
-    """Threads for the batch-parallel test loop: NNDCT_NUM_THREADS, else every core."""
-    env = os.environ.get("NNDCT_NUM_THREADS")
-    return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
-
-
 def as_sequence(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x, dtype=np.float64)
+    """float32 stays float32 (the loops read either exactly); anything else becomes float64."""
+    x = np.asarray(x)
+    return np.ascontiguousarray(x, dtype=np.float32 if x.dtype == np.float32 else np.float64)
 
 
 def optional_array(a: np.ndarray | None, dtype) -> np.ndarray | None:
@@ -77,7 +73,13 @@ def record_from_codes(definition: CellDefinition, input0: np.ndarray, nodes: np.
 
 class QuantizedCell:
     """The reference's cell graph `graph_name` of kind `definition`, with its calibration
-    statistics (calib mode) or fix positions (test mode)."""
+    statistics (calib mode) or fix positions (test mode).
+
+    The C++ cells of a kind (weights packed as int16 codes) are prepared once: the test-mode one
+    when the fix positions are loaded (`_make_fixed_cell`), the calibration one at the first
+    calibration call and again only when the parameter fix positions change (`_make_calib_cell`).
+    `num_threads=None` follows `kernels.threads.loop_threads()` at every call.
+    """
 
     def __init__(self, definition: CellDefinition, graph_name: str, weights: CellWeightBlocks, reverse: bool,
                  bit_width: int, max_fix_pos: int = 12, num_threads: int | None = None) -> None:
@@ -88,7 +90,14 @@ class QuantizedCell:
         self.bit_width = bit_width
         self.calibration = CellCalibration(bit_width, max_fix_pos, definition=definition)
         self.fix: CellFixPositions | None = None
-        self.num_threads = num_threads or default_threads()
+        self.num_threads = num_threads
+        self._fixed_cell = None
+        self._calib_cell = None
+        self._calib_cell_params: dict[str, int] | None = None
+
+    def threads(self) -> int:
+        """Threads of the next forward: `num_threads`, else `loop_threads()` (read at every call)."""
+        return self.num_threads or loop_threads()
 
     @property
     def hidden_size(self) -> int:
@@ -106,6 +115,29 @@ class QuantizedCell:
             cal.param[name] = kernels.diffs_fix_pos(
                 block, self.bit_width, search_range=PARAM_SEARCH_RANGE, method=WEIGHT_METHOD,
                 max_fix_pos=cal.max_fix_pos)
+
+    def _codes_at(self, param_fp: dict[str, int], names) -> dict[str, np.ndarray]:
+        """The int32 codes of the parameters `names` at the fix positions `param_fp`."""
+        blocks = self.weights.blocks()
+        return {n: kernels.fix_codes(blocks[n], self.bit_width, param_fp[n], WEIGHT_METHOD).astype(np.int32)
+                for n in names}
+
+    def _prepared_calib_cell(self):
+        """The C++ calibration cell for the current parameter fix positions (calibrated on first
+        use; prepared again only when they change, e.g. after a distributed merge)."""
+        if not self.calibration.param:
+            self._calibrate_params()
+        param_fp = self.calibration.param
+        if self._calib_cell is None or self._calib_cell_params != param_fp:
+            self._calib_cell = self._make_calib_cell(param_fp)
+            self._calib_cell_params = dict(param_fp)
+        return self._calib_cell
+
+    def _make_calib_cell(self, param_fp: dict[str, int]):
+        raise NotImplementedError(f"{type(self).__name__} has no calibration loop")
+
+    def _make_fixed_cell(self, fix: CellFixPositions):
+        raise NotImplementedError(f"{type(self).__name__} has no test-mode loop")
 
     def _fake_quantized_blocks(self) -> dict[str, np.ndarray]:
         """Every parameter fake-quantized at its calibrated fix position (calibrating on first use)."""
@@ -135,6 +167,7 @@ class QuantizedCell:
     # ----------------------------------------------------------------------------- the session's interface
     def load_fix_positions(self, fix: CellFixPositions) -> None:
         self.fix = fix
+        self._fixed_cell = self._make_fixed_cell(fix)
 
     def fix_positions_from_quant_info(self, param: dict, output: dict) -> CellFixPositions:
         """This cell's entries of a quant_info.json (every key present; checked by the caller)."""

@@ -68,15 +68,20 @@ class QuantizedLstmStack:
         return layer_in
 
     def forward(self, x: np.ndarray, lengths: np.ndarray | None = None, h0: np.ndarray | None = None,
-                c0: np.ndarray | None = None, mode: RunMode = RunMode.TEST):
-        """Runs every layer; returns (out [B, T, D*H], h_n [L*D, B, H], c_n [L*D, B, H])."""
+                c0: np.ndarray | None = None, mode: RunMode = RunMode.TEST, out_dtype=np.float64):
+        """Runs every layer; returns (out [B, T, D*H], h_n [L*D, B, H], c_n [L*D, B, H]).
+
+        x may be float32 or float64 (both are read exactly); `out` (and every layer's output,
+        the next layer's input) is `out_dtype`, float64 or float32: the values are codes times
+        powers of two of at most 16 bits, exact in both. h_n and c_n are float64."""
         batch = x.shape[0]
         self.check_initial_states(h0, batch)
         self.check_initial_states(c0, batch)
         h_n, c_n = [], []
 
         def run_cell(k, cell, *args):
-            out, h, c = cell.calibrate(*args) if mode == RunMode.CALIB else cell.run(*args)
+            run = cell.calibrate if mode == RunMode.CALIB else cell.run
+            out, h, c = run(*args, out_dtype=out_dtype)
             h_n.append(h)
             c_n.append(c)
             return out

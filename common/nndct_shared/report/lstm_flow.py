@@ -53,7 +53,7 @@ class StackProbe:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stack, name)
 
-    def forward(self, x, lengths=None, h0=None, c0=None, mode=None):
+    def forward(self, x, lengths=None, h0=None, c0=None, mode=None, out_dtype=np.float64):
         stack = self._stack
         x = np.asarray(x, dtype=np.float64)
         stack.check_initial_states(h0, x.shape[0])
@@ -67,7 +67,7 @@ class StackProbe:
             return out
 
         out = stack._run_layers(x, lengths, h0, c0, run_cell)
-        return out, np.stack(h_n), np.stack(c_n)
+        return np.asarray(out).astype(out_dtype, copy=False), np.stack(h_n), np.stack(c_n)
 
 
 class LstmPlanRunner:

@@ -46,4 +46,18 @@ template <typename T>
 std::vector<int32_t> maxmin_fix_pos_per_channel(const T* x, const ChannelLayout& layout,
                                                 int bit_width, std::optional<int> max_fix_pos);
 
+// The finite min / max / count of a tensor: the first pass of the diffs search.
+struct FiniteRange {
+  double min = 0.0, max = 0.0;
+  int64_t finite = 0;
+};
+FiniteRange finite_range(const double* x, int64_t n);
+// The range of the concatenation of two tensors (min / max do not depend on the order).
+FiniteRange combine(const FiniteRange& a, const FiniteRange& b);
+
+// diffs_fix_pos of one contiguous tensor whose FiniteRange is already known, on the calling
+// thread and without allocating (the LSTM calibration calls it for every node of every time
+// step). Same result as diffs_fix_pos(x, n, search), exceptions included.
+int diffs_fix_pos_in_range(const double* x, int64_t n, const FiniteRange& range, const FixPosSearch& search);
+
 }  // namespace nndct

@@ -44,10 +44,10 @@ struct StepPlan {
 };
 
 // Phase 1 of a step of one row. `a`: the dense-with-bias codes of this position [3H] (r, z, n);
-// `acc`: the recurrent accumulators (reset-after [3H], reset-before [2H]: r, z); `b_hh`: the
+// `acc`: the recurrent accumulators (exact integers) (reset-after [3H], reset-before [2H]: r, z); `b_hh`: the
 // recurrent bias codes [3H] or nullptr; `h`: the row's state codes (doubles); `codes`: the node
 // codes [kNumNodes][H] of this step (node 0 is left alone).
-void step_gates(const StepPlan& plan, int64_t H, const int32_t* a, const double* acc, const int32_t* b_hh,
+void step_gates(const StepPlan& plan, int64_t H, const int32_t* a, const int64_t* acc, const int32_t* b_hh,
                 const double* h, int32_t* codes);
 
 // Phase 2: from nodes 8-12 to h_next; replaces `h` with the next state.

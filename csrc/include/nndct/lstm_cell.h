@@ -1,9 +1,10 @@
-// The quantized StandardLstmCell of the reference RNN quantizer, run over whole sequences.
+// The quantized StandardLstmCell of the reference RNN quantizer: node numbering, fix positions
+// and the sequence-batch description shared by the time loops (lstm_loops.h).
 //
-// Why here and not in Python: the reference unrolls every time step in Python, which makes a
-// 500-step sequence thousands of times slower than the float LSTM. Here the input projections of
-// all steps are computed at once and the time loop runs in C++, on integer codes, so the result is
-// exactly what the integer hardware computes (no float accumulation error anywhere).
+// Why in C++ and not in Python: the reference unrolls every time step in Python, which makes a
+// 500-step sequence thousands of times slower than the float LSTM. Here the time loop runs in
+// C++, on integer codes, so the result is exactly what the integer hardware computes (no float
+// accumulation error anywhere).
 //
 // Node order (it defines the node index everywhere: quant_info.json, dumps, xmodel):
 //   0 input_0 (x), 1 input_1 (h_prev), 2 input_2 (c_prev),
@@ -42,15 +43,18 @@ struct CellFix {
   int bias[kNumGates] = {};
 };
 
-// Sizes and memory of one sequence batch. Arrays are C-contiguous.
-struct SequenceBatch {
+// Sizes and memory of one sequence batch. Arrays are C-contiguous; T is float or double (the
+// values are read exactly either way: a float converts to double without rounding).
+template <typename T>
+struct Sequence {
   int64_t batch = 0, steps = 0, input_size = 0, hidden = 0;
-  const double* x = nullptr;        // [batch, steps, input_size]
+  const T* x = nullptr;             // [batch, steps, input_size]
   const int64_t* lengths = nullptr; // [batch]; nullptr means every sequence has `steps` steps
   const double* h0 = nullptr;       // [batch, hidden]; nullptr means zeros
   const double* c0 = nullptr;       // [batch, hidden]; nullptr means zeros
   bool reverse = false;             // backward direction: step t reads position length-1-t
 };
+using SequenceBatch = Sequence<double>;
 
 // Per-step integer codes of batch element 0, for the deploy-check dumps.
 struct StepRecord {
@@ -59,25 +63,9 @@ struct StepRecord {
   int64_t steps_recorded = 0;
 };
 
-// Test mode: the integer datapath. Weights are codes at their fix positions, gate-major rows
-// ([4H, I] and [4H, H], gates i, f, g, o); bias codes [4H] at the bias fix positions.
-// Writes h_next of every valid step to out [batch, steps, hidden] (zeros past a sequence's
-// length) and the final states to h_n, c_n [batch, hidden]. `record` may be nullptr.
-void fixed_forward(const CellFix& fix, const SequenceBatch& seq, const int32_t* w_ih_codes,
-                   const int32_t* w_hh_codes, const int32_t* bias_codes, double* out,
-                   double* h_n, double* c_n, StepRecord* record, int num_threads);
-
-// Calibration mode: the reference's fake-quantized float forward. Every node output of every
-// step is scanned with diffs (search range 1 for the three inputs, `search_range` otherwise,
-// floor rounding, fix position capped at `max_fix_pos`), the per-call fix position is added to
-// the node's histogram `fp_counts` [kNumNodes, kFpSlots] (slot = fp + kFpOffset), and the output is
-// fake-quantized at the histogram's mode (most frequent, smallest on ties). All-zero outputs carry
-// no range information and do not vote. Weights and biases are given already fake-quantized.
+// Calibration's fix-position histograms: slot = fp + kFpOffset.
 constexpr int kFpOffset = 128;
 constexpr int kFpSlots = 256;
-void calibrate_forward(int bit_width, int search_range, int max_fix_pos, const SequenceBatch& seq,
-                       const double* w_ih, const double* w_hh, const double* bias,
-                       int64_t* fp_counts, double* out, double* h_n, double* c_n);
 
 // The mode of a fix-position histogram row; returns false when it is empty.
 bool histogram_mode(const int64_t* counts, int* fix_pos);

@@ -1,5 +1,5 @@
 // One time step of the integer StandardLstmCell for one batch row, as loops over the hidden units
-// that the compiler can vectorize.
+// that the compiler can vectorize (the matrix products are gate_matmul.h's).
 //
 // Why a second form of lstm_int_ops.h: there every node op is a scalar function that decides per
 // call whether its shift goes left or right and whether a table input saturates. Those decisions
@@ -74,6 +74,11 @@ struct StepPlan {
   TableOp c_temp;             // c_next -> c_temp (tanh)
   Shift hn;                   // ot * c_temp -> h_next
   Shift hn_to_h, cn_to_c;     // h_next -> input_1, c_next -> input_2 (the next step's state)
+  // Every intermediate of a step fits int32: codes of at most 16 bits are shifted left by at
+  // most 14 (sums: at most 14 in all), and products of two codes (< 2^31) only shifted right.
+  // Then step_rows runs in 32-bit lanes (twice the lanes per vector); true for the fix
+  // positions calibration produces (everything aligned to h_next's position).
+  bool narrow = false;
   static StepPlan make(const CellFix& fix);
 };
 
@@ -81,25 +86,48 @@ struct StepPlan {
 // its own fix position (add_codes of lstm_int_ops.h).
 struct DenseBiasPlan {
   Shift acc_to_a, a_to_sum, b_to_sum, sum_to_a;
+  bool narrow = false;  // the sum fits int32 (as StepPlan::narrow): 32-bit lanes after the first shift
   static DenseBiasPlan make(int f_acc, int fa, int f_bias);
 };
-// dst[j] = that node's code for accumulators acc[j] (exact integers) and bias codes bias[j]
-// (nullptr: no bias), j < n.
-void dense_bias_codes(const DenseBiasPlan& plan, int64_t lo, int64_t hi, int64_t n, const double* acc,
+// dst[j] = that node's code for the exact integer accumulators acc[j] (gate_matmul.h) and bias
+// codes bias[j] (nullptr: no bias), j < n.
+void dense_bias_codes(const DenseBiasPlan& plan, int64_t lo, int64_t hi, int64_t n, const int64_t* acc,
                       const int32_t* bias, int32_t* dst);
 
-// out[i] = clamp(floor(x[i] * 2^fp), lo, hi) * out_scale, i < n (quantize_value of
-// lstm_int_ops.h, times out_scale; NaN gives lo there too, and a zero code gives +0.0). With
-// out_scale 1 these are the codes as doubles (test mode's input), with 2^-fp the fake-quantized
-// values (calibration's node outputs). `out` may be `x` (in place).
-void floor_codes(const double* x, int64_t n, int fp, int64_t lo, int64_t hi, double out_scale, double* out);
+// out[i] = clamp(floor(x[i] * 2^fp), lo, hi) as int16 (quantize_value of lstm_int_ops.h; NaN gives
+// lo; lo and hi must lie in int16's range): the input rows of gate_matmul.
+template <typename T>
+void floor_codes16(const T* x, int64_t n, int fp, int64_t lo, int64_t hi, int16_t* out);
 
-// One step of one row. `a`: the dense-with-bias codes of this position [4H]; `acc_h`: the
-// recurrent accumulators [4H]; `h`, `c`: the row's state codes (h as doubles, the operand of the
-// next recurrent product), read and replaced; `codes`: the 24 node codes [kNumNodes][H] of this
-// step (node 0 is left alone).
-void step_row(const StepPlan& plan, int64_t H, const int32_t* a, const double* acc_h, double* h,
-              int64_t* c, int32_t* codes);
+// One time step of one batch row for the units [0, n) of the pointers below (callers pass
+// pointers offset to the first unit they own, so that threads can own disjoint units):
+//   a       dense-with-bias codes, gate g at a + g * gate_stride
+//   acc     the recurrent accumulators (input_1 codes x w_hh codes, exact), same layout
+//   h       the state codes this step reads (input_1), int16
+//   h_next  the next state codes (h_next requantized to input_1), int16
+//   c       the cell state codes (input_2), replaced by c_next requantized to input_2
+//   out     h_next as values (code * h_scale), T = float or double
+//   gates   scratch of 4 * gate_stride int32 (the four gate nodes)
+//   codes   nullptr, or where to record the node codes: node k of unit u at codes[k * code_stride + u]
+//           (node 0, input_0, is left alone)
+struct StepRow {
+  const int32_t* a;
+  const int64_t* acc;
+  const int16_t* h;
+  int16_t* h_next;
+  int32_t* c;
+  int32_t* gates;
+  int32_t* codes;
+};
+template <typename T>
+void step_units(const StepPlan& plan, int64_t n, int64_t gate_stride, int64_t code_stride, const StepRow& row,
+                T* out, double h_scale);
+
+// step_units for m rows that record nothing (row.codes == nullptr), outs[k] the output of row k:
+// one call per time step, in 32-bit lanes when plan.narrow. Same results as step_units.
+template <typename T>
+void step_rows(const StepPlan& plan, int64_t n, int64_t gate_stride, const StepRow* rows, T* const* outs, int64_t m,
+               double h_scale);
 
 }  // namespace lstm
 }  // namespace nndct

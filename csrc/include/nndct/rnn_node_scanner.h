@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "nndct/calib.h"
@@ -42,7 +43,15 @@ class RnnNodeScanner {
     }
     int fp;
     if (!lstm::histogram_mode(row, &fp)) return;  // nothing non-zero seen yet: v is all zero
-    lstm::floor_codes(v, n, fp, range_.lo, range_.hi, pow2(-fp), v);
+    // clamp(floor(v * 2^fp)) * 2^-fp + 0.0 (a zero code gives +0.0), in place.
+    const double amp = pow2(fp), scale = pow2(-fp), lo = static_cast<double>(range_.lo),
+                 hi = static_cast<double>(range_.hi);
+    for (int64_t i = 0; i < n; ++i) {
+      double s = std::floor(v[i] * amp);
+      s = s > lo ? s : lo;
+      s = s > hi ? hi : s;
+      v[i] = s * scale + 0.0;
+    }
   }
 
   // Current fix position of a node (its mode), or max_fix_pos before any vote.

@@ -12,7 +12,7 @@ from torch import nn
 from nndct_shared.gru.cell_params import GruCellWeights
 from nndct_shared.gru.stack import QuantizedGruStack
 
-from .quant_rnn import QuantRnnBase
+from .quant_rnn import QuantRnnBase, kernel_out_dtype
 
 
 def gru_cell_weights_of(gru: nn.GRU) -> list[list[GruCellWeights]]:
@@ -44,6 +44,6 @@ class QuantGRU(QuantRnnBase):
         h0 = None if hx is None else self._numpy_state("h0", hx, kind)
         self._remember(x, lengths, h0)
         with self._calibration_scope():
-            out, h_n = self.stack.forward(x, lengths, h0, self.mode)
+            out, h_n = self.stack.forward(x, lengths, h0, self.mode, out_dtype=kernel_out_dtype(dtype))
         out_t, (h_t,) = self._restore(out, [h_n], lengths, kind, device, dtype)
         return out_t, h_t

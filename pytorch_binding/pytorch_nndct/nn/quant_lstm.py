@@ -11,7 +11,7 @@ from torch import nn
 from nndct_shared.lstm.cell_params import CellWeights
 from nndct_shared.lstm.stack import QuantizedLstmStack
 
-from .quant_rnn import QuantRnnBase
+from .quant_rnn import QuantRnnBase, kernel_out_dtype
 
 
 def cell_weights_of(lstm: nn.LSTM) -> list[list[CellWeights]]:
@@ -47,6 +47,6 @@ class QuantLSTM(QuantRnnBase):
             h0, c0 = (self._numpy_state(which, s, kind) for which, s in zip(("h0", "c0"), hx))
         self._remember(x, lengths, h0, c0)
         with self._calibration_scope():
-            out, h_n, c_n = self.stack.forward(x, lengths, h0, c0, self.mode)
+            out, h_n, c_n = self.stack.forward(x, lengths, h0, c0, self.mode, out_dtype=kernel_out_dtype(dtype))
         out_t, (h_t, c_t) = self._restore(out, [h_n, c_n], lengths, kind, device, dtype)
         return out_t, (h_t, c_t)

@@ -2,9 +2,11 @@
 checks on inputs and initial states.
 
 Both accept batch_first either way, unbatched input and packed sequences; both convert to a
-float64 NumPy batch [B, T, I] (with lengths for packed input), refuse NaN/inf with a catalogued
-error naming the module, keep the first test-mode batch for the deploy-check dumps, and restore
-the caller's output form.
+NumPy batch [B, T, I] (with lengths for packed input; float32 stays float32, which the kernels
+read exactly, any other dtype becomes float64, and a float32 caller gets a float32 output
+sequence from the kernels, values unchanged), refuse NaN/inf with a catalogued error naming the
+module, keep the first test-mode batch for the deploy-check dumps, and restore the caller's
+output form.
 """
 from __future__ import annotations
 
@@ -35,8 +37,21 @@ def to_float64_numpy(t: torch.Tensor) -> np.ndarray:
     return t.to(torch.float64).numpy()
 
 
+def to_kernel_numpy(t: torch.Tensor) -> np.ndarray:
+    """A sequence tensor as the kernels read it: float32 as it is (no copy on the CPU), any
+    other dtype as float64."""
+    if t.dtype == torch.float32:
+        return t.detach().cpu().numpy()
+    return to_float64_numpy(t)
+
+
+def kernel_out_dtype(dtype: torch.dtype):
+    """The dtype the kernels write the output sequence in for a caller's `dtype` (exact in both)."""
+    return np.float32 if dtype == torch.float32 else np.float64
+
+
 def from_numpy_as(a: np.ndarray, device, dtype) -> torch.Tensor:
-    """A float64 NumPy array as a tensor of `dtype` on `device`."""
+    """A float32 / float64 NumPy array as a tensor of `dtype` on `device`."""
     if dtype in _NUMPY_DTYPES:
         return torch.from_numpy(a.astype(_NUMPY_DTYPES[dtype], copy=False)).to(device)
     return torch.from_numpy(a).to(device=device, dtype=dtype)
@@ -95,12 +110,12 @@ class QuantRnnBase(nn.Module):
         return (input if self.batch_first else input.transpose(0, 1)), None, "batched"
 
     def _numpy_input(self, input):
-        """(x float64 [B, T, I], lengths, kind, device, dtype) of a checked input."""
+        """(x [B, T, I] float32 or float64, lengths, kind, device, dtype) of a checked input."""
         x, lengths, kind = self._to_batch_major(input)
         if x.shape[-1] != self.input_size:
             raise error("SHAPE_MISMATCH", what=f"the input features of {self._name()}",
                         expected=self.input_size, got=x.shape[-1])
-        x_np = to_float64_numpy(x)
+        x_np = to_kernel_numpy(x)
         bad = int(np.count_nonzero(~np.isfinite(x_np)))
         if bad:
             raise error(self.mode.nonfinite_data_code, name=f"input of {self._name()}", count=bad)

@@ -47,7 +47,7 @@ class QuantGRU(QuantRNN):
 
     def _forward(self, x, states):
         # Keras orders [h_fw(, h_bw)], each [B, H]; the stack wants [D, B, H].
-        return self.stack.forward(x, None, np.stack(states) if states else None, self.mode)
+        return self.stack.forward(x, None, np.stack(states) if states else None, self.mode, out_dtype=np.float32)
 
     def _capture(self, x, states):
         return (x[:1].copy(), None, np.stack(states)[:, :1].copy() if states else None, None)

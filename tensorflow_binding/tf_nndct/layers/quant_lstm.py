@@ -34,7 +34,7 @@ class QuantLSTM(QuantRNN):
         # Keras orders [h_fw, c_fw(, h_bw, c_bw)], each [B, H]; the stack wants [D, B, H].
         h0 = np.stack(states[0::2]) if states else None
         c0 = np.stack(states[1::2]) if states else None
-        return self.stack.forward(x, None, h0, c0, self.mode)
+        return self.stack.forward(x, None, h0, c0, self.mode, out_dtype=np.float32)
 
     def _capture(self, x, states):
         h0 = np.stack(states[0::2])[:, :1].copy() if states else None

@@ -66,8 +66,8 @@ class QuantRNN(keras.layers.Layer):
 
     # ------------------------------------------------------------------ what a subclass provides
     def _forward(self, x: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-        """(out [B, T, D*H], final states [D, B, H] per state kind) of the stack; `states` is
-        Keras' flat initial-state list (empty: zeros)."""
+        """(out [B, T, D*H] float32, final states [D, B, H] per state kind) of the stack;
+        `states` is Keras' flat initial-state list (empty: zeros)."""
         raise NotImplementedError
 
     def _capture(self, x: np.ndarray, states: list[np.ndarray]) -> tuple:
@@ -103,12 +103,20 @@ class QuantRNN(keras.layers.Layer):
             outputs = 1 + self.states_per_direction
             if tf.executing_eagerly():
                 arrays = self._run(_numpy(sequences), *[_numpy(s) for s in states])
-                results = [tf.convert_to_tensor(a) for a in arrays]
+                # Only what the outputs read becomes a tensor (a conversion costs as much as a
+                # short forward at batch 1).
+                results = [tf.convert_to_tensor(a) if used else None for a, used in zip(arrays, self._used_results())]
             else:
                 results = tf.numpy_function(self._run, [sequences, *states], [tf.float32] * outputs,
                                             stateful=True)
                 self._set_static_shapes(sequences, results)
             return self._keras_outputs(*results)
+
+    def _used_results(self) -> tuple[bool, ...]:
+        """Which of (out, h_n, other final states...) `_keras_outputs` reads for this layout."""
+        lay = self.layout
+        return (lay.return_sequences, not lay.return_sequences or lay.return_state,
+                *([lay.return_state] * (self.states_per_direction - 1)))
 
     def _state_list(self, initial_state) -> list:
         if initial_state is None:
@@ -127,16 +135,17 @@ class QuantRNN(keras.layers.Layer):
             if x.ndim != 3 or x.shape[-1] != self.stack.input_size:
                 raise error("SHAPE_MISMATCH", what=f"the input of {self.kind} layer '{self.layer_path}'",
                             expected=f"[batch, steps, {self.stack.input_size}]", got=f"shape {list(x.shape)}")
-            x64 = x.astype(np.float64)
-            bad = int(np.count_nonzero(~np.isfinite(x64)))
+            # float32 goes to the kernels as it is (read exactly); other dtypes as float64.
+            xs = x if x.dtype == np.float32 else x.astype(np.float64)
+            bad = int(np.count_nonzero(~np.isfinite(xs)))
             if bad:
                 raise error(self.mode.nonfinite_data_code, name=f"input of {self.kind} layer '{self.layer_path}'",
                             count=bad)
             states = [np.asarray(s, dtype=np.float64) for s in states]
             if self.capture_next:
-                self.captured = self._capture(x64, states)
+                self.captured = self._capture(xs, states)
                 self.capture_next = False
-            return tuple(a.astype(np.float32) for a in self._forward(x64, states))
+            return tuple(a.astype(np.float32, copy=False) for a in self._forward(xs, states))
 
     def _set_static_shapes(self, sequences, results) -> None:
         batch, steps = sequences.shape[0], sequences.shape[1]
