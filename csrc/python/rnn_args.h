@@ -51,5 +51,51 @@ inline nndct::lstm::SequenceBatch sequence(const ForcedArray<double>& x,
   return seq;
 }
 
+// x [batch, steps, input] of dtype T (float32 or float64: the loops read either exactly), with
+// the optional lengths and h0 (c0 left null), checked against the cell's sizes.
+template <typename T>
+nndct::lstm::Sequence<T> typed_sequence(const pybind11::array_t<T, pybind11::array::c_style>& x,
+                                        const std::optional<ForcedArray<int64_t>>& lengths,
+                                        const std::optional<ForcedArray<double>>& h0, int64_t input_size,
+                                        int64_t hidden, bool reverse) {
+  require(x.ndim() == 3, "x must be [batch, steps, input_size]");
+  require(x.shape(2) == input_size, "x has " + std::to_string(x.shape(2)) + " features, the cell expects " +
+                                        std::to_string(input_size));
+  nndct::lstm::Sequence<T> seq;
+  seq.batch = x.shape(0);
+  seq.steps = x.shape(1);
+  seq.input_size = input_size;
+  seq.hidden = hidden;
+  seq.x = x.data();
+  seq.reverse = reverse;
+  if (lengths) {
+    require_shape(*lengths, {seq.batch}, "lengths");
+    seq.lengths = lengths->data();
+  }
+  if (h0) {
+    require_shape(*h0, {seq.batch, hidden}, "h0");
+    seq.h0 = h0->data();
+  }
+  return seq;
+}
+
+// Calls fn(typed x) with x as float32 when it is a C-contiguous float32 array, as float64
+// otherwise (converted once).
+template <typename Fn>
+auto with_typed_x(const pybind11::array& x, Fn&& fn) {
+  if (pybind11::isinstance<pybind11::array_t<float>>(x) && (x.flags() & pybind11::array::c_style))
+    return fn(pybind11::array_t<float, pybind11::array::c_style>::ensure(x));
+  return fn(pybind11::array_t<double, pybind11::array::c_style>(ForcedArray<double>::ensure(x)));
+}
+
+// Whether the output sequence is float32 (out_dtype float32) or float64 (None or float64).
+inline bool wants_float32_out(const pybind11::object& out_dtype) {
+  if (out_dtype.is_none()) return false;
+  const pybind11::dtype d = pybind11::dtype::from_args(out_dtype);
+  require(d.is(pybind11::dtype::of<float>()) || d.is(pybind11::dtype::of<double>()),
+          "out_dtype must be float32 or float64");
+  return d.is(pybind11::dtype::of<float>());
+}
+
 }  // namespace rnn_args
 }  // namespace nndct_py

@@ -1,211 +1,244 @@
-// Test mode of the quantized StandardGruCell: integer codes end to end (the GRU twin of the LSTM's
-// test-mode loop, with the same contract: every matmul is an exact integer sum held in double,
-// every node's fake-quantization is a shift and a clamp, batch rows run in independent slices).
+// Test mode of the quantized StandardGruCell: integer codes end to end (the GRU twin of
+// lstm_fixed_forward.cc, on the same layout: weight codes packed once per cell for gate_matmul,
+// input projections a chunk of positions at a time, the thread team's batch or unit slices, all
+// from rnn_fixed_run.h).
 //
-// Per position the input projections of all steps are computed at once (dense-with-bias codes
-// of nodes 2, 5 and 10); the time loop then multiplies the state of a block of rows by W_hh (the
-// reset-before variant: by W_hr and W_hz, then the block's r * h codes by W_hn) and runs the
-// per-row step loops of gru_step_kernel.h.
+// A step of a slice: one gate_matmul of the active rows' states by W_hh, then gate_rows (r and z;
+// reset-before also node 11 = r * h as int16 codes) and candidate_rows (n, h_next). Reset-before
+// multiplies node 11's codes by W_hn between the two, which reads every unit of node 11: the step
+// has two phases, and unit slices run them as two sections.
 #include <algorithm>
-#include <cmath>
-#include <thread>
+#include <array>
 #include <vector>
 
-#include "nndct/dense_rows.h"
-#include "nndct/gru_cell.h"
-#include "nndct/gru_step_kernel.h"
+#include "nndct/gru_loops.h"
 #include "nndct/lstm_int_ops.h"
-#include "nndct/rnn_weights.h"
+#include "nndct/thread_team.h"
 
 namespace nndct {
 namespace gru {
+
+namespace {
+
+std::array<int, kNumGates> dense_x_fix(const CellFix& f) {
+  return {f.node[dense_x_node(0)], f.node[dense_x_node(1)], f.node[dense_x_node(2)]};
+}
+
+}  // namespace
+
+FixedCell::FixedCell(Variant v, const CellFix& f, int64_t in, int64_t h, const int32_t* w_ih_codes,
+                     const int32_t* w_hh_codes, const int32_t* b_ih_codes, const int32_t* b_hh_codes)
+    : variant(v), fix(f), input_size(in), hidden(h),
+      input(kNumGates, h, in, w_ih_codes, b_ih_codes, f.bit_width, f.node[kInput0], f.w_ih, dense_x_fix(f).data(),
+            f.b_ih),
+      w_hh(w_hh_codes, v == Variant::kResetAfter ? kNumGates : 2, h, h), plan(StepPlan::make(v, f)) {
+  if (v == Variant::kResetBefore) w_hn = PackedGates(w_hh_codes + 2 * h * h, 1, h, h);
+  const int64_t Hp = w_hh.padded_units();
+  b_hh.resize(kNumGates * Hp);  // zeros
+  if (v == Variant::kResetAfter && b_hh_codes)
+    for (int g = 0; g < kNumGates; ++g) std::copy(b_hh_codes + g * h, b_hh_codes + (g + 1) * h, b_hh.data() + g * Hp);
+}
+
 namespace {
 
 using lstm::CodeRange;
+using lstm::dequantize;
 using lstm::quantize_value;
+using rnn::Slice;
 
-constexpr int64_t kRowBlock = 8;
+template <typename TIn, typename TOut>
+class FixedRun {
+  // The scratch of one thread (batch slices) or one slice (unit slices); both phases of a step
+  // of a slice use the same one.
+  struct Scratch {
+    AlignedArray<int32_t> proj, gates, codes;
+    AlignedArray<int64_t> acc;
+    rnn::ProjectionScratch projection;
+    std::vector<const int16_t*> in_rows;
+    std::vector<int64_t*> acc_rows;
+    std::vector<int64_t> active;
+    std::vector<StepRow> rows;  // the active rows: those before their last step, then the others
+    std::vector<TOut*> outs;
+    std::vector<double*> last_outs;
+    int64_t plain = 0, m = 0;
+  };
 
-// The exact integer sums dense_rows holds in doubles, as the int64 the node plans read.
-void exact_integers(const double* acc, int64_t n, int64_t* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int64_t>(acc[i]);
-}
-
-struct Weights {
-  std::vector<double> wih_t;  // [I][3H]
-  std::vector<double> whh_t;  // [H][3H] (reset-after) or [H][2H] (reset-before: r, z)
-  std::vector<double> whn_t;  // [H][H] (reset-before only)
-  const int32_t* b_ih;
-  const int32_t* b_hh;
-};
-
-class SliceRunner {
  public:
-  SliceRunner(Variant variant, const CellFix& fix, const SequenceBatch& seq, const Weights& w, int64_t b0,
-              int64_t b1)
-      : variant_(variant), fix_(fix), seq_(seq), w_(w), b0_(b0), b1_(b1),
-        range_(CodeRange::signed_bits(fix.bit_width)), plan_(StepPlan::make(variant, fix)) {}
-
-  void run(double* out, double* h_n, StepRecord* record) {
-    const int64_t H = seq_.hidden, T = seq_.steps, G = kNumGates * H, nb = b1_ - b0_;
-    const bool after = variant_ == Variant::kResetAfter;
-    const int64_t rec_cols = after ? G : 2 * H;
-    project_inputs();
-    init_state();
-    for (int64_t r = 0; r < nb; ++r) std::fill(out + (b0_ + r) * T * H, out + (b0_ + r + 1) * T * H, 0.0);
-    std::vector<double> acc(kRowBlock * rec_cols), acc_n(kRowBlock * H), reset_in(kRowBlock * H);
-    std::vector<int64_t> iacc(kRowBlock * std::max(rec_cols, H));
-    std::vector<const double*> rows(kRowBlock), reset_rows(kRowBlock);
-    std::vector<int64_t> active(kRowBlock);
-    std::vector<int32_t> codes(kRowBlock * kNumNodes * H);
-    const double h_scale = std::ldexp(1.0, -fix_.node[kHNext]);
-    for (int64_t t = 0; t < T; ++t) {
-      for (int64_t rb = 0; rb < nb; rb += kRowBlock) {
-        int64_t n = 0;
-        for (int64_t r = rb; r < std::min(nb, rb + kRowBlock); ++r)
-          if (t < len_[r]) { active[n] = r; rows[n] = h_.data() + r * H; ++n; }
-        if (n == 0) continue;
-        dense_rows(rows.data(), n, H, w_.whh_t.data(), rec_cols, acc.data());
-        exact_integers(acc.data(), n * rec_cols, iacc.data());
-        for (int64_t k = 0; k < n; ++k) {
-          const int64_t r = active[k];
-          int32_t* c = codes.data() + k * kNumNodes * H;
-          step_gates(plan_, H, proj_.data() + (r * T + position(r, t)) * G, iacc.data() + k * rec_cols, w_.b_hh,
-                     h_.data() + r * H, c);
-          if (!after) {
-            double* dst = reset_in.data() + k * H;
-            for (int64_t j = 0; j < H; ++j) dst[j] = c[11 * H + j];
-            reset_rows[k] = dst;
-          }
-        }
-        if (!after) {
-          dense_rows(reset_rows.data(), n, H, w_.whn_t.data(), H, acc_n.data());
-          exact_integers(acc_n.data(), n * H, iacc.data());
-          for (int64_t k = 0; k < n; ++k)
-            lstm::dense_bias_codes(plan_.dense_h[2], range_.lo, range_.hi, H, iacc.data() + k * H, nullptr,
-                                   codes.data() + (k * kNumNodes + 12) * H);
-        }
-        for (int64_t k = 0; k < n; ++k) {
-          const int64_t r = active[k], pos = position(r, t);
-          int32_t* c = codes.data() + k * kNumNodes * H;
-          step_output(plan_, H, h_.data() + r * H, c);
-          double* o = out + ((b0_ + r) * T + pos) * H;
-          for (int64_t j = 0; j < H; ++j) {
-            o[j] = c[kHNext * H + j] * h_scale;
-            h_n[(b0_ + r) * H + j] = o[j];
-          }
-          if (record && b0_ + r == 0) save(record, t, pos, c);
-        }
+  FixedRun(const FixedCell& cell, const Sequence<TIn>& seq, TOut* out, double* h_n, StepRecord* record)
+      : cell_(cell), seq_(seq), out_(out), h_n_(h_n), record_(record), Hp_(cell.padded_units()),
+        after_(cell.variant == Variant::kResetAfter), len_(rnn::sequence_lengths(seq.lengths, seq.batch, seq.steps)) {
+    const int64_t B = seq.batch, H = seq.hidden, T = seq.steps;
+    const CodeRange range = CodeRange::signed_bits(cell.fix.bit_width);
+    const int f1 = cell.fix.node[kInput1];
+    state_h_.resize(2 * B * Hp_);
+    if (!after_) rh_.resize(B * Hp_);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < H; ++j) {
+        const int64_t hq = seq.h0 ? quantize_value(seq.h0[b * H + j], f1, range) : 0;
+        state_h_[b * Hp_ + j] = static_cast<int16_t>(hq);
+        h_n[b * H + j] = dequantize(hq, f1);  // sequences of length 0 keep their (quantized) h0
       }
+    for (int64_t b = 0; b < B; ++b) {  // outputs past a sequence's length are zeros
+      const int64_t L = len_[static_cast<size_t>(b)];
+      std::fill(out + (b * T + L) * H, out + (b + 1) * T * H, TOut(0));
+    }
+    if (record) {
+      record->input0.assign(static_cast<size_t>(T * seq.input_size), 0);
+      record->nodes.assign(static_cast<size_t>(T * (kNumNodes - 1) * H), 0);
+      record->steps_recorded = B > 0 ? len_[0] : 0;
     }
   }
 
+  void run(int num_threads) {
+    const int64_t B = seq_.batch, T = seq_.steps, H = seq_.hidden, I = seq_.input_size;
+    const int64_t step_macs = B * kNumGates * H * H;
+    const rnn::Split split =
+        rnn::choose_split(B, step_macs, T * (step_macs + B * kNumGates * H * I), cell_.w_hh.blocks(), num_threads);
+    const rnn::SlicePlan plan(split, B, T, cell_.w_hh.blocks());
+    std::vector<Scratch> scratch(static_cast<size_t>(plan.scratches));
+    for (Scratch& sc : scratch) prepare(sc, plan.max_rows, plan.chunk);
+    rnn::run_slices(
+        split, plan, T, after_ ? 1 : 2, scratch,
+        [&](Scratch& sc, const Slice& sl, int64_t t0, int64_t t1) {
+          rnn::project_steps<TIn>(cell_.input, seq_, len_.data(), sl.r0, sl.r1, sl.b0, sl.b1, t0, t1, sc.proj.data(),
+                                  sc.projection, record_);
+        },
+        [&](Scratch& sc, const Slice& sl, int64_t t, int64_t t0, int phase) {
+          if (phase == 0) {
+            gates(sl, sc, t, t0);
+            if (after_) candidate(sl, sc, t);
+          } else {
+            candidate(sl, sc, t);
+          }
+        });
+  }
+
  private:
-  int64_t position(int64_t r, int64_t t) const { return seq_.reverse ? len_[r] - 1 - t : t; }
-
-  int64_t length(int64_t b) const {
-    if (!seq_.lengths) return seq_.steps;
-    return std::min<int64_t>(std::max<int64_t>(seq_.lengths[b], 0), seq_.steps);
+  void prepare(Scratch& sc, int64_t rows, int64_t chunk) const {
+    const int64_t G3 = kNumGates * Hp_;
+    sc.proj.resize(chunk * rows * G3);
+    sc.gates.resize(rows * 2 * Hp_);
+    sc.codes.resize(kNumNodes * seq_.hidden);
+    sc.acc.resize(rows * G3);
+    sc.projection = rnn::ProjectionScratch(cell_.input);
+    sc.in_rows.resize(static_cast<size_t>(rows));
+    sc.acc_rows.resize(static_cast<size_t>(rows));
+    sc.active.resize(static_cast<size_t>(rows));
+    sc.rows.resize(static_cast<size_t>(rows));
+    sc.outs.resize(static_cast<size_t>(rows));
+    sc.last_outs.resize(static_cast<size_t>(rows));
   }
 
-  // The dense-with-bias nodes 2, 5, 10 of every valid position: codes [r][t][3H].
-  void project_inputs() {
-    const int64_t I = seq_.input_size, H = seq_.hidden, T = seq_.steps, G = kNumGates * H, nb = b1_ - b0_;
-    len_.resize(nb);
-    for (int64_t r = 0; r < nb; ++r) len_[r] = length(b0_ + r);
-    proj_.assign(nb * T * G, 0);
-    std::vector<double> xq(kRowBlock * I), acc(kRowBlock * G);
-    std::vector<int64_t> iacc(kRowBlock * G);
-    std::vector<const double*> rows(kRowBlock);
-    std::vector<int32_t*> dst(kRowBlock);
-    DenseBiasPlan plans[kNumGates];
-    for (int g = 0; g < kNumGates; ++g)
-      plans[g] = DenseBiasPlan::make(fix_.node[kInput0] + fix_.w_ih[g], fix_.node[dense_x_node(g)], fix_.b_ih[g]);
-    int64_t n = 0;
-    auto flush = [&]() {
-      dense_rows(rows.data(), n, I, w_.wih_t.data(), G, acc.data());
-      exact_integers(acc.data(), n * G, iacc.data());
-      for (int64_t k = 0; k < n; ++k)
-        for (int g = 0; g < kNumGates; ++g)
-          lstm::dense_bias_codes(plans[g], range_.lo, range_.hi, H, iacc.data() + k * G + g * H,
-                                 w_.b_ih ? w_.b_ih + g * H : nullptr, dst[k] + g * H);
-      n = 0;
-    };
-    for (int64_t r = 0; r < nb; ++r)
-      for (int64_t t = 0; t < len_[r]; ++t) {
-        double* q = xq.data() + n * I;
-        const double* xr = seq_.x + ((b0_ + r) * T + t) * I;
-        for (int64_t i = 0; i < I; ++i) q[i] = static_cast<double>(quantize_value(xr[i], fix_.node[kInput0], range_));
-        rows[n] = q;
-        dst[n] = proj_.data() + (r * T + t) * G;
-        if (++n == kRowBlock) flush();
+  int16_t* h_cur(int64_t t) { return state_h_.data() + (t & 1) * seq_.batch * Hp_; }
+  int16_t* h_nxt(int64_t t) { return state_h_.data() + ((t + 1) & 1) * seq_.batch * Hp_; }
+
+  // Phase 0: the recurrent product of the slice's active rows and units by W_hh, then gate_rows.
+  // Rows at their last step go to the end of sc.rows: their output goes to h_n first.
+  void gates(const Slice& sl, Scratch& sc, int64_t t, int64_t t0) {
+    const int64_t H = seq_.hidden, G3 = kNumGates * Hp_, rows = sl.rows(), j0 = sl.b0 * kUnitBlock;
+    const int64_t j1 = std::min(H, sl.b1 * kUnitBlock);
+    int16_t* hc = h_cur(t);
+    int16_t* hn = h_nxt(t);
+    int64_t m = 0;
+    for (int64_t r = sl.r0; r < sl.r1; ++r)
+      if (t < len_[static_cast<size_t>(r)]) {
+        sc.in_rows[static_cast<size_t>(m)] = hc + r * Hp_;
+        sc.acc_rows[static_cast<size_t>(m)] = sc.acc.data() + m * G3;
+        ++m;
       }
-    if (n) flush();
+    gate_matmul(cell_.w_hh, sc.in_rows.data(), m, sl.b0, sl.b1, sc.acc_rows.data());
+    const bool record_here = record_ && sl.r0 == 0;
+    int64_t k = 0, plain = 0, last = m;
+    for (int64_t r = sl.r0; r < sl.r1; ++r) {
+      const int64_t L = len_[static_cast<size_t>(r)];
+      if (t >= L) continue;
+      StepRow row;
+      row.a = sc.proj.data() + ((t - t0) * rows + (r - sl.r0)) * G3 + j0;
+      row.acc = sc.acc.data() + k * G3 + j0;
+      row.b_hh = cell_.b_hh.data() + j0;
+      row.h = hc + r * Hp_ + j0;
+      row.h_next = hn + r * Hp_ + j0;
+      row.rh = after_ ? nullptr : rh_.data() + r * Hp_ + j0;
+      row.codes = record_here && r == 0 ? sc.codes.data() + j0 : nullptr;
+      const int64_t slot = t == L - 1 ? --last : plain++;
+      row.gates = sc.gates.data() + slot * 2 * Hp_ + j0;
+      sc.rows[static_cast<size_t>(slot)] = row;
+      sc.active[static_cast<size_t>(slot)] = r;
+      ++k;
+    }
+    sc.m = m;
+    sc.plain = plain;
+    gate_rows(cell_.plan, j1 - j0, Hp_, H, sc.rows.data(), m);
   }
 
-  void init_state() {
-    const int64_t H = seq_.hidden, nb = b1_ - b0_;
-    h_.assign(nb * H, 0.0);
-    if (!seq_.h0) return;
-    for (int64_t r = 0; r < nb; ++r)
-      for (int64_t j = 0; j < H; ++j)
-        h_[r * H + j] = static_cast<double>(quantize_value(seq_.h0[(b0_ + r) * H + j], fix_.node[kInput1], range_));
+  // Phase 1 (reset-before: after W_hn times node 11's codes): candidate_rows, the record.
+  void candidate(const Slice& sl, Scratch& sc, int64_t t) {
+    const int64_t H = seq_.hidden, T = seq_.steps, G3 = kNumGates * Hp_, m = sc.m, plain = sc.plain;
+    const int64_t j0 = sl.b0 * kUnitBlock, j1 = std::min(H, sl.b1 * kUnitBlock);
+    if (!after_) {
+      for (int64_t k = 0; k < m; ++k) {
+        const int64_t r = sc.active[static_cast<size_t>(k)];
+        sc.in_rows[static_cast<size_t>(k)] = rh_.data() + r * Hp_;
+        // The row's sums sit where gates() put them: row k of the product is sc.rows[k].acc - j0.
+        sc.acc_rows[static_cast<size_t>(k)] = const_cast<int64_t*>(sc.rows[static_cast<size_t>(k)].acc) - j0 + 2 * Hp_;
+      }
+      gate_matmul(cell_.w_hn, sc.in_rows.data(), m, sl.b0, sl.b1, sc.acc_rows.data());
+    }
+    const double h_scale = pow2(-cell_.fix.node[kHNext]);
+    for (int64_t k = 0; k < m; ++k) {
+      const int64_t r = sc.active[static_cast<size_t>(k)], L = len_[static_cast<size_t>(r)];
+      const int64_t pos = seq_.reverse ? L - 1 - t : t;
+      if (k < plain) {
+        sc.outs[static_cast<size_t>(k)] = out_ + (r * T + pos) * H + j0;
+      } else {
+        sc.last_outs[static_cast<size_t>(k - plain)] = h_n_ + r * H + j0;
+      }
+    }
+    candidate_rows<TOut>(cell_.plan, j1 - j0, Hp_, H, sc.rows.data(), sc.outs.data(), plain, h_scale);
+    candidate_rows<double>(cell_.plan, j1 - j0, Hp_, H, sc.rows.data() + plain, sc.last_outs.data(), m - plain,
+                           h_scale);
+    for (int64_t k = plain; k < m; ++k) {  // the final state, and the last output from it
+      const int64_t r = sc.active[static_cast<size_t>(k)], L = len_[static_cast<size_t>(r)];
+      const int64_t pos = seq_.reverse ? L - 1 - t : t;
+      const double* src = h_n_ + r * H;
+      TOut* o = out_ + (r * T + pos) * H;
+      for (int64_t j = j0; j < j1; ++j) o[j] = static_cast<TOut>(src[j]);
+    }
+    if (record_ && sl.r0 == 0 && t < len_[0]) {
+      const int32_t* codes = sc.codes.data();
+      for (int node = 1; node < kNumNodes; ++node)
+        std::copy(codes + node * H + j0, codes + node * H + j1,
+                  record_->nodes.begin() + (t * (kNumNodes - 1) + node - 1) * H + j0);
+    }
   }
 
-  void save(StepRecord* record, int64_t t, int64_t pos, const int32_t* codes) const {
-    const int64_t I = seq_.input_size, H = seq_.hidden;
-    const double* x = seq_.x + pos * I;  // batch element 0
-    for (int64_t i = 0; i < I; ++i)
-      record->input0[t * I + i] = static_cast<int32_t>(quantize_value(x[i], fix_.node[kInput0], range_));
-    std::copy(codes + H, codes + kNumNodes * H, record->nodes.begin() + t * (kNumNodes - 1) * H);
-    record->steps_recorded = t + 1;
-  }
-
-  Variant variant_;
-  const CellFix& fix_;
-  const SequenceBatch& seq_;
-  const Weights& w_;
-  int64_t b0_, b1_;
-  CodeRange range_;
-  StepPlan plan_;
+  const FixedCell& cell_;
+  const Sequence<TIn>& seq_;
+  TOut* out_;
+  double* h_n_;
+  StepRecord* record_;
+  int64_t Hp_;
+  bool after_;
   std::vector<int64_t> len_;
-  std::vector<int32_t> proj_;
-  std::vector<double> h_;  // state codes as doubles, the operand of the recurrent product
+  AlignedArray<int16_t> state_h_;  // [2][batch][Hp]: the input_1 codes read / written by a step
+  AlignedArray<int16_t> rh_;       // reset-before: [batch][Hp] node 11's codes, the operand of W_hn
 };
 
 }  // namespace
 
-void fixed_forward(Variant variant, const CellFix& fix, const SequenceBatch& seq, const int32_t* w_ih,
-                   const int32_t* w_hh, const int32_t* b_ih, const int32_t* b_hh, double* out, double* h_n,
-                   StepRecord* record, int num_threads) {
-  const int64_t H = seq.hidden, G = kNumGates * H;
-  const bool after = variant == Variant::kResetAfter;
-  Weights w;
-  w.wih_t = transpose_rows(w_ih, 0, G, seq.input_size);
-  w.whh_t = transpose_rows(w_hh, 0, after ? G : 2 * H, H);
-  if (!after) w.whn_t = transpose_rows(w_hh, 2 * H, G, H);
-  w.b_ih = b_ih;
-  w.b_hh = after ? b_hh : nullptr;
-  // Final states of sequences of length 0 are their (quantized) initial states.
-  const CodeRange range = CodeRange::signed_bits(fix.bit_width);
-  for (int64_t i = 0; i < seq.batch * H; ++i)
-    h_n[i] = seq.h0 ? lstm::dequantize(quantize_value(seq.h0[i], fix.node[kInput1], range), fix.node[kInput1]) : 0.0;
-  if (record) {
-    record->input0.assign(seq.steps * seq.input_size, 0);
-    record->nodes.assign(seq.steps * (kNumNodes - 1) * H, 0);
-    record->steps_recorded = 0;
-  }
-  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(num_threads, seq.batch));
-  const int64_t chunk = (seq.batch + threads - 1) / threads;
-  std::vector<std::thread> pool;
-  for (int64_t k = 1; k < threads; ++k) {
-    const int64_t b0 = k * chunk, b1 = std::min(seq.batch, b0 + chunk);
-    if (b0 >= b1) break;
-    pool.emplace_back([&, b0, b1]() { SliceRunner(variant, fix, seq, w, b0, b1).run(out, h_n, nullptr); });
-  }
-  SliceRunner(variant, fix, seq, w, 0, std::min(seq.batch, chunk)).run(out, h_n, record);
-  for (auto& th : pool) th.join();
+template <typename TIn, typename TOut>
+void fixed_forward(const FixedCell& cell, const Sequence<TIn>& seq, TOut* out, double* h_n, StepRecord* record,
+                   int num_threads) {
+  FixedRun<TIn, TOut>(cell, seq, out, h_n, record).run(num_threads);
 }
+
+#define NNDCT_INSTANTIATE_FIXED(TIn, TOut) \
+  template void fixed_forward<TIn, TOut>(const FixedCell&, const Sequence<TIn>&, TOut*, double*, StepRecord*, int);
+NNDCT_INSTANTIATE_FIXED(double, double)
+NNDCT_INSTANTIATE_FIXED(double, float)
+NNDCT_INSTANTIATE_FIXED(float, double)
+NNDCT_INSTANTIATE_FIXED(float, float)
+#undef NNDCT_INSTANTIATE_FIXED
 
 }  // namespace gru
 }  // namespace nndct

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _kernels
+from .. import _kernels, kernels
 from ..lstm.cell_base import (
     PARAM_SEARCH_RANGE,
+    WEIGHT_METHOD,
     CellRecord,
     QuantizedCell,
     as_sequence,
@@ -30,9 +31,6 @@ class QuantizedGruCell(QuantizedCell):
                  max_fix_pos: int = 12, num_threads: int | None = None) -> None:
         super().__init__(gru_definition(weights.reset_after), graph_name, weights, reverse, bit_width,
                          max_fix_pos, num_threads)
-        self._calib_params: tuple[tuple, tuple[np.ndarray, ...]] | None = None
-        """(parameter fix positions, fake-quantized kernel layout) of the last calibration call:
-        the parameters are calibrated once, so later calls reuse their fake-quantized values."""
 
     @property
     def reset_after(self) -> bool:
@@ -52,24 +50,34 @@ class QuantizedGruCell(QuantizedCell):
                 None if b_hh is None else np.concatenate([blocks[n] for n in b_hh]))
 
     # ----------------------------------------------------------------------------- calibration
+    def _make_calib_cell(self, param_fp: dict[str, int]):
+        """Weight codes (the fake-quantized weights are code * 2^-fp exactly), their fix
+        positions and the fake-quantized biases."""
+        codes = self._codes_at(param_fp, [f"weight_{s}{g}" for s in "ih" for g in GATES])
+        blocks = self.weights.blocks()
+        b_ih, b_hh = self._bias_names()
+        bias = lambda names: np.concatenate([  # noqa: E731
+            kernels.fix_neuron(blocks[n], self.bit_width, param_fp[n], WEIGHT_METHOD) for n in names])
+        return _kernels.CalibGruCell(
+            np.concatenate([codes[f"weight_i{g}"] for g in GATES]),
+            np.concatenate([codes[f"weight_h{g}"] for g in GATES]),
+            np.asarray([param_fp[f"weight_i{g}"] for g in GATES], np.int32),
+            np.asarray([param_fp[f"weight_h{g}"] for g in GATES], np.int32),
+            bias(b_ih), None if b_hh is None else bias(b_hh), self.reset_after, self.bit_width,
+            search_range=PARAM_SEARCH_RANGE, max_fix_pos=self.calibration.max_fix_pos)
+
     def calibrate(self, x, lengths=None, h0=None, out_dtype=np.float64):
         """Calibration-mode forward: the reference's fake-quantized float cell, recording the
         diffs fix position of every node at every step. Returns (out, h_n)."""
-        cal = self.calibration
-        key = tuple(sorted(cal.param.items()))
-        if self._calib_params is None or self._calib_params[0] != key:
-            layout = self._kernel_layout(self._fake_quantized_blocks())
-            self._calib_params = (tuple(sorted(cal.param.items())), layout)
-        w_ih, w_hh, b_ih, b_hh = self._calib_params[1]
-        out, h_n = _kernels.gru_calibrate_forward(
-            as_sequence(x), w_ih, w_hh, b_ih, b_hh, self.reset_after, self.bit_width, cal.counts,
-            search_range=PARAM_SEARCH_RANGE, max_fix_pos=cal.max_fix_pos,
-            lengths=optional_array(lengths, np.int64), h0=optional_array(h0, np.float64), reverse=self.reverse)
-        return out.astype(out_dtype, copy=False), h_n
+        return self._prepared_calib_cell().forward(
+            as_sequence(x), self.calibration.counts, lengths=optional_array(lengths, np.int64),
+            h0=optional_array(h0, np.float64), reverse=self.reverse, num_threads=self.threads(),
+            out_dtype=out_dtype)
 
     # ----------------------------------------------------------------------------- test mode
     def _make_fixed_cell(self, fix: CellFixPositions):
-        return self._kernel_layout(self.param_codes())
+        w_ih, w_hh, b_ih, b_hh = self._kernel_layout(self.param_codes())
+        return _kernels.FixedGruCell(w_ih, w_hh, b_ih, b_hh, self.reset_after, fix.bit_width, *self._fix_arrays(fix))
 
     def _fix_arrays(self, fix: CellFixPositions) -> tuple[np.ndarray, ...]:
         """(node[19], w_ih[3], w_hh[3], b_ih[3], b_hh[3]) fix positions for the C++ loop."""
@@ -80,18 +88,16 @@ class QuantizedGruCell(QuantizedCell):
                 as_int([f"weight_h{g}" for g in GATES]), as_int(b_ih),
                 np.zeros(3, np.int32) if b_hh is None else as_int(b_hh))
 
-    def _run_fixed(self, x, lengths, h0, record: bool):
-        fix = self._require_fix()
-        w_ih, w_hh, b_ih, b_hh = self._fixed_cell
-        return _kernels.gru_fixed_forward(
-            as_sequence(x), w_ih, w_hh, b_ih, b_hh, self.reset_after, fix.bit_width, *self._fix_arrays(fix),
-            lengths=optional_array(lengths, np.int64), h0=optional_array(h0, np.float64), reverse=self.reverse,
-            record=record, num_threads=self.threads())
+    def _run_fixed(self, x, lengths, h0, record: bool, out_dtype=np.float64):
+        self._require_fix()
+        return self._fixed_cell.forward(
+            as_sequence(x), lengths=optional_array(lengths, np.int64), h0=optional_array(h0, np.float64),
+            reverse=self.reverse, record=record, num_threads=self.threads(), out_dtype=out_dtype)
 
     def run(self, x, lengths=None, h0=None, out_dtype=np.float64):
         """Test-mode forward on integer codes. Returns (out, h_n); h_n is float64."""
-        out, h_n, _ = self._run_fixed(x, lengths, h0, record=False)
-        return out.astype(out_dtype, copy=False), h_n
+        out, h_n, _ = self._run_fixed(x, lengths, h0, record=False, out_dtype=out_dtype)
+        return out, h_n
 
     def record(self, x, lengths=None, h0=None) -> tuple[np.ndarray, CellRecord]:
         """Test-mode forward that also returns every node's codes for batch element 0.

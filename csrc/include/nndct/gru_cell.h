@@ -1,4 +1,5 @@
-// The quantized StandardGruCell, run over whole sequences (the GRU twin of lstm_cell.h).
+// The quantized StandardGruCell: node numbering, variants and fix positions (the GRU twin of
+// lstm_cell.h).
 //
 // Why two variants: PyTorch's nn.GRU (and Keras' GRU with reset_after=True, its default) apply the
 // reset gate after the recurrent product, n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); Keras'
@@ -58,24 +59,13 @@ struct CellFix {
   int b_hh[kNumGates] = {};
 };
 
-using SequenceBatch = lstm::SequenceBatch;  // c0 is unused (a GRU has no cell state)
+template <typename T>
+using Sequence = lstm::Sequence<T>;         // c0 is unused (a GRU has no cell state)
+using SequenceBatch = lstm::SequenceBatch;
 using StepRecord = lstm::StepRecord;        // nodes: [steps, kNumNodes - 1, hidden]
 
-// Test mode: the integer datapath. Weights are codes at their fix positions, gate-major rows in
-// PyTorch order r, z, n ([3H, I] and [3H, H]); bias codes [3H] (nullptr: none). Writes h_next of
-// every valid step to out [batch, steps, hidden] (zeros past a sequence's length) and the final
-// state to h_n [batch, hidden]. `record` may be nullptr.
-void fixed_forward(Variant variant, const CellFix& fix, const SequenceBatch& seq, const int32_t* w_ih,
-                   const int32_t* w_hh, const int32_t* b_ih, const int32_t* b_hh, double* out, double* h_n,
-                   StepRecord* record, int num_threads);
-
-// Calibration mode: the reference's fake-quantized float cell, as lstm::calibrate_forward (every
-// node's per-step diffs fix position voted into fp_counts [kNumNodes, lstm::kFpSlots], outputs
-// floored at the running mode). Weights and biases are given already fake-quantized; b_ih / b_hh
-// may be nullptr (no bias).
-void calibrate_forward(Variant variant, int bit_width, int search_range, int max_fix_pos,
-                       const SequenceBatch& seq, const double* w_ih, const double* w_hh, const double* b_ih,
-                       const double* b_hh, int64_t* fp_counts, double* out, double* h_n);
+// The time loops on prepared cells are gru_loops.h's; their portable scalar definitions are
+// gru_reference.h's.
 
 }  // namespace gru
 }  // namespace nndct
