@@ -3,10 +3,17 @@
 For each shape: float `nn.GRU` forward, test-mode `quant_model` (the integer datapath in C++)
 and calibration-mode `quant_model` (the fake-quantized float cell with the per-step diffs
 search), all timed in the same run, interleaved shape by shape, best of several repeats, and
-printed as ratios to the float forward. Targets (issue 18, for the later move onto the LSTM's
-fast kernel layout): test mode <= 1.5x float nn.GRU, calibration <= 3x.
+printed as ratios to the float forward. Targets (issue 18): test mode <= 1.5x float nn.GRU
+(<= 1.0x at batch 1), calibration <= 3x.
+
+--grid: the LSTM grid's shapes (benchmarks/lstm.py --grid: batch-1 streaming, hidden 100..512,
+stacked and bidirectional), one table with float nn.GRU, PyTorch test mode and calibration, and
+the Keras quant_model of the same weights (keras GRU, reset_after=True), every ratio to float
+nn.GRU, the worst point and the targets missed. Contenders of a shape are interleaved (one call
+each per round), best of --repeats.
 
     python benchmarks/gru.py [--repeats 5] [--shapes imdb,kws,vowels] [--threads N] [--reset-before]
+    python benchmarks/gru.py --grid [--threads 1] [--repeats 5] [--no-keras]
 
 `--threads N` gives both sides N threads (torch.set_num_threads and NNDCT_NUM_THREADS); on a
 machine shared with other jobs, 1 thread is the comparison least distorted by the load (torch's
@@ -28,6 +35,7 @@ from nndct_shared.gru.cell_params import GruCellWeights
 from nndct_shared.gru.stack import QuantizedGruStack
 from nndct_shared.quant_mode import RunMode
 from pytorch_nndct.apis import torch_quantizer
+from lstm import run_grid, set_threads
 from timing import best_of
 
 SHAPES = {  # name: (batch, steps, input, hidden)
@@ -66,10 +74,15 @@ def main() -> None:
     p.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of {list(SHAPES)}")
     p.add_argument("--reset-before", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="threads for both sides (default: torch's)")
+    p.add_argument("--grid", action="store_true", help="time the LSTM grid's shapes and print one table")
+    p.add_argument("--no-keras", action="store_true", help="--grid without the Keras timings")
     a = p.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if a.threads:
-        torch.set_num_threads(a.threads)
-        os.environ["NNDCT_NUM_THREADS"] = str(a.threads)
+        set_threads(a.threads)
+    if a.grid:
+        run_grid(a.repeats, not a.no_keras, kind="gru")
+        return
     cpu = torch.device("cpu")
     print(f"threads {torch.get_num_threads()}; best of {a.repeats}")
     for name in a.shapes.split(","):

@@ -74,15 +74,18 @@ def set_threads(n: int) -> None:
     os.environ["TF_NUM_INTEROP_THREADS"] = str(n)
 
 
-def torch_model(shape: Shape, seed: int = 0):
+def torch_model(shape: Shape, seed: int = 0, kind: str = "lstm"):
+    """A float nn.LSTM (kind "lstm") or nn.GRU (kind "gru") stack of the shape, as `model.lstm`."""
     import torch
     from torch import nn
+
+    cls = nn.GRU if kind == "gru" else nn.LSTM
 
     class Net(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.lstm = nn.LSTM(shape.input, shape.hidden, num_layers=shape.layers,
-                                bidirectional=shape.bidirectional, batch_first=True)
+            self.lstm = cls(shape.input, shape.hidden, num_layers=shape.layers, bidirectional=shape.bidirectional,
+                            batch_first=True)
 
         def forward(self, x):
             return self.lstm(x)[0]
@@ -92,19 +95,29 @@ def torch_model(shape: Shape, seed: int = 0):
 
 
 def keras_twin(model, shape: Shape):
-    """The same LSTM stack as a Keras model with the same weights."""
+    """The same LSTM (or GRU) stack as a Keras model with the same weights (a GRU's gates regrouped
+    from PyTorch's r, z, n to Keras' z, r, h; reset_after=True, bias = [b_ih; b_hh])."""
     import keras
+    from torch import nn
 
+    gru = isinstance(model.lstm, nn.GRU)
     p = {k: v.detach().numpy() for k, v in model.lstm.state_dict().items()}
+    H = shape.hidden
+
+    def gates(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([a[H:2 * H], a[:H], a[2 * H:]]) if gru else a
 
     def weights(layer: int, suffix: str) -> list[np.ndarray]:
-        return [p[f"weight_ih_l{layer}{suffix}"].T, p[f"weight_hh_l{layer}{suffix}"].T,
-                p[f"bias_ih_l{layer}{suffix}"] + p[f"bias_hh_l{layer}{suffix}"]]
+        w_ih, w_hh = p[f"weight_ih_l{layer}{suffix}"], p[f"weight_hh_l{layer}{suffix}"]
+        b_ih, b_hh = p[f"bias_ih_l{layer}{suffix}"], p[f"bias_hh_l{layer}{suffix}"]
+        if gru:
+            return [gates(w_ih).T, gates(w_hh).T, np.stack([gates(b_ih), gates(b_hh)])]
+        return [w_ih.T, w_hh.T, b_ih + b_hh]
 
     inputs = keras.Input((shape.steps, shape.input))
     x = inputs
     for layer in range(shape.layers):
-        lstm = keras.layers.LSTM(shape.hidden, return_sequences=True)
+        lstm = (keras.layers.GRU if gru else keras.layers.LSTM)(shape.hidden, return_sequences=True)
         if shape.bidirectional:
             wrapper = keras.layers.Bidirectional(lstm, name=f"bi{layer}")
             x = wrapper(x)
@@ -116,13 +129,13 @@ def keras_twin(model, shape: Shape):
     return keras.Model(inputs, x)
 
 
-def time_shape(shape: Shape, repeats: int, keras_too: bool) -> dict[str, float]:
+def time_shape(shape: Shape, repeats: int, keras_too: bool, kind: str = "lstm") -> dict[str, float]:
     """Best-of times of every contender for one shape, interleaved."""
     import torch
 
     from pytorch_nndct.apis import torch_quantizer
 
-    model = torch_model(shape)
+    model = torch_model(shape, kind=kind)
     x = torch.randn(shape.batch, shape.steps, shape.input) * 0.5
     cpu = torch.device("cpu")
     fns = {}
@@ -148,19 +161,21 @@ def time_shape(shape: Shape, repeats: int, keras_too: bool) -> dict[str, float]:
         return interleaved_best(fns, repeats)
 
 
-def run_grid(repeats: int, keras_too: bool) -> None:
+def run_grid(repeats: int, keras_too: bool, kind: str = "lstm") -> None:
+    """The grid table for nn.LSTM (kind "lstm") or nn.GRU (kind "gru", benchmarks/gru.py --grid)."""
     import torch
 
+    float_name = "nn.GRU" if kind == "gru" else "nn.LSTM"
     cols = ["test", "calib"] + (["keras test", "keras calib"] if keras_too else [])
-    head = "batch steps input hidden  layers  float nn.LSTM   " + "  ".join(f"{c:>16}" for c in cols)
-    print(f"ratios to float nn.LSTM (torch {torch.__version__}); threads {torch.get_num_threads()} "
+    head = f"batch steps input hidden  layers  float {float_name:<10}" + "  ".join(f"{c:>16}" for c in cols)
+    print(f"ratios to float {float_name} (torch {torch.__version__}); threads {torch.get_num_threads()} "
           f"(NNDCT_NUM_THREADS={os.environ.get('NNDCT_NUM_THREADS', 'unset')}); best of {repeats}, interleaved")
     print(head)
     print("-" * len(head))
     worst = {c: (0.0, None) for c in cols}
     misses = []
     for shape in GRID:
-        t = time_shape(shape, repeats, keras_too)
+        t = time_shape(shape, repeats, keras_too, kind)
         cells = []
         for c in cols:
             ratio = t[c] / t["float"]

@@ -3,8 +3,9 @@
 // position voted into the node's histogram, and the output floored in place at the histogram's
 // mode (most frequent, smallest on ties), so that later nodes and steps see quantized values.
 //
-// (The LSTM loop keeps an equivalent private class in lstm_calibrate_forward.cc; this header is
-// the shared form the GRU loop uses, and the LSTM loop can adopt it.)
+// The fast calibration loops do this with rnn_calib.h's fused pieces; this direct form is the
+// definition the GRU's portable scalar loop (gru_reference.cc) runs (lstm_reference.cc keeps an
+// equivalent private class).
 #pragma once
 
 #include <algorithm>
