@@ -64,10 +64,7 @@ class CalibRun {
       in_rows_[task].resize(static_cast<size_t>(B));
       acc_rows_[task].resize(static_cast<size_t>(B));
     }
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t L = len_[static_cast<size_t>(b)];
-      std::fill(out + (b * T + L) * H, out + (b + 1) * T * H, TOut(0));
-    }
+    rnn::zero_past_lengths(out, len_, T, H);
   }
 
   void run(int threads) {

@@ -78,15 +78,8 @@ class FixedRun {
         state_h_[b * Hp_ + j] = static_cast<int16_t>(hq);
         h_n[b * H + j] = dequantize(hq, f1);  // sequences of length 0 keep their (quantized) h0
       }
-    for (int64_t b = 0; b < B; ++b) {  // outputs past a sequence's length are zeros
-      const int64_t L = len_[static_cast<size_t>(b)];
-      std::fill(out + (b * T + L) * H, out + (b + 1) * T * H, TOut(0));
-    }
-    if (record) {
-      record->input0.assign(static_cast<size_t>(T * seq.input_size), 0);
-      record->nodes.assign(static_cast<size_t>(T * (kNumNodes - 1) * H), 0);
-      record->steps_recorded = B > 0 ? len_[0] : 0;
-    }
+    rnn::zero_past_lengths(out, len_, T, H);
+    if (record) rnn::start_record(record, T, seq.input_size, kNumNodes, H, B > 0 ? len_[0] : 0);
   }
 
   void run(int num_threads) {

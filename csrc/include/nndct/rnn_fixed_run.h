@@ -99,6 +99,23 @@ struct SlicePlan {
 // The valid steps of every row (lengths clamped to [0, steps]; all steps without lengths).
 std::vector<int64_t> sequence_lengths(const int64_t* lengths, int64_t batch, int64_t steps);
 
+// Zeros for the outputs [batch, steps, hidden] past each row's valid steps len[b].
+template <typename TOut>
+void zero_past_lengths(TOut* out, const std::vector<int64_t>& len, int64_t steps, int64_t hidden) {
+  for (size_t b = 0; b < len.size(); ++b) {
+    const int64_t row = static_cast<int64_t>(b);
+    std::fill(out + (row * steps + len[b]) * hidden, out + (row + 1) * steps * hidden, TOut(0));
+  }
+}
+
+// An empty record of `nodes` nodes (node 0's codes are record->input0) for row 0's len0 steps.
+inline void start_record(StepRecord* record, int64_t steps, int64_t input_size, int nodes, int64_t hidden,
+                         int64_t len0) {
+  record->input0.assign(static_cast<size_t>(steps * input_size), 0);
+  record->nodes.assign(static_cast<size_t>(steps * (nodes - 1) * hidden), 0);
+  record->steps_recorded = len0;
+}
+
 // Runs a test-mode loop as `plan` cuts it: for every slice and chunk [t0, t1) of its steps,
 // project(scratch, slice, t0, t1), then step(scratch, slice, t, t0, phase) for every step t of the
 // chunk and phase < phases. `scratch[k]` is the k-th of plan.scratches sets.
