@@ -15,6 +15,13 @@ Flow (guide, "vai_q_pytorch QAT"):
 5. `export_xmodel(output_dir)` exports through that test-mode quantizer; the deployable model
    must be on the CPU (the guide's XMODEL_DEVICE error otherwise) and have run a batch of 1.
 
+Every write is an export unit (`nndct_shared.export_commit`, issue 13): `to_deployable` stages
+quant_info.json and deployable.pth, builds the test-mode quantizer from what it staged (its
+`<Model>.py` staged beside them) and commits the three at once; `export_xmodel` into the
+directory the deployable model came from commits the xmodel and dumps with the quant_info.json
+and deployable.pth it was built from; `deployable_model` reads both files from one pinned
+version. A kill at any instruction leaves a reader the old complete deployment or the new one.
+
 `trainable_model(calib_dir)` starts the activation thresholds from a post-training
 calibration's quant_info.json instead of the first batch. Cross-layer equalization and bias
 correction (on by default in post-training quantization) are off in QAT, as in the reference:
