@@ -5,7 +5,7 @@ functional model call adds 0.3-0.4 ms around it (`Model.__call__`'s argument han
 autocast scopes, then `Layer.__call__` again for the quantized layer): more than float
 `nn.LSTM`'s whole forward. For the common case (an eager call on arrays or eager tensors,
 inference, float32 policy) the model's graph is run directly: inputs are standardized as
-`Functional.call` does, every `QuantLSTM` / `QuantGRU` runs its `call`, every other layer runs
+`Functional.call` does (numpy arrays are only cast to the Inputs' dtypes), every `QuantLSTM` / `QuantGRU` runs its `call`, every other layer runs
 through its normal `__call__`. Outputs are the same tensors, bit for bit (tested); anything else
 (symbolic inputs, `tf.function`, `training=True`, masks, extra arguments, mixed-precision
 policies) takes Keras' own path.
@@ -41,6 +41,22 @@ def _is_eager_value(value: Any) -> bool:
     return isinstance(value, np.ndarray) or (isinstance(value, tf.Tensor) and hasattr(value, "numpy"))
 
 
+def _array_inputs(graph: Any, value: Any) -> list[np.ndarray] | None:
+    """Numpy inputs as the graph's flat input list, cast to each Input's dtype, without the
+    round trip through tensors (a quantized layer reads numpy, and other layers convert as they
+    would anyway); None where Keras' standardization is needed (dicts, other ranks, sparse)."""
+    flat = list(value) if isinstance(value, (list, tuple)) else [value]
+    expected = list(graph.inputs)
+    if isinstance(getattr(graph, "_inputs_struct", None), dict) or len(flat) != len(expected):
+        return None
+    arrays = []
+    for array, spec in zip(flat, expected):
+        if not isinstance(array, np.ndarray) or array.ndim != len(spec.shape) or getattr(spec, "sparse", False):
+            return None
+        arrays.append(np.asarray(array, dtype=spec.dtype))
+    return arrays
+
+
 def _op_for(operation: Any) -> Any:
     return operation.call if isinstance(operation, QuantRNN) else operation
 
@@ -71,7 +87,9 @@ class EagerQuantModel:
         graph = self._nndct_short_path(args, kwargs)
         if graph is None:
             return super().__call__(*args, **kwargs)
-        inputs = graph._standardize_inputs(args[0])
+        inputs = _array_inputs(graph, args[0])
+        if inputs is None:
+            inputs = graph._standardize_inputs(args[0])
         return _unpack_singleton(graph._run_through_graph(inputs, operation_fn=_op_for))
 
 
