@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from helpers.example_files import GRU_EXAMPLE_DIR, import_example_file
-from helpers.report_html import ReportPlots
+from helpers.report_checks import ReportPlots
+from helpers.report_checks import accuracy as _accuracy
+from helpers.report_checks import calibrated as _calibrated
 from nndct_shared.gru.naming import RESET_AFTER_NODE_NAMES, RESET_AFTER_PARAM_NAMES
 from nndct_shared.report.metrics import output_error
 from nndct_shared.report.recurrent import recurrent_cell
@@ -31,18 +33,6 @@ def example():
     _, _, x_test, y_test = data.load_dataset()
     model = script.load_float_model(GRU_EXAMPLE_DIR / "pytorch" / "pretrained.pth")
     return model, torch.from_numpy(x_test[:80]), torch.from_numpy(y_test[:80]).long()
-
-
-def _accuracy(model, x, y) -> float:
-    with torch.no_grad():
-        return 100.0 * float((model(x).argmax(1) == y).float().mean())
-
-
-def _calibrated(model, x, out, bit_width=16):
-    q = torch_quantizer("calib", model, bitwidth=bit_width, lstm=True, output_dir=str(out), device=CPU)
-    with torch.no_grad():
-        q.quant_model(x)
-    return q
 
 
 def test_gru_report_numbers_against_independent_computations(example, tmp_path):

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from helpers.example_files import import_example_file
-from helpers.report_html import ReportPlots
+from helpers.report_checks import ReportPlots
+from helpers.report_checks import accuracy as _accuracy
+from helpers.report_checks import calibrated as _calibrated
 from nndct_shared.lstm.naming import NODE_NAMES, PARAM_NAMES
 from nndct_shared.messages import NndctError
 from nndct_shared.report.metrics import output_error
@@ -30,18 +32,6 @@ def example():
     _, _, x_test, y_test = data.load_dataset()
     model = script.load_float_model(script.DEFAULT_CHECKPOINT)
     return model, torch.from_numpy(x_test[:80]), torch.from_numpy(y_test[:80]).long()
-
-
-def _accuracy(model, x, y) -> float:
-    with torch.no_grad():
-        return 100.0 * float((model(x).argmax(1) == y).float().mean())
-
-
-def _calibrated(model, x, out, bit_width=16):
-    q = torch_quantizer("calib", model, bitwidth=bit_width, lstm=True, output_dir=str(out), device=CPU)
-    with torch.no_grad():
-        q.quant_model(x)
-    return q
 
 
 def test_report_numbers_against_independent_computations(example, tmp_path):

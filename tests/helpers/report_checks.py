@@ -1,8 +1,29 @@
-"""A parser of quant_report.html for the report tests: every inline SVG plot (its data-plot and
-data-cell attributes) with its texts and polylines, in page order."""
+"""What the recurrent-flow report tests share: a parser of quant_report.html (every inline SVG
+plot, its data-plot and data-cell attributes, texts and polylines, in page order), a calibrated
+PyTorch quantizer and a classifier's accuracy."""
 from __future__ import annotations
 
 from html.parser import HTMLParser
+
+import torch
+
+CPU = torch.device("cpu")
+
+
+def accuracy(model, x, y) -> float:
+    """Percent of the rows of x a classifier assigns to their label in y."""
+    with torch.no_grad():
+        return 100.0 * float((model(x).argmax(1) == y).float().mean())
+
+
+def calibrated(model, x, out, bit_width=16):
+    """A recurrent-flow calib quantizer of `model` writing to `out` that has seen `x`."""
+    from pytorch_nndct.apis import torch_quantizer
+
+    q = torch_quantizer("calib", model, bitwidth=bit_width, lstm=True, output_dir=str(out), device=CPU)
+    with torch.no_grad():
+        q.quant_model(x)
+    return q
 
 
 class ReportPlots(HTMLParser):
