@@ -88,6 +88,7 @@ __all__ = [
     "ExportUnit",
     "STORE_DIR",
     "Snapshot",
+    "StagedView",
     "export_unit",
     "output_lock",
     "snapshot",
@@ -451,6 +452,27 @@ def snapshot(output_dir: str | os.PathLike[str]) -> Snapshot:
     return Snapshot(output_dir)
 
 
+class StagedView:
+    """The content output_dir will have when an export unit commits, for reading before the
+    commit: `path(name)` is the staged file for what the unit writes or owns (missing where it
+    owns without writing) and the pinned current version for everything else (what the commit
+    carries along). Why: a step that reads back what it is about to commit (QAT builds its
+    deployable model from the quant_info.json it stages) reads exactly that, and the files it
+    reads and the files it writes land as one unit. Valid until the unit commits or discards."""
+
+    def __init__(self, unit: "ExportUnit") -> None:
+        self.root = unit.root
+        self._unit = unit
+        self._committed = snapshot(unit.root)
+
+    def path(self, name: str | os.PathLike[str]) -> Path:
+        rel = _relative(self.root, self.root / name)
+        unit = self._unit
+        if any(_within(rel, own) for own in (*unit._entries, *unit._owned)):
+            return unit._ensure_staging() / rel
+        return self._committed.path(rel)
+
+
 # --------------------------------------------------------------------------- writers
 
 
@@ -551,6 +573,11 @@ class ExportUnit:
         write_new_file(staged, data)
         _step(f"staged {rel}")
         return self.root / rel
+
+    def view(self) -> StagedView:
+        """What output_dir holds once this unit commits, to read before the commit
+        (`StagedView`)."""
+        return StagedView(self)
 
     def directory(self, path: str | os.PathLike[str]) -> Path:
         """Stage a new, empty directory that replaces directory `path` (and everything in it)

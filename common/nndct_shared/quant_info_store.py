@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .export_commit import Snapshot, snapshot
+from .export_commit import Snapshot, StagedView, snapshot
 from .messages import error
 from .output_dir import staged_export
 from .quant_info import QuantInfo, check_against, read_quant_info, to_json_text
@@ -82,17 +82,21 @@ def check_recorded_config(path: str | os.PathLike[str], changes: Sequence[str],
 class QuantInfoStore:
     """quant_info.json and quant_info_float.json of `directory` (see the module docstring)."""
 
-    def __init__(self, directory: str | os.PathLike[str], pinned: Snapshot | None = None) -> None:
+    def __init__(self, directory: str | os.PathLike[str], pinned: Snapshot | StagedView | None = None) -> None:
         self.directory = Path(directory)
         self._pinned = pinned
 
     def pinned(self) -> "QuantInfoStore":
-        """This store reading every file from the version of the directory current now, so that
-        quant_info.json and quant_info_float.json come from one export."""
-        return QuantInfoStore(self.directory, snapshot(self.directory))
+        """This store reading every file from one version of the directory (the one current
+        now, or the one it was made with), so that quant_info.json, quant_info_float.json and
+        the files read through `source` (bias_corr.pth) come from one export."""
+        return self if self._pinned is not None else QuantInfoStore(self.directory, snapshot(self.directory))
 
-    def _read_path(self, name: str) -> Path:
+    def source(self, name: str) -> Path:
+        """Where to read file `name` of the directory: in the pinned version when this store is
+        pinned (`pinned`), else in the version current now."""
         return (self._pinned or snapshot(self.directory)).path(name)
+
 
     @property
     def path(self) -> Path:
@@ -108,7 +112,7 @@ class QuantInfoStore:
              input: Iterable[str] = ()) -> QuantInfo:  # noqa: A002 - the file's section name
         """quant_info.json, checked to hold exactly these names in each section (NO_CALIB_RESULT,
         QUANT_INFO_CORRUPT, CALIB_RESULT_MISMATCH otherwise)."""
-        source = self._read_path(QUANT_INFO_FILE)
+        source = self.source(QUANT_INFO_FILE)
         if not source.exists():
             raise error("NO_CALIB_RESULT", path=str(self.path))
         info = read_quant_info(source, shown_as=self.path)
@@ -118,7 +122,7 @@ class QuantInfoStore:
     def load_record(self) -> QuantRecord:
         """The CNN flow's quant_info.json (3.x or single-pair), read strictly but not yet matched
         to a model (NO_CALIB_RESULT, QUANT_INFO_CORRUPT)."""
-        source = self._read_path(QUANT_INFO_FILE)
+        source = self.source(QUANT_INFO_FILE)
         if not source.exists():
             raise error("NO_CALIB_RESULT", path=str(self.path))
         return read_record(source, shown_as=self.path)
@@ -132,7 +136,7 @@ class QuantInfoStore:
 
     def read_float(self, param: Iterable[str], output: Iterable[str]) -> FloatQuantInfo:
         """quant_info_float.json, checked like `read`."""
-        source = self._read_path(FLOAT_QUANT_INFO_FILE)
+        source = self.source(FLOAT_QUANT_INFO_FILE)
         if not source.exists():
             raise error("NO_CALIB_RESULT", path=str(self.float_path))
         info = read_float_quant_info(source, shown_as=self.float_path)

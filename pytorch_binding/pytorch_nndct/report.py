@@ -1,10 +1,10 @@
 """`quantizer.report(...)` of the PyTorch flows: thin adapters that run the user's model for the
 neutral report (`nndct_shared.report`).
 
-LSTM flow: the model runs with each `QuantLSTM`'s stack replaced by the report's stand-in. CNN
-flow: the converted model runs with its node modules given a test-mode runtime holding only the
-tensors of a plan (`optim.layer_data.run_with`), which also records each tensor's value before
-and after its quantization. Neither changes the quantizer: calibration statistics, the first
+Recurrent flow: the model runs with each `QuantLSTM`'s / `QuantGRU`'s stack replaced by the
+report's stand-in. CNN flow: the converted model runs with its node modules given a test-mode
+runtime holding only the tensors of a plan (`optim.layer_data.run_with`), which also records
+each tensor's value before and after its quantization. Neither changes the quantizer: calibration statistics, the first
 batch kept for the dumps, the runtime's last inputs and the bias-correction samples are as they
 were before `report()`.
 """

@@ -214,3 +214,39 @@ def qat_worker(rank: int, world: int, workdir: Path, spec: dict[str, Any]) -> di
             "weights": {k: v.detach().clone() for k, v in trainable.net.state_dict().items()},
             "first_fix": first_fix, "fix": trainable.fix_positions(),
             "trained_out": trained_out, "deployable_out": deployable_out}
+
+
+def load_rnn_model(kind: str, path: Path):
+    """The GRU example's classifier ("gru") or the LSTM + GRU model ("mixed") with the weights of
+    `path` (a state_dict the test process saved)."""
+    from helpers.rnn_models import GruClassifier, LstmGruClassifier
+
+    model = GruClassifier() if kind == "gru" else LstmGruClassifier()
+    model.load_state_dict(torch.load(path, weights_only=True))
+    return model.eval()
+
+
+def calibrate_rnn(kind: str, workdir: Path, output_dir: Path, batches: list[tuple[int, int]],
+                  calib_feedback: str | None = None):
+    """A recurrent-flow calibration of model `kind` on `batches` of the workdir's sequences."""
+    from pytorch_nndct.apis import torch_quantizer
+
+    x_seq = torch.load(workdir / "seq_x.pt", weights_only=True)
+    quantizer = torch_quantizer("calib", load_rnn_model(kind, workdir / f"{kind}.pt"), bitwidth=16, lstm=True,
+                                output_dir=str(output_dir), device=CPU, calib_feedback=calib_feedback)
+    with torch.no_grad():
+        for batch in _batches(x_seq, batches):
+            quantizer.quant_model(batch)
+    return quantizer
+
+
+def rnn_union_worker(rank: int, world: int, workdir: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """Calibrate each recurrent model of `spec["kinds"]` on this rank's shard (default feedback:
+    "batch" under the process group) and export; returns what export_quant_config() returned and
+    the merged, aligned fix positions of every cell."""
+    result: dict[str, Any] = {"returned": {}, "fix": {}}
+    for kind in spec["kinds"]:
+        quantizer = calibrate_rnn(kind, workdir, workdir / kind / f"rank{rank}", spec["shards"][rank])
+        result["returned"][kind] = quantizer.export_quant_config()
+        result["fix"][kind] = [cell.calibration.aligned() for cell in quantizer.session.cells]
+    return result

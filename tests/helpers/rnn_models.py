@@ -24,3 +24,29 @@ class Tagger(nn.Module):
         if not self.encoder.rnn.batch_first:
             y = y.transpose(0, 1)
         return self.head(y[:, -1])
+
+
+class LstmGruClassifier(nn.Module):
+    """An LSTM and a bidirectional GRU on top of it, then a Linear on the last step: a model
+    whose quantizer holds both cell kinds (graphs `Lstm_...` and `Gru_...`)."""
+
+    def __init__(self, features=12, classes=9):
+        super().__init__()
+        self.lstm = nn.LSTM(features, 16, batch_first=True)
+        self.gru = nn.GRU(16, 12, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(24, classes)
+
+    def forward(self, x):
+        return self.head(self.gru(self.lstm(x)[0])[0][:, -1])
+
+
+class GruClassifier(nn.Module):
+    """The GRU example's architecture (examples/gru/pytorch/gru_model.py): GRU(12, 32) + Linear."""
+
+    def __init__(self, features=12, hidden=32, classes=9):
+        super().__init__()
+        self.gru = nn.GRU(features, hidden, batch_first=True)
+        self.classifier = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        return self.classifier(self.gru(x)[0][:, -1, :])

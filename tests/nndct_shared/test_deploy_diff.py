@@ -1,5 +1,5 @@
-"""`python -m nndct_shared.deploy_check diff`: real LSTM (bidirectional, txt frames) and CNN (bin)
-dumps of our flows, one code changed on purpose, found at the right frame and node."""
+"""`python -m nndct_shared.deploy_check diff`: real LSTM and GRU (bidirectional, txt frames) and CNN
+(bin) dumps of our flows, one code changed on purpose, found at the right frame and node."""
 from __future__ import annotations
 
 import shutil
@@ -29,6 +29,15 @@ class _BiLstm(nn.Module):
         return self.rnn(x)[0]
 
 
+class _BiGru(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(3, 8, batch_first=True, bidirectional=True)
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+
+
 class _Cnn(nn.Module):
     def __init__(self):
         super().__init__()
@@ -39,10 +48,7 @@ class _Cnn(nn.Module):
         return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
 
 
-@pytest.fixture(scope="module")
-def lstm_dump(tmp_path_factory):
-    torch.manual_seed(0)
-    model, out = _BiLstm().eval(), tmp_path_factory.mktemp("lstm")
+def _rnn_dump(model: nn.Module, out: Path) -> Path:
     x = torch.randn(2, 5, 3)
     q = torch_quantizer("calib", model, bitwidth=8, lstm=True, output_dir=str(out), device=CPU)
     q.quant_model(x)
@@ -51,6 +57,18 @@ def lstm_dump(tmp_path_factory):
     q.quant_model(x)
     q.export_xmodel(str(out), deploy_check=True)
     return out
+
+
+@pytest.fixture(scope="module")
+def lstm_dump(tmp_path_factory):
+    torch.manual_seed(0)
+    return _rnn_dump(_BiLstm().eval(), tmp_path_factory.mktemp("lstm"))
+
+
+@pytest.fixture(scope="module")
+def gru_dump(tmp_path_factory):
+    torch.manual_seed(0)
+    return _rnn_dump(_BiGru().eval(), tmp_path_factory.mktemp("gru"))
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +122,30 @@ def test_one_changed_code_is_found_at_its_frame_and_node(lstm_dump, tmp_path):
     assert f"first at frame_3, node '{node}': 1 of 8 codes differ, by at most 1" in text
     # within a tolerance of one code the trees agree
     assert all(x.agree for x in compare_trees(lstm_dump, other, tolerance=1))
+
+
+def test_gru_dump_one_changed_code_is_found_at_its_frame_and_node(gru_dump, tmp_path, capsys):
+    other = _copy(gru_dump, tmp_path / "b")
+    graphs = ["Rnn_StandardGruCell_layer_0_backward", "Rnn_StandardGruCell_layer_0_forward"]
+    same = compare_trees(gru_dump, other)
+    assert [d.graph for d in same] == graphs and all(d.agree for d in same)
+    assert [(d.frames, d.records) for d in same] == [(5, 5 * 19 + 12)] * 2  # 19 nodes, 12 parameters
+    graph = graphs[0]
+    root = other / "deploy_check_data_int" / graph
+    node = f"{graph}::it*(w_hg * input_1 + bias_hg)"  # the reset gate times the candidate's recurrent branch
+    _change_txt_code(root / "frame_3" / f"{dump_file_stem(node)}_fix.txt", 6, -1)
+    later = f"{graph}::h_next"  # processed after it in the same frame, and a later frame
+    _change_txt_code(root / "frame_3" / f"{dump_file_stem(later)}_fix.txt", 2, 2)
+    _change_txt_code(root / "frame_4" / f"{dump_file_stem(graph + '::input_1')}_fix.txt", 0, 1)
+    diffs = {d.graph: d for d in compare_trees(gru_dump / "deploy_check_data_int", other)}
+    assert diffs[graphs[1]].agree
+    d = diffs[graph]
+    assert (d.first.frame, d.first.node, d.first.differing, d.first.max_abs, d.first.count) == (3, node, 1, 1, 8)
+    assert [(x.frame, x.node) for x in d.diffs] == [(3, node), (3, later), (4, f"{graph}::input_1")]
+    assert d.differing == 3 and d.max_abs == 2
+    assert main(["diff", str(gru_dump), str(other)]) == 1
+    assert f"first at frame_3, node '{node}': 1 of 8 codes differ, by at most 1" in capsys.readouterr().out
+    assert all(x.agree for x in compare_trees(gru_dump, other, tolerance=2))
 
 
 def test_the_earliest_difference_is_reported_first(lstm_dump, tmp_path):

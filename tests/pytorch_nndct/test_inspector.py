@@ -9,6 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from helpers.kill_steps import expect_one_switch, kill_at_every_step, one_torch_thread
+from helpers.output_tree import visible_tree
 from nndct_shared.messages import NndctError
 from pytorch_nndct.apis import Inspector
 
@@ -100,7 +102,7 @@ def test_gv_and_picture_with_graphviz(tmp_path, fmt, magic):
                                                     output_dir=str(tmp_path), verbose_level=0,
                                                     image_format=fmt)
     stem = tmp_path / "inspect_DPUCAHX8L_ISA0_SP"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+    assert sorted(visible_tree(tmp_path)) == sorted(
         f"{stem.name}.{ext}" for ext in ("txt", "gv", fmt))
     source = stem.with_suffix(".gv").read_text()
     assert source.startswith('digraph "Net" {')
@@ -119,3 +121,41 @@ def test_inspect_leaves_the_users_module_alone(tmp_path, caplog):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     if not torch.cuda.is_available():   # the reference's default device is cuda
         assert any("CUDA_UNAVAILABLE" in r.getMessage() for r in caplog.records)
+
+
+class _SmallNet(nn.Module):
+    """Another model for the same target: other nodes, so another report and picture."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 1), 1))
+
+
+def test_kills_during_an_inspection_leave_one_whole_inspection(tmp_path):
+    """Issue 13: the report and the pictures of one inspect() call are one export unit. Killed
+    (SIGKILL) at every step of its commit, an inspection over an earlier one leaves the earlier
+    report with its own picture or the new report with its own; a later inspection without the
+    earlier picture format owns the target's pictures, so the earlier svg goes."""
+    out = tmp_path / "out"
+    inspector = Inspector("DPUCZDX8G_ISA1_B4096")
+    fmt = "svg" if shutil.which("dot") else None
+    inspector.inspect(Net(), torch.randn(1, 3, 32, 32), device="cpu", output_dir=str(out), verbose_level=0,
+                      image_format=fmt)
+    old = visible_tree(out)
+    model, x = _SmallNet(), torch.randn(1, 3, 8, 8)
+    seen = kill_at_every_step(out, lambda: inspector.inspect(model, x, device="cpu", output_dir=str(out),
+                                                             verbose_level=0, image_format="png"),
+                              one_torch_thread)
+    expect_one_switch(seen)
+    new = visible_tree(out)
+    stem = "inspect_DPUCZDX8G_ISA1_B4096"
+    assert b"_SmallNet" not in old[f"{stem}.txt"] and b"_SmallNet" in new[f"{stem}.txt"]
+    assert f"{stem}.svg" not in new and f"{stem}.gv" in new
+    assert (f"{stem}.png" in new) == (shutil.which("dot") is not None)
+    for label, tree in seen:  # the .gv beside a report always draws that report's model
+        if f"{stem}.gv" in tree:
+            assert (b"_SmallNet" in tree[f"{stem}.txt"]) == (b"_SmallNet" in tree[f"{stem}.gv"]), label

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import math
-from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 import torch
 
 from helpers.example_files import import_example_file
+from helpers.report_checks import ReportPlots
+from helpers.report_checks import accuracy as _accuracy
+from helpers.report_checks import calibrated as _calibrated
 from nndct_shared.lstm.naming import NODE_NAMES, PARAM_NAMES
 from nndct_shared.messages import NndctError
 from nndct_shared.report.metrics import output_error
-from nndct_shared.report.recurrent import lstm_cell
+from nndct_shared.report.recurrent import recurrent_cell
 from nndct_shared.report.recurrent_config import check_recurrent_config
 from pytorch_nndct.apis import torch_quantizer
 
@@ -30,41 +32,6 @@ def example():
     _, _, x_test, y_test = data.load_dataset()
     model = script.load_float_model(script.DEFAULT_CHECKPOINT)
     return model, torch.from_numpy(x_test[:80]), torch.from_numpy(y_test[:80]).long()
-
-
-def _accuracy(model, x, y) -> float:
-    with torch.no_grad():
-        return 100.0 * float((model(x).argmax(1) == y).float().mean())
-
-
-def _calibrated(model, x, out, bit_width=16):
-    q = torch_quantizer("calib", model, bitwidth=bit_width, lstm=True, output_dir=str(out), device=CPU)
-    with torch.no_grad():
-        q.quant_model(x)
-    return q
-
-
-class _Plots(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.plots, self.texts, self._svg = [], [], None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "svg":
-            self._svg = (attrs.get("data-plot"), attrs.get("data-cell"))
-            self.plots.append(self._svg)
-            self.texts.append([])
-        if tag == "polyline" and self._svg:
-            self.texts[-1].append(("polyline", attrs.get("data-series"), attrs.get("points", "")))
-
-    def handle_endtag(self, tag):
-        if tag == "svg":
-            self._svg = None
-
-    def handle_data(self, data):
-        if self._svg:
-            self.texts[-1].append(("text", data))
 
 
 def test_report_numbers_against_independent_computations(example, tmp_path):
@@ -135,7 +102,7 @@ def test_html_page_has_every_plot_and_the_json_numbers(example, tmp_path):
     result = q.report(x, eval_fn=lambda m: _accuracy(m, x, y))
     html = result.html.read_text()
     assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
-    parser = _Plots()
+    parser = ReportPlots()
     parser.feed(html)
     assert parser.plots.count(("sensitivity", None)) == 1
     for kind in ("cell-node-sqnr", "cell-drift", "cell-node-overall"):
@@ -159,7 +126,7 @@ def test_suggestion_reaches_the_target_and_its_config_passes_the_schema_check(ex
     s = result.data["suggestion"]
     assert s["reached"] and s["keep"] and s["metric"] >= result.data["model"]["metric_float"]
     config = json.loads(result.config.read_text())
-    tensors = lstm_cell(q.session.cells[0]).tensors()
+    tensors = recurrent_cell(q.session.cells[0]).tensors()
     parsed = check_recurrent_config(result.config, tensors)
     assert [e.layer_name for e in parsed.layer_quantize_config] == s["keep"]
     assert all(e.overall_quantize_config.bit_width == 16 for e in parsed.layer_quantize_config)

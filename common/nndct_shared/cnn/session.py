@@ -40,6 +40,7 @@ import numpy as np
 
 from ..calibration import FloatQParams
 from ..config import QuantConfig, default_config, load_config
+from ..export_commit import Snapshot, StagedView
 from ..graph import Graph
 from ..graph.fingerprint import graph_md5
 from ..graph.ops import get_op
@@ -102,13 +103,17 @@ class CnnQuantSession:
     mode derive the same plan and quant_info.json lines up between them."""
 
     def __init__(self, captured: CapturedModel, config: QuantConfig, mode: RunMode,
-                 output_dir: str | os.PathLike[str], target: Any = None) -> None:
+                 output_dir: str | os.PathLike[str], target: Any = None,
+                 pinned: Snapshot | StagedView | None = None) -> None:
+        """`pinned`: the version of output_dir test mode reads its calibration result from (a
+        `snapshot`, or the `view` of an export unit not yet committed); by default the version
+        current when `read_fix_positions` runs."""
         self.captured = captured
         self.config = config
         self.mode = RunMode(mode)
         self.output_dir = Path(output_dir)
         self.target = target
-        self.store = QuantInfoStore(self.output_dir)
+        self.store = QuantInfoStore(self.output_dir, pinned)
         captured.apply_nndct_names()
         graph = captured.graph
         self.float_nodes = keep_float_ops(captured)     # ops with no quantized form (FLOAT_OP)
@@ -119,6 +124,11 @@ class CnnQuantSession:
         self.graph_md5 = graph_md5(captured.graph)  # before CLE: structure only, as in both modes
         self.cle_pairs: list[ClePair] = []
         self.calib_record: QuantRecord | None = None
+        self.calib_data: dict[str, bytes] | None = None
+        """Test mode, after `read_fix_positions`: the content of its `companions` (files of the
+        calibration result such as bias_corr.pth; a missing one is absent), read from the
+        version of output_dir quant_info.json was read from, so that a concurrent export
+        cannot pair this quant_info.json with another calibration's files."""
 
     @property
     def graph(self) -> Graph:
@@ -216,10 +226,13 @@ class CnnQuantSession:
         note(f"=>Exported quantization steps to '{path}'")
         return path
 
-    def read_fix_positions(self) -> dict[str, Any]:
+    def read_fix_positions(self, companions: Sequence[str] = ()) -> dict[str, Any]:
         """Test mode: every quantized tensor's fix position (a tuple per channel) or float
         qparams, read strictly from the calibration result (3.x or single-pair, see
-        `calib_result`; the record is kept as `calib_record`)."""
+        `calib_result`; the record is kept as `calib_record`). The files named in `companions`
+        are read from the same version of output_dir, right after quant_info.json, before the
+        front end commits anything itself (`calib_data`): a pinned version stays on disk until
+        two more commits, so a reader that finishes early never pairs files of two exports."""
         params, outputs = self.sections()
         expected: dict[str, list[str]] = {"param": [], "output": []}
         for section, names in (("param", params), ("output", outputs)):
@@ -230,13 +243,15 @@ class CnnQuantSession:
                     expected[section] += channel_names(name, count)
                 else:
                     expected[section].append(name)
-        store = self.store.pinned()  # quant_info.json and quant_info_float.json of one export
+        store = self.store.pinned()  # quant_info.json, quant_info_float.json, companions of one export
         record = store.load_record()
         refuse_multi_output(record, expected["param"] + expected["output"])
         info = match_traced_names(record, expected["output"], self.captured.traced_names)
         check_against(info, expected["param"], expected["output"], [])
         check_provenance(record, self.graph_md5)
         self.calib_record = record
+        self.calib_data = {name: path.read_bytes() for name in companions
+                           if (path := store.source(name)).is_file()}
         fix_pos: dict[str, Any] = {}
         recorded: dict[str, list[int]] = {}
         for section, names in (("param", params), ("output", outputs)):
@@ -291,12 +306,13 @@ class CnnQuantSession:
         return export_graph(self.graph, self.settings, fix_pos, shapes)
 
     def export_xmodel(self, graph: Graph, values: Mapping[str, np.ndarray] | None,
-                      output_dir: str | os.PathLike[str]) -> Path:
+                      output_dir: str | os.PathLike[str], extra_files: Mapping[str, bytes] | None = None) -> Path:
         """`<output_dir>/<Model>_int.xmodel` of export graph `graph` and, with `values` (node
-        outputs of the exported forward), its deploy-check dumps, all or nothing."""
+        outputs of the exported forward), its deploy-check dumps, all or nothing; `extra_files`
+        (name relative to output_dir -> bytes) join the same unit."""
         from ..cnn_export.bundle import write_xmodel_bundle
 
-        path, dump = write_xmodel_bundle(graph, values, output_dir)
+        path, dump = write_xmodel_bundle(graph, values, output_dir, extra_files)
         note(f"=>Successfully converted '{graph.name}' to xmodel '{path}'")
         if dump is not None:
             note(f"=>Deploy-check data written to '{dump}'")

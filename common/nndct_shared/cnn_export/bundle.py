@@ -37,9 +37,12 @@ def write_xmodel_bundle(
     graph: Graph,
     values: Mapping[str, np.ndarray] | None,
     output_dir: str | os.PathLike[str],
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> tuple[Path, Path | None]:
     """Write `<output_dir>/<graph>_int.xmodel` and, when `values` is given (node outputs of one
-    forward pass, see `write_cnn_deploy_check`), `deploy_check_data_int/<graph>/`, together.
+    forward pass, see `write_cnn_deploy_check`), `deploy_check_data_int/<graph>/`, together,
+    with `extra_files` (path relative to output_dir -> bytes: QAT adds the quant_info.json and
+    deployable model the xmodel was made from) in the same unit.
 
     Returns (xmodel path, dump directory or None)."""
     xgraph = build_cnn_xgraph(graph)  # CNN_GRAPH_INVALID, XMODEL_BATCHSIZE, EXPORT_UNSUPPORTED
@@ -47,6 +50,8 @@ def write_xmodel_bundle(
     with staged_export(output_dir, owns=[f"{DEPLOY_CHECK_DIR}/{dump_file_stem(graph.name)}"]) as batch:
         out = batch.root
         path = batch.write_bytes(out / export_file_name(graph.name, ".xmodel"), data)
+        for name, extra in (extra_files or {}).items():
+            batch.write_bytes(out / name, extra)
         dump = None
         if values is not None:
             dump = write_cnn_deploy_check(graph, values, out, batch=batch, xgraph=xgraph)

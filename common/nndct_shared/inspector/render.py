@@ -16,11 +16,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..atomic_io import write_bytes_atomic
 from ..messages import error, warn_once
+from ..output_dir import staged_export
 from .partition import DPU, InspectResult
 
-__all__ = ["IMAGE_FORMATS", "to_dot", "write_images"]
+__all__ = ["IMAGE_FORMATS", "image_names", "render_images", "to_dot", "write_images"]
 
 IMAGE_FORMATS = ("svg", "png")
 _COLOUR = {DPU: "blue", "CPU": "red"}
@@ -58,25 +58,42 @@ def to_dot(result: InspectResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_images(result: InspectResult, output_dir: str | os.PathLike[str],
-                 image_format: str | None = "svg") -> list[Path]:
-    """Write `inspect_<target>.gv` and, with `image_format` "svg" or "png", the picture drawn
-    by `dot`. `image_format=None` writes nothing (the guide's way to skip pictures). Returns
-    the paths written."""
+def image_names(result: InspectResult) -> list[str]:
+    """Every picture file an inspection for `result`'s target may write (`.gv`, `.svg`,
+    `.png`): what one inspection owns in its output_dir."""
+    stem = f"inspect_{result.target.name}"
+    return [f"{stem}.gv", *(f"{stem}.{fmt}" for fmt in IMAGE_FORMATS)]
+
+
+def render_images(result: InspectResult, image_format: str | None,
+                  output_dir: str | os.PathLike[str]) -> dict[str, bytes]:
+    """{file name: content} of `inspect_<target>.gv` and, with `image_format` "svg" or "png",
+    the picture drawn by `dot`; nothing is written (`output_dir` only names the `.gv` in the
+    DOT_NOT_FOUND warning). `image_format=None`: no pictures."""
     if image_format is None:
-        return []
+        return {}
     fmt = str(image_format).lower()
     if fmt not in IMAGE_FORMATS:
         raise error("INSPECTOR_OUTPUT_FORMAT", value=image_format)
-    directory = Path(output_dir)
-    directory.mkdir(parents=True, exist_ok=True)
     stem = f"inspect_{result.target.name}"
-    source = to_dot(result)
-    gv_path = write_bytes_atomic(directory / f"{stem}.gv", source.encode("utf-8"))
+    source = to_dot(result).encode("utf-8")
+    files = {f"{stem}.gv": source}
     dot = shutil.which("dot")
     if dot is None:
-        warn_once("DOT_NOT_FOUND", what=f"the inspection picture ({fmt})", path=str(gv_path))
-        return [gv_path]
-    picture = subprocess.run([dot, f"-T{fmt}"], input=source.encode("utf-8"),
-                             capture_output=True, check=True, timeout=120).stdout
-    return [gv_path, write_bytes_atomic(directory / f"{stem}.{fmt}", picture)]
+        warn_once("DOT_NOT_FOUND", what=f"the inspection picture ({fmt})", path=str(Path(output_dir) / f"{stem}.gv"))
+        return files
+    files[f"{stem}.{fmt}"] = subprocess.run([dot, f"-T{fmt}"], input=source, capture_output=True, check=True,
+                                            timeout=120).stdout
+    return files
+
+
+def write_images(result: InspectResult, output_dir: str | os.PathLike[str],
+                 image_format: str | None = "svg") -> list[Path]:
+    """Write `inspect_<target>.gv` and, with `image_format` "svg" or "png", the picture drawn
+    by `dot`, as one export unit (`render_images`). `image_format=None` writes nothing (the
+    guide's way to skip pictures). Returns the paths written."""
+    files = render_images(result, image_format, output_dir)
+    if not files:
+        return []
+    with staged_export(output_dir) as unit:
+        return [unit.write_bytes(unit.root / name, data) for name, data in files.items()]

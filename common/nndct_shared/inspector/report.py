@@ -6,7 +6,7 @@ description, the target info, an inspection summary (the table of CPU operators 
 hardware constraints), then one block per node (name, input/output nodes, op type, output
 shape, attributes, assigned device, hardware constraints, node messages). We keep that
 structure, add the device subgraphs and, for every DPU node, the engine that runs it (so every
-operator carries the reason of its assignment), and write it atomically.
+operator carries the reason of its assignment), and write it as an export unit.
 
 Screen output follows the guide's `verbose_level`: 0 nothing, 1 the operators assigned to the
 CPU, 2 the device of every operator.
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic_io import write_bytes_atomic
 from ..messages import note
+from ..output_dir import staged_export
 from .partition import InspectResult
 
 __all__ = ["report_file_name", "render_report", "write_report", "screen_summary",
@@ -116,11 +116,10 @@ def render_report(result: InspectResult) -> str:
 
 
 def write_report(result: InspectResult, output_dir: str | os.PathLike[str]) -> Path:
-    """Write `output_dir/inspect_<target>.txt` atomically (the directory is created)."""
-    directory = Path(output_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    return write_bytes_atomic(directory / report_file_name(result),
-                              render_report(result).encode("utf-8"))
+    """Write `output_dir/inspect_<target>.txt` as an export unit of its own (the directory is
+    created; `run_inspection` stages it with the pictures instead)."""
+    with staged_export(output_dir) as unit:
+        return unit.write_bytes(unit.root / report_file_name(result), render_report(result).encode("utf-8"))
 
 
 def screen_summary(result: InspectResult, verbose_level: int, report_path: str) -> str | None:

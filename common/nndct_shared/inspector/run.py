@@ -1,5 +1,11 @@
 """One call for a front end's `Inspector.inspect`: partition, report, pictures, screen notes.
 
+The report and the pictures of one call are one export unit (`nndct_shared.output_dir.
+staged_export`): built in memory first (`dot` included), then committed together, so a reader
+of output_dir never sees a report beside the picture of another inspection, a kill leaves the
+previous inspection whole, and the unit owns the target's `.gv` / `.svg` / `.png`, so an
+inspection without pictures (or with the other format) removes the older ones.
+
 Why a separate entry: the PyTorch (and later Keras) `Inspector` only has to capture its model
 as a neutral graph; everything after that is the same for both front ends.
 """
@@ -11,8 +17,9 @@ from pathlib import Path
 from ..graph import Graph
 from ..messages import error, note
 from .partition import InspectResult, inspect_graph
-from .render import IMAGE_FORMATS, write_images
-from .report import show_on_screen, write_report
+from ..output_dir import staged_export
+from .render import IMAGE_FORMATS, image_names, render_images
+from .report import render_report, report_file_name, show_on_screen
 from .targets import DpuTarget
 
 __all__ = ["run_inspection"]
@@ -30,8 +37,12 @@ def run_inspection(graph: Graph, target: str | int | DpuTarget,
         raise error("INSPECTOR_OUTPUT_FORMAT", value=image_format)
     note("INSPECT_START")
     result = inspect_graph(graph, target)
-    report = write_report(result, output_dir)
-    show_on_screen(result, verbose_level, str(report))
-    pictures = write_images(result, output_dir, image_format)
+    files = {report_file_name(result): render_report(result).encode("utf-8"),
+             **render_images(result, image_format, output_dir)}
+    # one unit: the report and the pictures of one inspection appear together; it owns the
+    # target's other pictures, which an earlier inspection drew of another result
+    with staged_export(output_dir, owns=image_names(result)) as unit:
+        written = [unit.write_bytes(unit.root / name, data) for name, data in files.items()]
+    show_on_screen(result, verbose_level, str(written[0]))
     note("INSPECT_END")
-    return result, [report, *pictures]
+    return result, written

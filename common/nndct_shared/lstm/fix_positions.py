@@ -136,17 +136,22 @@ class CellCalibration:
                 "counts": self.counts.copy(), "param": dict(self.param)}
 
     @classmethod
-    def merge_states(cls, states: list[dict]) -> "CellCalibration":
-        """One calibration holding the calls of every state: vote counts add up exactly (any
-        order), parameters (calibrated once from the same weights) must agree where present."""
+    def merge_states(cls, states: list[dict], definition: CellDefinition = LSTM_CELL) -> "CellCalibration":
+        """One calibration of a cell of kind `definition` (the cell the states were taken from)
+        holding the calls of every state: vote counts add up exactly (any order), parameters
+        (calibrated once from the same weights) must agree where present."""
         if not states:
             raise ValueError("merge_states needs at least one calibration state")
         first = states[0]
-        merged = cls(int(first["bit_width"]), int(first["max_fix_pos"]))
+        merged = cls(int(first["bit_width"]), int(first["max_fix_pos"]), definition=definition)
         for state in states:
             if (state["bit_width"], state["max_fix_pos"]) != (merged.bit_width, merged.max_fix_pos):
                 raise ValueError("cannot merge calibrations of different bit widths or fix position caps")
-            merged.counts += np.asarray(state["counts"], dtype=np.int64)
+            counts = np.asarray(state["counts"], dtype=np.int64)
+            if counts.shape != merged.counts.shape:
+                raise ValueError(f"cannot merge vote counts of shape {counts.shape} into a {definition.kind} "
+                                 f"calibration of shape {merged.counts.shape}")
+            merged.counts += counts
             for name, fp in state["param"].items():
                 if merged.param.setdefault(name, int(fp)) != int(fp):
                     raise ValueError(f"parameter {name} was calibrated to fix positions "

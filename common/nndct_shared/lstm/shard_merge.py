@@ -1,5 +1,5 @@
-"""LSTM calibration on several processes: one history per batch, and the merge of the cells'
-vote counts across the ranks of a ``Collective``.
+"""LSTM and GRU calibration on several processes: one history per batch, and the merge of the
+cells' vote counts (each cell kind's own nodes) across the ranks of a ``Collective``.
 
 Why per-batch histories: the reference fake-quantizes every node during calibration at the mode
 of ALL the votes so far, so what a batch votes depends on the batches before it, and two
@@ -19,14 +19,14 @@ import numpy as np
 
 from ..collective import Collective, digest, gather_checked
 from ..messages import error, note
-from .cell import QuantizedLstmCell
+from .cell_base import QuantizedCell
 from .fix_positions import CellCalibration
 
 __all__ = ["CellShards", "cell_fingerprint", "own_history"]
 
 
 @contextmanager
-def own_history(cells: Sequence[QuantizedLstmCell]) -> Iterator[None]:
+def own_history(cells: Sequence[QuantizedCell]) -> Iterator[None]:
     """Run the calibration forward inside the block with a fresh vote history per cell, then add
     its votes to the cells' counts (see the module docstring)."""
     saved = [cell.calibration.counts for cell in cells]
@@ -40,13 +40,13 @@ def own_history(cells: Sequence[QuantizedLstmCell]) -> Iterator[None]:
             cell.calibration.counts = counts
 
 
-def cell_fingerprint(cells: Sequence[QuantizedLstmCell]) -> dict[str, str]:
+def cell_fingerprint(cells: Sequence[QuantizedCell]) -> dict[str, str]:
     """What must be equal on every rank: the cell graphs, their settings and their weights."""
     graphs = [(c.graph_name, c.input_size, c.hidden_size, c.reverse, c.bit_width,
                c.calibration.max_fix_pos) for c in cells]
     weights = [sorted(c.weights.blocks().items()) for c in cells]
-    return {"the LSTM cells (names, sizes, directions, bit width)": digest(graphs),
-            "the LSTM weights": digest(weights)}
+    return {"the RNN cells (names, sizes, directions, bit width)": digest(graphs),
+            "the RNN weights": digest(weights)}
 
 
 class CellShards:
@@ -57,7 +57,7 @@ class CellShards:
         self.collective = collective
         self._merged_votes: int | None = None  # the cells' vote count right after a merge
 
-    def merge(self, cells: Sequence[QuantizedLstmCell], action: str) -> None:
+    def merge(self, cells: Sequence[QuantizedCell], action: str) -> None:
         """A collective: every rank calls it once per export. No-op in a one-process group."""
         if not self.collective.spans_processes:
             return
@@ -74,7 +74,7 @@ class CellShards:
                                 more=f"more batches ({added} more node votes)")
             return
         for k, cell in enumerate(cells):
-            merged = CellCalibration.merge_states([states[k] for _, states in gathered])
+            merged = CellCalibration.merge_states([states[k] for _, states in gathered], cell.definition)
             cell.calibration.counts = merged.counts
             cell.calibration.param = merged.param
         self._merged_votes = sum(int(c.calibration.counts.sum()) for c in cells)

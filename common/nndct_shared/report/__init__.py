@@ -4,8 +4,8 @@
 writes `quant_report.html` (one self-contained page, plots as inline SVG), `quant_report.json`
 (the same numbers) and `quant_report_config.json` (the suggestion as a config file), together.
 
-Modules: `quant` (tensor grids), `metrics` (SQNR, clipped/flushed shares), `cell_graph` and
-`lstm_graph` (recurrent cells as node graphs, evaluated with any tensors quantized),
+Modules: `quant` (tensor grids), `metrics` (SQNR, clipped/flushed shares), `cell_graph`,
+`lstm_graph` and `gru_graph` (recurrent cells as node graphs, evaluated with any tensors quantized),
 `recurrent` (per-node, per-step analysis of a cell against the float cell), `sensitivity`
 (ranking and suggestion, flow-neutral), `build`, `svg`, `html`, `write` (the files),
 `lstm_flow` (the recurrent flows' driver), `recurrent_config` and `cnn_config` (the suggestion

@@ -6,8 +6,8 @@ the same inputs, step by step. The fixed-point datapath (C++) only runs the whol
 at one width, which is what the hardware does; this evaluation is the float cell graph in which
 each quantized tensor is fake-quantized the way the datapath quantizes it, so with every tensor
 quantized it reproduces the datapath's codes exactly (the report checks that on every run, and
-the tests check it). A cell type is described once by its node list (`CellGraph`); the LSTM's is
-`lstm_graph.LSTM_CELL`, and another cell (a GRU) plugs in with its own list.
+the tests check it). A cell type is described once by its node list (`CellGraph`): the LSTM's is
+`lstm_graph.LSTM_CELL`, the GRU variants' are in `gru_graph`.
 
 Node ops, each on the values of earlier nodes of the same step (or the previous step's, for
 `state`), with what "quantized" means for it (the recurrent datapath's semantics):
@@ -59,13 +59,17 @@ class CellNode:
 @dataclass(frozen=True)
 class CellGraph:
     """A cell type: nodes in processing order, parameter names and kinds, the output node, and
-    the recurrent states as (state name, node whose value carries it to the next step)."""
+    the recurrent states as (state name, node whose value carries it to the next step);
+    `variant` tells apart graphs of one kind (the GRU's reset after / before), `note` says what
+    a reader of the report should know about the cell (e.g. that it has no cell state)."""
 
     kind: str
     nodes: tuple[CellNode, ...]
     params: Mapping[str, str]
     output: str
     states: tuple[tuple[str, str], ...]
+    variant: str = ""
+    note: str = ""
     index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

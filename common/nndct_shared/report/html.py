@@ -132,7 +132,8 @@ def _cell(cell: dict[str, Any]) -> str:
     heat = heatmap("cell-node-sqnr", f"{cell['graph']}: SQNR (dB) per node and time step", cell["nodes"],
                    [[_db(v) for v in row] for row in cell["node_sqnr_db"]], "time step (processing order)",
                    "SQNR dB", attrs)
-    drift = line_plot("cell-drift", f"{cell['graph']}: drift of the states from float",
+    states = " and ".join(cell["drift"])
+    drift = line_plot("cell-drift", f"{cell['graph']}: drift of {states} from float",
                       {f"{name} ({d['node']})": d["relative"] for name, d in cell["drift"].items()},
                       "time step (processing order)", "RMS error / RMS float", attrs)
     bars = bar_chart("cell-node-overall", f"{cell['graph']}: SQNR (dB) per node over all steps", cell["nodes"],
@@ -142,8 +143,11 @@ def _cell(cell: dict[str, Any]) -> str:
              if cell["evaluation_matches_datapath"] else
              f"<span class='bad'>the report's cell evaluation differs from the datapath at {escape(cell['mismatch'])}"
              "</span>")
-    return (f"<h3>{escape(cell['graph'])}</h3><p class='muted'>{cell['steps']} step(s), {cell['calls']} call(s); "
-            f"{check}.</p><figure>{heat}</figure><figure>{drift}</figure><figure>{bars}</figure>")
+    kind = cell["cell"] + (f" ({cell['variant'].replace('_', ' ')})" if cell.get("variant") else "")
+    note = f" Note: {escape(cell['note'])}." if cell.get("note") else ""
+    return (f"<h3>{escape(cell['graph'])}</h3><p class='muted'>{escape(kind)}, {cell['steps']} step(s), "
+            f"{cell['calls']} call(s); {check}.{note}</p><figure>{heat}</figure><figure>{drift}</figure>"
+            f"<figure>{bars}</figure>")
 
 
 def _tensors(doc: dict[str, Any]) -> str:

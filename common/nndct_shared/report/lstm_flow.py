@@ -1,9 +1,9 @@
 """The report of the recurrent flow (both front ends): drive the user's model through stand-ins
-for its quantized LSTM stacks.
+for its quantized LSTM and GRU stacks.
 
-A front end only has to run its model on the report's inputs with each `QuantizedLstmStack` of
-the session replaced by another object with the same `forward` (`LstmModelHooks`): the stand-in
-(`StackProbe`) feeds the layers exactly as the stack does and, per cell, either runs the
+A front end only has to run its model on the report's inputs with each `QuantizedLstmStack` /
+`QuantizedGruStack` of the session replaced by another object with the same `forward`
+(`LstmModelHooks`): the stand-in (`StackProbe`, `GruStackProbe`) feeds the layers exactly as the stack does and, per cell, either runs the
 fixed-point datapath and keeps the inputs the cell received (the capture run), or evaluates the
 cell graph with the tensors of a plan quantized (every other run). Everything else is neutral:
 the per-cell analysis (`recurrent.CellAnalysis`), the sensitivity and the suggestion.
@@ -14,17 +14,18 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from ..gru.stack import QuantizedGruStack
 from ..lstm.session import LstmQuantSession
 from ..lstm.stack import QuantizedLstmStack
 from ..progress import progress
 from .build import ReportOptions, build_report
 from .metrics import TensorStats
 from .quant import QuantPlan, QuantTensor
-from .recurrent import CellAnalysis, CellCall, RecurrentCell, lstm_cell
+from .recurrent import CellAnalysis, CellCall, RecurrentCell, recurrent_cell
 from .recurrent_config import recurrent_config
 from .write import ReportFiles, write_report
 
-__all__ = ["LstmModelHooks", "StackProbe", "report_lstm_session"]
+__all__ = ["GruStackProbe", "LstmModelHooks", "StackProbe", "probe_for", "report_lstm_session"]
 
 CellFn = Callable[[Any, CellCall], tuple[np.ndarray, dict[str, np.ndarray]]]
 
@@ -44,9 +45,9 @@ class LstmModelHooks(Protocol):
 class StackProbe:
     """Stands in for a `QuantizedLstmStack`: same attributes, same `forward`, but each cell call
     goes to `cell_fn(cell, CellCall)`; nothing of the real stack (calibration counts, fix
-    positions) is changed."""
+    positions) is changed. `probe_for` picks this class or `GruStackProbe` by the stack's kind."""
 
-    def __init__(self, stack: QuantizedLstmStack, cell_fn: CellFn) -> None:
+    def __init__(self, stack: QuantizedLstmStack | QuantizedGruStack, cell_fn: CellFn) -> None:
         self._stack = stack
         self._cell_fn = cell_fn
 
@@ -70,6 +71,30 @@ class StackProbe:
         return np.asarray(out).astype(out_dtype, copy=False), np.stack(h_n), np.stack(c_n)
 
 
+class GruStackProbe(StackProbe):
+    """`StackProbe` of a `QuantizedGruStack`: its `forward(x, lengths, h0, mode, out_dtype)`
+    returns (out, h_n); the cells' calls carry only the state h."""
+
+    def forward(self, x, lengths=None, h0=None, mode=None, out_dtype=np.float64):
+        stack = self._stack
+        x = np.asarray(x, dtype=np.float64)
+        stack.check_initial_state(h0, x.shape[0])
+        h_n = []
+
+        def run_cell(cell, x_in, lens, h):
+            out, finals = self._cell_fn(cell, CellCall(np.asarray(x_in, np.float64), lens, {"h": h}))
+            h_n.append(finals["h"])
+            return out
+
+        out = stack._run_layers(x, lengths, h0, run_cell)
+        return np.asarray(out).astype(out_dtype, copy=False), np.stack(h_n)
+
+
+def probe_for(stack: QuantizedLstmStack | QuantizedGruStack, cell_fn: CellFn) -> StackProbe:
+    """The stand-in of a session's stack, of its kind."""
+    return GruStackProbe(stack, cell_fn) if isinstance(stack, QuantizedGruStack) else StackProbe(stack, cell_fn)
+
+
 class LstmPlanRunner:
     """`sensitivity.PlanRunner` of a session's cells, through the front end's hooks."""
 
@@ -89,7 +114,7 @@ class LstmPlanRunner:
             rc = self.cells[cell.graph_name]
             return evaluators[cell.graph_name].run(call.x, call.lengths, call.init, rc.reverse)
 
-        return [StackProbe(s, cell_fn) for s in self.session.stacks]
+        return [probe_for(s, cell_fn) for s in self.session.stacks]
 
     def outputs(self, plan: QuantPlan) -> list[np.ndarray]:
         return self.hooks.outputs(self.probes(plan))
@@ -105,7 +130,7 @@ class LstmPlanRunner:
             calls[cell.graph_name].append(call)
             return self.cells[cell.graph_name].run_datapath(call)
 
-        outputs = self.hooks.outputs([StackProbe(s, cell_fn) for s in self.session.stacks])
+        outputs = self.hooks.outputs([probe_for(s, cell_fn) for s in self.session.stacks])
         return outputs, calls
 
 
@@ -113,7 +138,7 @@ def report_lstm_session(session: LstmQuantSession, hooks: LstmModelHooks, output
                         options: ReportOptions) -> ReportFiles:
     """Compute and write the report of an LSTM session (see the front ends' `report()`)."""
     options.check()
-    cells = {c.graph_name: lstm_cell(c, options.high_bit_width) for c in session.cells}
+    cells = {c.graph_name: recurrent_cell(c, options.high_bit_width) for c in session.cells}
     runner = LstmPlanRunner(session, hooks, cells)
     quantized, calls = runner.capture()
     reference = runner.outputs({})

@@ -3,8 +3,8 @@
 `RecurrentCell` is what the report needs from a quantized cell of any type: its graph name and
 `CellGraph`, float parameters, the calibrated grid of every node and parameter, and the
 fixed-point datapath itself (`run` for outputs, `record` for every node's codes, the path the
-deploy-check dumps use). `lstm_cell` builds one from a `QuantizedLstmCell`; a GRU cell needs only
-its own builder.
+deploy-check dumps use). `recurrent_cell` builds one from a `QuantizedLstmCell` or a
+`QuantizedGruCell` (either variant), with the cell graph of its kind (`cell_graph_of`).
 
 `CellAnalysis` runs, on the inputs the quantized cell received in the model, the float cell
 graph and the quantized one side by side, step by step, and accumulates per node and per step
@@ -21,16 +21,19 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..gru.cell import QuantizedGruCell
 from ..lstm.cell import QuantizedLstmCell
+from ..lstm.cell_base import QuantizedCell
 from ..lstm.fix_positions import CellFixPositions, table_fix_pos
 from ..lstm.naming import scoped
 from ..messages import error, warn
 from .cell_graph import CellEvaluator, CellGraph
+from .gru_graph import gru_cell_graph
 from .lstm_graph import LSTM_CELL
 from .metrics import TensorStats, db, json_number
 from .quant import FLOOR, NEAREST, QuantTensor, TensorQuant
 
-__all__ = ["CellAnalysis", "CellCall", "RecurrentCell", "lstm_cell"]
+__all__ = ["CellAnalysis", "CellCall", "RecurrentCell", "cell_graph_of", "recurrent_cell"]
 
 
 @dataclass
@@ -66,7 +69,7 @@ class RecurrentCell:
         return CellEvaluator(self.graph, self.params, plan)
 
 
-def _lstm_fix(cell: QuantizedLstmCell) -> CellFixPositions:
+def _aligned_fix(cell: QuantizedCell) -> CellFixPositions:
     if cell.fix is not None:
         return cell.fix
     if not cell.calibration.param:
@@ -74,38 +77,56 @@ def _lstm_fix(cell: QuantizedLstmCell) -> CellFixPositions:
     return cell.calibration.aligned()
 
 
-def lstm_cell(cell: QuantizedLstmCell, high_bit_width: int = 16) -> RecurrentCell:
-    """The report's view of a `QuantizedLstmCell`: in test mode its loaded fix positions, in calib
-    mode the positions export_quant_config() would write (the aligned calibration)."""
-    fix = _lstm_fix(cell)
+def cell_graph_of(cell: QuantizedCell) -> CellGraph:
+    """The report's graph of a quantized cell: the LSTM's, or the GRU variant of its weights."""
+    if isinstance(cell, QuantizedLstmCell):
+        return LSTM_CELL
+    if isinstance(cell, QuantizedGruCell):
+        return gru_cell_graph(cell.reset_after)
+    raise TypeError(f"the report has no cell graph for {type(cell).__name__}")
+
+
+def _datapath_calls(datapath: QuantizedCell, graph: CellGraph):
+    """(run, record) of the report on a cell's test-mode datapath: `run(call)` gives (out, final
+    states by name), `record(call)` batch element 0's codes per node, as the dumps record them.
+    The initial states are passed by name (h, and c for an LSTM), in the graph's state order."""
+    names = [name for name, _ in graph.states]
+
+    def run(call: CellCall):
+        out, *finals = datapath.run(call.x, call.lengths, *(call.init.get(n) for n in names))
+        return out, dict(zip(names, finals))
+
+    def record(call: CellCall):
+        first = [None if call.init.get(n) is None else call.init[n][:1] for n in names]
+        _, rec = datapath.record(call.x[:1], None if call.lengths is None else call.lengths[:1], *first)
+        return {name: codes[:rec.steps] for name, codes in rec.codes.items()}
+
+    return run, record
+
+
+def recurrent_cell(cell: QuantizedCell, high_bit_width: int = 16) -> RecurrentCell:
+    """The report's view of a quantized LSTM or GRU cell: in test mode its loaded fix positions,
+    in calib mode the positions export_quant_config() would write (the aligned calibration)."""
+    graph = cell_graph_of(cell)
+    fix = _aligned_fix(cell)
     datapath = cell
     if cell.fix is None:  # calib mode: a twin with the aligned positions runs the test-mode datapath
-        datapath = QuantizedLstmCell(cell.graph_name, cell.weights, cell.reverse, fix.bit_width,
-                                     cell.calibration.max_fix_pos, cell.num_threads)
+        datapath = type(cell)(cell.graph_name, cell.weights, cell.reverse, fix.bit_width,
+                              cell.calibration.max_fix_pos, cell.num_threads)
         datapath.load_fix_positions(fix)
     bw, cap = fix.bit_width, cell.calibration.max_fix_pos
     quant, high = {}, {}
-    for name, fp in zip(LSTM_CELL.node_names, fix.node):
+    for name, fp in zip(graph.node_names, fix.node):
         quant[name] = TensorQuant(bw, fp, rounding=FLOOR, method="floor")
-        table = name in LSTM_CELL.table_nodes
-        high[name] = quant[name].widened(high_bit_width, table_fix_pos(high_bit_width) if table else max(cap, fp))
-        if table:
+        if name in graph.table_nodes:
             high[name] = TensorQuant(high_bit_width, table_fix_pos(high_bit_width), rounding=FLOOR, method="floor")
+        else:
+            high[name] = quant[name].widened(high_bit_width, max(cap, fp))
     for name, fp in fix.param.items():
         quant[name] = TensorQuant(bw, fp, rounding=NEAREST, method="std_round")
         high[name] = quant[name].widened(high_bit_width, max(cap, fp))
-
-    def run(call: CellCall):
-        out, h_n, c_n = datapath.run(call.x, call.lengths, call.init.get("h"), call.init.get("c"))
-        return out, {"h": h_n, "c": c_n}
-
-    def record(call: CellCall):
-        first = {k: (None if v is None else v[:1]) for k, v in call.init.items()}
-        _, rec = datapath.record(call.x[:1], None if call.lengths is None else call.lengths[:1],
-                                 first.get("h"), first.get("c"))
-        return {name: codes[:rec.steps] for name, codes in rec.codes.items()}
-
-    return RecurrentCell(cell.graph_name, LSTM_CELL, dict(cell.weights.blocks()), quant, high, cell.reverse,
+    run, record = _datapath_calls(datapath, graph)
+    return RecurrentCell(cell.graph_name, graph, dict(cell.weights.blocks()), quant, high, cell.reverse,
                          run, record)
 
 
@@ -193,13 +214,16 @@ class CellAnalysis:
         return {
             "graph": self.cell.graph_name,
             "cell": graph.kind,
+            "variant": graph.variant or None,
             "reverse": self.cell.reverse,
             "steps": self.steps,
             "calls": self.calls,
             "nodes": list(graph.node_names),
             "node_sqnr_db": per_step,
             "node_sqnr_db_overall": overall,
+            "states": [state for state, _ in graph.states],
             "drift": drift,
+            "note": graph.note or None,
             "evaluation_matches_datapath": self.mismatch is None,
             "mismatch": self.mismatch,
         }

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from nndct_shared.algorithms import ChannelMeanError, corrected_bias
+from nndct_shared.export_commit import snapshot
 from nndct_shared.messages import error
 from nndct_shared.progress import progress
 
@@ -39,9 +40,9 @@ from .layer_data import (
     snapshot_params,
     weighted_modules,
 )
-from .param_file import load_params, params_bytes, read_param_file, save_params, sync_graph
+from .param_file import load_params, params_bytes, parse_param_file, save_params, sync_graph
 
-__all__ = ["BIAS_CORR_FILE", "BiasCorrection", "bias_corr_bytes", "bias_corrections", "correct_bias",
+__all__ = ["BIAS_CORR_FILE", "BiasCorrection", "bias_corr_bytes", "bias_corr_data", "bias_corrections", "correct_bias",
            "load_bias_corr", "mean_output_error", "save_bias_corr"]
 
 #: The corrected-bias file in output_dir (the reference's name).
@@ -163,16 +164,32 @@ def _corrections(path: Path, saved: Any, modules: dict[str, Any]) -> dict[str, n
     return out
 
 
+def bias_corr_data(quantizer: Any) -> bytes | None:
+    """Test mode: the bytes of `bias_corr.pth` as read with quant_info.json, from one version of
+    output_dir (`CnnQuantSession.calib_data`: a concurrent export cannot pair this
+    quant_info.json with another calibration's corrections); None when that version has none.
+    Before quant_info.json was read: the file of the version current now."""
+    data = quantizer.session.calib_data
+    if data is None:
+        path = snapshot(quantizer.output_dir).path(BIAS_CORR_FILE)
+        return path.read_bytes() if path.is_file() else None
+    return data.get(BIAS_CORR_FILE)
+
+
 def load_bias_corr(quantizer: Any) -> list[str]:
     """Test mode: apply `output_dir/bias_corr.pth` to quant_model and the graph (deployed bias =
     float bias - correction, from the graph's float bias: call it once, on a fresh quantizer);
     returns the corrected node names. A missing file is a missing calibration result
-    (NO_CALIB_RESULT); a file that does not fit the model FT_PARAM_MISMATCH."""
+    (NO_CALIB_RESULT); a file that does not fit the model FT_PARAM_MISMATCH. The file is read
+    from the version of output_dir test mode read quant_info.json from (`bias_corr_data`)."""
     path = Path(quantizer.output_dir) / BIAS_CORR_FILE
-    saved = read_param_file(path, missing="NO_CALIB_RESULT")
+    data = bias_corr_data(quantizer)
+    if data is None:
+        raise error("NO_CALIB_RESULT", path=str(path))
+    saved = parse_param_file(path, data)
     modules = {m.node_name: m for m in node_modules(quantizer.quant_model)}
     if saved and not any(name in modules for name in saved):  # this project's earlier layout
-        return load_params(quantizer.quant_model, quantizer.graph, path, missing="NO_CALIB_RESULT")
+        return load_params(quantizer.quant_model, quantizer.graph, path, missing="NO_CALIB_RESULT", params=saved)
     corrections = _corrections(path, saved, modules)
     with torch.no_grad():
         for name, corr in corrections.items():

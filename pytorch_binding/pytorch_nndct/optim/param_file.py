@@ -21,7 +21,7 @@ from nndct_shared.output_dir import staged_export
 from ..nn.cnn_modules import NodeModule
 from .layer_data import node_modules
 
-__all__ = ["collect_params", "load_params", "params_bytes", "read_param_file", "save_params", "sync_graph"]
+__all__ = ["collect_params", "load_params", "params_bytes", "parse_param_file", "read_param_file", "save_params", "sync_graph"]
 
 
 def collect_params(modules: Iterable[NodeModule]) -> dict[str, torch.Tensor]:
@@ -65,7 +65,17 @@ def read_param_file(path: Path, missing: str = "FAST_FINETUNE") -> dict:
     if not path.is_file():
         raise error(missing, path=str(path))
     try:
-        params = torch.load(path, map_location="cpu", weights_only=True)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error("FT_PARAM_MISMATCH", path=str(path), problem=f"it cannot be read ({exc})") from None
+    return parse_param_file(path, data)
+
+
+def parse_param_file(path: Path, data: bytes) -> dict:
+    """The dict params file `path` holds, from its content `data` (read earlier, e.g. from a
+    pinned version of output_dir), as `read_param_file` checks it; messages name `path`."""
+    try:
+        params = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: say which file, not a pickle trace
         raise error("FT_PARAM_MISMATCH", path=str(path), problem=f"it cannot be read ({exc})") from None
     if not isinstance(params, dict):
@@ -73,12 +83,14 @@ def read_param_file(path: Path, missing: str = "FAST_FINETUNE") -> dict:
     return params
 
 
-def load_params(model: nn.Module, graph: Graph, path: Path, missing: str = "FAST_FINETUNE") -> list[str]:
+def load_params(model: nn.Module, graph: Graph, path: Path, missing: str = "FAST_FINETUNE",
+                params: dict | None = None) -> list[str]:
     """Load a params file into `model` and `graph`; returns the names loaded.
 
     Missing file -> the catalogue error `missing` (with `path`); a name or shape the model does not have -> FT_PARAM_MISMATCH.
+    `params`: the file's dict when it was read already (`read_param_file`).
     """
-    params = read_param_file(path, missing)
+    params = read_param_file(path, missing) if params is None else params
     owners = {}
     for m in node_modules(model):
         for role, name in m.param_names.items():

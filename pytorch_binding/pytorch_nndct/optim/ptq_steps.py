@@ -32,7 +32,7 @@ from nndct_shared.messages import error, note
 from nndct_shared.quant_mode import RunMode
 
 from ..distributed import bias_correction_inputs
-from .bias_correction import BIAS_CORR_FILE, bias_corr_bytes, correct_bias, load_bias_corr
+from .bias_correction import BIAS_CORR_FILE, bias_corr_bytes, bias_corr_data, correct_bias, load_bias_corr
 from .fast_finetune import FT_PARAM_FILE
 from .layer_data import InputRecorder
 
@@ -109,7 +109,7 @@ class PostTrainingSteps:
             return
         if not self.bias_corr:
             return
-        if (out / BIAS_CORR_FILE).is_file():
+        if bias_corr_data(quantizer) is not None:  # in the version quant_info.json came from
             load_bias_corr(quantizer)
         elif (out / FT_PARAM_FILE).is_file():
             note(f"=>No '{BIAS_CORR_FILE}': calibration used fast finetune; call load_ft_param().")

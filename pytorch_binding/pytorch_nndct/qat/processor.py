@@ -15,6 +15,13 @@ Flow (guide, "vai_q_pytorch QAT"):
 5. `export_xmodel(output_dir)` exports through that test-mode quantizer; the deployable model
    must be on the CPU (the guide's XMODEL_DEVICE error otherwise) and have run a batch of 1.
 
+Every write is an export unit (`nndct_shared.export_commit`, issue 13): `to_deployable` stages
+quant_info.json and deployable.pth, builds the test-mode quantizer from what it staged (its
+`<Model>.py` staged beside them) and commits the three at once; `export_xmodel` into the
+directory the deployable model came from commits the xmodel and dumps with the quant_info.json
+and deployable.pth it was built from; `deployable_model` reads both files from one pinned
+version. A kill at any instruction leaves a reader the old complete deployment or the new one.
+
 `trainable_model(calib_dir)` starts the activation thresholds from a post-training
 calibration's quant_info.json instead of the first batch. Cross-layer equalization and bias
 correction (on by default in post-training quantization) are off in QAT, as in the reference:
@@ -30,6 +37,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -37,19 +45,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from nndct_shared.atomic_io import write_bytes_atomic
+from nndct_shared.cnn_export import export_file_name
 from nndct_shared.collective import write_dir
 from nndct_shared.config import default_config
+from nndct_shared.deploy_check import DEPLOY_CHECK_DIR, dump_file_stem
+from nndct_shared.export_commit import snapshot
 from nndct_shared.messages import error, note
+from nndct_shared.output_dir import checked_output_dir, staged_export
 from nndct_shared.quant_info import QuantInfo
-from nndct_shared.quant_info_store import QuantInfoStore
-from nndct_shared.quant_info_v3 import QuantRecord
+from nndct_shared.quant_info_store import FLOAT_QUANT_INFO_FILE, QUANT_INFO_FILE, QuantInfoStore
+from nndct_shared.quant_info_v3 import QuantRecord, to_json_text_v3
 from nndct_shared.quant_mode import RunMode
 
 from ..distributed import current_collective
 from ..parse.tracer import trace_model
+from ..optim.bias_correction import BIAS_CORR_FILE
 from ..qproc.cnn import TorchQuantizer
-from ..qproc.codegen import generate_source, load_generated, state_dict_of
+from ..qproc.codegen import class_name_for, generate_source, load_source, state_dict_of
 from .checks import check_arithmetic, check_reuse, check_stubs, quantized_nodes
 from .deploy import load_deployable, write_back
 from .runtime import QatModel, QatQuantizers
@@ -108,6 +120,8 @@ class QatProcessor:
                                        bitwidth, self.device, self._config_file)
         self._trainable: QatModel | None = None
         self._deploy_quantizer: TorchQuantizer | None = None
+        self._deployed: tuple[Path, dict[str, bytes]] = (Path(), {})
+        """(directory, {name: bytes}) of the files the deployable model was built from."""
 
     @property
     def graph(self):
@@ -128,9 +142,11 @@ class QatProcessor:
         """
         check_reuse(self._gm, self._quantized, allow_reused_module)
         graph = self._capture.graph
-        _, order = generate_source(graph, graph.name)
-        source_dir = write_dir(current_collective(), self._workdir.name)  # where the capture wrote it
-        net = load_generated(source_dir / f"{graph.name}.py", graph.name)()
+        # built from the source in memory: the class name reduced to [0-9A-Za-z_] and the node
+        # names escaped in comments (`codegen`), so no part of a user's name is ever executed
+        name = class_name_for(graph.name)
+        source, order = generate_source(graph, name, self._capture.captured.traced_names)
+        net = load_source(source, name, f"{name}.py (trainable)")()
         net.load_state_dict(state_dict_of(order), strict=True)
         shared: dict[str, nn.Parameter] = {}
         for i, node in enumerate(order):
@@ -175,8 +191,9 @@ class QatProcessor:
     def to_deployable(self, trained_model: nn.Module, output_dir: str = "qat_result") -> nn.Module:
         """The deployable model of `trained_model` (the test-mode quantizer's quant_model).
 
-        Writes `output_dir/quant_info.json` (the learned fix positions) and the converted model
-        `<Model>.py` there; the returned model computes exactly what `trained_model` computes.
+        Writes `output_dir/quant_info.json` (the learned fix positions), `deployable.pth` and the
+        converted model `<Model>.py` as one export unit (`_deployment_unit`); the returned model
+        computes exactly what `trained_model` computes.
         """
         if self._trainable is None:
             raise error("QAT_PROCESS_ERROR", action="to_deployable()")
@@ -195,42 +212,53 @@ class QatProcessor:
         write_back(float_model, self._order, trained_model.net, self.graph.name)
         record = QuantRecord(self._quant_info(trained_model.fix_positions()),
                              graph_md5=self._capture.session.graph_md5)
-        path = QuantInfoStore(out_dir).write_record(record)
-        note(f"=>Exported quantization steps to '{path}'")
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in float_model.state_dict().items()}, buffer)
-        saved = write_bytes_atomic(out_dir / DEPLOYABLE_MODEL_FILE, buffer.getvalue())
-        note(f"=>Deployable model saved to '{saved}'")
-        self._deploy_quantizer = self._test_quantizer(float_model, out_dir, self.device, self._inputs)
-        return self._deploy_quantizer.quant_model
-
-    def _test_quantizer(self, float_model: nn.Module, out_dir: Path, device: torch.device,
-                        inputs: tuple[Any, ...]) -> TorchQuantizer:
-        from ..apis import torch_quantizer
-
-        return torch_quantizer("test", float_model, inputs, output_dir=str(out_dir), bitwidth=self.bitwidth,
-                               device=device, quant_config_file=self._config_file)
+        files = {QUANT_INFO_FILE: to_json_text_v3(record).encode("utf-8"), DEPLOYABLE_MODEL_FILE: buffer.getvalue()}
+        with staged_export(out_dir, owns=_deployment_unit(self.graph.name)) as unit:
+            for name, data in files.items():
+                unit.write_bytes(out_dir / name, data)
+            # test mode reads the quant_info.json staged here and stages its <Model>.py beside it
+            quantizer = TorchQuantizer(RunMode.TEST, float_model, self._inputs, str(out_dir), self.bitwidth,
+                                       self.device, self._config_file, unit=unit)
+        note(f"=>Exported quantization steps to '{out_dir / QUANT_INFO_FILE}'")
+        note(f"=>Deployable model saved to '{out_dir / DEPLOYABLE_MODEL_FILE}'")
+        self._deploy_quantizer, self._deployed = quantizer, (out_dir, files)
+        return quantizer.quant_model
 
     def deployable_model(self, src_dir: str = "qat_result", used_for_xmodel: bool = False) -> nn.Module:
         """The deployable model saved by `to_deployable(..., src_dir)` (quant_info.json and
-        deployable.pth), e.g. in a later process; on the CPU with `used_for_xmodel=True` (then
-        forward it once with a batch of 1 and call `export_xmodel`)."""
-        src = Path(src_dir)
-        weights = src / DEPLOYABLE_MODEL_FILE
+        deployable.pth, both read from one version of `src_dir`, so that a concurrent
+        `to_deployable` cannot pair one run's weights with another's fix positions), e.g. in a
+        later process; on the CPU with `used_for_xmodel=True` (then forward it once with a batch
+        of 1 and call `export_xmodel`)."""
+        src = checked_output_dir(src_dir)
+        pinned = snapshot(src)
+        weights = pinned.path(DEPLOYABLE_MODEL_FILE)
         if not weights.is_file():
-            raise error("QAT_NO_DEPLOYABLE", action=f"deployable_model('{src_dir}') ('{weights}' is missing)")
+            raise error("QAT_NO_DEPLOYABLE",
+                        action=f"deployable_model('{src_dir}') ('{src / DEPLOYABLE_MODEL_FILE}' is missing)")
+        files = {DEPLOYABLE_MODEL_FILE: weights.read_bytes()}
+        info = pinned.path(QUANT_INFO_FILE)
+        if info.is_file():  # missing: test mode below says NO_CALIB_RESULT
+            files[QUANT_INFO_FILE] = info.read_bytes()
         device = torch.device("cpu") if used_for_xmodel else self.device
         float_model = copy.deepcopy(self._float_model).to(device)
-        load_deployable(float_model, torch.load(weights, map_location=device, weights_only=True))
+        load_deployable(float_model, torch.load(io.BytesIO(files[DEPLOYABLE_MODEL_FILE]), map_location=device,
+                                                weights_only=True))
         inputs = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in self._inputs)
-        self._deploy_quantizer = self._test_quantizer(float_model, src, device, inputs)
+        self._deploy_quantizer = TorchQuantizer(RunMode.TEST, float_model, inputs, str(src), self.bitwidth, device,
+                                                self._config_file, pinned=pinned)
+        self._deployed = (src, files)
         if used_for_xmodel:
             note("=>Forward the deployable model with data of batch_size=1 in CPU mode to export the xmodel.")
         return self._deploy_quantizer.quant_model
 
     def export_xmodel(self, output_dir: str = "qat_result", deploy_check: bool = False) -> Path:
         """`<output_dir>/<Model>_int.xmodel` of the deployable model (on the CPU: forward it
-        once with batch size 1 first)."""
+        once with batch size 1 first). Into the directory the deployable model came from, the
+        xmodel (and its dumps) commit together with the quant_info.json and deployable.pth it
+        was made from: a reader never sees an xmodel beside another run's fix positions."""
         if self._deploy_quantizer is None:
             raise error("QAT_NO_DEPLOYABLE", action="export_xmodel()")
         model = self._deploy_quantizer.quant_model
@@ -239,4 +267,15 @@ class QatProcessor:
             tensor = self._deploy_quantizer.runtime.last_inputs[0]
         if tensor is not None and tensor.device.type != "cpu":
             raise error("XMODEL_DEVICE", device=str(tensor.device))
-        return self._deploy_quantizer.export_xmodel(output_dir, deploy_check)
+        source_dir, files = self._deployed
+        same_dir = os.path.realpath(checked_output_dir(output_dir)) == os.path.realpath(source_dir)
+        return self._deploy_quantizer.export_xmodel_with(output_dir, deploy_check, files if same_dir else None)
+
+
+def _deployment_unit(graph_name: str) -> list[str]:
+    """What a deployment of graph `graph_name` owns in its output_dir besides what it writes:
+    the other files of a calibration result (an older post-training calibration's
+    quant_info_float.json / bias_corr.pth) and the xmodel and dumps of an earlier deployment,
+    which would not belong to the new fix positions."""
+    return [FLOAT_QUANT_INFO_FILE, BIAS_CORR_FILE, export_file_name(graph_name, ".xmodel"),
+            f"{DEPLOY_CHECK_DIR}/{dump_file_stem(graph_name)}"]

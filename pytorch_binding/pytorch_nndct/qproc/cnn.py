@@ -27,6 +27,7 @@ from torch import nn
 
 from nndct_shared.cnn.session import CnnQuantSession, load_session_config
 from nndct_shared.collective import write_dir
+from nndct_shared.export_commit import ExportUnit, Snapshot, StagedView
 from nndct_shared.messages import error, note
 from nndct_shared.output_dir import checked_output_dir
 from nndct_shared.quant_info_store import FLOAT_QUANT_INFO_FILE, QUANT_INFO_FILE
@@ -55,7 +56,13 @@ class TorchQuantizer:
 
     def __init__(self, quant_mode: RunMode | str, module: nn.Module, input_args: Any, output_dir: str,
                  bitwidth: int = 8, device: torch.device = torch.device("cpu"),
-                 quant_config_file: str | None = None, target: str | None = None) -> None:
+                 quant_config_file: str | None = None, target: str | None = None, *,
+                 pinned: Snapshot | StagedView | None = None, unit: ExportUnit | None = None) -> None:
+        """`pinned` and `unit` are for flows built on this one (QAT): test mode reads its
+        calibration result from `pinned` (a version of output_dir, default: the one current
+        then) and, with `unit` (an export unit into output_dir that the caller commits), from
+        what that unit stages, and the generated `<Model>.py` is staged in `unit` instead of
+        being committed on its own."""
         if input_args is None:
             raise error("CNN_NO_INPUT_ARGS", module=type(module).__name__)
         self.quant_mode = RunMode(quant_mode)
@@ -67,23 +74,30 @@ class TorchQuantizer:
         float_model = copy.deepcopy(module).to(device).eval()
         captured = capture_model(float_model, inputs, convert_relu6_to_relu=config.convert_relu6_to_relu,
                                  convert_silu_to_hswish=config.convert_silu_to_hswish)
-        self.session = CnnQuantSession(captured, config, self.quant_mode, self.output_dir, target)
+        self._unit = unit
+        if unit is not None and pinned is None:
+            pinned = unit.view()
+        self.session = CnnQuantSession(captured, config, self.quant_mode, self.output_dir, target, pinned)
         self.post_training = PostTrainingSteps(config, self.quant_mode)
         self.post_training.equalize(self.session)
         self.runtime = QuantRuntime(self.settings, self.quant_mode)
         if self.quant_mode == RunMode.TEST:  # checked before the first file is written
-            self.runtime.load(self.session.read_fix_positions())
+            self.runtime.load(self.session.read_fix_positions(companions=[BIAS_CORR_FILE]))
         self._model = self._build_model()
         self.post_training.attach(self._model)
         if self.quant_mode == RunMode.TEST:
             self.post_training.load(self)
+        self._unit = None  # committed by its owner from here on
 
     # --- construction -----------------------------------------------------------------------
 
     def _build_model(self) -> nn.Module:
         name = class_name_for(self.graph.name)  # also the file name: stays in output_dir
         source, order = generate_source(self.graph, name, self.captured.traced_names)
-        path = write_source(write_dir(current_collective(), self.output_dir), name, source)
+        if self._unit is not None:
+            path = self._unit.write_bytes(self._unit.root / f"{name}.py", source.encode("utf-8"))
+        else:
+            path = write_source(write_dir(current_collective(), self.output_dir), name, source)
         note(f"=>Quantizable module is generated: '{path}'")
         model = load_source(source, name, path)()
         model.load_state_dict(state_dict_of(order), strict=True)
@@ -143,6 +157,12 @@ class TorchQuantizer:
 
     def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> Path | None:
         """`<output_dir>/<Model>_int.xmodel` (+ deploy_check_data_int/ with deploy_check=True)."""
+        return self.export_xmodel_with(output_dir, deploy_check)
+
+    def export_xmodel_with(self, output_dir: str = "quantize_result", deploy_check: bool = False,
+                           extra_files: dict[str, bytes] | None = None) -> Path | None:
+        """`export_xmodel`, with `extra_files` (name relative to output_dir -> bytes) committed
+        in the same unit as the xmodel and its dumps (QAT: the deployable model's files)."""
         if self.quant_mode == RunMode.TEST and skips_writing("export_xmodel()"):  # torch.distributed: rank 0
             return None
         self._require_test_forward("export_xmodel()")
@@ -150,7 +170,7 @@ class TorchQuantizer:
             raise error("XMODEL_BATCHSIZE", batch_size=self.runtime.last_batch_size)
         # xmodel and dumps are built first and swapped in together: a failure keeps the old ones
         values = self.runtime.quantized_values() if deploy_check else None
-        return self.session.export_xmodel(self.export_graph(), values, output_dir)
+        return self.session.export_xmodel(self.export_graph(), values, output_dir, extra_files)
 
     def export_onnx_model(self, output_dir: str = "quantize_result", verbose: bool = False) -> Path | None:
         """`<output_dir>/<Model>_int.onnx` with QuantizeLinear/DequantizeLinear pairs."""

@@ -19,6 +19,7 @@ from nndct_shared.output_dir import checked_output_dir
 from nndct_shared.quant_mode import RunMode
 
 from ..layers.quant_rnn import QuantRNN
+from .eager_call import with_eager_call
 from .model_rewrite import count_quantizable, rebuild_with_quantized_rnns
 
 
@@ -36,7 +37,7 @@ class TFQuantizer:
         for layer in layers:
             layer.mode = mode
             self.session.add_stack(layer.stack)
-        self._model = quant_model
+        self._model = with_eager_call(quant_model)
         self._dumped: dict[int, FirstBatch] | None = None  # the batches of this quantizer's last dump
         if mode == RunMode.TEST:
             self.session.load_quant_config()

@@ -1,7 +1,7 @@
 """`TFQuantizer.report(...)`: the Keras model run for the neutral report of the recurrent flow.
 
-The quantized Keras model runs on the report's inputs with each `QuantLSTM`'s stack replaced by
-the report's stand-in (`nndct_shared.report.lstm_flow`); the layers' own state (capture flags,
+The quantized Keras model runs on the report's inputs with each `QuantLSTM`'s / `QuantGRU`'s
+stack replaced by the report's stand-in (`nndct_shared.report.lstm_flow`); the layers' own state (capture flags,
 calibration) is left as it was.
 """
 from __future__ import annotations

@@ -114,7 +114,7 @@ def test_cell_shards_merge_a_two_rank_group(golden_weights, sequences):
     other_weights = CellWeights(golden_weights.w_ih * 0.5, golden_weights.w_hh, golden_weights.bias)
     stranger = _calibrate(other_weights, sequences[4:])
     bad = (cell_fingerprint([stranger]), (0, [stranger.calibration.state()]))
-    with pytest.raises(NndctError, match="the LSTM weights differs between rank 0 and rank 1") as info:
+    with pytest.raises(NndctError, match="the RNN weights differs between rank 0 and rank 1") as info:
         CellShards(_TwoRanks(bad)).merge([_calibrate(golden_weights, sequences[:4])], "export_quant_config()")
     assert info.value.msg_id.endswith("DIST_MISMATCH")
 

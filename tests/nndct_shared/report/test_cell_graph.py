@@ -10,7 +10,7 @@ from torch import nn
 from nndct_shared.lstm.naming import NODE_NAMES
 from nndct_shared.lstm.stack import QuantizedLstmStack, RunMode
 from nndct_shared.report.lstm_graph import LSTM_CELL
-from nndct_shared.report.recurrent import CellAnalysis, CellCall, lstm_cell
+from nndct_shared.report.recurrent import CellAnalysis, CellCall, recurrent_cell
 from pytorch_nndct.nn.quant_lstm import cell_weights_of
 
 
@@ -34,7 +34,7 @@ def test_all_quantized_evaluation_is_the_datapath(lstm, bit_width):
     lengths = np.array([11, 4, 7, 1, 11, 9, 3, 11, 6])
     init = {"h": rng.normal(scale=0.3, size=(9, 12)), "c": rng.normal(size=(9, 12))}
     for cell in stack.cells:
-        rc = lstm_cell(cell)
+        rc = recurrent_cell(cell)
         call = CellCall(x, lengths, init)
         out, finals = rc.evaluator(rc.quant).run(x, lengths, init, rc.reverse)
         out_datapath, finals_datapath = rc.run_datapath(call)
@@ -60,7 +60,7 @@ def test_float_evaluation_is_the_float_lstm(lstm):
     with torch.no_grad():
         expected, (h_n, c_n) = lstm(torch.from_numpy(x))
     for d, cell in enumerate(stack.cells):
-        rc = lstm_cell(cell)
+        rc = recurrent_cell(cell)
         out, finals = rc.evaluator({}).run(x, None, None, rc.reverse)
         np.testing.assert_allclose(out, expected[..., 12 * d:12 * (d + 1)].numpy(), atol=1e-12)
         np.testing.assert_allclose(finals["c"], c_n[d].numpy(), atol=1e-12)
