@@ -116,13 +116,13 @@ def format_shape(shape: Sequence[int], style: str = "tuple") -> str:
 def _code_dtype(bit_width: int, name: str) -> np.dtype:
     if isinstance(bit_width, bool) or not isinstance(bit_width, (int, np.integer)):
         raise DeployCheckError(f"node '{name}': bit_width {bit_width!r} is not an integer.")
-    if bit_width == 16:
+    if 9 <= bit_width <= 16:  # 9..15: the recurrent flow's mixed widths, held in int16 as in its loops
         return np.dtype("<i2")
     if 1 <= bit_width <= 8:
         return np.dtype("i1")
     raise DeployCheckError(
         f"node '{name}': bit width {bit_width} cannot be dumped; deploy-check integer files "
-        "support 16 bits (int16) and 1..8 bits (int8). Quantize this tensor to a supported width."
+        "support 9..16 bits (int16) and 1..8 bits (int8). Quantize this tensor to a supported width."
     )
 
 

@@ -185,8 +185,9 @@ class CellCalibration:
         """The reference's export-time alignment (`organize_quant_pos` with rnn_front_end).
 
         Walking back from h_next: sigmoid/tanh outputs get the table position of their own
-        width (mixed widths: `table_fix_pos(width)`), every other node
-        but input_0 gets h_next's position, and each bias gets its dense output's position. A node
+        width (`table_fix_pos(width)`), every other node but input_0 gets h_next's position, and
+        each bias gets its dense output's position. Mixed widths: "h_next's position" is the one
+        that gives the node h_next's range at its own width (`_same_range`). A node
         that never saw a non-zero value (e.g. h_next of an all-zero sequence) carries no range
         information; it gets `max_fix_pos`, the most precise position allowed.
         """
@@ -195,14 +196,24 @@ class CellCalibration:
             raise ValueError("the cell was never run in calibration mode")
         h_fp = self._fp_or_cap(d.output_node)
         x_fp = self._fp_or_cap(0)
-        node = [h_fp] * len(d.node_names)
+        w = self.widths
+        h_width = w.node[d.output_node]
+        node = [self._same_range(h_fp, h_width, width) for width in w.node]
         node[0] = x_fp
         for i in d.table_nodes:
-            node[i] = table_fix_pos(self.widths.node[i])
+            node[i] = table_fix_pos(w.node[i])
         param = dict(self.param)
         for bias, dense in d.bias_nodes:
-            param[bias] = node[dense]
+            param[bias] = self._same_range(node[dense], w.node[dense], w.param[bias])
         return CellFixPositions(self.bit_width, node, param, d, self.widths)
+
+    def _same_range(self, fp: int, width: int, to_width: int) -> int:
+        """Mixed widths: the position at which a `to_width`-bit code covers the range a
+        `width`-bit code covers at `fp` (a wider tensor gets the extra bits as fraction bits,
+        capped at max_fix_pos, as `report.quant.TensorQuant.widened`); `fp` itself at one width,
+        the reference's alignment."""
+        out = fp + to_width - width
+        return min(out, max(self.max_fix_pos, fp)) if to_width > width else out
 
     def _fp_or_cap(self, index: int) -> int:
         fp = self.node_fix_pos(index)

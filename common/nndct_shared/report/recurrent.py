@@ -80,19 +80,20 @@ def lstm_cell(cell: QuantizedLstmCell, high_bit_width: int = 16) -> RecurrentCel
     fix = _lstm_fix(cell)
     datapath = cell
     if cell.fix is None:  # calib mode: a twin with the aligned positions runs the test-mode datapath
-        datapath = QuantizedLstmCell(cell.graph_name, cell.weights, cell.reverse, fix.bit_width,
+        datapath = QuantizedLstmCell(cell.graph_name, cell.weights, cell.reverse, cell.bit_width,
                                      cell.calibration.max_fix_pos, cell.num_threads)
+        datapath.widths = cell.widths
         datapath.load_fix_positions(fix)
-    bw, cap = fix.bit_width, cell.calibration.max_fix_pos
+    cap = cell.calibration.max_fix_pos
     quant, high = {}, {}
-    for name, fp in zip(LSTM_CELL.node_names, fix.node):
-        quant[name] = TensorQuant(bw, fp, rounding=FLOOR, method="floor")
+    for i, (name, fp) in enumerate(zip(LSTM_CELL.node_names, fix.node)):
+        quant[name] = TensorQuant(fix.node_width(i), fp, rounding=FLOOR, method="floor")
         table = name in LSTM_CELL.table_nodes
         high[name] = quant[name].widened(high_bit_width, table_fix_pos(high_bit_width) if table else max(cap, fp))
         if table:
             high[name] = TensorQuant(high_bit_width, table_fix_pos(high_bit_width), rounding=FLOOR, method="floor")
     for name, fp in fix.param.items():
-        quant[name] = TensorQuant(bw, fp, rounding=NEAREST, method="std_round")
+        quant[name] = TensorQuant(fix.param_width(name), fp, rounding=NEAREST, method="std_round")
         high[name] = quant[name].widened(high_bit_width, max(cap, fp))
 
     def run(call: CellCall):
