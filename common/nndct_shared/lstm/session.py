@@ -227,7 +227,7 @@ class LstmQuantSession:
             with staged_export(out_dir, owns=self._dump_dirs()) as unit:
                 return self.dump_frames(unit.root, first_batches, action, unit)
         first_batches = first_batches or {}
-        writer = DeployCheckWriter(Path(out_dir) / DUMP_DIR, data_format="txt", batch=batch)
+        writer = DeployCheckWriter(Path(out_dir) / DUMP_DIR, data_format="txt", batch=batch, mixed_widths=True)
         written: list[Path] = []
         for k, stack in enumerate(self.stacks):
             fb = first_batches[k]

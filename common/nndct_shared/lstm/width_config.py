@@ -33,7 +33,7 @@ from .cell_definition import CellDefinition
 from .naming import prefix_from_module_path
 from .widths import MAX_BIT_WIDTH, MIN_BIT_WIDTH, NODE_CLASSES, CellWidths, tensor_class, tensor_kind
 
-__all__ = ["RNN_SECTION", "WidthConfig", "flow_settings", "load_width_config"]
+__all__ = ["RNN_SECTION", "WidthConfig", "flow_settings", "load_width_config", "read_config"]
 
 RNN_SECTION = "rnn_quantize_config"
 KINDS = ("input", "weights", "bias", "activation")
@@ -180,18 +180,24 @@ def _parse_entry(source: str, i: int, entry: Any) -> _Rule:
     return _Rule(_width(source, f"{where}.bit_width", entry["bit_width"]), where, module, layer, direction, classes)
 
 
+def read_config(config: Mapping[str, Any] | str | Path) -> tuple[str, Any]:
+    """(source, the parsed JSON) of a config path or dict; RECURRENT_CONFIG_INVALID when the
+    file cannot be read as JSON."""
+    if not isinstance(config, (str, Path)):
+        return "(dict)", config
+    try:
+        return str(config), json.loads(Path(config).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _invalid(str(config), f"it cannot be read as JSON ({exc})") from None
+
+
 def load_width_config(config: Mapping[str, Any] | str | Path | None, bit_width: int) -> WidthConfig:
     """The width rules of a recurrent-flow config (a path or a dict; None: every tensor at
     `bit_width`, the reference's behaviour). Raises RECURRENT_CONFIG_INVALID, RNN_WIDTH_RANGE or
     RNN_WIDTH_CLASS naming the problem."""
     if config is None:
         return WidthConfig(bit_width)
-    source = str(config) if isinstance(config, (str, Path)) else "(dict)"
-    if isinstance(config, (str, Path)):
-        try:
-            config = json.loads(Path(config).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise _invalid(source, f"it cannot be read as JSON ({exc})") from None
+    source, config = read_config(config)
     if not isinstance(config, Mapping):
         raise _invalid(source, "the top level must be a JSON object")
     flow = flow_settings(bit_width)

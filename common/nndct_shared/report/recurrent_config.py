@@ -16,13 +16,12 @@ JSON config format, the format the recurrent flow reads as `quant_config_file`
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..config import QuantConfig
-from ..lstm.width_config import flow_settings
+from ..lstm.width_config import flow_settings, read_config
 from ..messages import NndctError, error
 from .quant import QuantTensor
 
@@ -57,12 +56,7 @@ def check_recurrent_config(data: Mapping[str, Any] | str | Path, tensors: Sequen
     """Validate a per-cell-node config against the cells' tensors (see the module docstring);
     returns the parsed `QuantConfig`. Raises RECURRENT_CONFIG_INVALID naming the problem, or the
     config parser's own error for a file that is not a valid config at all."""
-    source = str(data) if isinstance(data, (str, Path)) else "(dict)"
-    if isinstance(data, (str, Path)):
-        try:
-            data = json.loads(Path(data).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise _invalid(source, f"it cannot be read as JSON ({exc})") from None
+    source, data = read_config(data)
     config = QuantConfig.from_dict(data)
     by_name = {t.name: t for t in tensors}
     widths = {t.quant.bit_width for t in tensors}
