@@ -113,26 +113,27 @@ def format_shape(shape: Sequence[int], style: str = "tuple") -> str:
     raise DeployCheckError(f"shape_style must be 'tuple' or 'list', got {style!r}.")
 
 
-def _code_dtype(bit_width: int, name: str) -> np.dtype:
+def _code_dtype(bit_width: int, name: str, mixed_widths: bool = False) -> np.dtype:
     if isinstance(bit_width, bool) or not isinstance(bit_width, (int, np.integer)):
         raise DeployCheckError(f"node '{name}': bit_width {bit_width!r} is not an integer.")
-    if bit_width == 16:
+    if bit_width == 16 or (mixed_widths and 9 <= bit_width <= 16):  # 9..15: the recurrent flow's mixed widths
         return np.dtype("<i2")
     if 1 <= bit_width <= 8:
         return np.dtype("i1")
     raise DeployCheckError(
         f"node '{name}': bit width {bit_width} cannot be dumped; deploy-check integer files "
-        "support 16 bits (int16) and 1..8 bits (int8). Quantize this tensor to a supported width."
+        "support 16 bits (int16) and 1..8 bits (int8), and 9..15 bits (int16) in the recurrent "
+        "flow's mixed widths. Quantize this tensor to a supported width."
     )
 
 
-def fix_codes(data: Any, bit_width: int, fix_pos: int, name: str = "?") -> np.ndarray:
+def fix_codes(data: Any, bit_width: int, fix_pos: int, name: str = "?", mixed_widths: bool = False) -> np.ndarray:
     """Integer codes ``data * 2**fix_pos`` as int16 (bw 16) or int8 (bw 1..8), flattened.
 
     Raises ``DeployCheckError`` if a value is not finite, not on the ``2**-fix_pos`` grid, or
     outside ``[-2**(bw-1), 2**(bw-1)-1]``: the data must come from the quantized model.
     """
-    dtype = _code_dtype(bit_width, name)
+    dtype = _code_dtype(bit_width, name, mixed_widths)
     if isinstance(fix_pos, bool) or not isinstance(fix_pos, (int, np.integer)):
         raise DeployCheckError(f"node '{name}': fix_pos {fix_pos!r} is not an integer.")
     flat = np.asarray(data, dtype=np.float64).reshape(-1)
@@ -189,7 +190,9 @@ class DeployCheckWriter:
         data_format: str = "txt",
         shape_style: str = "tuple",
         batch: DirectoryStager | None = None,
+        mixed_widths: bool = False,
     ) -> None:
+        self.mixed_widths = mixed_widths  # the recurrent flow: 9..15-bit codes dumped as int16
         if data_format not in ("txt", "bin"):
             raise DeployCheckError(
                 f"data_format must be 'txt' or 'bin' (the dump data file format should be txt "
@@ -289,7 +292,7 @@ class DeployCheckWriter:
                         f"got ({bit_width!r}, {fix_pos!r})."
                     )
                 if bit_width is not None:
-                    codes = fix_codes(array, bit_width, fix_pos, name)
+                    codes = fix_codes(array, bit_width, fix_pos, name, self.mixed_widths)
                     if self.data_format == "txt":
                         fix_bytes = _int_text(codes).encode("ascii")
                     elif bit_width <= 4:

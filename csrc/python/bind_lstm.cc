@@ -70,6 +70,18 @@ CellFix make_fix(int bit_width, const FArray<int32_t>& node_fp, const FArray<int
   return fix;
 }
 
+// Per-node bit widths [24] (mixed widths), each in 2..16; None leaves every node at bit_width.
+std::vector<int> node_bits_of(const std::optional<FArray<int32_t>>& bits) {
+  std::vector<int> out(kNumNodes, 0);
+  if (!bits) return out;
+  require_shape(*bits, {kNumNodes}, "node_bits");
+  for (int i = 0; i < kNumNodes; ++i) {
+    out[static_cast<size_t>(i)] = bits->data()[i];
+    require(out[static_cast<size_t>(i)] >= 2 && out[static_cast<size_t>(i)] <= 16, "node_bits must be in 2..16");
+  }
+  return out;
+}
+
 void check_weights(const FArray<int32_t>& w_ih, const FArray<int32_t>& w_hh, int64_t* I, int64_t* H) {
   require(w_hh.ndim() == 2 && w_hh.shape(0) % 4 == 0 && w_hh.shape(0) == 4 * w_hh.shape(1),
           "w_hh must be [4*hidden, hidden]");
@@ -132,11 +144,14 @@ class FixedLstmCell {
  public:
   FixedLstmCell(const FArray<int32_t>& w_ih, const FArray<int32_t>& w_hh, const std::optional<FArray<int32_t>>& bias,
                 int bit_width, const FArray<int32_t>& node_fp, const FArray<int32_t>& w_ih_fp,
-                const FArray<int32_t>& w_hh_fp, const FArray<int32_t>& bias_fp) {
+                const FArray<int32_t>& w_hh_fp, const FArray<int32_t>& bias_fp,
+                const std::optional<FArray<int32_t>>& node_bits) {
     int64_t I, H;
     check_weights(w_ih, w_hh, &I, &H);
     if (bias) require_shape(*bias, {4 * H}, "bias");
-    const CellFix fix = make_fix(bit_width, node_fp, w_ih_fp, w_hh_fp, bias_fp);
+    CellFix fix = make_fix(bit_width, node_fp, w_ih_fp, w_hh_fp, bias_fp);
+    const std::vector<int> bits = node_bits_of(node_bits);
+    std::copy(bits.begin(), bits.end(), fix.node_bits);
     cell_ = std::make_unique<FixedCell>(fix, I, H, w_ih.data(), w_hh.data(), bias ? bias->data() : nullptr);
   }
 
@@ -195,7 +210,7 @@ class CalibLstmCell {
  public:
   CalibLstmCell(const FArray<int32_t>& w_ih, const FArray<int32_t>& w_hh, const FArray<int32_t>& w_ih_fp,
                 const FArray<int32_t>& w_hh_fp, const FArray<double>& bias, int bit_width, int search_range,
-                int max_fix_pos) {
+                int max_fix_pos, const std::optional<FArray<int32_t>>& node_bits) {
     require(bit_width >= 2 && bit_width <= 16, "bit_width must be in 2..16");
     require(search_range >= 1 && search_range <= 64, "search_range must be in 1..64");
     int64_t I, H;
@@ -204,7 +219,7 @@ class CalibLstmCell {
     require_shape(w_ih_fp, {kNumGates}, "w_ih_fix_pos");
     require_shape(w_hh_fp, {kNumGates}, "w_hh_fix_pos");
     cell_ = std::make_unique<CalibCell>(bit_width, search_range, max_fix_pos, I, H, w_ih.data(), w_hh.data(),
-                                        w_ih_fp.data(), w_hh_fp.data(), bias.data());
+                                        w_ih_fp.data(), w_hh_fp.data(), bias.data(), node_bits_of(node_bits).data());
   }
 
   py::tuple forward(const py::array& x, py::array_t<int64_t> fp_counts, const SequenceArgs& args, bool reverse,
@@ -369,9 +384,9 @@ void register_lstm_kernels(py::module_& m) {
                             "Test-mode StandardLstmCell on integer codes, prepared once (weights packed as int16).")
       .def(py::init<const FArray<int32_t>&, const FArray<int32_t>&, const std::optional<FArray<int32_t>>&, int,
                     const FArray<int32_t>&, const FArray<int32_t>&, const FArray<int32_t>&,
-                    const FArray<int32_t>&>(),
+                    const FArray<int32_t>&, const std::optional<FArray<int32_t>>&>(),
            py::arg("w_ih"), py::arg("w_hh"), py::arg("bias"), py::arg("bit_width"), py::arg("node_fix_pos"),
-           py::arg("w_ih_fix_pos"), py::arg("w_hh_fix_pos"), py::arg("bias_fix_pos"))
+           py::arg("w_ih_fix_pos"), py::arg("w_hh_fix_pos"), py::arg("bias_fix_pos"), py::arg("node_bits") = py::none())
       .def(
           "forward",
           [](const FixedLstmCell& cell, const py::array& x, const std::optional<FArray<int64_t>>& lengths,
@@ -393,9 +408,10 @@ void register_lstm_kernels(py::module_& m) {
                             "Calibration-mode StandardLstmCell, prepared once: weight codes and fix positions "
                             "(the fake-quantized weights are code * 2^-fix_pos), bias fake-quantized values.")
       .def(py::init<const FArray<int32_t>&, const FArray<int32_t>&, const FArray<int32_t>&, const FArray<int32_t>&,
-                    const FArray<double>&, int, int, int>(),
+                    const FArray<double>&, int, int, int, const std::optional<FArray<int32_t>>&>(),
            py::arg("w_ih"), py::arg("w_hh"), py::arg("w_ih_fix_pos"), py::arg("w_hh_fix_pos"), py::arg("bias"),
-           py::arg("bit_width"), py::arg("search_range") = 5, py::arg("max_fix_pos") = 12)
+           py::arg("bit_width"), py::arg("search_range") = 5, py::arg("max_fix_pos") = 12,
+           py::arg("node_bits") = py::none())
       .def(
           "forward",
           [](const CalibLstmCell& cell, const py::array& x, py::array_t<int64_t> fp_counts,

@@ -48,9 +48,11 @@ bool histogram_mode(const int64_t* counts, int* fix_pos) {
 }
 
 CalibCell::CalibCell(int bw, int range, int max_fp, int64_t in, int64_t h, const int32_t* w_ih_codes,
-                     const int32_t* w_hh_codes, const int* ih_fp, const int* hh_fp, const double* b)
+                     const int32_t* w_hh_codes, const int* ih_fp, const int* hh_fp, const double* b,
+                     const int* bits)
     : bit_width(bw), search_range(range), max_fix_pos(max_fp), input_size(in), hidden(h),
       input(in, h, w_ih_codes, ih_fp, b, {2, 2}) {
+  if (bits) std::copy(bits, bits + kNumNodes, node_bits);
   for (int p = 0; p < 2; ++p) w_hh[p] = PackedGates(w_hh_codes + 2 * p * h * h, 2, h, h);
   for (int g = 0; g < kNumGates; ++g) w_hh_fp[g] = hh_fp[g];
 }
@@ -75,7 +77,7 @@ class CalibRun {
   CalibRun(const CalibCell& cell, const Sequence<TIn>& seq, int64_t* counts, TOut* out, double* h_n, double* c_n)
       : cell_(cell), seq_(seq), out_(out), h_n_(h_n), c_n_(c_n), Hp_(cell.w_hh[0].padded_units()),
         len_(rnn::sequence_lengths(seq.lengths, seq.batch, seq.steps)),
-        votes_(counts, kNumNodes, cell.bit_width, cell.search_range, cell.max_fix_pos), inputs_(cell.input, seq, len_) {
+        votes_(counts, kNumNodes, cell.bit_width, cell.search_range, cell.max_fix_pos, cell.node_bits), inputs_(cell.input, seq, len_) {
     const int64_t B = seq.batch, T = seq.steps, H = seq.hidden;
     // State of every row (the fake-quantized h_next / c_next of its last step; raw h0 / c0).
     h_.init(seq.h0, B, H);

@@ -27,6 +27,10 @@ namespace {
 std::array<int, kNumGates> dense_x_fix(const CellFix& f) {
   return {f.node[dense_x_node(0)], f.node[dense_x_node(1)], f.node[dense_x_node(2)], f.node[dense_x_node(3)]};
 }
+// Their bit widths.
+std::array<int, kNumGates> dense_x_bits(const CellFix& f) {
+  return {f.bits(dense_x_node(0)), f.bits(dense_x_node(1)), f.bits(dense_x_node(2)), f.bits(dense_x_node(3))};
+}
 
 }  // namespace
 
@@ -34,7 +38,7 @@ FixedCell::FixedCell(const CellFix& f, int64_t in, int64_t h, const int32_t* w_i
                      const int32_t* bias_codes)
     : fix(f), input_size(in), hidden(h),
       input(kNumGates, h, in, w_ih_codes, bias_codes, f.bit_width, f.node[kInput0], f.w_ih, dense_x_fix(f).data(),
-            f.bias),
+            f.bias, f.bits(kInput0), dense_x_bits(f).data()),
       w_hh(w_hh_codes, kNumGates, h, h), plan(StepPlan::make(f)) {}
 
 namespace {
@@ -58,7 +62,8 @@ class FixedRun {
  public:
   FixedRun(const FixedCell& cell, const Sequence<TIn>& seq, TOut* out, double* h_n, double* c_n, StepRecord* record)
       : cell_(cell), seq_(seq), out_(out), h_n_(h_n), c_n_(c_n), record_(record),
-        range_(CodeRange::signed_bits(cell.fix.bit_width)), Hp_(cell.w_hh.padded_units()),
+        h_range_(CodeRange::signed_bits(cell.fix.bits(kInput1))),
+        c_range_(CodeRange::signed_bits(cell.fix.bits(kInput2))), Hp_(cell.w_hh.padded_units()),
         len_(rnn::sequence_lengths(seq.lengths, seq.batch, seq.steps)) {
     const int64_t B = seq.batch, H = seq.hidden, T = seq.steps;
     state_h_.resize(2 * B * Hp_);
@@ -66,8 +71,8 @@ class FixedRun {
     const int* f = cell.fix.node;
     for (int64_t b = 0; b < B; ++b)
       for (int64_t j = 0; j < H; ++j) {
-        const int64_t hq = seq.h0 ? quantize_value(seq.h0[b * H + j], f[kInput1], range_) : 0;
-        const int64_t cq = seq.c0 ? quantize_value(seq.c0[b * H + j], f[kInput2], range_) : 0;
+        const int64_t hq = seq.h0 ? quantize_value(seq.h0[b * H + j], f[kInput1], h_range_) : 0;
+        const int64_t cq = seq.c0 ? quantize_value(seq.c0[b * H + j], f[kInput2], c_range_) : 0;
         state_h_[b * Hp_ + j] = static_cast<int16_t>(hq);
         state_c_[b * Hp_ + j] = static_cast<int32_t>(cq);
         // Final states of sequences of length 0 are their (quantized) initial states.
@@ -179,7 +184,7 @@ class FixedRun {
   double* h_n_;
   double* c_n_;
   StepRecord* record_;
-  CodeRange range_;
+  CodeRange h_range_, c_range_;  // input_1's and input_2's (the initial states)
   int64_t Hp_;
   std::vector<int64_t> len_;
   AlignedArray<int16_t> state_h_;  // [2][batch][Hp]: the input_1 codes read / written by a step

@@ -68,11 +68,23 @@ TableOp TableOp::make(bool is_tanh, int fin, int fout, int64_t code_lo, int64_t 
   return t;
 }
 
+namespace {
+int max_bits(const CellFix& fix) {
+  int m = fix.bit_width;
+  for (int k = 0; k < kNumNodes; ++k) m = std::max(m, fix.bits(k));
+  return m;
+}
+}  // namespace
+
 StepPlan StepPlan::make(const CellFix& fix) {
   StepPlan p;
   const int* f = fix.node;
   p.lo = code_min(fix.bit_width);
   p.hi = code_max(fix.bit_width);
+  for (int k = 0; k < kNumNodes; ++k) {
+    p.node_lo[k] = code_min(fix.bits(k));
+    p.node_hi[k] = code_max(fix.bits(k));
+  }
   for (int g = 0; g < kNumGates; ++g) {
     const int fa = f[dense_x_node(g)], fb = f[dense_h_node(g)], fy = f[sum_node(g)];
     const int fm = std::max(fa, fb);
@@ -81,7 +93,11 @@ StepPlan StepPlan::make(const CellFix& fix) {
     q.a_to_sum = Shift::between(fa, fm);
     q.b_to_sum = Shift::between(fb, fm);
     q.sum_to_y = Shift::between(fm, fy);
-    q.table = TableOp::make(g == 2, fy, f[gate_node(g)], p.lo, p.hi);
+    q.table = TableOp::make(g == 2, fy, f[gate_node(g)], p.node_lo[gate_node(g)], p.node_hi[gate_node(g)]);
+    q.b_lo = p.node_lo[dense_h_node(g)];
+    q.b_hi = p.node_hi[dense_h_node(g)];
+    q.y_lo = p.node_lo[sum_node(g)];
+    q.y_hi = p.node_hi[sum_node(g)];
   }
   p.ig = Shift::between(f[kIt] + f[kCct], f[kItCct]);
   p.fc = Shift::between(f[kFt] + f[kInput2], f[kFtC]);
@@ -89,13 +105,13 @@ StepPlan StepPlan::make(const CellFix& fix) {
   p.ig_to_sum = Shift::between(f[kItCct], fm);
   p.fc_to_sum = Shift::between(f[kFtC], fm);
   p.sum_to_cn = Shift::between(fm, f[kCNext]);
-  p.c_temp = TableOp::make(true, f[kCNext], f[kCTemp], p.lo, p.hi);
+  p.c_temp = TableOp::make(true, f[kCNext], f[kCTemp], p.node_lo[kCTemp], p.node_hi[kCTemp]);
   p.hn = Shift::between(f[kOt] + f[kCTemp], f[kHNext]);
   p.hn_to_h = Shift::between(f[kHNext], f[kInput1]);
   p.cn_to_c = Shift::between(f[kCNext], f[kInput2]);
   // A sum of two codes (< 2^15 each) shifted left by a, then by y: < 2^(16 + a + y) <= 2^30.
   auto sum_fits = [](Shift a, Shift b, Shift y) { return std::max(a.left, b.left) + y.left <= 14; };
-  p.narrow = fix.bit_width <= 16 && p.ig.left == 0 && p.fc.left == 0 && p.hn.left == 0 &&
+  p.narrow = max_bits(fix) <= 16 && p.ig.left == 0 && p.fc.left == 0 && p.hn.left == 0 &&
              sum_fits(p.ig_to_sum, p.fc_to_sum, p.sum_to_cn) && p.hn_to_h.left <= 14 && p.cn_to_c.left <= 14;
   for (int g = 0; g < kNumGates; ++g)
     p.narrow = p.narrow && sum_fits(p.gate[g].a_to_sum, p.gate[g].b_to_sum, p.gate[g].sum_to_y);
@@ -121,10 +137,13 @@ NNDCT_ALWAYS_INLINE void gate_body(const StepPlan::Gate& q, int64_t lo, int64_t 
   const int sl = q.b_to_sum.left, sr = q.b_to_sum.right, yl = q.sum_to_y.left, yr = q.sum_to_y.right;
   const TableOp t = q.table;
   const int il = t.index.left, ir = t.index.right, ol = t.out.left, orr = t.out.right;
+  const int64_t b_lo = q.b_lo, b_hi = q.b_hi, y_lo = q.y_lo, y_hi = q.y_hi;
+  (void)lo;
+  (void)hi;
   for (int64_t j = 0; j < n; ++j) {
     const int64_t av = ag[j];
-    const int64_t bv = clamped(shifted(hg[j], bl, br), lo, hi);
-    const int64_t y = clamped(shifted(shifted(av, al, ar) + shifted(bv, sl, sr), yl, yr), lo, hi);
+    const int64_t bv = clamped(shifted(hg[j], bl, br), b_lo, b_hi);
+    const int64_t y = clamped(shifted(shifted(av, al, ar) + shifted(bv, sl, sr), yl, yr), y_lo, y_hi);
     if (kRecord) {
       cx[j] = static_cast<int32_t>(av);
       ch[j] = static_cast<int32_t>(bv);
@@ -157,7 +176,11 @@ NNDCT_ALWAYS_INLINE void cell_body(const StepPlan& plan, int64_t n, const int32_
                                    int32_t* NNDCT_RESTRICT c_in2, int32_t* NNDCT_RESTRICT c_ig,
                                    int32_t* NNDCT_RESTRICT c_fc, int32_t* NNDCT_RESTRICT c_cn,
                                    int32_t* NNDCT_RESTRICT c_ct, int32_t* NNDCT_RESTRICT c_hn) {
-  const int64_t lo = plan.lo, hi = plan.hi;
+  const int64_t* nl = plan.node_lo;
+  const int64_t* nh = plan.node_hi;
+  const int64_t ig_lo = nl[kItCct], ig_hi = nh[kItCct], fc_lo = nl[kFtC], fc_hi = nh[kFtC];
+  const int64_t cn_lo = nl[kCNext], cn_hi = nh[kCNext], hn_lo = nl[kHNext], hn_hi = nh[kHNext];
+  const int64_t h_lo = nl[kInput1], h_hi = nh[kInput1], c_lo = nl[kInput2], c_hi = nh[kInput2];
   const int igl = plan.ig.left, igr = plan.ig.right, fcl = plan.fc.left, fcr = plan.fc.right;
   const int isl = plan.ig_to_sum.left, isr = plan.ig_to_sum.right;
   const int fsl = plan.fc_to_sum.left, fsr = plan.fc_to_sum.right;
@@ -169,12 +192,12 @@ NNDCT_ALWAYS_INLINE void cell_body(const StepPlan& plan, int64_t n, const int32_
   const int il = t.index.left, ir = t.index.right, ol = t.out.left, orr = t.out.right;
   for (int64_t j = 0; j < n; ++j) {
     const int64_t cin = c[j];
-    const int64_t ig = clamped(shifted(int64_t{it[j]} * cct[j], igl, igr), lo, hi);
-    const int64_t fc = clamped(shifted(int64_t{ft[j]} * cin, fcl, fcr), lo, hi);
-    const int64_t cn = clamped(shifted(shifted(ig, isl, isr) + shifted(fc, fsl, fsr), cnl, cnr), lo, hi);
+    const int64_t ig = clamped(shifted(int64_t{it[j]} * cct[j], igl, igr), ig_lo, ig_hi);
+    const int64_t fc = clamped(shifted(int64_t{ft[j]} * cin, fcl, fcr), fc_lo, fc_hi);
+    const int64_t cn = clamped(shifted(shifted(ig, isl, isr) + shifted(fc, fsl, fsr), cnl, cnr), cn_lo, cn_hi);
     const int64_t ct = table_value(tanh_table, cn, t.in_lo, t.in_hi, il, ir, t.high, t.low, ol, orr, t.out_lo,
                                    t.out_hi);
-    const int64_t hn = clamped(shifted(int64_t{ot[j]} * ct, hnl, hnr), lo, hi);
+    const int64_t hn = clamped(shifted(int64_t{ot[j]} * ct, hnl, hnr), hn_lo, hn_hi);
     if (kRecord) {
       c_in2[j] = static_cast<int32_t>(cin);
       c_ig[j] = static_cast<int32_t>(ig);
@@ -185,8 +208,8 @@ NNDCT_ALWAYS_INLINE void cell_body(const StepPlan& plan, int64_t n, const int32_
     }
     out[j] = static_cast<T>(static_cast<double>(hn) * h_scale);
     // The next step reads h_next / c_next through input_1 / input_2 (Q at their positions).
-    h_next[j] = static_cast<int16_t>(clamped(shifted(hn, hhl, hhr), lo, hi));
-    c[j] = static_cast<int32_t>(clamped(shifted(cn, ccl, ccr), lo, hi));
+    h_next[j] = static_cast<int16_t>(clamped(shifted(hn, hhl, hhr), h_lo, h_hi));
+    c[j] = static_cast<int32_t>(clamped(shifted(cn, ccl, ccr), c_lo, c_hi));
   }
 }
 
@@ -278,9 +301,12 @@ NNDCT_TARGET_CLONES void gate_loop32(const StepPlan::Gate& q, int64_t lo, int64_
   const int bl = q.acc_to_b.left, br = q.acc_to_b.right;
   const Shift32 a = Shift32::of(q.a_to_sum), b = Shift32::of(q.b_to_sum), y = Shift32::of(q.sum_to_y);
   const Table32 t = Table32::of(q.table);
-  const int32_t lo32 = static_cast<int32_t>(lo), hi32 = static_cast<int32_t>(hi);
+  (void)lo;
+  (void)hi;
+  const int64_t b_lo = q.b_lo, b_hi = q.b_hi;
+  const int32_t lo32 = static_cast<int32_t>(q.y_lo), hi32 = static_cast<int32_t>(q.y_hi);
   for (int64_t j = 0; j < n; ++j) {
-    const int32_t bv = static_cast<int32_t>(clamped(shifted(hg[j], bl, br), lo, hi));
+    const int32_t bv = static_cast<int32_t>(clamped(shifted(hg[j], bl, br), b_lo, b_hi));
     const int32_t s = shifted32(ag[j], a.left, a.right) + shifted32(bv, b.left, b.right);
     const int32_t yv = clamped32(shifted32(s, y.left, y.right), lo32, hi32);
     cg[j] = table32(table, yv, t.in_lo, t.in_hi, t.index.left, t.index.right, t.high, t.low, t.out.left,
@@ -294,23 +320,27 @@ NNDCT_ALWAYS_INLINE void cell32_body(const StepPlan& plan, int64_t n, const int3
                                      const int32_t* NNDCT_RESTRICT ot, int32_t* NNDCT_RESTRICT c,
                                      int16_t* NNDCT_RESTRICT h_next, T* NNDCT_RESTRICT out, double h_scale,
                                      const int32_t* NNDCT_RESTRICT tanh) {
-  const int32_t lo = static_cast<int32_t>(plan.lo), hi = static_cast<int32_t>(plan.hi);
+  auto lo = [&](int k) { return static_cast<int32_t>(plan.node_lo[k]); };
+  auto hi = [&](int k) { return static_cast<int32_t>(plan.node_hi[k]); };
+  const int32_t ig_lo = lo(kItCct), ig_hi = hi(kItCct), fc_lo = lo(kFtC), fc_hi = hi(kFtC);
+  const int32_t cn_lo = lo(kCNext), cn_hi = hi(kCNext), hn_lo = lo(kHNext), hn_hi = hi(kHNext);
+  const int32_t h_lo = lo(kInput1), h_hi = hi(kInput1), c_lo = lo(kInput2), c_hi = hi(kInput2);
   const Shift32 ig = Shift32::of(plan.ig), fc = Shift32::of(plan.fc), hn = Shift32::of(plan.hn);
   const Shift32 is = Shift32::of(plan.ig_to_sum), fs = Shift32::of(plan.fc_to_sum), cs = Shift32::of(plan.sum_to_cn);
   const Shift32 hh = Shift32::of(plan.hn_to_h), cc = Shift32::of(plan.cn_to_c);
   const Table32 t = Table32::of(plan.c_temp);
   for (int64_t j = 0; j < n; ++j) {
     const int32_t cin = c[j];
-    const int32_t igv = clamped32(it[j] * cct[j] >> ig.right, lo, hi);
-    const int32_t fcv = clamped32(ft[j] * cin >> fc.right, lo, hi);
+    const int32_t igv = clamped32(it[j] * cct[j] >> ig.right, ig_lo, ig_hi);
+    const int32_t fcv = clamped32(ft[j] * cin >> fc.right, fc_lo, fc_hi);
     const int32_t cn = clamped32(shifted32(shifted32(igv, is.left, is.right) + shifted32(fcv, fs.left, fs.right),
-                                           cs.left, cs.right), lo, hi);
+                                           cs.left, cs.right), cn_lo, cn_hi);
     const int32_t ct = table32(tanh, cn, t.in_lo, t.in_hi, t.index.left, t.index.right, t.high, t.low, t.out.left,
                                t.out.right, t.out_lo, t.out_hi);
-    const int32_t hv = clamped32(ot[j] * ct >> hn.right, lo, hi);
+    const int32_t hv = clamped32(ot[j] * ct >> hn.right, hn_lo, hn_hi);
     out[j] = static_cast<T>(static_cast<double>(hv) * h_scale);
-    h_next[j] = static_cast<int16_t>(clamped32(shifted32(hv, hh.left, hh.right), lo, hi));
-    c[j] = clamped32(shifted32(cn, cc.left, cc.right), lo, hi);
+    h_next[j] = static_cast<int16_t>(clamped32(shifted32(hv, hh.left, hh.right), h_lo, h_hi));
+    c[j] = clamped32(shifted32(cn, cc.left, cc.right), c_lo, c_hi);
   }
 }
 

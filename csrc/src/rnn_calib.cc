@@ -197,24 +197,27 @@ FiniteRange input_range(const float* x, int64_t n) {
 
 // ---- NodeVotes
 
-NodeVotes::NodeVotes(int64_t* counts, int nodes, int bit_width, int search_range, int max_fix_pos)
+NodeVotes::NodeVotes(int64_t* counts, int nodes, int bit_width, int search_range, int max_fix_pos,
+                     const int* node_bits)
     : counts_(counts), bit_width_(bit_width), search_range_(search_range), max_fix_pos_(max_fix_pos),
-      range_(lstm::CodeRange::signed_bits(bit_width)), mode_(static_cast<size_t>(nodes)),
-      quant_(static_cast<size_t>(nodes)) {
+      range_(lstm::CodeRange::signed_bits(bit_width)), bits_(static_cast<size_t>(nodes), bit_width),
+      mode_(static_cast<size_t>(nodes)), quant_(static_cast<size_t>(nodes)) {
   for (int node = 0; node < nodes; ++node) {
+    if (node_bits && node_bits[node]) bits_[static_cast<size_t>(node)] = node_bits[node];
     int fp;
     mode_[static_cast<size_t>(node)] = lstm::histogram_mode(counts + node * kFpSlots, &fp) ? fp + kFpOffset : -1;
-    quant_[static_cast<size_t>(node)] = make_quant(mode_[static_cast<size_t>(node)]);
+    quant_[static_cast<size_t>(node)] = make_quant(node, mode_[static_cast<size_t>(node)]);
   }
 }
 
-Quant NodeVotes::make_quant(int slot) const {
+Quant NodeVotes::make_quant(int node, int slot) const {
   Quant q;
   if (slot < 0) return q;  // no vote yet: the values are zeros, left as they are
   const int fp = slot - kFpOffset;
+  const lstm::CodeRange range = lstm::CodeRange::signed_bits(bits_[static_cast<size_t>(node)]);
   q.amp = pow2(fp);
-  q.lo = static_cast<double>(range_.lo);
-  q.hi = static_cast<double>(range_.hi);
+  q.lo = static_cast<double>(range.lo);
+  q.hi = static_cast<double>(range.hi);
   q.scale = pow2(-fp);
   q.zero = 0.0;
   return q;
@@ -229,7 +232,7 @@ void NodeVotes::vote(int node, const double* v, int64_t n, const FiniteRange& r,
   const bool any = r.finite < n || r.min != 0.0 || r.max != 0.0;
   if (n == 0 || !any) return;
   FixPosSearch search;
-  search.bit_width = bit_width_;
+  search.bit_width = bits_[static_cast<size_t>(node)];
   search.search_range = is_input ? 1 : search_range_;
   search.method = Method::kFloor;
   search.max_fix_pos = max_fix_pos_;
@@ -241,7 +244,7 @@ void NodeVotes::vote(int node, const double* v, int64_t n, const FiniteRange& r,
   // Counts only grow by one: the mode (most votes, smallest slot on ties) changes only to slot.
   if (mode < 0 || row[slot] > row[mode] || (row[slot] == row[mode] && slot < mode)) {
     mode = slot;
-    quant_[static_cast<size_t>(node)] = make_quant(mode);
+    quant_[static_cast<size_t>(node)] = make_quant(node, mode);
   }
 }
 

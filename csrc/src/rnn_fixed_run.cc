@@ -10,8 +10,14 @@ namespace rnn {
 
 InputProjection::InputProjection(int gates, int64_t units, int64_t in, const int32_t* w_codes,
                                  const int32_t* bias_codes, int bit_width, int in_fp, const int* w_fp,
-                                 const int* node_fp, const int* bias_fp)
-    : w(w_codes, gates, units, in), input_fp(in_fp), lo(code_min(bit_width)), hi(code_max(bit_width)) {
+                                 const int* node_fp, const int* bias_fp, int input_bits, const int* dense_bits)
+    : w(w_codes, gates, units, in), input_fp(in_fp), lo(code_min(input_bits ? input_bits : bit_width)),
+      hi(code_max(input_bits ? input_bits : bit_width)) {
+  for (int g = 0; g < gates; ++g) {
+    const int bits = dense_bits && dense_bits[g] ? dense_bits[g] : bit_width;
+    dense_lo[g] = code_min(bits);
+    dense_hi[g] = code_max(bits);
+  }
   const int64_t Hp = w.padded_units();
   if (bias_codes) {
     bias.assign(static_cast<size_t>(gates * Hp), 0);
@@ -38,7 +44,7 @@ void project_steps(const InputProjection& p, const Sequence<TIn>& seq, const int
     gate_matmul(p.w, sc.in_rows.data(), n, b0, b1, sc.acc_rows.data());
     for (int64_t k = 0; k < n; ++k)
       for (int g = 0; g < G; ++g)
-        lstm::dense_bias_codes(p.dense[g], p.lo, p.hi, j1 - j0, sc.acc_rows[static_cast<size_t>(k)] + g * Hp + j0,
+        lstm::dense_bias_codes(p.dense[g], p.dense_lo[g], p.dense_hi[g], j1 - j0, sc.acc_rows[static_cast<size_t>(k)] + g * Hp + j0,
                                p.bias.empty() ? nullptr : p.bias.data() + g * Hp + j0,
                                sc.dst[static_cast<size_t>(k)] + g * Hp + j0);
     n = 0;

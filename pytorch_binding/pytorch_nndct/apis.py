@@ -67,7 +67,8 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
     """Creates the quantizer of `module` in mode 'calib' or 'test'.
 
     With `lstm=True` every `nn.LSTM` and `nn.GRU` is replaced by a quantized one (the rest of the
-    model stays float) at `bitwidth` bits (16 for the RNN hardware; 8 is supported). `input_args`, `mix_bit`
+    model stays float) at `bitwidth` bits (16 for the RNN hardware; 8 is supported);
+    `quant_config_file` then sets per-tensor widths (README "Mixed bit widths in the recurrent flow"). `input_args`, `mix_bit`
     and `app_deploy` are ignored in LSTM mode, as in the reference. Computation runs on the CPU;
     tensors on another device are moved to the CPU and back.
 
@@ -94,12 +95,12 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
                                          quant_config_file, target)
         apply_calib_feedback(_last_quantizer, calib_feedback)
         return _last_quantizer
-    ignored = {"mix_bit": mix_bit, "input_args": input_args is not None, "quant_config_file": quant_config_file,
+    ignored = {"mix_bit": mix_bit, "input_args": input_args is not None,
                "target": target, "qat_proc": qat_proc, "custom_quant_ops": custom_quant_ops}
     for argument, given in ignored.items():
         if given:
             warn("LSTM_ARG_IGNORED", argument=argument)
-    _last_quantizer = LstmTorchQuantizer(mode, module, output_dir, bitwidth)
+    _last_quantizer = LstmTorchQuantizer(mode, module, output_dir, bitwidth, quant_config_file)
     apply_calib_feedback(_last_quantizer, calib_feedback)
     return _last_quantizer
 

@@ -19,6 +19,12 @@ SIGMOID_TABLE = np.round(32768.0 / (1.0 + np.exp(-(np.arange(2048) - 1024) / 128
 TANH_TABLE = np.round(32768.0 * np.tanh((np.arange(2048) - 1024) / 256.0))
 
 
+def width(bw, name):
+    """The width of node or parameter `name`: `bw` is one width for every tensor, or a mapping
+    name -> width (mixed widths)."""
+    return bw if isinstance(bw, int) else bw[name]
+
+
 def q_floor(v, fp, bw):
     r = np.floor(np.asarray(v, np.float64) * 2.0 ** fp)
     return np.clip(r, -2 ** (bw - 1), 2 ** (bw - 1) - 1) / 2.0 ** fp
@@ -50,28 +56,31 @@ def test_step(x, h, c, w_ih, w_hh, bias, node_fp, w_ih_fp, w_hh_fp, bias_fp, bw)
     the node's position is coarser (then floored to it)."""
     fp = dict(zip(NODES, node_fp))
     blocks = split(w_ih, w_hh, bias)
-    out = {"input_0": q_floor(x, fp["input_0"], bw), "input_1": q_floor(h, fp["input_1"], bw),
-           "input_2": q_floor(c, fp["input_2"], bw)}
+
+    def qf(v, name):
+        return q_floor(v, fp[name], width(bw, name))
+
+    out = {"input_0": qf(x, "input_0"), "input_1": qf(h, "input_1"), "input_2": qf(c, "input_2")}
     gates = {}
     for k, g in enumerate(GATES):
         wi, wh, b = blocks[g]
-        wi = q_std(wi, w_ih_fp[k], bw)
-        wh = q_std(wh, w_hh_fp[k], bw)
-        b = q_std(b, bias_fp[k], bw)
+        wi = q_std(wi, w_ih_fp[k], width(bw, f"weight_i{g}"))
+        wh = q_std(wh, w_hh_fp[k], width(bw, f"weight_h{g}"))
+        b = q_std(b, bias_fp[k], width(bw, f"bias_{g}"))
         a_name, b_name = f"w_i{g} * input_0 + bias_{g}", f"w_h{g} * input_1"
-        a = q_floor(q_floor(out["input_0"] @ wi.T, fp[a_name], bw) + b, fp[a_name], bw)
-        r = q_floor(q_floor(out["input_1"] @ wh.T, fp[b_name], bw), fp[b_name], bw)
-        y = q_floor(a + r, fp[f"y_{g}"], bw)
+        a = qf(qf(out["input_0"] @ wi.T, a_name) + b, a_name)
+        r = qf(qf(out["input_1"] @ wh.T, b_name), b_name)
+        y = qf(a + r, f"y_{g}")
         out[a_name], out[b_name], out[f"y_{g}"] = a, r, y
         gates[g] = tanh_lut(y) if g == "g" else sigmoid_lut(y)
     for name, g in zip(("it", "ft", "cct", "ot"), GATES):
-        out[name] = gates[g] if fp[name] >= 15 else q_floor(gates[g], fp[name], bw)
-    out["it*cct"] = q_floor(out["it"] * out["cct"], fp["it*cct"], bw)
-    out["ft*input_2"] = q_floor(out["ft"] * out["input_2"], fp["ft*input_2"], bw)
-    out["c_next"] = q_floor(out["it*cct"] + out["ft*input_2"], fp["c_next"], bw)
+        out[name] = gates[g] if fp[name] >= 15 else qf(gates[g], name)
+    out["it*cct"] = qf(out["it"] * out["cct"], "it*cct")
+    out["ft*input_2"] = qf(out["ft"] * out["input_2"], "ft*input_2")
+    out["c_next"] = qf(out["it*cct"] + out["ft*input_2"], "c_next")
     ct = tanh_lut(out["c_next"])
-    out["c_temp"] = ct if fp["c_temp"] >= 15 else q_floor(ct, fp["c_temp"], bw)
-    out["h_next"] = q_floor(out["ot"] * out["c_temp"], fp["h_next"], bw)
+    out["c_temp"] = ct if fp["c_temp"] >= 15 else qf(ct, "c_temp")
+    out["h_next"] = qf(out["ot"] * out["c_temp"], "h_next")
     return out
 
 
@@ -107,11 +116,11 @@ class ScanHistory:
 
     def scan(self, name, v, search_range=5):
         if np.any(v != 0):
-            fp = self.diffs(np.ascontiguousarray(v), self.bw, search_range=search_range, method="floor",
-                            max_fix_pos=self.cap)
+            fp = self.diffs(np.ascontiguousarray(v), width(self.bw, name), search_range=search_range,
+                            method="floor", max_fix_pos=self.cap)
             self.hist[name][fp] = self.hist[name].get(fp, 0) + 1
         fp = self.mode(name)
-        return v if fp is None else q_floor(v, fp, self.bw)
+        return v if fp is None else q_floor(v, fp, width(self.bw, name))
 
     def fp_or_cap(self, name):
         fp = self.mode(name)
@@ -128,9 +137,9 @@ class CalibReference(ScanHistory):
         self.q = {}
         for g in GATES:
             for name, arr in zip((f"weight_i{g}", f"weight_h{g}", f"bias_{g}"), blocks[g]):
-                fp = diffs(arr, bw, search_range=5, method="std_round", max_fix_pos=max_fix_pos)
+                fp = diffs(arr, width(bw, name), search_range=5, method="std_round", max_fix_pos=max_fix_pos)
                 self.param_fp[name] = fp
-                self.q[name] = q_std(arr, fp, bw)
+                self.q[name] = q_std(arr, fp, width(bw, name))
 
     def step(self, x, h, c):
         """x [N, I], h/c [N, H] of the rows active at this step -> (h_next, c_next)."""
@@ -174,7 +183,15 @@ class CalibReference(ScanHistory):
     def aligned(self):
         """(node_fp[24], w_ih_fp[4], w_hh_fp[4], bias_fp[4]) after the export-time alignment."""
         ph, px = self.fp_or_cap("h_next"), self.fp_or_cap("input_0")
-        table_fp = min(15, self.bw - 1)
-        node = [px if n == "input_0" else table_fp if n in TABLE else ph for n in NODES]
+        wh = width(self.bw, "h_next")
+
+        def same_range(fp, w_from, w_to):  # mixed widths: h_next's range at the node's own width
+            return min(fp + w_to - w_from, max(self.cap, fp)) if w_to > w_from else fp + w_to - w_from
+
+        node = [px if n == "input_0" else min(15, width(self.bw, n) - 1) if n in TABLE
+                else same_range(ph, wh, width(self.bw, n)) for n in NODES]
+        dense = {g: node[NODES.index(f"w_i{g} * input_0 + bias_{g}")] for g in GATES}
+        bias = [same_range(dense[g], width(self.bw, f"w_i{g} * input_0 + bias_{g}"), width(self.bw, f"bias_{g}"))
+                for g in GATES]
         return (node, [self.param_fp[f"weight_i{g}"] for g in GATES],
-                [self.param_fp[f"weight_h{g}"] for g in GATES], [ph] * 4)
+                [self.param_fp[f"weight_h{g}"] for g in GATES], bias)

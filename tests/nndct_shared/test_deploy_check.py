@@ -138,6 +138,7 @@ def test_names_mapping_to_the_same_file_are_rejected(tmp_path: Path, names: list
         ([128.0], 8, 0, "not a 8-bit"),
         ([1.0], 12, 0, "bit width 12 cannot be dumped"),
         ([1.0], 32, 0, "bit width 32 cannot be dumped"),
+        ([1.0], 32, 0, "bit width 32 cannot be dumped"),
         ([1.0], 16, 1.5, "fix_pos 1.5 is not an integer"),
     ],
 )

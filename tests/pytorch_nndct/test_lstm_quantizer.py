@@ -11,25 +11,13 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from helpers import reference_lstm as ref
+from helpers.lstm_cells import cells_weights as _cells_weights
+from helpers.lstm_cells import quant_info_fixes as _quant_info_fixes
 from helpers.rnn_models import Tagger
 from nndct_shared import kernels
 from pytorch_nndct.apis import torch_quantizer
 
 CPU = torch.device("cpu")
-
-
-def _cells_weights(lstm: nn.LSTM):
-    """Per cell (layer-major, forward then backward) the float64 W_ih, W_hh, b_ih + b_hh."""
-    out = []
-    for layer in range(lstm.num_layers):
-        for sfx in ("", "_reverse")[: 2 if lstm.bidirectional else 1]:
-            w_ih = getattr(lstm, f"weight_ih_l{layer}{sfx}").detach().double().numpy()
-            w_hh = getattr(lstm, f"weight_hh_l{layer}{sfx}").detach().double().numpy()
-            b = np.zeros(w_hh.shape[0])
-            if lstm.bias:
-                b = (getattr(lstm, f"bias_ih_l{layer}{sfx}") + getattr(lstm, f"bias_hh_l{layer}{sfx}")).detach().double().numpy()
-            out.append((w_ih, w_hh, b, bool(sfx)))
-    return out
 
 
 def _reference_calibration(lstm: nn.LSTM, x: np.ndarray, bw: int):
@@ -78,18 +66,6 @@ def _quantize(model, tokens, tmp_path, bw=16):
     calib.export_quant_config()
     test = torch_quantizer("test", model, bitwidth=bw, lstm=True, output_dir=str(tmp_path), device=CPU)
     return calib, test
-
-
-def _quant_info_fixes(path, lstm_cells):
-    qi = json.loads(path.read_text())
-    fixes = []
-    for name in lstm_cells:
-        node = [qi["output"][f"{name}::{n}"][1] for n in ref.NODES]
-        w_ih = [qi["param"][f"{name}::weight_i{g}"][1] for g in ref.GATES]
-        w_hh = [qi["param"][f"{name}::weight_h{g}"][1] for g in ref.GATES]
-        bias = [qi["param"][f"{name}::bias_{g}"][1] for g in ref.GATES]
-        fixes.append((node, w_ih, w_hh, bias))
-    return fixes
 
 
 CELL_NAMES = ["EncoderRnn_StandardLstmCell_layer_0_forward", "EncoderRnn_StandardLstmCell_layer_0_backward",

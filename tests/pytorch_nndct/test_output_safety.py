@@ -391,15 +391,14 @@ def test_xmodel_export_after_a_batch_larger_than_one(tmp_path: Path) -> None:
     assert {op.shape[0] for op in xgraph if op.type == "data"} == {1}
 
 
-def test_quant_config_file_is_ignored_with_a_warning_in_lstm_mode(tmp_path: Path, caplog) -> None:
-    """The LSTM flow (like the reference RNN quantizer) has no quantization config: a config
-    file, even a missing one, is reported as ignored instead of being read."""
-    with caplog.at_level(logging.WARNING, logger="nndct"):
-        q = _quantizer("calib", Holder(), tmp_path / "out",
-                       quant_config_file=str(tmp_path / "missing.json"))
-    assert "[QUANTIZER_TORCH_LSTM_ARG_IGNORED]" in caplog.text
-    assert "'quant_config_file' is ignored when lstm=True" in caplog.text
-    assert q.session.bit_width == 16
+def test_a_missing_quant_config_file_is_a_catalogued_error_in_lstm_mode(tmp_path: Path) -> None:
+    """The LSTM flow reads quant_config_file (per-tensor bit widths, README "Mixed bit widths in
+    the recurrent flow"): a missing file is named in a catalogued error before anything is written."""
+    with pytest.raises(NndctError) as info:
+        _quantizer("calib", Holder(), tmp_path / "out", quant_config_file=str(tmp_path / "missing.json"))
+    assert info.value.msg_id == "QUANTIZER_TORCH_RECURRENT_CONFIG_INVALID"
+    assert "missing.json" in str(info.value)
+    assert not (tmp_path / "out").exists()
 
 
 # --- progress bars in the LSTM flow ---------------------------------------------------------------

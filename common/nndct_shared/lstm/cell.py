@@ -45,14 +45,15 @@ class QuantizedLstmCell(QuantizedCell):
         positions and the fake-quantized bias."""
         codes = self._codes_at(param_fp, [f"weight_{s}{g}" for s in "ih" for g in GATES])
         blocks = self.weights.blocks()
-        bias = np.concatenate([kernels.fix_neuron(blocks[f"bias_{g}"], self.bit_width, param_fp[f"bias_{g}"],
-                                                  WEIGHT_METHOD) for g in GATES])
+        bias = np.concatenate([kernels.fix_neuron(blocks[f"bias_{g}"], self.param_width(f"bias_{g}"),
+                                                  param_fp[f"bias_{g}"], WEIGHT_METHOD) for g in GATES])
         return _kernels.CalibLstmCell(
             np.concatenate([codes[f"weight_i{g}"] for g in GATES]),
             np.concatenate([codes[f"weight_h{g}"] for g in GATES]),
             np.asarray([param_fp[f"weight_i{g}"] for g in GATES], np.int32),
             np.asarray([param_fp[f"weight_h{g}"] for g in GATES], np.int32),
-            bias, self.bit_width, search_range=PARAM_SEARCH_RANGE, max_fix_pos=self.calibration.max_fix_pos)
+            bias, self.bit_width, search_range=PARAM_SEARCH_RANGE, max_fix_pos=self.calibration.max_fix_pos,
+            node_bits=self.calibration.node_bits())
 
     def calibrate(self, x, lengths=None, h0=None, c0=None, out_dtype=np.float64):
         """Calibration-mode forward: the reference's fake-quantized float cell, recording the
@@ -71,7 +72,7 @@ class QuantizedLstmCell(QuantizedCell):
             np.concatenate([codes[f"weight_i{g}"] for g in GATES]),
             np.concatenate([codes[f"weight_h{g}"] for g in GATES]),
             np.concatenate([codes[f"bias_{g}"] for g in GATES]),
-            fix.bit_width, node, w_ih_fp, w_hh_fp, bias_fp)
+            fix.bit_width, node, w_ih_fp, w_hh_fp, bias_fp, node_bits=fix.node_bits())
 
     def _run_fixed(self, x, lengths, h0, c0, record: bool, out_dtype=np.float64):
         self._require_fix()

@@ -18,6 +18,7 @@ from .. import kernels
 from ..kernels.threads import loop_threads
 from .cell_definition import CellDefinition
 from .fix_positions import CellCalibration, CellFixPositions
+from .widths import CellWidths
 
 WEIGHT_METHOD = "std_round"
 """Weights and biases are rounded half away from zero (the reference's method 3)."""
@@ -88,12 +89,25 @@ class QuantizedCell:
         self.weights = weights
         self.reverse = reverse
         self.bit_width = bit_width
+        self.widths = CellWidths.uniform(definition, bit_width)
         self.calibration = CellCalibration(bit_width, max_fix_pos, definition=definition)
         self.fix: CellFixPositions | None = None
         self.num_threads = num_threads
         self._fixed_cell = None
         self._calib_cell = None
         self._calib_cell_params: dict[str, int] | None = None
+
+    def set_widths(self, widths: CellWidths) -> None:
+        """Give every node and parameter its own bit width (mixed widths), before any
+        calibration or loading of fix positions."""
+        self.widths = widths
+        self.calibration = CellCalibration(self.bit_width, self.calibration.max_fix_pos, definition=self.definition,
+                                           widths=widths)
+        self._calib_cell = None
+        self._calib_cell_params = None
+
+    def param_width(self, name: str) -> int:
+        return self.widths.param[name]
 
     def threads(self) -> int:
         """Threads of the next forward: `num_threads`, else `loop_threads()` (read at every call)."""
@@ -113,13 +127,13 @@ class QuantizedCell:
         cal = self.calibration
         for name, block in self.weights.blocks().items():
             cal.param[name] = kernels.diffs_fix_pos(
-                block, self.bit_width, search_range=PARAM_SEARCH_RANGE, method=WEIGHT_METHOD,
+                block, self.param_width(name), search_range=PARAM_SEARCH_RANGE, method=WEIGHT_METHOD,
                 max_fix_pos=cal.max_fix_pos)
 
     def _codes_at(self, param_fp: dict[str, int], names) -> dict[str, np.ndarray]:
         """The int32 codes of the parameters `names` at the fix positions `param_fp`."""
         blocks = self.weights.blocks()
-        return {n: kernels.fix_codes(blocks[n], self.bit_width, param_fp[n], WEIGHT_METHOD).astype(np.int32)
+        return {n: kernels.fix_codes(blocks[n], self.param_width(n), param_fp[n], WEIGHT_METHOD).astype(np.int32)
                 for n in names}
 
     def _prepared_calib_cell(self):
@@ -144,13 +158,14 @@ class QuantizedCell:
         if not self.calibration.param:
             self._calibrate_params()
         fp = self.calibration.param
-        return {n: kernels.fix_neuron(b, self.bit_width, fp[n], WEIGHT_METHOD) for n, b in self.weights.blocks().items()}
+        return {n: kernels.fix_neuron(b, self.param_width(n), fp[n], WEIGHT_METHOD)
+                for n, b in self.weights.blocks().items()}
 
     def param_codes(self) -> dict[str, np.ndarray]:
         """The integer codes of the parameters at their fix positions."""
         fix = self._require_fix()
         blocks = self.weights.blocks()
-        return {n: kernels.fix_codes(blocks[n], fix.bit_width, fix.param[n], WEIGHT_METHOD).astype(np.int32)
+        return {n: kernels.fix_codes(blocks[n], fix.param_width(n), fix.param[n], WEIGHT_METHOD).astype(np.int32)
                 for n in self.definition.param_names}
 
     def quantized_params(self) -> dict[str, np.ndarray]:

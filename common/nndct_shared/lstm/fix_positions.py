@@ -11,6 +11,7 @@ import numpy as np
 
 from .cell_definition import CellDefinition
 from .naming import C_NEXT, GATES, LSTM_CELL, scoped
+from .widths import CellWidths
 
 FP_OFFSET = 128
 """Histogram slot of fix position p is p + FP_OFFSET (the C++ loop uses the same layout)."""
@@ -32,12 +33,14 @@ def table_fix_pos(bit_width: int) -> int:
 @dataclass
 class CellFixPositions:
     """The `[bit_width, fix_pos]` entries of one cell: every node output and every parameter
-    (a StandardLstmCell: 24 nodes and 12 parameters)."""
+    (a StandardLstmCell: 24 nodes and 12 parameters). `widths` gives each tensor its own bit
+    width (mixed widths); None: every tensor at `bit_width`, the reference's case."""
 
     bit_width: int
     node: list[int]
     param: dict[str, int]
     definition: CellDefinition = LSTM_CELL
+    widths: CellWidths | None = None
 
     def __post_init__(self) -> None:
         d = self.definition
@@ -45,14 +48,27 @@ class CellFixPositions:
             raise ValueError(f"a {d.kind} has {len(d.node_names)} nodes, got {len(self.node)}")
         if set(self.param) != set(d.param_names):
             raise ValueError(f"parameters must be {d.param_names}, got {sorted(self.param)}")
-        limit = table_fix_pos(self.bit_width)
-        bad = [d.node_names[i] for i in d.table_nodes if self.node[i] > limit]
-        if bad:
-            raise ValueError(
-                f"sigmoid/tanh outputs {bad} have a fix position above {limit}; the lookup tables "
-                f"produce values in [-1, 1], which a {self.bit_width}-bit code holds at fix position "
-                f"{limit} at most"
-            )
+        if self.widths is not None and self.widths.is_uniform and self.widths.node[0] == self.bit_width:
+            self.widths = None
+        for i in d.table_nodes:
+            width = self.node_width(i)
+            limit = table_fix_pos(width)
+            if self.node[i] > limit:
+                raise ValueError(
+                    f"sigmoid/tanh output {d.node_names[i]} has a fix position above {limit}; the lookup "
+                    f"tables produce values in [-1, 1], which a {width}-bit code holds at fix position "
+                    f"{limit} at most"
+                )
+
+    def node_width(self, index: int) -> int:
+        return self.bit_width if self.widths is None else self.widths.node[index]
+
+    def param_width(self, name: str) -> int:
+        return self.bit_width if self.widths is None else self.widths.param[name]
+
+    def node_bits(self) -> np.ndarray | None:
+        """The per-node widths as int32 for the C++ loops; None when every tensor is at bit_width."""
+        return None if self.widths is None else np.asarray(self.widths.node, dtype=np.int32)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(node[24], w_ih[4], w_hh[4], bias[4]) as int32 arrays for the C++ LSTM loop."""
@@ -66,26 +82,25 @@ class CellFixPositions:
 
     def quant_info_entries(self, graph_name: str) -> tuple[dict, dict]:
         """(param, output) dicts keyed `<graph>::<name>`, in the reference's order."""
-        bw, d = self.bit_width, self.definition
-        params = {scoped(graph_name, n): [bw, self.param[n]] for n in d.param_names}
-        outputs = {scoped(graph_name, n): [bw, fp] for n, fp in zip(d.node_names, self.node)}
+        d = self.definition
+        params = {scoped(graph_name, n): [self.param_width(n), self.param[n]] for n in d.param_names}
+        outputs = {scoped(graph_name, n): [self.node_width(i), fp] for i, (n, fp) in enumerate(zip(d.node_names, self.node))}
         return params, outputs
 
     @classmethod
     def from_quant_info_entries(cls, graph_name: str, param: dict, output: dict,
                                 definition: CellDefinition = LSTM_CELL) -> "CellFixPositions":
-        """Inverse of `quant_info_entries`; every name must be present (checked by the caller)."""
+        """Inverse of `quant_info_entries`; every name must be present (checked by the caller).
+        Each record carries its own width (mixed widths)."""
         d = definition
-        widths = {param[scoped(graph_name, n)][0] for n in d.param_names}
-        widths |= {output[scoped(graph_name, n)][0] for n in d.node_names}
-        if len(widths) != 1:
-            raise ValueError(f"cell {graph_name} mixes bit widths {sorted(widths)}; one width per cell is supported")
+        widths = CellWidths(tuple(output[scoped(graph_name, n)][0] for n in d.node_names),
+                            {n: param[scoped(graph_name, n)][0] for n in d.param_names})
         node = [output[scoped(graph_name, n)][1] for n in d.node_names]
         prm = {n: param[scoped(graph_name, n)][1] for n in d.param_names}
         missing = [n for n, fp in [*zip(d.node_names, node), *prm.items()] if fp is None]
         if missing:
             raise ValueError(f"cell {graph_name} has no fix position for {missing}")
-        return cls(widths.pop(), node, prm, d)
+        return cls(widths.node[d.output_node], node, prm, d, widths)
 
 
 @dataclass
@@ -104,10 +119,19 @@ class CellCalibration:
     """[nodes, FP_SLOTS] int64; None: a new, empty histogram for the definition's nodes."""
     param: dict[str, int] = field(default_factory=dict)
     definition: CellDefinition = LSTM_CELL
+    widths: CellWidths | None = None
+    """Each tensor's own width (mixed widths); None: every tensor at `bit_width`."""
 
     def __post_init__(self) -> None:
         if self.counts is None:
             self.counts = np.zeros((len(self.definition.node_names), FP_SLOTS), np.int64)
+        if self.widths is None:
+            self.widths = CellWidths.uniform(self.definition, self.bit_width)
+
+    def node_bits(self) -> np.ndarray | None:
+        """The per-node widths as int32 for the C++ loops; None when every tensor is at bit_width."""
+        uniform = self.widths.is_uniform and self.widths.node[0] == self.bit_width
+        return None if uniform else np.asarray(self.widths.node, dtype=np.int32)
 
     @property
     def calls(self) -> int:
@@ -122,7 +146,7 @@ class CellCalibration:
 
     def merge(self, other: "CellCalibration") -> None:
         """Adds another run's statistics (e.g. calibration split over processes)."""
-        if other.bit_width != self.bit_width:
+        if other.bit_width != self.bit_width or other.widths != self.widths:
             raise ValueError("cannot merge calibrations of different bit widths")
         if other.definition != self.definition:
             raise ValueError("cannot merge calibrations of different cell kinds")
@@ -133,7 +157,7 @@ class CellCalibration:
     def state(self) -> dict:
         """Plain data (ints, an int64 array, a dict of ints) to send to another process."""
         return {"bit_width": self.bit_width, "max_fix_pos": self.max_fix_pos,
-                "counts": self.counts.copy(), "param": dict(self.param)}
+                "counts": self.counts.copy(), "param": dict(self.param), "widths": self.widths.to_state()}
 
     @classmethod
     def merge_states(cls, states: list[dict], definition: CellDefinition = LSTM_CELL) -> "CellCalibration":
@@ -144,8 +168,12 @@ class CellCalibration:
             raise ValueError("merge_states needs at least one calibration state")
         first = states[0]
         merged = cls(int(first["bit_width"]), int(first["max_fix_pos"]), definition=definition)
+        if "widths" in first:
+            merged.widths = CellWidths.from_state(first["widths"])
         for state in states:
-            if (state["bit_width"], state["max_fix_pos"]) != (merged.bit_width, merged.max_fix_pos):
+            widths = CellWidths.from_state(state["widths"]) if "widths" in state else merged.widths
+            if (state["bit_width"], state["max_fix_pos"], widths) != (merged.bit_width, merged.max_fix_pos,
+                                                                       merged.widths):
                 raise ValueError("cannot merge calibrations of different bit widths or fix position caps")
             counts = np.asarray(state["counts"], dtype=np.int64)
             if counts.shape != merged.counts.shape:
@@ -161,8 +189,10 @@ class CellCalibration:
     def aligned(self) -> CellFixPositions:
         """The reference's export-time alignment (`organize_quant_pos` with rnn_front_end).
 
-        Walking back from h_next: sigmoid/tanh outputs get the table position, every other node
-        but input_0 gets h_next's position, and each bias gets its dense output's position. A node
+        Walking back from h_next: sigmoid/tanh outputs get the table position of their own
+        width (`table_fix_pos(width)`), every other node but input_0 gets h_next's position, and
+        each bias gets its dense output's position. Mixed widths: "h_next's position" is the one
+        that gives the node h_next's range at its own width (`_same_range`). A node
         that never saw a non-zero value (e.g. h_next of an all-zero sequence) carries no range
         information; it gets `max_fix_pos`, the most precise position allowed.
         """
@@ -171,14 +201,24 @@ class CellCalibration:
             raise ValueError("the cell was never run in calibration mode")
         h_fp = self._fp_or_cap(d.output_node)
         x_fp = self._fp_or_cap(0)
-        node = [h_fp] * len(d.node_names)
+        w = self.widths
+        h_width = w.node[d.output_node]
+        node = [self._same_range(h_fp, h_width, width) for width in w.node]
         node[0] = x_fp
         for i in d.table_nodes:
-            node[i] = table_fix_pos(self.bit_width)
+            node[i] = table_fix_pos(w.node[i])
         param = dict(self.param)
         for bias, dense in d.bias_nodes:
-            param[bias] = node[dense]
-        return CellFixPositions(self.bit_width, node, param, d)
+            param[bias] = self._same_range(node[dense], w.node[dense], w.param[bias])
+        return CellFixPositions(self.bit_width, node, param, d, self.widths)
+
+    def _same_range(self, fp: int, width: int, to_width: int) -> int:
+        """Mixed widths: the position at which a `to_width`-bit code covers the range a
+        `width`-bit code covers at `fp` (a wider tensor gets the extra bits as fraction bits,
+        capped at max_fix_pos, as `report.quant.TensorQuant.widened`); `fp` itself at one width,
+        the reference's alignment."""
+        out = fp + to_width - width
+        return min(out, max(self.max_fix_pos, fp)) if to_width > width else out
 
     def _fp_or_cap(self, index: int) -> int:
         fp = self.node_fix_pos(index)

@@ -29,9 +29,10 @@ from ..quant_info_store import QuantInfoStore
 from ..quant_mode import RunMode
 from .cell_base import QuantizedCell
 from .codegen import cell_module_file
-from .naming import scoped
+from .naming import LSTM_CELL, scoped
 from .shard_merge import CellShards
 from .stack import QuantizedLstmStack
+from .width_config import WidthConfig
 
 XMODEL_DIR = "xmodel"
 
@@ -53,10 +54,11 @@ class LstmQuantSession:
     `record(x, lengths, h0, c0)` (a GRU stack takes and ignores c0 = None)."""
 
     def __init__(self, output_dir: str | Path, mode: RunMode, bit_width: int,
-                 collective: Collective = LOCAL) -> None:
+                 collective: Collective = LOCAL, widths: WidthConfig | None = None) -> None:
         self.output_dir = checked_output_dir(output_dir)
         self.mode = mode
         self.bit_width = bit_width
+        self.widths = widths or WidthConfig(bit_width)
         self.stacks: list[QuantizedLstmStack] = []
         self.store = QuantInfoStore(self.output_dir)
         # Under several processes only the writer (rank 0) touches output_dir (see collective.py)
@@ -92,7 +94,28 @@ class LstmQuantSession:
             if other != cell.graph_name:
                 raise error("NAME_COLLISION", first=other, second=cell.graph_name,
                             stem=dump_file_stem(cell.graph_name))
+        self._apply_widths(stack)
         self.stacks.append(stack)
+
+    def _apply_widths(self, stack: QuantizedLstmStack) -> None:
+        """Each cell's per-tensor widths from the config (mixed widths; README "Mixed bit widths
+        in the recurrent flow"); without a config every tensor stays at the session's width."""
+        if self.widths.is_default:
+            return
+        for cell in stack.cells:
+            layer = int(cell.graph_name.rsplit("_layer_", 1)[1].split("_")[0])
+            widths = self.widths.cell_widths(cell.definition, cell.graph_name, stack.prefix,
+                                             getattr(stack, "module_path", None), layer, cell.reverse)
+            if widths == cell.widths:
+                continue
+            if cell.definition.kind != LSTM_CELL.kind:
+                raise error("RNN_WIDTH_UNSUPPORTED", kind=cell.definition.kind, cell=cell.graph_name,
+                            widths=sorted({*widths.node, *widths.param.values()}))
+            cell.set_widths(widths)
+
+    def check_widths_used(self) -> None:
+        """After every stack is added: each rule of the width config selected some cell."""
+        self.widths.check_all_used()
 
     def write_cell_modules(self) -> list[Path]:
         """`<output_dir>/<graph>.py` of every cell, as one export (the front end calls it once,
@@ -133,11 +156,17 @@ class LstmQuantSession:
         path = self.store.path
         fixes = []
         for cell in self.cells:
-            widths = {qi.param[scoped(cell.graph_name, n)][0] for n in cell.definition.param_names}
-            widths |= {qi.output[scoped(cell.graph_name, n)][0] for n in cell.definition.node_names}
-            if len(widths) == 1 and self.bit_width not in widths:
+            d = cell.definition
+            recorded = {n: qi.param[scoped(cell.graph_name, n)][0] for n in d.param_names}
+            recorded |= {n: qi.output[scoped(cell.graph_name, n)][0] for n in d.node_names}
+            widths = set(recorded.values())
+            if len(widths) == 1 and cell.widths.is_uniform and self.bit_width not in widths:
                 raise error("CALIB_BITWIDTH_MISMATCH", bitwidth=self.bit_width, path=str(path),
                             recorded=widths.pop(), cell=cell.graph_name)
+            for name, width in recorded.items():
+                if width != cell.widths.of(d, name):
+                    raise error("RNN_WIDTH_MISMATCH", path=str(path), recorded=width,
+                                tensor=scoped(cell.graph_name, name), configured=cell.widths.of(d, name))
             try:  # one width per cell, fix positions that width can hold
                 fixes.append(cell.fix_positions_from_quant_info(qi.param, qi.output))
             except ValueError as exc:
@@ -198,7 +227,7 @@ class LstmQuantSession:
             with staged_export(out_dir, owns=self._dump_dirs()) as unit:
                 return self.dump_frames(unit.root, first_batches, action, unit)
         first_batches = first_batches or {}
-        writer = DeployCheckWriter(Path(out_dir) / DUMP_DIR, data_format="txt", batch=batch)
+        writer = DeployCheckWriter(Path(out_dir) / DUMP_DIR, data_format="txt", batch=batch, mixed_widths=True)
         written: list[Path] = []
         for k, stack in enumerate(self.stacks):
             fb = first_batches[k]
@@ -212,18 +241,19 @@ def write_cell_frames(writer: DeployCheckWriter, cell: QuantizedCell, record) ->
     """One `frame_<t>` directory per processed step: every node's value and code, and in frame 0
     the parameters, exactly as the reference's DeployChecker in txt mode."""
     fix = record.fix
-    bw = fix.bit_width
     params = []
     for name, codes in cell.param_codes().items():
         fp = fix.param[name]
-        params.append((scoped(cell.graph_name, name), np.ldexp(codes.astype(np.float64), -fp), bw, fp))
+        params.append((scoped(cell.graph_name, name), np.ldexp(codes.astype(np.float64), -fp), fix.param_width(name),
+                       fp))
     paths = []
     for t in progress(range(record.steps), f"dump {cell.graph_name}", unit="frame"):
         records = []
         for i, name in enumerate(cell.definition.node_names):
             codes = record.codes[name][t:t + 1]
             fp = fix.node[i]
-            records.append((scoped(cell.graph_name, name), np.ldexp(codes.astype(np.float64), -fp), bw, fp))
+            records.append((scoped(cell.graph_name, name), np.ldexp(codes.astype(np.float64), -fp), fix.node_width(i),
+                            fp))
         paths.append(writer.write_frame(cell.graph_name, t, records, params))
     return paths
 

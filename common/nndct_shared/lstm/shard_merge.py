@@ -43,7 +43,7 @@ def own_history(cells: Sequence[QuantizedCell]) -> Iterator[None]:
 def cell_fingerprint(cells: Sequence[QuantizedCell]) -> dict[str, str]:
     """What must be equal on every rank: the cell graphs, their settings and their weights."""
     graphs = [(c.graph_name, c.input_size, c.hidden_size, c.reverse, c.bit_width,
-               c.calibration.max_fix_pos) for c in cells]
+               c.calibration.max_fix_pos, *([] if c.widths.is_uniform else [c.widths.to_state()])) for c in cells]
     weights = [sorted(c.weights.blocks().items()) for c in cells]
     return {"the RNN cells (names, sizes, directions, bit width)": digest(graphs),
             "the RNN weights": digest(weights)}

@@ -36,11 +36,11 @@ class CellGraphBuilder:
 
     def data(self, local: str, size: int) -> None:
         self.graph.add_data(self.name(local), [1, size])
-        self.graph.add_fix(self.name(local), self.fix.bit_width, self.fix.node[self.index[local]])
+        self.graph.add_fix(self.name(local), self.fix.node_width(self.index[local]), self.fix.node[self.index[local]])
 
     def const(self, local: str) -> None:
         self.graph.add_const(self.name(local), self.params[local])
-        self.graph.add_fix(self.name(local), self.fix.bit_width, self.fix.param[local])
+        self.graph.add_fix(self.name(local), self.fix.param_width(local), self.fix.param[local])
 
     def node(self, local: str, op_type: str, inputs: list[str], bias: str | None = None) -> None:
         """A [1, hidden] op; a matmul gets transpose_b and its bias argument (empty without)."""
@@ -50,7 +50,7 @@ class CellGraphBuilder:
             args["bias"] = [self.fixed(bias)] if bias else []
             attrs = {"transpose_a": False, "transpose_b": True}
         self.graph.add_op(self.name(local), op_type, inputs=args, attrs=attrs, shape=[1, self.cell.hidden_size])
-        self.graph.add_fix(self.name(local), self.fix.bit_width, self.fix.node[self.index[local]])
+        self.graph.add_fix(self.name(local), self.fix.node_width(self.index[local]), self.fix.node[self.index[local]])
 
     def finish(self, returns: list[str]) -> XGraph:
         """The graph with its `direction` and `return_ops` (the fix ops of `returns`)."""

@@ -708,8 +708,57 @@ CNN_3X_MESSAGES: tuple[Spec, ...] = (
     ),
 )
 
+# --- mixed bit widths in the recurrent flow (issue 19) ------------------------------------------
+
+MIXED_WIDTH_ERRORS: tuple[Spec, ...] = (
+    error(
+        "RNN_WIDTH_RANGE",
+        "A bit width of the recurrent flow's config is not an integer in the range the integer "
+        "datapath supports.",
+        "In the recurrent config {source}, {where} is {value!r}: a bit width must be an integer in "
+        "[{low}, {high}].",
+        "Use a width in [{low}, {high}] (the RNN loops hold every code in int16; 16 for the RNN DPU).",
+        QuantConfigError,
+    ),
+    error(
+        "RNN_WIDTH_CLASS",
+        "A recurrent-flow config entry names a cell tensor class that does not exist.",
+        "In the recurrent config {source}, {where} names unknown node classes {classes}.",
+        "Use the classes {known} (README \"Mixed bit widths in the recurrent flow\").",
+        QuantConfigError,
+    ),
+    error(
+        "RNN_WIDTH_NO_CELL",
+        "A recurrent-flow config entry selects no cell or tensor of the model (a module, layer, "
+        "direction or tensor name the model does not have).",
+        "In the recurrent config {source}, {where} selects no {what} of this model.",
+        "Check the entry's module (attribute path or graph prefix), layer index, direction and "
+        "layer_name against the model's cell graphs (their names are the keys of quant_info.json).",
+        QuantConfigError,
+    ),
+    error(
+        "RNN_WIDTH_MISMATCH",
+        "The calibration result holds other per-tensor bit widths than the test-mode quantizer's "
+        "config sets.",
+        "The calibration result '{path}' holds {recorded}-bit fix positions for '{tensor}', the "
+        "quantizer's config sets {configured} bits.",
+        "Create the test-mode quantizer with the quant_config_file (and bitwidth) used in "
+        "calibration, or calibrate again with this config.",
+        QuantConfigError,
+    ),
+    error(
+        "RNN_WIDTH_UNSUPPORTED",
+        "Mixed bit widths are set for a cell kind whose time loops do not implement them yet.",
+        "Mixed bit widths are not implemented for the {kind} cell '{cell}' (its tensors would get "
+        "widths {widths}).",
+        "Give the {kind} cells one width (select the LSTM cells by module in rnn_quantize_config), "
+        "or quantize this model at one bitwidth.",
+        QuantConfigError,
+    ),
+)
+
 PROJECT_SPECS: tuple[Spec, ...] = (
     LSTM_ERRORS + LSTM_TF_ERRORS + GRU_ERRORS + CNN_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + CNN_EXPORT_ERRORS
     + PROJECT_WARNINGS + PROJECT_NOTES + REPORT_ERRORS + REPORT_WARNINGS + DISTRIBUTED_ERRORS
-    + EXPORT_SAFETY_MESSAGES + CNN_3X_MESSAGES
+    + EXPORT_SAFETY_MESSAGES + CNN_3X_MESSAGES + MIXED_WIDTH_ERRORS
 )

@@ -111,19 +111,20 @@ def recurrent_cell(cell: QuantizedCell, high_bit_width: int = 16) -> RecurrentCe
     fix = _aligned_fix(cell)
     datapath = cell
     if cell.fix is None:  # calib mode: a twin with the aligned positions runs the test-mode datapath
-        datapath = type(cell)(cell.graph_name, cell.weights, cell.reverse, fix.bit_width,
+        datapath = type(cell)(cell.graph_name, cell.weights, cell.reverse, cell.bit_width,
                               cell.calibration.max_fix_pos, cell.num_threads)
+        datapath.widths = cell.widths
         datapath.load_fix_positions(fix)
-    bw, cap = fix.bit_width, cell.calibration.max_fix_pos
+    cap = cell.calibration.max_fix_pos
     quant, high = {}, {}
-    for name, fp in zip(graph.node_names, fix.node):
-        quant[name] = TensorQuant(bw, fp, rounding=FLOOR, method="floor")
+    for i, (name, fp) in enumerate(zip(graph.node_names, fix.node)):
+        quant[name] = TensorQuant(fix.node_width(i), fp, rounding=FLOOR, method="floor")
         if name in graph.table_nodes:
             high[name] = TensorQuant(high_bit_width, table_fix_pos(high_bit_width), rounding=FLOOR, method="floor")
         else:
             high[name] = quant[name].widened(high_bit_width, max(cap, fp))
     for name, fp in fix.param.items():
-        quant[name] = TensorQuant(bw, fp, rounding=NEAREST, method="std_round")
+        quant[name] = TensorQuant(fix.param_width(name), fp, rounding=NEAREST, method="std_round")
         high[name] = quant[name].widened(high_bit_width, max(cap, fp))
     run, record = _datapath_calls(datapath, graph)
     return RecurrentCell(cell.graph_name, graph, dict(cell.weights.blocks()), quant, high, cell.reverse,

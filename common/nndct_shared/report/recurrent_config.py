@@ -1,30 +1,27 @@
 """The suggestion of a recurrent flow as a config file: per-cell-node bit widths in the CNN flow's
-JSON config format, and its schema check.
+JSON config format, the format the recurrent flow reads as `quant_config_file`
+(`lstm.width_config`, README "Mixed bit widths in the recurrent flow"), and its schema check.
 
-The keys (the recurrent flow will read them; until then this module writes and checks them):
-
-- the top level is the recurrent flow's own settings in the config format: ``overall_quantize_config``
-  with the flow's bit width, method ``diffs``, ``round_mode`` ``floor`` (activations and inputs are
-  floored), power-of-two, symmetric, signed, per tensor; ``tensor_quantize_config`` with
-  ``round_mode`` ``std_round`` for ``weights`` and ``bias`` and ``diffs_search_range`` 1 for
-  ``input``; ``include_cle`` and ``include_bias_corr`` false; ``target_device`` ``DPU_RNN`` at
-  16 bits, else ``CPU`` (the RNN DPU computes activations in int16 only);
+- the top level is the recurrent flow's own settings in the config format
+  (`lstm.width_config.flow_settings`): ``overall_quantize_config`` with the flow's bit width,
+  method ``diffs``, ``round_mode`` ``floor``, power-of-two, symmetric, signed, per tensor;
+  ``tensor_quantize_config`` with ``round_mode`` ``std_round`` for ``weights`` and ``bias`` and
+  ``diffs_search_range`` 1 for ``input``; ``target_device`` ``DPU_RNN`` at 16 bits, else ``CPU``;
 - each ``layer_quantize_config`` entry selects ONE tensor of one cell: ``layer_name`` is
-  ``"<cell graph>::<node or parameter>"`` exactly as the tensor's quant_info.json key (e.g.
-  ``"Lstm_StandardLstmCell_layer_0_forward::c_next"``, ``"...::weight_hf"``), ``layer_type`` is
-  null, ``quantizable_data_type`` is the tensor's kind alone (``input`` for ``input_0``,
+  ``"<cell graph>::<node or parameter>"`` exactly as the tensor's quant_info.json key, ``layer_type``
+  is null, ``quantizable_data_type`` is the tensor's kind alone (``input`` for ``input_0``,
   ``weights`` / ``bias`` for parameters, ``activation`` for every other node), and its
   ``overall_quantize_config`` / ``tensor_quantize_config`` are the top level's with only
   ``bit_width`` changed (at most 16).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..config import QuantConfig
+from ..lstm.width_config import flow_settings, read_config
 from ..messages import NndctError, error
 from .quant import QuantTensor
 
@@ -33,24 +30,10 @@ __all__ = ["check_recurrent_config", "recurrent_config"]
 MAX_BIT_WIDTH = 16
 
 
-def _flow_settings(bit_width: int) -> dict[str, Any]:
-    return {
-        "convert_relu6_to_relu": False, "convert_silu_to_hswish": False, "include_cle": False,
-        "keep_first_last_layer_accuracy": False, "keep_add_layer_accuracy": False, "include_bias_corr": False,
-        "target_device": "DPU_RNN" if bit_width == 16 else "CPU",
-        "quantizable_data_type": ["input", "weights", "bias", "activation"],
-        "overall_quantize_config": {"bit_width": bit_width, "method": "diffs", "round_mode": "floor",
-                                    "symmetry": True, "per_channel": False, "signed": True, "narrow_range": False,
-                                    "scale_type": "poweroftwo", "calib_statistic_method": "modal"},
-        "tensor_quantize_config": {"input": {"diffs_search_range": 1}, "weights": {"round_mode": "std_round"},
-                                   "bias": {"round_mode": "std_round"}},
-    }
-
-
 def recurrent_config(tensors: Sequence[QuantTensor], keep: Sequence[str], bit_width: int,
                      high_bit_width: int = 16) -> dict[str, Any]:
     """The config dict that keeps the tensors named in `keep` at `high_bit_width` bits."""
-    data = _flow_settings(bit_width)
+    data = flow_settings(bit_width)
     by_name = {t.name: t for t in tensors}
     entries = []
     for name in keep:
@@ -73,18 +56,13 @@ def check_recurrent_config(data: Mapping[str, Any] | str | Path, tensors: Sequen
     """Validate a per-cell-node config against the cells' tensors (see the module docstring);
     returns the parsed `QuantConfig`. Raises RECURRENT_CONFIG_INVALID naming the problem, or the
     config parser's own error for a file that is not a valid config at all."""
-    source = str(data) if isinstance(data, (str, Path)) else "(dict)"
-    if isinstance(data, (str, Path)):
-        try:
-            data = json.loads(Path(data).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise _invalid(source, f"it cannot be read as JSON ({exc})") from None
+    source, data = read_config(data)
     config = QuantConfig.from_dict(data)
     by_name = {t.name: t for t in tensors}
     widths = {t.quant.bit_width for t in tensors}
     if len(widths) != 1:
         raise _invalid(source, f"the cells mix bit widths {sorted(widths)}")
-    flow = QuantConfig.from_dict({k: v for k, v in _flow_settings(widths.pop()).items()})
+    flow = QuantConfig.from_dict({k: v for k, v in flow_settings(widths.pop()).items()})
     top = {k: v for k, v in config.to_dict().items() if k != "layer_quantize_config"}
     if top != flow.to_dict():
         diff = sorted(k for k in set(top) | set(flow.to_dict()) if top.get(k) != flow.to_dict().get(k))

@@ -34,10 +34,14 @@ inline int dense_h_node(int gate) { return 4 + 3 * gate; }
 inline int sum_node(int gate) { return 5 + 3 * gate; }
 inline int gate_node(int gate) { return 15 + gate; }
 
-// Fix positions of one cell: the 24 node outputs and the 12 parameters.
+// Fix positions of one cell: the 24 node outputs and the 12 parameters. `node_bits[k]` is node
+// k's own bit width (mixed widths; 0: `bit_width`); parameters arrive as codes, so their widths
+// only bound the codes the caller gives.
 struct CellFix {
   int bit_width = 16;
   int node[kNumNodes] = {};
+  int node_bits[kNumNodes] = {};
+  int bits(int k) const { return node_bits[k] ? node_bits[k] : bit_width; }
   int w_ih[kNumGates] = {};
   int w_hh[kNumGates] = {};
   int bias[kNumGates] = {};

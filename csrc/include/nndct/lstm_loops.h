@@ -62,8 +62,9 @@ void fixed_forward(const FixedCell& cell, const Sequence<TIn>& seq, TOut* out, d
 struct CalibCell {
   CalibCell(int bit_width, int search_range, int max_fix_pos, int64_t input_size, int64_t hidden,
             const int32_t* w_ih_codes, const int32_t* w_hh_codes, const int* w_ih_fp, const int* w_hh_fp,
-            const double* bias);
+            const double* bias, const int* node_bits = nullptr);
   int bit_width, search_range, max_fix_pos;
+  int node_bits[kNumNodes] = {};  // each node's bit width (0: bit_width)
   int64_t input_size, hidden;
   rnn::CalibInput input;         // W_ih in packs (i, f) and (g, o), and the bias
   PackedGates w_hh[2];           // gates (i, f) and (g, o)

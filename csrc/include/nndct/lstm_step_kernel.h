@@ -62,12 +62,15 @@ inline int64_t table_value(const TableOp& t, int64_t y) {
 
 // Everything one step needs that depends only on the cell's fix positions.
 struct StepPlan {
-  int64_t lo = 0, hi = 0;  // the code range of the bit width
+  int64_t lo = 0, hi = 0;  // the code range of the cell's bit width
+  // Each node's own code range (mixed widths: CellFix::bits); the step clamps node k to these.
+  int64_t node_lo[kNumNodes] = {}, node_hi[kNumNodes] = {};
   struct Gate {
     Shift acc_to_b;             // recurrent accumulator (input_1 + w_hh) -> dense_h node
     Shift a_to_sum, b_to_sum;   // dense_x / dense_h -> their common position
     Shift sum_to_y;             // common position -> the sum node
     TableOp table;              // sum node -> gate node
+    int64_t b_lo = 0, b_hi = 0, y_lo = 0, y_hi = 0;  // code ranges of dense_h and the sum node
   } gate[kNumGates];
   Shift ig, fc;               // it * cct -> it_cct;  ft * c -> ft_c
   Shift ig_to_sum, fc_to_sum, sum_to_cn;

@@ -93,7 +93,9 @@ FiniteRange input_range(const float* x, int64_t n);
 // counts when a call starts, so a caller may swap or merge histograms between calls.
 class NodeVotes {
  public:
-  NodeVotes(int64_t* counts, int nodes, int bit_width, int search_range, int max_fix_pos);
+  // node_bits[k]: node k's own bit width (mixed widths; nullptr or 0: bit_width).
+  NodeVotes(int64_t* counts, int nodes, int bit_width, int search_range, int max_fix_pos,
+            const int* node_bits = nullptr);
 
   // The scan of one node's output: a diffs search when it holds a non-zero value, the vote, and
   // the node's new Quant. `v` is only read when the search has candidates to compare (never for
@@ -104,10 +106,11 @@ class NodeVotes {
   int fix_pos(int node) const;
 
  private:
-  Quant make_quant(int slot) const;
+  Quant make_quant(int node, int slot) const;
   int64_t* counts_;
   int bit_width_, search_range_, max_fix_pos_;
   lstm::CodeRange range_;
+  std::vector<int> bits_;  // per node
   std::vector<int> mode_;  // slot of the mode; -1 before any vote
   std::vector<Quant> quant_;
 };

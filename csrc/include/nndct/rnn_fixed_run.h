@@ -38,15 +38,18 @@ constexpr int64_t kProjectionRows = 8;
 // The input side of a cell, prepared once: the input weight codes packed for gate_matmul (G gate
 // blocks, gate-major rows [G * units, in]), the input bias codes (one block per gate, padded to
 // whole unit blocks; empty without bias) and each gate's dense-with-bias plan:
-// node = Q_fa(Q_fa(x codes . w codes) + bias), x at `input_fp`.
+// node = Q_fa(Q_fa(x codes . w codes) + bias), x at `input_fp`. Mixed widths: `input_bits` (x)
+// and `dense_bits[g]` (gate g's node) override `bit_width` where given (0 / nullptr: bit_width).
 struct InputProjection {
   InputProjection(int gates, int64_t units, int64_t in, const int32_t* w_codes, const int32_t* bias_codes,
-                  int bit_width, int input_fp, const int* w_fp, const int* node_fp, const int* bias_fp);
+                  int bit_width, int input_fp, const int* w_fp, const int* node_fp, const int* bias_fp,
+                  int input_bits = 0, const int* dense_bits = nullptr);
   PackedGates w;
   std::vector<int32_t> bias;  // [gates][padded units]; empty without bias
   DenseBiasPlan dense[4];
   int input_fp;
-  int64_t lo, hi;  // the code range of the bit width
+  int64_t lo, hi;  // the code range of the input x
+  int64_t dense_lo[4] = {}, dense_hi[4] = {};  // the code range of each gate's node
 };
 
 // One thread's scratch for InputProjection::project.

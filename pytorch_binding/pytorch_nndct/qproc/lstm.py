@@ -19,6 +19,7 @@ from torch import nn
 
 from nndct_shared.lstm.naming import prefix_from_module_path
 from nndct_shared.lstm.session import FirstBatch, LstmQuantSession
+from nndct_shared.lstm.width_config import load_width_config
 from nndct_shared.messages import error, note, warn
 from nndct_shared.output_dir import checked_output_dir
 from nndct_shared.quant_mode import RunMode
@@ -69,17 +70,20 @@ def _replace_module(root: nn.Module, path: str, new: nn.Module) -> nn.Module:
 class LstmTorchQuantizer:
     """The object `torch_quantizer` returns in LSTM mode (which quantizes LSTMs and GRUs)."""
 
-    def __init__(self, quant_mode: RunMode, module: nn.Module, output_dir: str, bitwidth: int) -> None:
+    def __init__(self, quant_mode: RunMode, module: nn.Module, output_dir: str, bitwidth: int,
+                 quant_config_file: str | None = None) -> None:
         if not find_rnns(module):
             raise error("NO_LSTM", module=type(module).__name__)
         self.quant_mode = quant_mode
         self.output_dir = checked_output_dir(output_dir)
-        self.session = LstmQuantSession(self.output_dir, quant_mode, bitwidth, current_collective())
+        widths = load_width_config(quant_config_file, bitwidth)
+        self.session = LstmQuantSession(self.output_dir, quant_mode, bitwidth, current_collective(), widths)
         model = copy.deepcopy(module).cpu().eval()
         self.quant_rnns: list[QuantRnnBase] = []
         for path, rnn in find_rnns(model):
             qrnn = _quantized(path, rnn, bitwidth)
             qrnn.mode = quant_mode
+            qrnn.stack.module_path = path
             self.session.add_stack(qrnn.stack)
             self.quant_rnns.append(qrnn)
             aliases = _other_paths(model, rnn, path)
@@ -88,6 +92,7 @@ class LstmTorchQuantizer:
             if aliases:
                 warn("LSTM_SHARED", names=[repr(p) for p in [path, *aliases]], first=path)
         self._model = model
+        self.session.check_widths_used()
         if quant_mode == RunMode.TEST:
             self.session.load_quant_config()
         self.session.write_cell_modules()
