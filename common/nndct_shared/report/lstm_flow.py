@@ -54,21 +54,20 @@ class StackProbe:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stack, name)
 
-    def forward(self, x, lengths=None, h0=None, c0=None, mode=None, out_dtype=np.float64):
+    def _probe(self, x, lengths, states, out_dtype):
         stack = self._stack
-        x = np.asarray(x, dtype=np.float64)
-        stack.check_initial_states(h0, x.shape[0])
-        stack.check_initial_states(c0, x.shape[0])
-        h_n, c_n = [], []
+        names = stack.state_names
 
-        def run_cell(k, cell, x_in, lens, h, c):
-            out, finals = self._cell_fn(cell, CellCall(np.asarray(x_in, np.float64), lens, {"h": h, "c": c}))
-            h_n.append(finals["h"])
-            c_n.append(finals["c"])
-            return out
+        def run_cell(cell, x_in, lens, cell_states):
+            out, finals = self._cell_fn(cell, CellCall(np.asarray(x_in, np.float64), lens,
+                                                       dict(zip(names, cell_states))))
+            return out, tuple(finals[name] for name in names)
 
-        out = stack._run_layers(x, lengths, h0, c0, run_cell)
-        return np.asarray(out).astype(out_dtype, copy=False), np.stack(h_n), np.stack(c_n)
+        out, finals = stack.run_layers(np.asarray(x, dtype=np.float64), lengths, states, run_cell)
+        return (np.asarray(out).astype(out_dtype, copy=False), *finals)
+
+    def forward(self, x, lengths=None, h0=None, c0=None, mode=None, out_dtype=np.float64):
+        return self._probe(x, lengths, (h0, c0), out_dtype)
 
 
 class GruStackProbe(StackProbe):
@@ -76,18 +75,7 @@ class GruStackProbe(StackProbe):
     returns (out, h_n); the cells' calls carry only the state h."""
 
     def forward(self, x, lengths=None, h0=None, mode=None, out_dtype=np.float64):
-        stack = self._stack
-        x = np.asarray(x, dtype=np.float64)
-        stack.check_initial_state(h0, x.shape[0])
-        h_n = []
-
-        def run_cell(cell, x_in, lens, h):
-            out, finals = self._cell_fn(cell, CellCall(np.asarray(x_in, np.float64), lens, {"h": h}))
-            h_n.append(finals["h"])
-            return out
-
-        out = stack._run_layers(x, lengths, h0, run_cell)
-        return np.asarray(out).astype(out_dtype, copy=False), np.stack(h_n)
+        return self._probe(x, lengths, (h0,), out_dtype)
 
 
 def probe_for(stack: QuantizedLstmStack | QuantizedGruStack, cell_fn: CellFn) -> StackProbe:
