@@ -186,15 +186,6 @@ def test_test_mode_with_other_widths_than_calibration_is_refused(tmp_path):
     assert info.value.msg_id == "QUANTIZER_TORCH_RNN_WIDTH_MISMATCH" and "input_2" in str(info.value)
 
 
-def test_mixed_widths_in_a_gru_are_refused_by_name(tmp_path):
-    config = tmp_path / "c.json"
-    config.write_text(json.dumps({"tensor_quantize_config": {"weights": {"bit_width": 8}}}))
-    with pytest.raises(NndctError) as info:
-        torch_quantizer("calib", Tagger(hidden=8, rnn=nn.GRU), bitwidth=16, lstm=True, output_dir=str(tmp_path),
-                        device=CPU, quant_config_file=str(config))
-    assert info.value.msg_id == "QUANTIZER_TORCH_RNN_WIDTH_UNSUPPORTED" and "StandardGruCell" in str(info.value)
-
-
 # --- the report's suggestion recovers the accuracy plain 8 bits lose ------------------------------------
 
 
