@@ -22,6 +22,8 @@ from nndct_shared.deploy_diff import read_codes
 from nndct_shared.lstm.naming import LSTM_CELL
 from nndct_shared.lstm.widths import tensor_class
 from nndct_shared.messages import NndctError
+from nndct_shared.report.recurrent import recurrent_cell
+from nndct_shared.report.recurrent_config import check_recurrent_config
 from nndct_shared.xmodel import read_xmodel
 from pytorch_nndct.apis import torch_quantizer
 
@@ -258,3 +260,39 @@ def test_the_reports_suggestion_recovers_the_accuracy_that_8_bits_lose(digits_mo
     assert float_acc - mixed <= target_drop, (float_acc, plain, mixed, keep)  # within the report's target
     print(f"float {float_acc:.2f}%, plain 8-bit {plain:.2f}%, suggestion ({len(keep)} tensors at 16 bits: "
           f"{keep}) {mixed:.2f}%")
+
+
+def test_a_suggestion_on_a_mixed_width_model_keeps_the_users_widths(digits_model, tmp_path):
+    """The report of a model quantized with a mixed config: its suggestion passes the schema check
+    (the cells' tensors have different widths), writes the user's rules back plus the tensors it
+    keeps at 16 bits, and the flow run with it gives every other tensor the user's width."""
+    model, calib_x, x, y = digits_model
+    graph = "Lstm_StandardLstmCell_layer_0_forward"
+    user = {"tensor_quantize_config": {"bias": {"bit_width": 12}},
+            "rnn_quantize_config": [{"module": "lstm", "node_class": ["nonlinearity"], "bit_width": 10}],
+            "layer_quantize_config": [{"layer_type": None, "layer_name": f"{graph}::c_next",
+                                       "quantizable_data_type": ["activation"],
+                                       "overall_quantize_config": {"bit_width": 12}}]}
+    user_path = tmp_path / "user.json"
+    user_path.write_text(json.dumps(user))
+    q = torch_quantizer("calib", model, bitwidth=8, lstm=True, output_dir=str(tmp_path / "rep"), device=CPU,
+                        quant_config_file=str(user_path))
+    with torch.no_grad():
+        q.quant_model(calib_x)
+    user_widths = {k: v[0] for section in ("param", "output")
+                   for k, v in json.loads(q.export_quant_config().read_text())[section].items()}
+    assert sorted(set(user_widths.values())) == [8, 10, 12]
+    result = q.report(calib_x[:150], eval_fn=lambda m: _accuracy(m, x, y), max_metric_drop=1.0)
+    keep = result.data["suggestion"]["keep"]
+    assert result.data["suggestion"]["reached"] and keep
+    parsed = check_recurrent_config(result.config, recurrent_cell(q.session.cells[0]).tensors())
+    suggested = json.loads(result.config.read_text())
+    assert suggested["rnn_quantize_config"] == user["rnn_quantize_config"]
+    assert suggested["tensor_quantize_config"]["bias"]["bit_width"] == 12
+    assert [e.layer_name for e in parsed.layer_quantize_config][-len(keep):] == keep  # the suggestion last
+    out = tmp_path / "suggested"
+    accuracy = _quantized_accuracy(model, calib_x, x, y, out, str(result.config))
+    qi = json.loads((out / "quant_info.json").read_text())
+    widths = {k: v[0] for section in ("param", "output") for k, v in qi[section].items()}
+    assert widths == {name: 16 if name in keep else w for name, w in user_widths.items()}
+    assert _accuracy(model, x, y) - accuracy <= 1.0
