@@ -3,7 +3,8 @@ against the independent step-by-step reference (tests/helpers/reference_gru.py) 
 widths -- calibration fix positions, test-mode outputs and every node code of every dumped
 frame, bit for bit -- and the widths in quant_info.json, the xmodels' fix ops and the dumps.
 (The reset-before variant's loops are checked against the scalar loops on mixed widths in
-tests/nndct_shared/gru/test_gru_loops.py.)"""
+tests/nndct_shared/gru/test_gru_loops.py and against the reference in tests/tf_nndct/test_keras_gru.py;
+a config of one width giving the plain flow's file, for GRUs too, in test_lstm_mixed_widths.py.)"""
 from __future__ import annotations
 
 import json
@@ -11,12 +12,12 @@ import json
 import numpy as np
 import torch
 
+from helpers.cell_widths import assert_recorded_widths, widths_by_class
 from helpers.gru_cells import quant_info_fixes, reference_calibration, reference_test
 from helpers.rnn_models import Tagger
 from nndct_shared.deploy_check import dump_file_stem
 from nndct_shared.deploy_diff import read_codes
 from nndct_shared.gru.naming import gru_definition
-from nndct_shared.lstm.widths import tensor_class
 from nndct_shared.xmodel import read_xmodel
 from pytorch_nndct.apis import torch_quantizer
 
@@ -42,13 +43,8 @@ MIXED = {
 
 def expected_widths(cell_index: int) -> dict[str, int]:
     """MIXED resolved by hand for cell `cell_index` (layer-major, forward then backward)."""
-    widths = {}
-    for name in (*GRU.node_names, *GRU.param_names):
-        cls = tensor_class(GRU, name)
-        w = {"weights": 8, "bias": 10, "product": 12, "sum": 12, "nonlinearity": 8}.get(cls, 16)
-        if cell_index == 3 and cls in ("hidden_state", "input"):
-            w = 9
-        widths[name] = w
+    last = {"hidden_state": 9, "input": 9} if cell_index == 3 else {}
+    widths = widths_by_class(GRU, {"weights": 8, "bias": 10, "product": 12, "sum": 12, "nonlinearity": 8}, **last)
     if cell_index == 0:
         widths["ft*input_1"] = 7
     return widths
@@ -75,11 +71,7 @@ def test_mixed_gru_matches_the_reference_node_for_node_and_every_file_carries_th
     fixes = quant_info_fixes(tmp_path / "quant_info.json", CELL_NAMES)
     assert fixes == [(list(n), p) for n, p in expected]
     assert reference_calibration(gru, x, 16) != expected  # the widths matter
-    qi = json.loads((tmp_path / "quant_info.json").read_text())
-    for k, graph in enumerate(CELL_NAMES):  # every record carries its own width
-        for name, w in widths[k].items():
-            section = "param" if name in GRU.param_names else "output"
-            assert qi[section][f"{graph}::{name}"][0] == w, (graph, name)
+    assert_recorded_widths(tmp_path / "quant_info.json", CELL_NAMES, widths, GRU)
 
     test = torch_quantizer("test", model, bitwidth=16, lstm=True, output_dir=str(tmp_path), device=CPU,
                            quant_config_file=str(config))
@@ -115,19 +107,3 @@ def test_mixed_gru_matches_the_reference_node_for_node_and_every_file_carries_th
             assert compared == len(GRU.node_names)
     assert saturating  # the narrow limits are reached, so the clamps are exercised
 
-
-def test_a_gru_config_of_one_width_is_the_plain_flow(tmp_path):
-    torch.manual_seed(6)
-    model = gru_tagger(16)
-    tokens = torch.randint(0, 50, (2, 6))
-    files = []
-    for name, config in (("plain", None), ("same", {"rnn_quantize_config": [{"bit_width": 8}]})):
-        path = None
-        if config is not None:
-            path = tmp_path / f"{name}.json"
-            path.write_text(json.dumps(config))
-        q = torch_quantizer("calib", model, bitwidth=8, lstm=True, output_dir=str(tmp_path / name), device=CPU,
-                            quant_config_file=None if path is None else str(path))
-        q.quant_model(tokens)
-        files.append(q.export_quant_config().read_text())
-    assert files[0] == files[1]

@@ -14,13 +14,13 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from helpers import reference_lstm as ref
+from helpers.cell_widths import assert_recorded_widths, widths_by_class
 from helpers.lstm_cells import cells_weights as _cells_weights
 from helpers.lstm_cells import quant_info_fixes as _quant_info_fixes
 from helpers.rnn_models import Tagger
 from nndct_shared.deploy_check import dump_file_stem
 from nndct_shared.deploy_diff import read_codes
 from nndct_shared.lstm.naming import LSTM_CELL
-from nndct_shared.lstm.widths import tensor_class
 from nndct_shared.messages import NndctError
 from nndct_shared.report.recurrent import recurrent_cell
 from nndct_shared.report.recurrent_config import check_recurrent_config
@@ -48,13 +48,9 @@ MIXED = {
 
 def _expected_widths(cell_index: int) -> dict[str, int]:
     """MIXED resolved by hand for cell `cell_index` (layer-major, forward then backward)."""
-    widths = {}
-    for name in (*ref.NODES, *LSTM_CELL.param_names):
-        cls = tensor_class(LSTM_CELL, name)
-        w = {"weights": 8, "bias": 10, "product": 12, "sum": 12, "nonlinearity": 8}.get(cls, 16)
-        if cell_index == 3 and cls in ("hidden_state", "input"):
-            w = 9
-        widths[name] = w
+    last = {"hidden_state": 9, "input": 9} if cell_index == 3 else {}
+    widths = widths_by_class(LSTM_CELL, {"weights": 8, "bias": 10, "product": 12, "sum": 12, "nonlinearity": 8},
+                             **last)
     if cell_index == 0:
         widths["c_next"] = 11
     return widths
@@ -106,11 +102,7 @@ def test_mixed_config_matches_the_reference_bit_for_bit_and_every_file_carries_t
     expected = _reference(model.encoder.rnn, x, None, widths)
     assert _quant_info_fixes(tmp_path / "quant_info.json", CELL_NAMES) == [
         (list(n), list(a), list(b), list(c)) for n, a, b, c in expected]
-    qi = json.loads((tmp_path / "quant_info.json").read_text())
-    for k, graph in enumerate(CELL_NAMES):  # every record carries its own width
-        for name, w in widths[k].items():
-            section = "param" if name in LSTM_CELL.param_names else "output"
-            assert qi[section][f"{graph}::{name}"][0] == w, (graph, name)
+    assert_recorded_widths(tmp_path / "quant_info.json", CELL_NAMES, widths, LSTM_CELL)
     test = torch_quantizer("test", model, bitwidth=16, lstm=True, output_dir=str(tmp_path), device=CPU,
                            quant_config_file=str(config))
     out, _ = test.quant_model.encoder.rnn(model.emb(tokens))
@@ -135,9 +127,10 @@ def test_mixed_config_matches_the_reference_bit_for_bit_and_every_file_carries_t
     assert saturating  # the narrow limits are reached, so the check above is not vacuous
 
 
-def test_no_config_and_a_config_of_the_flow_settings_are_the_reference(tmp_path):
+@pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
+def test_no_config_and_a_config_of_the_flow_settings_are_the_reference(rnn, tmp_path):
     torch.manual_seed(4)
-    model = Tagger(hidden=20, layers=1, bidirectional=False).eval()
+    model = Tagger(hidden=20, layers=1, bidirectional=False, rnn=rnn).eval()
     tokens = torch.randint(0, 50, (2, 7))
     files = []
     for name, config in (("plain", None), ("same", {"overall_quantize_config": {"bit_width": 8},

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from helpers import reference_gru as ref
+from helpers.cell_widths import widths_by_class
 from nndct_shared import kernels
 from nndct_shared.gru.naming import gru_definition
-from nndct_shared.lstm.widths import tensor_class
 from nndct_shared.quant_info import read_quant_info
 from nndct_shared.xmodel import read_xmodel
 from tf_nndct.layers import QuantGRU, QuantLSTM
@@ -66,10 +66,8 @@ MIXED = {  # a reset-before cell at mixed widths (README "Mixed bit widths in th
 
 def _mixed_widths() -> dict[str, int]:
     """MIXED resolved by hand, per tensor of the reset-before cell."""
-    d = gru_definition(False)
     by_class = {"weights": 8, "bias": 12, "nonlinearity": 10, "sum": 10, "product": 11}
-    widths = {n: by_class.get(tensor_class(d, n), 16) for n in (*d.node_names, *d.param_names)}
-    return {**widths, "it*input_1": 7}
+    return {**widths_by_class(gru_definition(False), by_class), "it*input_1": 7}
 
 
 @pytest.mark.parametrize("bw", [16, 8, "mixed"])
