@@ -106,4 +106,3 @@ def test_mixed_gru_matches_the_reference_node_for_node_and_every_file_carries_th
                     compared += 1
             assert compared == len(GRU.node_names)
     assert saturating  # the narrow limits are reached, so the clamps are exercised
-
