@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "bindings.h"
 #include "nndct/gru_loops.h"
@@ -25,6 +26,7 @@ using nndct::gru::kNumNodes;
 using nndct::gru::Sequence;
 using nndct::gru::Variant;
 using rnn_args::ForcedArray;
+using rnn_args::node_bits_of;
 using rnn_args::require;
 using rnn_args::require_shape;
 
@@ -49,7 +51,7 @@ int64_t check_weights(const ForcedArray<T>& w_ih, const ForcedArray<T>& w_hh, co
 
 CellFix make_fix(int bit_width, const ForcedArray<int32_t>& node_fp, const ForcedArray<int32_t>& w_ih_fp,
                  const ForcedArray<int32_t>& w_hh_fp, const ForcedArray<int32_t>& b_ih_fp,
-                 const ForcedArray<int32_t>& b_hh_fp) {
+                 const ForcedArray<int32_t>& b_hh_fp, const Opt<int32_t>& node_bits) {
   require(bit_width >= 2 && bit_width <= 16, "bit_width must be in 2..16");
   require_shape(node_fp, {kNumNodes}, "node_fix_pos");
   require_shape(w_ih_fp, {kNumGates}, "w_ih_fix_pos");
@@ -63,6 +65,8 @@ CellFix make_fix(int bit_width, const ForcedArray<int32_t>& node_fp, const Force
   std::copy(w_hh_fp.data(), w_hh_fp.data() + kNumGates, fix.w_hh);
   std::copy(b_ih_fp.data(), b_ih_fp.data() + kNumGates, fix.b_ih);
   std::copy(b_hh_fp.data(), b_hh_fp.data() + kNumGates, fix.b_hh);
+  const std::vector<int> bits = node_bits_of(node_bits, kNumNodes);
+  std::copy(bits.begin(), bits.end(), fix.node_bits);
   return fix;
 }
 
@@ -87,10 +91,11 @@ class FixedGruCell {
   FixedGruCell(const ForcedArray<int32_t>& w_ih, const ForcedArray<int32_t>& w_hh, const Opt<int32_t>& b_ih,
                const Opt<int32_t>& b_hh, bool reset_after, int bit_width, const ForcedArray<int32_t>& node_fp,
                const ForcedArray<int32_t>& w_ih_fp, const ForcedArray<int32_t>& w_hh_fp,
-               const ForcedArray<int32_t>& b_ih_fp, const ForcedArray<int32_t>& b_hh_fp) {
+               const ForcedArray<int32_t>& b_ih_fp, const ForcedArray<int32_t>& b_hh_fp,
+               const Opt<int32_t>& node_bits) {
     int64_t I;
     const int64_t H = check_weights(w_ih, w_hh, b_ih, b_hh, &I);
-    const CellFix fix = make_fix(bit_width, node_fp, w_ih_fp, w_hh_fp, b_ih_fp, b_hh_fp);
+    const CellFix fix = make_fix(bit_width, node_fp, w_ih_fp, w_hh_fp, b_ih_fp, b_hh_fp, node_bits);
     cell_ = std::make_unique<nndct::gru::FixedCell>(variant_of(reset_after), fix, I, H, w_ih.data(), w_hh.data(),
                                                     b_ih ? b_ih->data() : nullptr, b_hh ? b_hh->data() : nullptr);
   }
@@ -133,7 +138,8 @@ class CalibGruCell {
  public:
   CalibGruCell(const ForcedArray<int32_t>& w_ih, const ForcedArray<int32_t>& w_hh,
                const ForcedArray<int32_t>& w_ih_fp, const ForcedArray<int32_t>& w_hh_fp, const Opt<double>& b_ih,
-               const Opt<double>& b_hh, bool reset_after, int bit_width, int search_range, int max_fix_pos) {
+               const Opt<double>& b_hh, bool reset_after, int bit_width, int search_range, int max_fix_pos,
+               const Opt<int32_t>& node_bits) {
     require(bit_width >= 2 && bit_width <= 16, "bit_width must be in 2..16");
     require(search_range >= 1 && search_range <= 64, "search_range must be in 1..64");
     int64_t I;
@@ -142,7 +148,8 @@ class CalibGruCell {
     require_shape(w_hh_fp, {kNumGates}, "w_hh_fix_pos");
     cell_ = std::make_unique<nndct::gru::CalibCell>(variant_of(reset_after), bit_width, search_range, max_fix_pos, I,
                                                     H, w_ih.data(), w_hh.data(), w_ih_fp.data(), w_hh_fp.data(),
-                                                    b_ih ? b_ih->data() : nullptr, b_hh ? b_hh->data() : nullptr);
+                                                    b_ih ? b_ih->data() : nullptr, b_hh ? b_hh->data() : nullptr,
+                                                    node_bits_of(node_bits, kNumNodes).data());
   }
 
   py::tuple forward(const py::array& x, py::array_t<int64_t> fp_counts, const Opt<int64_t>& lengths,
@@ -182,10 +189,10 @@ py::tuple fixed_forward_scalar_py(const ForcedArray<double>& x, const ForcedArra
                                   const ForcedArray<int32_t>& node_fp, const ForcedArray<int32_t>& w_ih_fp,
                                   const ForcedArray<int32_t>& w_hh_fp, const ForcedArray<int32_t>& b_ih_fp,
                                   const ForcedArray<int32_t>& b_hh_fp, const Opt<int64_t>& lengths,
-                                  const Opt<double>& h0, bool reverse, bool record) {
+                                  const Opt<double>& h0, bool reverse, bool record, const Opt<int32_t>& node_bits) {
   int64_t I;
   const int64_t H = check_weights(w_ih, w_hh, b_ih, b_hh, &I);
-  const CellFix fix = make_fix(bit_width, node_fp, w_ih_fp, w_hh_fp, b_ih_fp, b_hh_fp);
+  const CellFix fix = make_fix(bit_width, node_fp, w_ih_fp, w_hh_fp, b_ih_fp, b_hh_fp, node_bits);
   const nndct::gru::SequenceBatch seq = rnn_args::typed_sequence<double>(x, lengths, h0, I, H, reverse);
   py::array_t<double> out({seq.batch, seq.steps, H}), h_n({seq.batch, H});
   nndct::gru::StepRecord rec;
@@ -203,7 +210,8 @@ py::tuple calibrate_forward_scalar_py(const ForcedArray<double>& x, const Forced
                                       const ForcedArray<double>& w_hh, const Opt<double>& b_ih,
                                       const Opt<double>& b_hh, bool reset_after, int bit_width,
                                       py::array_t<int64_t> fp_counts, int search_range, int max_fix_pos,
-                                      const Opt<int64_t>& lengths, const Opt<double>& h0, bool reverse) {
+                                      const Opt<int64_t>& lengths, const Opt<double>& h0, bool reverse,
+                                      const Opt<int32_t>& node_bits) {
   require(bit_width >= 2 && bit_width <= 16, "bit_width must be in 2..16");
   require(search_range >= 1 && search_range <= 64, "search_range must be in 1..64");
   int64_t I;
@@ -212,12 +220,13 @@ py::tuple calibrate_forward_scalar_py(const ForcedArray<double>& x, const Forced
   const nndct::gru::SequenceBatch seq = rnn_args::typed_sequence<double>(x, lengths, h0, I, H, reverse);
   py::array_t<double> out({seq.batch, seq.steps, H}), h_n({seq.batch, H});
   int64_t* counts = fp_counts.mutable_data();
+  const std::vector<int> bits = node_bits_of(node_bits, kNumNodes);
   {
     py::gil_scoped_release release;
     nndct::gru::calibrate_forward_scalar(variant_of(reset_after), bit_width, search_range, max_fix_pos, seq,
                                          w_ih.data(), w_hh.data(), b_ih ? b_ih->data() : nullptr,
                                          b_hh ? b_hh->data() : nullptr, counts, out.mutable_data(),
-                                         h_n.mutable_data());
+                                         h_n.mutable_data(), bits.data());
   }
   return py::make_tuple(out, h_n);
 }
@@ -230,10 +239,11 @@ void register_gru_kernels(py::module_& m) {
                            "[3H, *] in PyTorch gate order r, z, n).")
       .def(py::init<const ForcedArray<int32_t>&, const ForcedArray<int32_t>&, const Opt<int32_t>&,
                     const Opt<int32_t>&, bool, int, const ForcedArray<int32_t>&, const ForcedArray<int32_t>&,
-                    const ForcedArray<int32_t>&, const ForcedArray<int32_t>&, const ForcedArray<int32_t>&>(),
+                    const ForcedArray<int32_t>&, const ForcedArray<int32_t>&, const ForcedArray<int32_t>&,
+                    const Opt<int32_t>&>(),
            py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("reset_after"),
            py::arg("bit_width"), py::arg("node_fix_pos"), py::arg("w_ih_fix_pos"), py::arg("w_hh_fix_pos"),
-           py::arg("b_ih_fix_pos"), py::arg("b_hh_fix_pos"))
+           py::arg("b_ih_fix_pos"), py::arg("b_hh_fix_pos"), py::arg("node_bits") = py::none())
       .def("forward", &FixedGruCell::forward, py::arg("x"), py::arg("lengths") = py::none(),
            py::arg("h0") = py::none(), py::arg("reverse") = false, py::arg("record") = false,
            py::arg("num_threads") = 1, py::arg("out_dtype") = py::none(),
@@ -248,10 +258,11 @@ void register_gru_kernels(py::module_& m) {
                            "Calibration-mode StandardGruCell, prepared once: weight codes and fix positions "
                            "(the fake-quantized weights are code * 2^-fix_pos), bias fake-quantized values.")
       .def(py::init<const ForcedArray<int32_t>&, const ForcedArray<int32_t>&, const ForcedArray<int32_t>&,
-                    const ForcedArray<int32_t>&, const Opt<double>&, const Opt<double>&, bool, int, int, int>(),
+                    const ForcedArray<int32_t>&, const Opt<double>&, const Opt<double>&, bool, int, int, int,
+                    const Opt<int32_t>&>(),
            py::arg("w_ih"), py::arg("w_hh"), py::arg("w_ih_fix_pos"), py::arg("w_hh_fix_pos"), py::arg("b_ih"),
            py::arg("b_hh"), py::arg("reset_after"), py::arg("bit_width"), py::arg("search_range") = 5,
-           py::arg("max_fix_pos") = 12)
+           py::arg("max_fix_pos") = 12, py::arg("node_bits") = py::none())
       .def("forward", &CalibGruCell::forward, py::arg("x"), py::arg("fp_counts"), py::arg("lengths") = py::none(),
            py::arg("h0") = py::none(), py::arg("reverse") = false, py::arg("num_threads") = 1,
            py::arg("out_dtype") = py::none(),
@@ -261,12 +272,13 @@ void register_gru_kernels(py::module_& m) {
         py::arg("b_ih"), py::arg("b_hh"), py::arg("reset_after"), py::arg("bit_width"), py::arg("node_fix_pos"),
         py::arg("w_ih_fix_pos"), py::arg("w_hh_fix_pos"), py::arg("b_ih_fix_pos"), py::arg("b_hh_fix_pos"),
         py::arg("lengths") = py::none(), py::arg("h0") = py::none(), py::arg("reverse") = false,
-        py::arg("record") = false,
+        py::arg("record") = false, py::arg("node_bits") = py::none(),
         "Test-only: the portable scalar test-mode loop (the definition FixedGruCell is compared with).");
   m.def("_gru_calibrate_forward_scalar", &calibrate_forward_scalar_py, py::arg("x"), py::arg("w_ih"),
         py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("reset_after"), py::arg("bit_width"),
         py::arg("fp_counts"), py::arg("search_range") = 5, py::arg("max_fix_pos") = 12,
         py::arg("lengths") = py::none(), py::arg("h0") = py::none(), py::arg("reverse") = false,
+        py::arg("node_bits") = py::none(),
         "Test-only: the portable scalar calibration loop (fake-quantized float64 weights), the definition "
         "CalibGruCell is compared with.");
 }

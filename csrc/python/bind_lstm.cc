@@ -20,6 +20,7 @@
 #include "nndct/lstm_reference.h"
 #include "nndct/lstm_step_kernel.h"
 #include "nndct/thread_team.h"
+#include "rnn_args.h"
 
 namespace py = pybind11;
 
@@ -70,16 +71,8 @@ CellFix make_fix(int bit_width, const FArray<int32_t>& node_fp, const FArray<int
   return fix;
 }
 
-// Per-node bit widths [24] (mixed widths), each in 2..16; None leaves every node at bit_width.
 std::vector<int> node_bits_of(const std::optional<FArray<int32_t>>& bits) {
-  std::vector<int> out(kNumNodes, 0);
-  if (!bits) return out;
-  require_shape(*bits, {kNumNodes}, "node_bits");
-  for (int i = 0; i < kNumNodes; ++i) {
-    out[static_cast<size_t>(i)] = bits->data()[i];
-    require(out[static_cast<size_t>(i)] >= 2 && out[static_cast<size_t>(i)] <= 16, "node_bits must be in 2..16");
-  }
-  return out;
+  return rnn_args::node_bits_of(bits, kNumNodes);
 }
 
 void check_weights(const FArray<int32_t>& w_ih, const FArray<int32_t>& w_hh, int64_t* I, int64_t* H) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "nndct/lstm_cell.h"
 
@@ -72,6 +73,19 @@ inline bool wants_float32_out(const pybind11::object& out_dtype) {
   require(d.is(pybind11::dtype::of<float>()) || d.is(pybind11::dtype::of<double>()),
           "out_dtype must be float32 or float64");
   return d.is(pybind11::dtype::of<float>());
+}
+
+// Per-node bit widths [nodes] of a cell (mixed widths), each in 2..16; None leaves every node at
+// the cell's bit width (zeros, CellFix::bits' "no own width").
+inline std::vector<int> node_bits_of(const std::optional<ForcedArray<int32_t>>& bits, int nodes) {
+  std::vector<int> out(static_cast<size_t>(nodes), 0);
+  if (!bits) return out;
+  require_shape(*bits, {nodes}, "node_bits");
+  for (int i = 0; i < nodes; ++i) {
+    out[static_cast<size_t>(i)] = bits->data()[i];
+    require(out[static_cast<size_t>(i)] >= 2 && out[static_cast<size_t>(i)] <= 16, "node_bits must be in 2..16");
+  }
+  return out;
 }
 
 }  // namespace rnn_args

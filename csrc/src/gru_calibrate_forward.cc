@@ -23,10 +23,11 @@ namespace gru {
 
 CalibCell::CalibCell(Variant v, int bw, int range, int max_fp, int64_t in, int64_t h, const int32_t* w_ih_codes,
                      const int32_t* w_hh_codes, const int* ih_fp, const int* hh_fp, const double* b_ih_values,
-                     const double* b_hh_values)
+                     const double* b_hh_values, const int* bits)
     : variant(v), bit_width(bw), search_range(range), max_fix_pos(max_fp), input_size(in), hidden(h),
       input(in, h, w_ih_codes, ih_fp,
             b_ih_values ? b_ih_values : std::vector<double>(static_cast<size_t>(kNumGates * h), 0.0).data(), {2, 1}) {
+  if (bits) std::copy(bits, bits + kNumNodes, node_bits);
   for (int g = 0; g < kNumGates; ++g) {
     w_hh[g] = PackedGates(w_hh_codes + g * h * h, 1, h, h);
     w_hh_fp[g] = hh_fp[g];
@@ -49,7 +50,8 @@ class CalibRun {
   CalibRun(const CalibCell& cell, const Sequence<TIn>& seq, int64_t* counts, TOut* out, double* h_n)
       : cell_(cell), seq_(seq), out_(out), h_n_(h_n), Hp_(cell.w_hh[0].padded_units()),
         after_(cell.variant == Variant::kResetAfter), len_(rnn::sequence_lengths(seq.lengths, seq.batch, seq.steps)),
-        votes_(counts, kNumNodes, cell.bit_width, cell.search_range, cell.max_fix_pos), inputs_(cell.input, seq, len_) {
+        votes_(counts, kNumNodes, cell.bit_width, cell.search_range, cell.max_fix_pos, cell.node_bits),
+        inputs_(cell.input, seq, len_) {
     const int64_t B = seq.batch, T = seq.steps, H = seq.hidden;
     h_.init(seq.h0, B, H);  // the fake-quantized h_next of each row's last step (raw h0 at first)
     active_.resize(static_cast<size_t>(B));

@@ -23,6 +23,10 @@ namespace {
 std::array<int, kNumGates> dense_x_fix(const CellFix& f) {
   return {f.node[dense_x_node(0)], f.node[dense_x_node(1)], f.node[dense_x_node(2)]};
 }
+// Their bit widths (mixed widths).
+std::array<int, kNumGates> dense_x_bits(const CellFix& f) {
+  return {f.bits(dense_x_node(0)), f.bits(dense_x_node(1)), f.bits(dense_x_node(2))};
+}
 
 }  // namespace
 
@@ -30,7 +34,7 @@ FixedCell::FixedCell(Variant v, const CellFix& f, int64_t in, int64_t h, const i
                      const int32_t* w_hh_codes, const int32_t* b_ih_codes, const int32_t* b_hh_codes)
     : variant(v), fix(f), input_size(in), hidden(h),
       input(kNumGates, h, in, w_ih_codes, b_ih_codes, f.bit_width, f.node[kInput0], f.w_ih, dense_x_fix(f).data(),
-            f.b_ih),
+            f.b_ih, f.bits(kInput0), dense_x_bits(f).data()),
       w_hh(w_hh_codes, v == Variant::kResetAfter ? kNumGates : 2, h, h), plan(StepPlan::make(v, f)) {
   if (v == Variant::kResetBefore) w_hn = PackedGates(w_hh_codes + 2 * h * h, 1, h, h);
   const int64_t Hp = w_hh.padded_units();
@@ -68,7 +72,7 @@ class FixedRun {
       : cell_(cell), seq_(seq), out_(out), h_n_(h_n), record_(record), Hp_(cell.padded_units()),
         after_(cell.variant == Variant::kResetAfter), len_(rnn::sequence_lengths(seq.lengths, seq.batch, seq.steps)) {
     const int64_t B = seq.batch, H = seq.hidden, T = seq.steps;
-    const CodeRange range = CodeRange::signed_bits(cell.fix.bit_width);
+    const CodeRange range = CodeRange::signed_bits(cell.fix.bits(kInput1));
     const int f1 = cell.fix.node[kInput1];
     state_h_.resize(2 * B * Hp_);
     if (!after_) rh_.resize(B * Hp_);

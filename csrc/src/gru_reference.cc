@@ -30,7 +30,8 @@ void fixed_forward_scalar(Variant variant, const CellFix& fix, const SequenceBat
                           StepRecord* record) {
   const int64_t B = seq.batch, T = seq.steps, I = seq.input_size, H = seq.hidden;
   const bool after = variant == Variant::kResetAfter;
-  const CodeRange r = CodeRange::signed_bits(fix.bit_width);
+  CodeRange rg[kNumNodes];  // each node's own code range (mixed widths)
+  for (int k = 0; k < kNumNodes; ++k) rg[k] = CodeRange::signed_bits(fix.bits(k));
   const int* f = fix.node;
   std::fill(out, out + B * T * H, 0.0);
   if (record) {
@@ -48,56 +49,58 @@ void fixed_forward_scalar(Variant variant, const CellFix& fix, const SequenceBat
   };
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t j = 0; j < H; ++j) {
-      h[static_cast<size_t>(j)] = seq.h0 ? quantize_value(seq.h0[b * H + j], f[kInput1], r) : 0;
+      h[static_cast<size_t>(j)] = seq.h0 ? quantize_value(seq.h0[b * H + j], f[kInput1], rg[kInput1]) : 0;
       h_n[b * H + j] = dequantize(h[static_cast<size_t>(j)], f[kInput1]);
     }
     const int64_t L = sequence_length(seq, b);
     for (int64_t t = 0; t < L; ++t) {
       const int64_t pos = seq.reverse ? L - 1 - t : t;
       for (int64_t i = 0; i < I; ++i)
-        x[static_cast<size_t>(i)] = quantize_value(seq.x[(b * T + pos) * I + i], f[kInput0], r);
+        x[static_cast<size_t>(i)] = quantize_value(seq.x[(b * T + pos) * I + i], f[kInput0], rg[kInput0]);
       for (int64_t j = 0; j < H; ++j) code(kInput1, j) = h[static_cast<size_t>(j)];
       // The dense_x nodes, and the recurrent dense nodes of r and z (+ reset-after: of n).
       for (int g = 0; g < kNumGates; ++g) {
         const int fa = f[dense_x_node(g)], fb = f[dense_h_node(variant, g)];
+        const CodeRange& ra = rg[dense_x_node(g)];
+        const CodeRange& rb = rg[dense_h_node(variant, g)];
         for (int64_t j = 0; j < H; ++j) {
           const int64_t ax = dot(x.data(), w_ih + (g * H + j) * I, I);
-          code(dense_x_node(g), j) = add_codes(requantize(ax, f[kInput0] + fix.w_ih[g], fa, r), fa,
-                                               b_ih ? b_ih[g * H + j] : 0, fix.b_ih[g], fa, r);
+          code(dense_x_node(g), j) = add_codes(requantize(ax, f[kInput0] + fix.w_ih[g], fa, ra), fa,
+                                               b_ih ? b_ih[g * H + j] : 0, fix.b_ih[g], fa, ra);
           if (!after && g == 2) continue;
-          const int64_t ah = requantize(dot(h.data(), w_hh + (g * H + j) * H, H), f[kInput1] + fix.w_hh[g], fb, r);
+          const int64_t ah = requantize(dot(h.data(), w_hh + (g * H + j) * H, H), f[kInput1] + fix.w_hh[g], fb, rb);
           code(dense_h_node(variant, g), j) =
-              after ? add_codes(ah, fb, b_hh ? b_hh[g * H + j] : 0, fix.b_hh[g], fb, r) : ah;
+              after ? add_codes(ah, fb, b_hh ? b_hh[g * H + j] : 0, fix.b_hh[g], fb, rb) : ah;
         }
       }
       for (int g = 0; g < 2; ++g)
         for (int64_t j = 0; j < H; ++j) {
           const int fy = f[sum_node(g)];
           const int64_t y = add_codes(code(dense_x_node(g), j), f[dense_x_node(g)], code(dense_h_node(variant, g), j),
-                                      f[dense_h_node(variant, g)], fy, r);
+                                      f[dense_h_node(variant, g)], fy, rg[sum_node(g)]);
           code(sum_node(g), j) = y;
-          code(kR + g, j) = lstm::sigmoid_node(y, fy, f[kR + g], r);
+          code(kR + g, j) = lstm::sigmoid_node(y, fy, f[kR + g], rg[kR + g]);
         }
       if (after) {  // r * (W_hn h + b_hn)
-        for (int64_t j = 0; j < H; ++j) code(12, j) = mul_codes(code(kR, j), f[kR], code(11, j), f[11], f[12], r);
+        for (int64_t j = 0; j < H; ++j) code(12, j) = mul_codes(code(kR, j), f[kR], code(11, j), f[11], f[12], rg[12]);
       } else {      // W_hn (r * h)
         for (int64_t j = 0; j < H; ++j)
-          code(11, j) = mul_codes(code(kR, j), f[kR], h[static_cast<size_t>(j)], f[kInput1], f[11], r);
+          code(11, j) = mul_codes(code(kR, j), f[kR], h[static_cast<size_t>(j)], f[kInput1], f[11], rg[11]);
         for (int64_t j = 0; j < H; ++j) {
           int64_t s = 0;
           for (int64_t k = 0; k < H; ++k) s += code(11, k) * w_hh[(2 * H + j) * H + k];
-          code(12, j) = requantize(s, f[11] + fix.w_hh[2], f[12], r);
+          code(12, j) = requantize(s, f[11] + fix.w_hh[2], f[12], rg[12]);
         }
       }
       for (int64_t j = 0; j < H; ++j) {
-        const int64_t y = add_codes(code(kDenseXn, j), f[kDenseXn], code(12, j), f[12], f[kYn], r);
-        const int64_t n = lstm::tanh_node(y, f[kYn], f[kN], r);
+        const int64_t y = add_codes(code(kDenseXn, j), f[kDenseXn], code(12, j), f[12], f[kYn], rg[kYn]);
+        const int64_t n = lstm::tanh_node(y, f[kYn], f[kN], rg[kN]);
         const int64_t z = code(kZ, j);
-        const int64_t zn = mul_codes(z, f[kZ], n, f[kN], f[kZN], r);
+        const int64_t zn = mul_codes(z, f[kZ], n, f[kN], f[kZN], rg[kZN]);
         // n - z*n: both move to the finer grid exactly, so -zn may be added.
-        const int64_t d = add_codes(n, f[kN], -zn, f[kZN], f[kNMinusZN], r);
-        const int64_t zh = mul_codes(z, f[kZ], h[static_cast<size_t>(j)], f[kInput1], f[kZH], r);
-        const int64_t hn = add_codes(d, f[kNMinusZN], zh, f[kZH], f[kHNext], r);
+        const int64_t d = add_codes(n, f[kN], -zn, f[kZN], f[kNMinusZN], rg[kNMinusZN]);
+        const int64_t zh = mul_codes(z, f[kZ], h[static_cast<size_t>(j)], f[kInput1], f[kZH], rg[kZH]);
+        const int64_t hn = add_codes(d, f[kNMinusZN], zh, f[kZH], f[kHNext], rg[kHNext]);
         code(kYn, j) = y;
         code(kN, j) = n;
         code(kZN, j) = zn;
@@ -107,7 +110,7 @@ void fixed_forward_scalar(Variant variant, const CellFix& fix, const SequenceBat
         out[(b * T + pos) * H + j] = dequantize(hn, f[kHNext]);
         h_n[b * H + j] = dequantize(hn, f[kHNext]);
       }
-      for (int64_t j = 0; j < H; ++j) h[static_cast<size_t>(j)] = requantize(code(kHNext, j), f[kHNext], f[kInput1], r);
+      for (int64_t j = 0; j < H; ++j) h[static_cast<size_t>(j)] = requantize(code(kHNext, j), f[kHNext], f[kInput1], rg[kInput1]);
       if (record && b == 0) {
         for (int64_t i = 0; i < I; ++i)
           record->input0[static_cast<size_t>(t * I + i)] = static_cast<int32_t>(x[static_cast<size_t>(i)]);
@@ -121,10 +124,11 @@ void fixed_forward_scalar(Variant variant, const CellFix& fix, const SequenceBat
 
 void calibrate_forward_scalar(Variant variant, int bit_width, int search_range, int max_fix_pos,
                               const SequenceBatch& seq, const double* w_ih, const double* w_hh, const double* b_ih,
-                              const double* b_hh, int64_t* fp_counts, double* out, double* h_n) {
+                              const double* b_hh, int64_t* fp_counts, double* out, double* h_n,
+                              const int* node_bits) {
   const int64_t B = seq.batch, T = seq.steps, I = seq.input_size, H = seq.hidden, G = kNumGates * H;
   const bool after = variant == Variant::kResetAfter;
-  RnnNodeScanner scanner(bit_width, search_range, max_fix_pos, fp_counts);
+  RnnNodeScanner scanner(bit_width, search_range, max_fix_pos, fp_counts, node_bits);
   std::vector<double> h(static_cast<size_t>(B * H), 0.0);  // each row's fake-quantized h_next (raw h0 at first)
   if (seq.h0) std::copy(seq.h0, seq.h0 + B * H, h.begin());
   std::fill(out, out + B * T * H, 0.0);

@@ -25,6 +25,12 @@ StepPlan StepPlan::make(Variant variant, const CellFix& fix) {
   p.variant = variant;
   p.lo = code_min(fix.bit_width);
   p.hi = code_max(fix.bit_width);
+  int widest = fix.bit_width;
+  for (int k = 0; k < kNumNodes; ++k) {
+    p.node_lo[k] = code_min(fix.bits(k));
+    p.node_hi[k] = code_max(fix.bits(k));
+    widest = std::max(widest, fix.bits(k));
+  }
   const bool after = variant == Variant::kResetAfter;
   for (int g = 0; g < kNumGates; ++g) {
     const int dense = dense_h_node(variant, g);
@@ -39,7 +45,8 @@ StepPlan StepPlan::make(Variant variant, const CellFix& fix) {
     q.a_to_sum = Shift::between(fa, fm);
     q.b_to_sum = Shift::between(fb, fm);
     q.sum_to_y = Shift::between(fm, fy);
-    q.table = TableOp::make(g == 2, fy, f[g == 2 ? kN : kR + g], p.lo, p.hi);
+    const int table = g == 2 ? kN : kR + g;
+    q.table = TableOp::make(g == 2, fy, f[table], p.node_lo[table], p.node_hi[table]);
   }
   const int prod = reset_product_node(variant);
   p.reset = Shift::between(f[kR] + (after ? f[11] : f[kInput1]), f[prod]);
@@ -57,7 +64,7 @@ StepPlan StepPlan::make(Variant variant, const CellFix& fix) {
   // A sum or difference of two codes (< 2^15 each) shifted left by a, then by y: < 2^(16 + a + y)
   // <= 2^30; products of two codes (< 2^31) shifted right only.
   auto sum_fits = [](Shift a, Shift b, Shift y) { return std::max(a.left, b.left) + y.left <= 14; };
-  p.narrow = fix.bit_width <= 16 && p.reset.left == 0 && p.zn.left == 0 && p.zh.left == 0 &&
+  p.narrow = widest <= 16 && p.reset.left == 0 && p.zn.left == 0 && p.zh.left == 0 &&
              sum_fits(p.n_to_sub, p.zn_to_sub, p.sub_to_d) && sum_fits(p.d_to_sum, p.zh_to_sum, p.sum_to_hn) &&
              p.hn_to_h.left <= 14;
   for (int g = 0; g < kNumGates; ++g)
@@ -150,16 +157,18 @@ struct GateV {
 // The whole plan in lane type V, copied into the loops' locals.
 template <typename V>
 struct Lanes {
-  V lo, hi;
-  int64_t lo64, hi64;
+  V lo[kNumNodes], hi[kNumNodes];          // node k's code range (mixed widths)
+  int64_t lo64[kNumNodes], hi64[kNumNodes];
   GateV<V> gate[kNumGates];
   S reset, zn, n_sub, zn_sub, sub_d, zh, d_sum, zh_sum, sum_hn, hn_h;
   static Lanes of(const StepPlan& p) {
     Lanes L;
-    L.lo = static_cast<V>(p.lo);
-    L.hi = static_cast<V>(p.hi);
-    L.lo64 = p.lo;
-    L.hi64 = p.hi;
+    for (int k = 0; k < kNumNodes; ++k) {
+      L.lo[k] = static_cast<V>(p.node_lo[k]);
+      L.hi[k] = static_cast<V>(p.node_hi[k]);
+      L.lo64[k] = p.node_lo[k];
+      L.hi64[k] = p.node_hi[k];
+    }
     for (int g = 0; g < kNumGates; ++g) {
       const StepPlan::Gate& q = p.gate[g];
       L.gate[g] = {DenseV<V>::of(p.dense_h[g]), lane<V>(q.a_to_sum), lane<V>(q.b_to_sum), lane<V>(q.sum_to_y),
@@ -194,19 +203,24 @@ NNDCT_ALWAYS_INLINE void gates_body(const Lanes<V>& L, int64_t n, const int32_t*
                                     const int32_t* NNDCT_RESTRICT b_z, const int16_t* NNDCT_RESTRICT h,
                                     int32_t* NNDCT_RESTRICT g_r, int32_t* NNDCT_RESTRICT g_z,
                                     int16_t* NNDCT_RESTRICT rh, int32_t* const* rec) {
+  // Each node clamps to its own range (node indices as in gru_cell.h; the same for both variants
+  // but for 11 and 12, whose roles the variant swaps).
+  const int64_t br_lo = L.lo64[3], br_hi = L.hi64[3], bz_lo = L.lo64[6], bz_hi = L.hi64[6];
+  const V yr_lo = L.lo[kYr], yr_hi = L.hi[kYr], yz_lo = L.lo[kYz], yz_hi = L.hi[kYz];
+  const V rh_lo = L.lo[11], rh_hi = L.hi[11];
   for (int64_t j = 0; j < n; ++j) {
     const V ar = static_cast<V>(a_r[j]), az = static_cast<V>(a_z[j]);
-    const V br = dense<V>(L.gate[0].dense_h, L.lo64, L.hi64, acc_r[j], static_cast<V>(b_r[j]));
-    const V bz = dense<V>(L.gate[1].dense_h, L.lo64, L.hi64, acc_z[j], static_cast<V>(b_z[j]));
-    const V yr = gate_sum(L.gate[0], L.lo, L.hi, ar, br);
-    const V yz = gate_sum(L.gate[1], L.lo, L.hi, az, bz);
+    const V br = dense<V>(L.gate[0].dense_h, br_lo, br_hi, acc_r[j], static_cast<V>(b_r[j]));
+    const V bz = dense<V>(L.gate[1].dense_h, bz_lo, bz_hi, acc_z[j], static_cast<V>(b_z[j]));
+    const V yr = gate_sum(L.gate[0], yr_lo, yr_hi, ar, br);
+    const V yz = gate_sum(L.gate[1], yz_lo, yz_hi, az, bz);
     const V r = lookup(L.gate[0].table, yr);
     const V z = lookup(L.gate[1].table, yz);
     g_r[j] = static_cast<int32_t>(r);
     g_z[j] = static_cast<int32_t>(z);
     V p = 0;
     if (!kAfter) {
-      p = cl<V>(sh<V>(r * static_cast<V>(h[j]), L.reset), L.lo, L.hi);
+      p = cl<V>(sh<V>(r * static_cast<V>(h[j]), L.reset), rh_lo, rh_hi);
       rh[j] = static_cast<int16_t>(p);
     }
     if (kRecord) {
@@ -226,24 +240,29 @@ NNDCT_ALWAYS_INLINE void candidate_body(const Lanes<V>& L, int64_t n, const int3
                                         const int32_t* NNDCT_RESTRICT g_z, int16_t* NNDCT_RESTRICT h_next,
                                         T* NNDCT_RESTRICT out, double h_scale, int32_t* const* rec) {
   const GateV<V>& G = L.gate[2];
+  const int64_t n11_lo = L.lo64[11], n11_hi = L.hi64[11], n12_lo = L.lo64[12], n12_hi = L.hi64[12];
+  const V p_lo = L.lo[12], p_hi = L.hi[12], yn_lo = L.lo[kYn], yn_hi = L.hi[kYn];
+  const V zn_lo = L.lo[kZN], zn_hi = L.hi[kZN], d_lo = L.lo[kNMinusZN], d_hi = L.hi[kNMinusZN];
+  const V zh_lo = L.lo[kZH], zh_hi = L.hi[kZH], hn_lo = L.lo[kHNext], hn_hi = L.hi[kHNext];
+  const V h_lo = L.lo[kInput1], h_hi = L.hi[kInput1];
   for (int64_t j = 0; j < n; ++j) {
     V n11 = 0, p;
     if (kAfter) {
-      n11 = dense<V>(G.dense_h, L.lo64, L.hi64, acc_n[j], static_cast<V>(b_n[j]));
-      p = cl<V>(sh<V>(static_cast<V>(g_r[j]) * n11, L.reset), L.lo, L.hi);
+      n11 = dense<V>(G.dense_h, n11_lo, n11_hi, acc_n[j], static_cast<V>(b_n[j]));
+      p = cl<V>(sh<V>(static_cast<V>(g_r[j]) * n11, L.reset), p_lo, p_hi);
     } else {
-      p = dense<V>(G.dense_h, L.lo64, L.hi64, acc_n[j], V(0));
+      p = dense<V>(G.dense_h, n12_lo, n12_hi, acc_n[j], V(0));
     }
     const V an = static_cast<V>(a_n[j]);
-    const V yn = gate_sum(G, L.lo, L.hi, an, p);
+    const V yn = gate_sum(G, yn_lo, yn_hi, an, p);
     const V nt = lookup(G.table, yn);
     const V zv = static_cast<V>(g_z[j]), hv = static_cast<V>(h[j]);
-    const V zn = cl<V>(sh<V>(zv * nt, L.zn), L.lo, L.hi);
-    const V d = cl<V>(sh<V>(sh(nt, L.n_sub) - sh(zn, L.zn_sub), L.sub_d), L.lo, L.hi);
-    const V zh = cl<V>(sh<V>(zv * hv, L.zh), L.lo, L.hi);
-    const V hn = cl<V>(sh<V>(sh(d, L.d_sum) + sh(zh, L.zh_sum), L.sum_hn), L.lo, L.hi);
+    const V zn = cl<V>(sh<V>(zv * nt, L.zn), zn_lo, zn_hi);
+    const V d = cl<V>(sh<V>(sh(nt, L.n_sub) - sh(zn, L.zn_sub), L.sub_d), d_lo, d_hi);
+    const V zh = cl<V>(sh<V>(zv * hv, L.zh), zh_lo, zh_hi);
+    const V hn = cl<V>(sh<V>(sh(d, L.d_sum) + sh(zh, L.zh_sum), L.sum_hn), hn_lo, hn_hi);
     out[j] = static_cast<T>(static_cast<double>(hn) * h_scale);
-    h_next[j] = static_cast<int16_t>(cl<V>(sh(hn, L.hn_h), L.lo, L.hi));
+    h_next[j] = static_cast<int16_t>(cl<V>(sh(hn, L.hn_h), h_lo, h_hi));
     if (kRecord) {
       rec[1][j] = static_cast<int32_t>(hv);
       if (kAfter) rec[11][j] = static_cast<int32_t>(n11);

@@ -7,13 +7,14 @@ no code with nndct_shared.gru or the C++ loops (only the table/rounding helpers 
 reference_lstm.py and, for calibration, the diffs search of nndct_shared.kernels, which has its
 own NumPy-reference tests), so agreement between the two is evidence, not tautology.
 
-Node names are the graph's (gate letters i, f, g = reset r, update z, candidate n).
+Node names are the graph's (gate letters i, f, g = reset r, update z, candidate n). `bw` is one
+bit width for every tensor, or a mapping node / parameter name -> width (mixed widths).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from helpers.reference_lstm import ScanHistory, q_floor, q_std, sigmoid_lut, tanh_lut
+from helpers.reference_lstm import ScanHistory, q_floor, q_std, sigmoid_lut, tanh_lut, width
 
 GATES = "ifg"
 TABLE = {"it", "ft", "cct"}
@@ -52,42 +53,46 @@ def split(w_ih, w_hh, b_ih, b_hh, reset_after):
     return out
 
 
-def _table(lut, v, fp, bw):
-    t = lut(v)
-    return t if fp >= 15 else q_floor(t, fp, bw)
-
-
 def test_step(x, h, blocks, node_fp, param_fp, bw, reset_after):
-    """One test-mode step; returns {node: value}. Dense nodes: Q(Q(input @ W^T) + b)."""
+    """One test-mode step; returns {node: value}. Dense nodes: Q(Q(input @ W^T) + b). Every node
+    is floored and clamped at its own position and width."""
     fp = dict(zip(nodes(reset_after), node_fp))
-    q = {n: q_std(blocks[n], param_fp[n], bw) for n in params(reset_after)}
-    out = {"input_0": q_floor(x, fp["input_0"], bw), "input_1": q_floor(h, fp["input_1"], bw)}
+    q = {n: q_std(blocks[n], param_fp[n], width(bw, n)) for n in params(reset_after)}
+
+    def qf(v, name):
+        return q_floor(v, fp[name], width(bw, name))
+
+    def table(lut, v, name):
+        t = lut(v)
+        return t if fp[name] >= 15 else qf(t, name)
+
+    out = {"input_0": qf(x, "input_0"), "input_1": qf(h, "input_1")}
 
     def dense(name, data, weight, bias=None):
-        a = q_floor(out[data] @ q[weight].T, fp[name], bw)
-        out[name] = q_floor(a + (q[bias] if bias else 0.0), fp[name], bw)
+        a = qf(out[data] @ q[weight].T, name)
+        out[name] = qf(a + (q[bias] if bias else 0.0), name)
 
     names = nodes(reset_after)
     for g, y, act in (("i", "y_i", "it"), ("f", "y_f", "ft")):
         dx, dh = names[names.index(y) - 2], names[names.index(y) - 1]
         dense(dx, "input_0", f"weight_i{g}", f"bias_i{g}" if reset_after else f"bias_{g}")
         dense(dh, "input_1", f"weight_h{g}", f"bias_h{g}" if reset_after else None)
-        out[y] = q_floor(out[dx] + out[dh], fp[y], bw)
-        out[act] = _table(sigmoid_lut, out[y], fp[act], bw)
+        out[y] = qf(out[dx] + out[dh], y)
+        out[act] = table(sigmoid_lut, out[y], act)
     dx, b1, b2 = names[10], names[11], names[12]
     dense(dx, "input_0", "weight_ig", "bias_ig" if reset_after else "bias_g")
     if reset_after:
         dense(b1, "input_1", "weight_hg", "bias_hg")
-        out[b2] = q_floor(out["it"] * out[b1], fp[b2], bw)
+        out[b2] = qf(out["it"] * out[b1], b2)
     else:
-        out[b1] = q_floor(out["it"] * out["input_1"], fp[b1], bw)
+        out[b1] = qf(out["it"] * out["input_1"], b1)
         dense(b2, b1, "weight_hg")
-    out["y_g"] = q_floor(out[dx] + out[b2], fp["y_g"], bw)
-    out["cct"] = _table(tanh_lut, out["y_g"], fp["cct"], bw)
-    out["ft*cct"] = q_floor(out["ft"] * out["cct"], fp["ft*cct"], bw)
-    out["cct-ft*cct"] = q_floor(out["cct"] - out["ft*cct"], fp["cct-ft*cct"], bw)
-    out["ft*input_1"] = q_floor(out["ft"] * out["input_1"], fp["ft*input_1"], bw)
-    out["h_next"] = q_floor(out["cct-ft*cct"] + out["ft*input_1"], fp["h_next"], bw)
+    out["y_g"] = qf(out[dx] + out[b2], "y_g")
+    out["cct"] = table(tanh_lut, out["y_g"], "cct")
+    out["ft*cct"] = qf(out["ft"] * out["cct"], "ft*cct")
+    out["cct-ft*cct"] = qf(out["cct"] - out["ft*cct"], "cct-ft*cct")
+    out["ft*input_1"] = qf(out["ft"] * out["input_1"], "ft*input_1")
+    out["h_next"] = qf(out["cct-ft*cct"] + out["ft*input_1"], "h_next")
     return out
 
 
@@ -110,9 +115,9 @@ class CalibReference(ScanHistory):
         super().__init__(nodes(reset_after), bw, diffs, max_fix_pos)
         self.reset_after = reset_after
         self.names = nodes(reset_after)
-        self.param_fp = {n: diffs(blocks[n], bw, search_range=5, method="std_round", max_fix_pos=max_fix_pos)
-                         for n in params(reset_after)}
-        self.q = {n: q_std(blocks[n], fp, bw) for n, fp in self.param_fp.items()}
+        self.param_fp = {n: diffs(blocks[n], width(bw, n), search_range=5, method="std_round",
+                                  max_fix_pos=max_fix_pos) for n in params(reset_after)}
+        self.q = {n: q_std(blocks[n], fp, width(bw, n)) for n, fp in self.param_fp.items()}
 
     def step(self, x, h):
         """x [N, I], h [N, H] of the rows active at this step -> h_next."""
@@ -158,13 +163,22 @@ class CalibReference(ScanHistory):
         return out
 
     def aligned(self):
-        """(node_fp [19], param_fp) after the export-time alignment: tables at min(15, bw - 1), x at
-        its own position, every other node at h_next's, each bias at its dense node's."""
+        """(node_fp [19], param_fp) after the export-time alignment: tables at min(15, width - 1), x
+        at its own position, every other node at h_next's, each bias at its dense node's. Mixed
+        widths: "at h_next's" is the position giving h_next's range at the node's own width (a
+        wider node's extra bits become fraction bits, up to the cap)."""
         ph, px = self.fp_or_cap("h_next"), self.fp_or_cap("input_0")
-        table_fp = min(15, self.bw - 1)
-        node = [px if m == "input_0" else table_fp if m in TABLE else ph for m in self.names]
+        wh = width(self.bw, "h_next")
+
+        def same_range(fp, w_from, w_to):
+            return min(fp + w_to - w_from, max(self.cap, fp)) if w_to > w_from else fp + w_to - w_from
+
+        node = [px if m == "input_0" else min(15, width(self.bw, m) - 1) if m in TABLE
+                else same_range(ph, wh, width(self.bw, m)) for m in self.names]
+        fp = dict(zip(self.names, node))
         param = dict(self.param_fp)
         for name in param:
-            if name.startswith("bias"):
-                param[name] = ph
+            if name.startswith("bias"):  # bias_<g> / bias_i<g> / bias_h<g>: its dense node's range
+                dense = next(m for m in self.names if m.endswith(" + " + name))
+                param[name] = same_range(fp[dense], width(self.bw, dense), width(self.bw, name))
         return node, param

@@ -12,9 +12,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from helpers import reference_gru as ref
+from helpers.gru_cells import cell_blocks as _cell_blocks
+from helpers.gru_cells import quant_info_fixes as _quant_info_fixes
+from helpers.gru_cells import reference_calibration as _reference_calibration
+from helpers.gru_cells import reference_test as _reference_test
 from helpers.rnn_models import Tagger
-from nndct_shared import kernels
 from nndct_shared.messages import NndctError
 from nndct_shared.xmodel import read_xmodel
 from pytorch_nndct.apis import torch_quantizer
@@ -29,73 +31,11 @@ def gru_tagger(**kwargs) -> nn.Module:
     return Tagger(rnn=nn.GRU, embed=12, **{"hidden": 24, **kwargs})
 
 
-def _cell_blocks(gru: nn.GRU):
-    """Per cell (layer-major, forward then backward): (named float64 blocks, reverse)."""
-    out = []
-    for layer in range(gru.num_layers):
-        for sfx in ("", "_reverse")[: 2 if gru.bidirectional else 1]:
-            get = lambda n: getattr(gru, f"{n}_l{layer}{sfx}").detach().double().numpy()  # noqa: E731
-            H = gru.hidden_size
-            b_ih = get("bias_ih") if gru.bias else np.zeros(3 * H)
-            b_hh = get("bias_hh") if gru.bias else np.zeros(3 * H)
-            out.append((ref.split(get("weight_ih"), get("weight_hh"), b_ih, b_hh, True), bool(sfx)))
-    return out
-
-
-def _reference_calibration(gru: nn.GRU, x: np.ndarray, bw: int):
-    """The reference calibration layer by layer; the aligned (node, param) positions per cell."""
-    cells = _cell_blocks(gru)
-    dirs = 2 if gru.bidirectional else 1
-    layer_in, aligned = x, []
-    for layer in range(gru.num_layers):
-        outs = []
-        for d in range(dirs):
-            blocks, reverse = cells[layer * dirs + d]
-            cal = ref.CalibReference(blocks, bw, True, kernels.diffs_fix_pos)
-            outs.append(cal.run(layer_in, reverse=reverse))
-            aligned.append(cal.aligned())
-        layer_in = np.concatenate(outs, axis=2)
-    return aligned
-
-
-def _reference_test(gru: nn.GRU, x: np.ndarray, fixes, bw: int, lengths=None, h0=None):
-    """Test-mode reference over sequences, layer by layer; returns (out [B, T, D*H], h_n)."""
-    cells = _cell_blocks(gru)
-    dirs = 2 if gru.bidirectional else 1
-    B, T, _ = x.shape
-    lengths = [T] * B if lengths is None else list(lengths)
-    layer_in, h_n = x, []
-    for layer in range(gru.num_layers):
-        outs = []
-        for d in range(dirs):
-            k = layer * dirs + d
-            (blocks, reverse), (node_fp, param_fp) = cells[k], fixes[k]
-            o, last = np.zeros((B, T, gru.hidden_size)), np.zeros((B, gru.hidden_size))
-            for n in range(B):
-                L = lengths[n]
-                steps = ref.test_sequence(layer_in[n, :L], blocks, node_fp, param_fp, bw, True,
-                                          h0=None if h0 is None else h0[k, n], reverse=reverse)
-                for pos, s in zip(range(L - 1, -1, -1) if reverse else range(L), steps):
-                    o[n, pos] = s["h_next"]
-                last[n] = steps[-1]["h_next"]
-            outs.append(o)
-            h_n.append(last)
-        layer_in = np.concatenate(outs, axis=2)
-    return layer_in, np.stack(h_n)
-
-
 def _quantize(model, inputs, tmp_path, bw=16):
     calib = torch_quantizer("calib", model, bitwidth=bw, lstm=True, output_dir=str(tmp_path), device=CPU)
     calib.quant_model(inputs)
     calib.export_quant_config()
     return torch_quantizer("test", model, bitwidth=bw, lstm=True, output_dir=str(tmp_path), device=CPU)
-
-
-def _quant_info_fixes(path, graphs):
-    qi = json.loads(path.read_text())
-    names, params = ref.nodes(True), ref.params(True)
-    return [([qi["output"][f"{g}::{n}"][1] for n in names], {p: qi["param"][f"{g}::{p}"][1] for p in params})
-            for g in graphs]
 
 
 CELL_NAMES = ["EncoderRnn_StandardGruCell_layer_0_forward", "EncoderRnn_StandardGruCell_layer_0_backward",

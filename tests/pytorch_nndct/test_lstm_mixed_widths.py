@@ -14,14 +14,16 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from helpers import reference_lstm as ref
+from helpers.cell_widths import assert_recorded_widths, widths_by_class
 from helpers.lstm_cells import cells_weights as _cells_weights
 from helpers.lstm_cells import quant_info_fixes as _quant_info_fixes
 from helpers.rnn_models import Tagger
 from nndct_shared.deploy_check import dump_file_stem
 from nndct_shared.deploy_diff import read_codes
 from nndct_shared.lstm.naming import LSTM_CELL
-from nndct_shared.lstm.widths import tensor_class
 from nndct_shared.messages import NndctError
+from nndct_shared.report.recurrent import recurrent_cell
+from nndct_shared.report.recurrent_config import check_recurrent_config
 from nndct_shared.xmodel import read_xmodel
 from pytorch_nndct.apis import torch_quantizer
 
@@ -46,13 +48,9 @@ MIXED = {
 
 def _expected_widths(cell_index: int) -> dict[str, int]:
     """MIXED resolved by hand for cell `cell_index` (layer-major, forward then backward)."""
-    widths = {}
-    for name in (*ref.NODES, *LSTM_CELL.param_names):
-        cls = tensor_class(LSTM_CELL, name)
-        w = {"weights": 8, "bias": 10, "product": 12, "sum": 12, "nonlinearity": 8}.get(cls, 16)
-        if cell_index == 3 and cls in ("hidden_state", "input"):
-            w = 9
-        widths[name] = w
+    last = {"hidden_state": 9, "input": 9} if cell_index == 3 else {}
+    widths = widths_by_class(LSTM_CELL, {"weights": 8, "bias": 10, "product": 12, "sum": 12, "nonlinearity": 8},
+                             **last)
     if cell_index == 0:
         widths["c_next"] = 11
     return widths
@@ -104,11 +102,7 @@ def test_mixed_config_matches_the_reference_bit_for_bit_and_every_file_carries_t
     expected = _reference(model.encoder.rnn, x, None, widths)
     assert _quant_info_fixes(tmp_path / "quant_info.json", CELL_NAMES) == [
         (list(n), list(a), list(b), list(c)) for n, a, b, c in expected]
-    qi = json.loads((tmp_path / "quant_info.json").read_text())
-    for k, graph in enumerate(CELL_NAMES):  # every record carries its own width
-        for name, w in widths[k].items():
-            section = "param" if name in LSTM_CELL.param_names else "output"
-            assert qi[section][f"{graph}::{name}"][0] == w, (graph, name)
+    assert_recorded_widths(tmp_path / "quant_info.json", CELL_NAMES, widths, LSTM_CELL)
     test = torch_quantizer("test", model, bitwidth=16, lstm=True, output_dir=str(tmp_path), device=CPU,
                            quant_config_file=str(config))
     out, _ = test.quant_model.encoder.rnn(model.emb(tokens))
@@ -133,9 +127,10 @@ def test_mixed_config_matches_the_reference_bit_for_bit_and_every_file_carries_t
     assert saturating  # the narrow limits are reached, so the check above is not vacuous
 
 
-def test_no_config_and_a_config_of_the_flow_settings_are_the_reference(tmp_path):
+@pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
+def test_no_config_and_a_config_of_the_flow_settings_are_the_reference(rnn, tmp_path):
     torch.manual_seed(4)
-    model = Tagger(hidden=20, layers=1, bidirectional=False).eval()
+    model = Tagger(hidden=20, layers=1, bidirectional=False, rnn=rnn).eval()
     tokens = torch.randint(0, 50, (2, 7))
     files = []
     for name, config in (("plain", None), ("same", {"overall_quantize_config": {"bit_width": 8},
@@ -184,15 +179,6 @@ def test_test_mode_with_other_widths_than_calibration_is_refused(tmp_path):
     with pytest.raises(NndctError) as info:
         torch_quantizer("test", model, bitwidth=16, lstm=True, output_dir=str(tmp_path), device=CPU)
     assert info.value.msg_id == "QUANTIZER_TORCH_RNN_WIDTH_MISMATCH" and "input_2" in str(info.value)
-
-
-def test_mixed_widths_in_a_gru_are_refused_by_name(tmp_path):
-    config = tmp_path / "c.json"
-    config.write_text(json.dumps({"tensor_quantize_config": {"weights": {"bit_width": 8}}}))
-    with pytest.raises(NndctError) as info:
-        torch_quantizer("calib", Tagger(hidden=8, rnn=nn.GRU), bitwidth=16, lstm=True, output_dir=str(tmp_path),
-                        device=CPU, quant_config_file=str(config))
-    assert info.value.msg_id == "QUANTIZER_TORCH_RNN_WIDTH_UNSUPPORTED" and "StandardGruCell" in str(info.value)
 
 
 # --- the report's suggestion recovers the accuracy plain 8 bits lose ------------------------------------
@@ -267,3 +253,39 @@ def test_the_reports_suggestion_recovers_the_accuracy_that_8_bits_lose(digits_mo
     assert float_acc - mixed <= target_drop, (float_acc, plain, mixed, keep)  # within the report's target
     print(f"float {float_acc:.2f}%, plain 8-bit {plain:.2f}%, suggestion ({len(keep)} tensors at 16 bits: "
           f"{keep}) {mixed:.2f}%")
+
+
+def test_a_suggestion_on_a_mixed_width_model_keeps_the_users_widths(digits_model, tmp_path):
+    """The report of a model quantized with a mixed config: its suggestion passes the schema check
+    (the cells' tensors have different widths), writes the user's rules back plus the tensors it
+    keeps at 16 bits, and the flow run with it gives every other tensor the user's width."""
+    model, calib_x, x, y = digits_model
+    graph = "Lstm_StandardLstmCell_layer_0_forward"
+    user = {"tensor_quantize_config": {"bias": {"bit_width": 12}},
+            "rnn_quantize_config": [{"module": "lstm", "node_class": ["nonlinearity"], "bit_width": 10}],
+            "layer_quantize_config": [{"layer_type": None, "layer_name": f"{graph}::c_next",
+                                       "quantizable_data_type": ["activation"],
+                                       "overall_quantize_config": {"bit_width": 12}}]}
+    user_path = tmp_path / "user.json"
+    user_path.write_text(json.dumps(user))
+    q = torch_quantizer("calib", model, bitwidth=8, lstm=True, output_dir=str(tmp_path / "rep"), device=CPU,
+                        quant_config_file=str(user_path))
+    with torch.no_grad():
+        q.quant_model(calib_x)
+    user_widths = {k: v[0] for section in ("param", "output")
+                   for k, v in json.loads(q.export_quant_config().read_text())[section].items()}
+    assert sorted(set(user_widths.values())) == [8, 10, 12]
+    result = q.report(calib_x[:150], eval_fn=lambda m: _accuracy(m, x, y), max_metric_drop=1.0)
+    keep = result.data["suggestion"]["keep"]
+    assert result.data["suggestion"]["reached"] and keep
+    parsed = check_recurrent_config(result.config, recurrent_cell(q.session.cells[0]).tensors())
+    suggested = json.loads(result.config.read_text())
+    assert suggested["rnn_quantize_config"] == user["rnn_quantize_config"]
+    assert suggested["tensor_quantize_config"]["bias"]["bit_width"] == 12
+    assert [e.layer_name for e in parsed.layer_quantize_config][-len(keep):] == keep  # the suggestion last
+    out = tmp_path / "suggested"
+    accuracy = _quantized_accuracy(model, calib_x, x, y, out, str(result.config))
+    qi = json.loads((out / "quant_info.json").read_text())
+    widths = {k: v[0] for section in ("param", "output") for k, v in qi[section].items()}
+    assert widths == {name: 16 if name in keep else w for name, w in user_widths.items()}
+    assert _accuracy(model, x, y) - accuracy <= 1.0

@@ -10,6 +10,7 @@ Keras layers).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import keras
@@ -155,3 +156,67 @@ def test_per_frame_dumps_are_identical(both_flows):
     assert frames == {f"frame_{t}" for t in range(29)}  # one frame per time step, no extra one
     for name, path in t_files.items():
         assert _rename(path.read_text(), names) == k_files[_rename(name, names)].read_text(), name
+
+
+def _mixed_config(cell_kind: str) -> dict:
+    """8-bit weights, 10-bit tables and products, a 12-bit state in the backward cell and one
+    9-bit tensor of the forward cell, selected by the names both flows give the model."""
+    return {
+        "tensor_quantize_config": {"weights": {"bit_width": 8}},
+        "rnn_quantize_config": [
+            {"node_class": ["nonlinearity", "product"], "bit_width": 10},
+            {"module": "rnn", "direction": "backward", "node_class": "hidden_state", "bit_width": 12},
+        ],
+        "layer_quantize_config": [
+            {"layer_name": f"Rnn_{cell_kind}_layer_0_forward::y_f", "quantizable_data_type": ["activation"],
+             "overall_quantize_config": {"bit_width": 9}},
+        ],
+    }
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_a_mixed_width_config_gives_byte_identical_files_in_both_flows(kind, vowels, tmp_path):
+    """The same quant_config_file in torch_quantizer(lstm=True) and tf_quantizer: the same
+    per-tensor widths and fix positions, byte for byte, and the same outputs (a bidirectional
+    layer that both frameworks name `rnn`, so that every graph name agrees)."""
+    calib, test = vowels
+    torch_model = TorchRnn(kind, 1, True).eval()
+    _, keras_cls, cell_kind = KINDS[kind]
+    inputs = keras.Input((None, 12))
+    wrapper = keras.layers.Bidirectional(keras_cls(HIDDEN, return_sequences=True), name="rnn")
+    keras_model = keras.Model(inputs, wrapper(inputs))
+    wrapper.forward_layer.set_weights(_keras_weights(torch_model.rnn, 0, ""))
+    wrapper.backward_layer.set_weights(_keras_weights(torch_model.rnn, 0, "_reverse"))
+    config = tmp_path / "widths.json"
+    config.write_text(json.dumps(_mixed_config(cell_kind)))
+    tdir, kdir = tmp_path / "torch", tmp_path / "keras"
+    tq = torch_quantizer("calib", torch_model, bitwidth=16, lstm=True, output_dir=str(tdir), device="cpu",
+                         quant_config_file=str(config))
+    kq = tf_quantizer(keras_model, None, "calib", str(kdir), 16, str(config))
+    for start in range(0, len(calib), 30):
+        tq.quant_model(torch.from_numpy(calib[start:start + 30]))
+        kq.quant_model(calib[start:start + 30])
+    tq.export_quant_config()
+    kq.export_quant_config()
+    info = read_quant_info(kdir / "quant_info.json")
+    assert {w for w, _ in info.output.values()} == {16, 10, 12, 9}
+    assert {w for w, _ in info.param.values()} == {8, 16}  # 8-bit weights, 16-bit biases
+    assert (tdir / "quant_info.json").read_bytes() == (kdir / "quant_info.json").read_bytes()
+    tq = torch_quantizer("test", torch_model, bitwidth=16, lstm=True, output_dir=str(tdir), device="cpu",
+                         quant_config_file=str(config))
+    kq = tf_quantizer(keras_model, None, "test", str(kdir), bitwidth=16, quant_config_file=str(config))
+    with torch.no_grad():
+        t_out = tq.quant_model(torch.from_numpy(test)).numpy()
+    k_out = np.asarray(kq.quant_model(test))
+    assert np.array_equal(t_out, k_out)
+    tq.export_xmodel(str(tdir), deploy_check=True)
+    kq.dump_xmodel()
+    kq.dump_rnn_outputs_by_timestep(test[:1])
+    t_files, k_files = _files(tdir / "xmodel"), _files(kdir / "xmodel")
+    assert sorted(t_files) == sorted(k_files) and len(k_files) == 2
+    for name, path in t_files.items():
+        assert path.read_bytes() == k_files[name].read_bytes(), name
+    t_dumps, k_dumps = _files(tdir / "deploy_check_data_int"), _files(kdir / "deploy_check_data_int")
+    assert sorted(t_dumps) == sorted(k_dumps)
+    for name, path in t_dumps.items():
+        assert path.read_bytes() == k_dumps[name].read_bytes(), name

@@ -15,19 +15,21 @@ import numpy as np
 import pytest
 
 from helpers import reference_gru as ref
+from helpers.cell_widths import widths_by_class
 from nndct_shared import kernels
+from nndct_shared.gru.naming import gru_definition
 from nndct_shared.quant_info import read_quant_info
 from nndct_shared.xmodel import read_xmodel
 from tf_nndct.layers import QuantGRU, QuantLSTM
 from tf_nndct.quantization.api import tf_quantizer
 
 
-def _calibrate_then_test(model, calib, out_dir, batch=20, bitwidth=16):
-    q = tf_quantizer(model, None, "calib", str(out_dir), bitwidth=bitwidth)
+def _calibrate_then_test(model, calib, out_dir, batch=20, bitwidth=16, quant_config_file=None):
+    q = tf_quantizer(model, None, "calib", str(out_dir), bitwidth=bitwidth, quant_config_file=quant_config_file)
     for start in range(0, len(calib), batch):
         q.quant_model(calib[start:start + batch])
     q.export_quant_config()
-    return tf_quantizer(model, None, "test", str(out_dir), bitwidth=bitwidth)
+    return tf_quantizer(model, None, "test", str(out_dir), bitwidth=bitwidth, quant_config_file=quant_config_file)
 
 
 def _torch_order(a: np.ndarray, units: int) -> np.ndarray:
@@ -52,27 +54,51 @@ def gru_model(steps=29, name="gru", **gru_kwargs) -> keras.Model:
     return keras.Model(inputs, keras.layers.GRU(8, name=name, **gru_kwargs)(inputs))
 
 
-@pytest.mark.parametrize("bw", [16, 8])
+GRAPH = "Gru_StandardGruCell_layer_0_forward"
+MIXED = {  # a reset-before cell at mixed widths (README "Mixed bit widths in the recurrent flow")
+    "tensor_quantize_config": {"weights": {"bit_width": 8}, "bias": {"bit_width": 12}},
+    "rnn_quantize_config": [{"node_class": ["nonlinearity", "sum"], "bit_width": 10},
+                            {"module": "gru", "node_class": "product", "bit_width": 11}],
+    "layer_quantize_config": [{"layer_name": f"{GRAPH}::it*input_1", "quantizable_data_type": ["activation"],
+                               "overall_quantize_config": {"bit_width": 7}}],
+}
+
+
+def _mixed_widths() -> dict[str, int]:
+    """MIXED resolved by hand, per tensor of the reset-before cell."""
+    by_class = {"weights": 8, "bias": 12, "nonlinearity": 10, "sum": 10, "product": 11}
+    return {**widths_by_class(gru_definition(False), by_class), "it*input_1": 7}
+
+
+@pytest.mark.parametrize("bw", [16, 8, "mixed"])
 def test_reset_before_gru_matches_the_reference(vowels, tmp_path, bw):
     calib, test = vowels
     model = gru_model(reset_after=False, return_sequences=True)
     layer = model.get_layer("gru")
-    q = _calibrate_then_test(model, calib, tmp_path, bitwidth=bw)
+    config = None
+    if bw == "mixed":
+        config, bw = MIXED, _mixed_widths()
+    q = _calibrate_then_test(model, calib, tmp_path, bitwidth=16 if config else bw, quant_config_file=config)
     assert isinstance(q.quant_model.get_layer("gru"), QuantGRU)
     blocks = _reference_blocks(layer)
     cal = ref.CalibReference(blocks, bw, False, kernels.diffs_fix_pos)
     for start in range(0, len(calib), 20):
         cal.run(calib[start:start + 20].astype(np.float64))
     node_fp, param_fp = cal.aligned()
-    graph = "Gru_StandardGruCell_layer_0_forward"
+    graph = GRAPH
     info = read_quant_info(tmp_path / "quant_info.json")
-    assert [tuple(info.output[f"{graph}::{n}"]) for n in ref.nodes(False)] == [(bw, fp) for fp in node_fp]
-    assert {p: info.param[f"{graph}::{p}"][1] for p in ref.params(False)} == param_fp
+    width = (lambda n: bw) if isinstance(bw, int) else bw.get  # noqa: E731
+    assert [tuple(info.output[f"{graph}::{n}"]) for n in ref.nodes(False)] == [
+        (width(n), fp) for n, fp in zip(ref.nodes(False), node_fp)]
+    assert {p: tuple(info.param[f"{graph}::{p}"]) for p in ref.params(False)} == {
+        p: (width(p), fp) for p, fp in param_fp.items()}
     out = np.asarray(q.quant_model(test))
     for n in range(len(test)):
         steps = ref.test_sequence(test[n].astype(np.float64), blocks, node_fp, param_fp, bw, False)
         np.testing.assert_array_equal(out[n], np.stack([s["h_next"] for s in steps]).astype(np.float32))
     assert np.abs(out - np.asarray(model(test))).max() < (0.01 if bw == 16 else 0.5)
+    if config:  # the datapath clamps at the narrow widths: the reference at 16 bits differs
+        assert ref.CalibReference(blocks, 16, False, kernels.diffs_fix_pos).param_fp != param_fp
 
 
 def test_reset_before_files(vowels, tmp_path):

@@ -57,14 +57,15 @@ class QuantizedGruCell(QuantizedCell):
         blocks = self.weights.blocks()
         b_ih, b_hh = self._bias_names()
         bias = lambda names: np.concatenate([  # noqa: E731
-            kernels.fix_neuron(blocks[n], self.bit_width, param_fp[n], WEIGHT_METHOD) for n in names])
+            kernels.fix_neuron(blocks[n], self.param_width(n), param_fp[n], WEIGHT_METHOD) for n in names])
         return _kernels.CalibGruCell(
             np.concatenate([codes[f"weight_i{g}"] for g in GATES]),
             np.concatenate([codes[f"weight_h{g}"] for g in GATES]),
             np.asarray([param_fp[f"weight_i{g}"] for g in GATES], np.int32),
             np.asarray([param_fp[f"weight_h{g}"] for g in GATES], np.int32),
             bias(b_ih), None if b_hh is None else bias(b_hh), self.reset_after, self.bit_width,
-            search_range=PARAM_SEARCH_RANGE, max_fix_pos=self.calibration.max_fix_pos)
+            search_range=PARAM_SEARCH_RANGE, max_fix_pos=self.calibration.max_fix_pos,
+            node_bits=self.calibration.node_bits())
 
     def calibrate(self, x, lengths=None, h0=None, out_dtype=np.float64):
         """Calibration-mode forward: the reference's fake-quantized float cell, recording the
@@ -77,7 +78,8 @@ class QuantizedGruCell(QuantizedCell):
     # ----------------------------------------------------------------------------- test mode
     def _make_fixed_cell(self, fix: CellFixPositions):
         w_ih, w_hh, b_ih, b_hh = self._kernel_layout(self.param_codes())
-        return _kernels.FixedGruCell(w_ih, w_hh, b_ih, b_hh, self.reset_after, fix.bit_width, *self._fix_arrays(fix))
+        return _kernels.FixedGruCell(w_ih, w_hh, b_ih, b_hh, self.reset_after, fix.bit_width, *self._fix_arrays(fix),
+                                     node_bits=fix.node_bits())
 
     def _fix_arrays(self, fix: CellFixPositions) -> tuple[np.ndarray, ...]:
         """(node[19], w_ih[3], w_hh[3], b_ih[3], b_hh[3]) fix positions for the C++ loop."""

@@ -29,7 +29,7 @@ from ..quant_info_store import QuantInfoStore
 from ..quant_mode import RunMode
 from .cell_base import QuantizedCell
 from .codegen import cell_module_file
-from .naming import LSTM_CELL, scoped
+from .naming import scoped
 from .shard_merge import CellShards
 from .stack import QuantizedLstmStack
 from .width_config import WidthConfig
@@ -106,12 +106,8 @@ class LstmQuantSession:
             layer = int(cell.graph_name.rsplit("_layer_", 1)[1].split("_")[0])
             widths = self.widths.cell_widths(cell.definition, cell.graph_name, stack.prefix,
                                              getattr(stack, "module_path", None), layer, cell.reverse)
-            if widths == cell.widths:
-                continue
-            if cell.definition.kind != LSTM_CELL.kind:
-                raise error("RNN_WIDTH_UNSUPPORTED", kind=cell.definition.kind, cell=cell.graph_name,
-                            widths=sorted({*widths.node, *widths.param.values()}))
-            cell.set_widths(widths)
+            if widths != cell.widths:
+                cell.set_widths(widths)
 
     def check_widths_used(self) -> None:
         """After every stack is added: each rule of the width config selected some cell."""

@@ -128,6 +128,23 @@ class WidthConfig:
         return CellWidths(tuple(widths[n] for n in definition.node_names),
                           {n: widths[n] for n in definition.param_names})
 
+    def sections(self) -> dict[str, Any]:
+        """The user's width rules as config sections again (what the report's suggestion writes
+        back, `report.recurrent_config`): ``tensor_quantize_config`` kind -> width, the
+        ``rnn_quantize_config`` entries, and the single-tensor rules as (layer_name, kind, width),
+        each in the order the file gave them."""
+        kinds, entries, tensors = {}, [], []
+        for rule in self.rules:
+            if rule.tensor is not None:
+                tensors.append((rule.tensor, rule.kind, rule.bit_width))
+            elif rule.kind is not None:
+                kinds[rule.kind] = rule.bit_width
+            else:
+                entry = {"module": rule.module, "layer": rule.layer, "direction": rule.direction,
+                         "node_class": None if rule.classes is None else list(rule.classes)}
+                entries.append({**{k: v for k, v in entry.items() if v is not None}, "bit_width": rule.bit_width})
+        return {"tensor_quantize_config": kinds, RNN_SECTION: entries, "layer_quantize_config": tensors}
+
     def check_all_used(self) -> None:
         """After every cell was resolved: a rule that selected no cell names a cell, layer or
         tensor the model does not have."""

@@ -746,15 +746,6 @@ MIXED_WIDTH_ERRORS: tuple[Spec, ...] = (
         "calibration, or calibrate again with this config.",
         QuantConfigError,
     ),
-    error(
-        "RNN_WIDTH_UNSUPPORTED",
-        "Mixed bit widths are set for a cell kind whose time loops do not implement them yet.",
-        "Mixed bit widths are not implemented for the {kind} cell '{cell}' (its tensors would get "
-        "widths {widths}).",
-        "Give the {kind} cells one width (select the LSTM cells by module in rnn_quantize_config), "
-        "or quantize this model at one bitwidth.",
-        QuantConfigError,
-    ),
 )
 
 PROJECT_SPECS: tuple[Spec, ...] = (

@@ -150,5 +150,6 @@ def report_lstm_session(session: LstmQuantSession, hooks: LstmModelHooks, output
     doc = build_report(
         flow="lstm", framework=framework, mode=session.mode.value, runner=runner, tensors=tensors, stats=stats,
         reference=reference, quantized=quantized, options=options, cells=analyses, notes=notes,
-        suggestion_config=lambda keep: recurrent_config(tensors, keep, session.bit_width, options.high_bit_width))
+        suggestion_config=lambda keep: recurrent_config(tensors, keep, session.bit_width, options.high_bit_width,
+                                                       session.widths))
     return write_report(doc, output_dir)

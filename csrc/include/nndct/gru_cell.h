@@ -50,9 +50,12 @@ inline int reset_product_node(Variant v) { return v == Variant::kResetAfter ? 12
 inline int sum_node(int gate) { return gate == 2 ? kYn : 4 + 3 * gate; }
 
 // Fix positions of one cell: the 19 node outputs and the parameters (b_hh unused for reset-before).
+// `node_bits[k]` is node k's own bit width (mixed widths; 0: `bit_width`), as lstm::CellFix.
 struct CellFix {
   int bit_width = 16;
   int node[kNumNodes] = {};
+  int node_bits[kNumNodes] = {};
+  int bits(int k) const { return node_bits[k] ? node_bits[k] : bit_width; }
   int w_ih[kNumGates] = {};
   int w_hh[kNumGates] = {};
   int b_ih[kNumGates] = {};

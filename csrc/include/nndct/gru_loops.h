@@ -53,9 +53,10 @@ void fixed_forward(const FixedCell& cell, const Sequence<TIn>& seq, TOut* out, d
 struct CalibCell {
   CalibCell(Variant variant, int bit_width, int search_range, int max_fix_pos, int64_t input_size, int64_t hidden,
             const int32_t* w_ih_codes, const int32_t* w_hh_codes, const int* w_ih_fp, const int* w_hh_fp,
-            const double* b_ih, const double* b_hh);
+            const double* b_ih, const double* b_hh, const int* node_bits = nullptr);
   Variant variant;
   int bit_width, search_range, max_fix_pos;
+  int node_bits[kNumNodes] = {};  // each node's bit width (0: bit_width)
   int64_t input_size, hidden;
   rnn::CalibInput input;          // W_ih in packs (r, z) and (n), and b_ih
   PackedGates w_hh[kNumGates];    // one gate each

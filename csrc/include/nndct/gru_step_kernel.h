@@ -32,7 +32,9 @@ using lstm::TableOp;
 
 struct StepPlan {
   Variant variant = Variant::kResetAfter;
-  int64_t lo = 0, hi = 0;   // the code range of the bit width
+  int64_t lo = 0, hi = 0;   // the code range of the cell's bit width
+  // Each node's own code range (mixed widths: CellFix::bits); the step clamps node k to these.
+  int64_t node_lo[kNumNodes] = {}, node_hi[kNumNodes] = {};
   // Recurrent sums -> dense nodes: r, z, and n (reset-after: W_hn h + b_hn, node 11;
   // reset-before: W_hn (r * h), node 12, whose sum sits at fix(node 11) + fix(w_hh n)).
   DenseBiasPlan dense_h[kNumGates];
@@ -47,7 +49,7 @@ struct StepPlan {
   Shift zh;                             // ft * input_1 -> ft*input_1
   Shift d_to_sum, zh_to_sum, sum_to_hn; // cct-ft*cct + ft*input_1 -> h_next
   Shift hn_to_h;                        // h_next -> input_1 (the next step's state)
-  // Every intermediate of a step fits int32: codes of at most 16 bits are shifted left by at
+  // Every intermediate of a step fits int32: codes of at most 16 bits (every node's width) are shifted left by at
   // most 14 (sums and differences: at most 14 in all), products of two codes (< 2^31) only
   // shifted right. Then the loops run in 32-bit lanes (twice the lanes per vector).
   bool narrow = false;

@@ -22,10 +22,12 @@ namespace nndct {
 
 class RnnNodeScanner {
  public:
-  // `counts` is [nodes][lstm::kFpSlots]; slot = fix position + lstm::kFpOffset.
-  RnnNodeScanner(int bit_width, int search_range, int max_fix_pos, int64_t* counts)
+  // `counts` is [nodes][lstm::kFpSlots]; slot = fix position + lstm::kFpOffset. `node_bits`
+  // (mixed widths; nullptr, or 0 for a node: bit_width) is node k's own width, read at every scan
+  // (the caller keeps it alive).
+  RnnNodeScanner(int bit_width, int search_range, int max_fix_pos, int64_t* counts, const int* node_bits = nullptr)
       : bit_width_(bit_width), search_range_(search_range), max_fix_pos_(max_fix_pos), counts_(counts),
-        range_(lstm::CodeRange::signed_bits(bit_width)) {}
+        node_bits_(node_bits) {}
 
   // Scans node `node`'s output v[0..n), votes and fake-quantizes v in place at the mode. Inputs
   // (`is_input`) use search range 1, as the reference's LSTM-mode inputs. All-zero outputs carry
@@ -35,7 +37,7 @@ class RnnNodeScanner {
     int64_t* row = counts_ + node * lstm::kFpSlots;
     if (std::any_of(v, v + n, [](double a) { return a != 0.0; })) {
       FixPosSearch search;
-      search.bit_width = bit_width_;
+      search.bit_width = bits(node);
       search.search_range = is_input ? 1 : search_range_;
       search.method = Method::kFloor;
       search.max_fix_pos = max_fix_pos_;
@@ -45,8 +47,9 @@ class RnnNodeScanner {
     int fp;
     if (!lstm::histogram_mode(row, &fp)) return;  // nothing non-zero seen yet: v is all zero
     // clamp(floor(v * 2^fp)) * 2^-fp + 0.0 (a zero code gives +0.0), in place.
-    const double amp = pow2(fp), scale = pow2(-fp), lo = static_cast<double>(range_.lo),
-                 hi = static_cast<double>(range_.hi);
+    const lstm::CodeRange range = lstm::CodeRange::signed_bits(bits(node));
+    const double amp = pow2(fp), scale = pow2(-fp), lo = static_cast<double>(range.lo),
+                 hi = static_cast<double>(range.hi);
     for (int64_t i = 0; i < n; ++i) {
       double s = std::floor(v[i] * amp);
       s = s > lo ? s : lo;
@@ -62,9 +65,10 @@ class RnnNodeScanner {
   }
 
  private:
+  int bits(int node) const { return node_bits_ && node_bits_[node] ? node_bits_[node] : bit_width_; }
   int bit_width_, search_range_, max_fix_pos_;
   int64_t* counts_;
-  lstm::CodeRange range_;
+  const int* node_bits_;
 };
 
 }  // namespace nndct

@@ -68,12 +68,17 @@ def _check_signature(model: keras.Model, input_signature: Any) -> None:
 
 
 def tf_quantizer(model: Any, input_signature: Any = None, quant_mode: str = "calib",
-                 output_dir: str = "quantize_result", bitwidth: int = 16) -> TFQuantizer:
+                 output_dir: str = "quantize_result", bitwidth: int = 16,
+                 quant_config_file: str | None = None) -> TFQuantizer:
     """Creates the quantizer of a Keras model (or a `.keras` / `.h5` file) in mode 'calib' or
     'test'. `input_signature` is a `tf.TensorSpec` (or a list) with the input shape and batch
     1, as in the reference; it is checked against the model's inputs. Calibrate by calling
     `quant_model` on representative data, then `export_quant_config()`; in test mode call
     `dump_xmodel()` and `dump_rnn_outputs_by_timestep(x[:1])`.
+
+    `quant_config_file` (a path or a dict; not in the reference's tf_quantizer, named and read as
+    torch_quantizer's in LSTM mode) sets per-tensor bit widths: README "Mixed bit widths in the
+    recurrent flow". Pass the same file in calib and test mode.
     """
     with use_frontend("tf"):
         mode = parse_quant_mode(quant_mode)
@@ -81,4 +86,4 @@ def tf_quantizer(model: Any, input_signature: Any = None, quant_mode: str = "cal
             raise error("ILLEGAL_BITWIDTH", value=bitwidth, path="bitwidth", low=2, high=16)
         keras_model = _load_model(model)
         _check_signature(keras_model, input_signature)
-        return TFQuantizer(keras_model, mode, output_dir, bitwidth)
+        return TFQuantizer(keras_model, mode, output_dir, bitwidth, quant_config_file)

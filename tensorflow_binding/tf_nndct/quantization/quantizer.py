@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from nndct_shared.lstm.session import FirstBatch, LstmQuantSession
+from nndct_shared.lstm.width_config import load_width_config
 from nndct_shared.messages import error, use_frontend
 from nndct_shared.output_dir import checked_output_dir
 from nndct_shared.quant_mode import RunMode
@@ -26,17 +27,21 @@ from .model_rewrite import count_quantizable, rebuild_with_quantized_rnns
 class TFQuantizer:
     """All quantized LSTM and GRU layers of one Keras model and the files of one output directory."""
 
-    def __init__(self, model: keras.Model, mode: RunMode, output_dir: str | Path, bitwidth: int) -> None:
+    def __init__(self, model: keras.Model, mode: RunMode, output_dir: str | Path, bitwidth: int,
+                 quant_config_file: str | Path | dict | None = None) -> None:
         if not count_quantizable(model):
             raise error("NO_LSTM", module=model.name)
         self.quant_mode = mode
         self.output_dir = checked_output_dir(output_dir)
+        widths = load_width_config(quant_config_file, bitwidth)  # per-tensor widths, as the PyTorch flow's
         quant_model, layers = rebuild_with_quantized_rnns(model, bitwidth)
-        self.session = LstmQuantSession(self.output_dir, mode, bitwidth)
+        self.session = LstmQuantSession(self.output_dir, mode, bitwidth, widths=widths)
         self.quant_layers: list[QuantRNN] = layers
         for layer in layers:
             layer.mode = mode
+            layer.stack.module_path = layer.layer_path  # what a config entry's "module" may name
             self.session.add_stack(layer.stack)
+        self.session.check_widths_used()
         self._model = with_eager_call(quant_model)
         self._dumped: dict[int, FirstBatch] | None = None  # the batches of this quantizer's last dump
         if mode == RunMode.TEST:

@@ -7,7 +7,8 @@ The scalar loops run every node through the scalar integer ops (test mode) or th
 cell's order of operations with diffs_fix_pos and full histogram scans (calibration). Every
 output, final state, recorded node code and vote must be identical -- also the sign of zeros --
 for both variants (reset after / before), hidden sizes 1..256, batches 1, 3 and 64, 16 and 8
-bits, and weight and state codes at the extremes (-32768 / 32767).
+bits, and weight and state codes at the extremes (-32768 / 32767); and with mixed widths (every
+node clamped to its own width, votes at each node's width).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from nndct_shared import kernels
 from nndct_shared.gru.cell import QuantizedGruCell
 from nndct_shared.gru.cell_params import GruCellWeights
 from nndct_shared.lstm.cell_base import PARAM_SEARCH_RANGE, WEIGHT_METHOD
+from nndct_shared.lstm.widths import CellWidths
 
 HIDDEN = (1, 7, 64, 100, 128, 255, 256)
 BATCH = (1, 3, 64)
@@ -64,7 +66,7 @@ def check_calibration(cell: QuantizedGruCell, x, lengths, h0, threads: int):
     cell._calibrate_params()
     blocks, fp = cell.weights.blocks(), cell.calibration.param
     w_ih, w_hh, b_ih, b_hh = cell._kernel_layout(
-        {n: kernels.fix_neuron(b, cell.bit_width, fp[n], WEIGHT_METHOD) for n, b in blocks.items()})
+        {n: kernels.fix_neuron(b, cell.param_width(n), fp[n], WEIGHT_METHOD) for n, b in blocks.items()})
     counts = np.zeros_like(cell.calibration.counts)
     cell.num_threads = threads
     # Two calls: the second starts from the first one's histograms (modes carried over).
@@ -73,7 +75,8 @@ def check_calibration(cell: QuantizedGruCell, x, lengths, h0, threads: int):
         fast = cell.calibrate(xx, lengths, hh)
         slow = core._gru_calibrate_forward_scalar(
             xx, w_ih, w_hh, b_ih, b_hh, cell.reset_after, cell.bit_width, counts, search_range=PARAM_SEARCH_RANGE,
-            max_fix_pos=cell.calibration.max_fix_pos, lengths=lengths, h0=hh, reverse=cell.reverse)
+            max_fix_pos=cell.calibration.max_fix_pos, lengths=lengths, h0=hh, reverse=cell.reverse,
+            node_bits=cell.calibration.node_bits())
         assert np.array_equal(cell.calibration.counts, counts), f"votes differ after call {call}"
         for name, a, b in zip(("out", "h_n"), fast, slow):
             assert same_bits(a, b), f"calibration {name} differs in call {call}"
@@ -86,7 +89,7 @@ def load_fix(cell: QuantizedGruCell, variant: str):
         for name in fix.param:
             if name.startswith("weight"):
                 fix.param[name] = 12
-        fix.node[1] = cell.bit_width - 1  # input_1 at the finest grid: h codes reach -2^(bw-1)
+        fix.node[1] = fix.node_width(1) - 1  # input_1 at the finest grid: h codes reach -2^(bw-1)
     cell.load_fix_positions(fix)
     return fix
 
@@ -96,7 +99,7 @@ def check_test_mode(cell: QuantizedGruCell, x, lengths, h0, threads: int, varian
     w_ih, w_hh, b_ih, b_hh = cell._kernel_layout(cell.param_codes())
     slow = core._gru_fixed_forward_scalar(
         x, w_ih, w_hh, b_ih, b_hh, cell.reset_after, fix.bit_width, *cell._fix_arrays(fix), lengths=lengths, h0=h0,
-        reverse=cell.reverse, record=True)
+        reverse=cell.reverse, record=True, node_bits=fix.node_bits())
     cell.num_threads = threads
     fast = cell._run_fixed(x, lengths, h0, record=True)
     for name, a, b in zip(("out", "h_n"), fast[:2], slow[:2]):
@@ -192,3 +195,34 @@ def test_arbitrary_fix_positions_in_64_and_32_bit_lanes():
             assert same_bits(fast[0], slow[0]) and same_bits(fast[1], slow[1])
             assert np.array_equal(fast[2][1], slow[2][1])
     assert seen == {True, False}, "both lane widths must be exercised"
+
+
+def mixed_widths(cell: QuantizedGruCell, rng) -> CellWidths:
+    """Every node and parameter at its own random width in 5..16."""
+    d = cell.definition
+    return CellWidths(tuple(int(w) for w in rng.integers(5, 17, len(d.node_names))),
+                      {n: int(rng.integers(5, 17)) for n in d.param_names})
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_mixed_widths_fast_loops_equal_the_scalar_loops(reset_after):
+    """Per-node widths: calibration votes at each node's width and test mode clamps each node to
+    its own range, in the fast loops (32- and 64-bit lanes, threads) as in the scalar loops; the
+    narrow limits are reached, so the clamps are exercised."""
+    rng = np.random.default_rng(31 + reset_after)
+    reached = set()
+    for k, (hidden, batch, variant) in enumerate(((7, 3, "lengths"), (100, 3, "plain"), (64, 64, "extreme"),
+                                                  (255, 2, "plain"))):
+        cell, x, lengths, h0 = make_case(hidden, batch, 16, variant, reset_after, 700 + k)
+        widths = mixed_widths(cell, rng)
+        cell.set_widths(widths)
+        assert cell.calibration.node_bits() is not None
+        threads = 1 + k % 2
+        check_calibration(cell, x, lengths, h0, threads)
+        slow = check_test_mode(cell, x, lengths, h0, threads, variant)
+        codes = slow[2][1]
+        for i, w in enumerate(widths.node[1:]):
+            assert codes[:, i].min() >= -2 ** (w - 1) and codes[:, i].max() <= 2 ** (w - 1) - 1
+            if w < 16 and (codes[:, i].min() == -2 ** (w - 1) or codes[:, i].max() == 2 ** (w - 1) - 1):
+                reached.add(cell.definition.node_names[i + 1])
+    assert len(reached) >= 3, reached
