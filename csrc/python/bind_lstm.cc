@@ -36,22 +36,9 @@ using nndct::lstm::Sequence;
 using nndct::lstm::SequenceBatch;
 
 template <typename T>
-using FArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
-
-void require(bool ok, const std::string& what) {
-  if (!ok) throw py::value_error(what);
-}
-
-template <typename T>
-void require_shape(const FArray<T>& a, std::initializer_list<int64_t> shape, const char* name) {
-  require(a.ndim() == static_cast<py::ssize_t>(shape.size()),
-          std::string(name) + " has the wrong number of dimensions");
-  int d = 0;
-  for (int64_t s : shape) {
-    require(a.shape(d) == s, std::string(name) + " has the wrong shape");
-    ++d;
-  }
-}
+using FArray = rnn_args::ForcedArray<T>;
+using rnn_args::require;
+using rnn_args::require_shape;
 
 CellFix make_fix(int bit_width, const FArray<int32_t>& node_fp, const FArray<int32_t>& w_ih_fp,
                  const FArray<int32_t>& w_hh_fp, const FArray<int32_t>& bias_fp) {
@@ -89,48 +76,16 @@ struct SequenceArgs {
   std::optional<FArray<double>> h0, c0;
 };
 
+// x with its optional lengths, h0 and c0, checked against the cell's sizes.
 template <typename T>
 Sequence<T> make_sequence(const py::array_t<T, py::array::c_style>& x, const SequenceArgs& args, int64_t input_size,
                           int64_t hidden, bool reverse) {
-  require(x.ndim() == 3, "x must be [batch, steps, input_size]");
-  require(x.shape(2) == input_size, "x has " + std::to_string(x.shape(2)) + " features, the cell expects " +
-                                        std::to_string(input_size));
-  Sequence<T> seq;
-  seq.batch = x.shape(0);
-  seq.steps = x.shape(1);
-  seq.input_size = input_size;
-  seq.hidden = hidden;
-  seq.x = x.data();
-  seq.reverse = reverse;
-  if (args.lengths) {
-    require_shape(*args.lengths, {seq.batch}, "lengths");
-    seq.lengths = args.lengths->data();
-  }
-  if (args.h0) {
-    require_shape(*args.h0, {seq.batch, hidden}, "h0");
-    seq.h0 = args.h0->data();
-  }
+  Sequence<T> seq = rnn_args::typed_sequence<T>(x, args.lengths, args.h0, input_size, hidden, reverse);
   if (args.c0) {
     require_shape(*args.c0, {seq.batch, hidden}, "c0");
     seq.c0 = args.c0->data();
   }
   return seq;
-}
-
-// Calls fn(typed x) with x as float32 when it is float32, as float64 otherwise (converted once).
-template <typename Fn>
-auto with_x(const py::array& x, Fn&& fn) {
-  if (py::isinstance<py::array_t<float>>(x) && (x.flags() & py::array::c_style)) {
-    return fn(py::array_t<float, py::array::c_style>::ensure(x));
-  }
-  return fn(py::array_t<double, py::array::c_style>(FArray<double>::ensure(x)));
-}
-
-bool wants_float32(const py::object& out_dtype) {
-  if (out_dtype.is_none()) return false;
-  const py::dtype d = py::dtype::from_args(out_dtype);
-  require(d.is(py::dtype::of<float>()) || d.is(py::dtype::of<double>()), "out_dtype must be float32 or float64");
-  return d.is(py::dtype::of<float>());
 }
 
 class FixedLstmCell {
@@ -150,8 +105,8 @@ class FixedLstmCell {
 
   py::tuple forward(const py::array& x, const SequenceArgs& args, bool reverse, bool record, int num_threads,
                     const py::object& out_dtype) const {
-    const bool f32 = wants_float32(out_dtype);
-    return with_x(x, [&](const auto& xs) {
+    const bool f32 = rnn_args::wants_float32_out(out_dtype);
+    return rnn_args::with_typed_x(x, [&](const auto& xs) {
       using T = typename std::remove_reference_t<decltype(xs)>::value_type;
       const Sequence<T> seq = make_sequence<T>(xs, args, cell_->input_size, cell_->hidden, reverse);
       return f32 ? run<T, float>(seq, record, num_threads) : run<T, double>(seq, record, num_threads);
@@ -218,9 +173,9 @@ class CalibLstmCell {
   py::tuple forward(const py::array& x, py::array_t<int64_t> fp_counts, const SequenceArgs& args, bool reverse,
                     int num_threads, const py::object& out_dtype) const {
     check_counts(fp_counts);
-    const bool f32 = wants_float32(out_dtype);
+    const bool f32 = rnn_args::wants_float32_out(out_dtype);
     int64_t* counts = fp_counts.mutable_data();
-    return with_x(x, [&](const auto& xs) {
+    return rnn_args::with_typed_x(x, [&](const auto& xs) {
       using T = typename std::remove_reference_t<decltype(xs)>::value_type;
       const Sequence<T> seq = make_sequence<T>(xs, args, cell_->input_size, cell_->hidden, reverse);
       return f32 ? run<T, float>(seq, counts, num_threads) : run<T, double>(seq, counts, num_threads);
