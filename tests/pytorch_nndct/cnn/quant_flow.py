@@ -38,3 +38,18 @@ def plain_config(directory: Path, bit_width: int = 8) -> str:
     path = directory / f"plain_ptq_config_{bit_width}bit.json"
     path.write_text(json.dumps(data))
     return str(path)
+
+
+ORT_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL")
+
+
+def ort_sessions(ort, model):
+    """{name: session} for `model` (a path or serialized bytes): the default session (no options,
+    what a user writes) and one per graph optimization level."""
+    source = model if isinstance(model, bytes) else str(model)
+    sessions = {"default": ort.InferenceSession(source)}
+    for level in ORT_LEVELS:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        sessions[level] = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    return sessions

@@ -17,7 +17,7 @@ from nndct_shared.messages import MissingFileError, QuantInfoError, UnsupportedO
 from nndct_shared.quant_info_float import read_float_quant_info, to_float_json_text
 from pytorch_nndct.quantization.fix_float_torch import fake_quant_float_torch
 from pytorch_nndct.quantization.fix_torch import method_code
-from quant_flow import calibrate, test_quantizer
+from quant_flow import calibrate, ort_sessions, test_quantizer
 
 FLOAT_FILE = "quant_info_float.json"
 
@@ -278,11 +278,12 @@ def test_onnx_matches_quant_model(asym_quantizer, digits, tmp_path):
     model = onnx.load(str(path))
     zps = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer if i.name.endswith("_zero_point")}
     assert {z.dtype for z in zps.values()} == {np.dtype(np.int8), np.dtype(np.uint8)}
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     x = digits[2][:64]
-    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    outputs = {}
+    for name, session in ort_sessions(ort, path).items():  # default options and every level
+        outputs[name] = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    got = outputs["default"]
+    assert all(np.array_equal(out, got) for out in outputs.values())
     with torch.no_grad():
         want = quantizer.quant_model(x).numpy()
     step = quantizer.runtime.fix_pos[quantizer.graph.outputs[0].name].scale
