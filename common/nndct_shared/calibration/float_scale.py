@@ -23,18 +23,17 @@ saturate, as for the power-of-two fix op), where
   to [qmin, qmax]: an integer code, so 0.0 is exactly representable (x = 0 -> q = zero_point).
 
 Scales are rounded to float32 (every front end and ONNX then use the same value); a tensor with
-no range (all zero) gets scale 1.0. The calibration ranges (``FloatRangeObserver``):
-
-- ``maxmin``: the per-call min and max, combined over calls by calib_statistic_method: ``max``
-  = the overall extremes; ``mean`` / ``median`` = the mean / median of the per-call minima and
-  maxima; ``modal`` (a mode of continuous values means nothing) falls back to the overall
-  extremes (the config checks reject modal with float scales for activations and inputs; a
-  param is observed once, where every statistic gives its extremes);
-- ``percentile``: the clipping magnitude p of the percentile observer (a histogram of |x| over
-  all calls, ``percentage``), the range is [max(min, -p), min(max, p)];
-- ``mse``, ``entropy`` with float scales are not implemented (the CNN flow raises
-  NotImplementedError naming the combination); ``diffs`` searches power-of-two positions and
-  is rejected with float scales by the config checks (QUANT_CONFIG_CONFLICT).
+no range (all zero) gets scale 1.0. The calibration ranges (``FloatRangeObserver``): every call
+gives one range, [min, max] for ``maxmin``, clipped to a magnitude chosen on the call's
+histogram for ``percentile`` (the ``percentage``-th percentile of |x|), ``mse`` (smallest
+expected squared error on the grid) and ``entropy`` (smallest KL divergence); the per-call
+ranges are combined by calib_statistic_method (``max``: the widest; ``mean`` / ``median`` of
+the per-call bounds; ``modal``, which a mode of continuous values cannot mean, falls back to
+``max``, and the config checks reject it for these methods on activations and inputs).
+``mse`` and ``entropy`` need a symmetric grid (the guide's conflict); ``diffs`` searches
+power-of-two positions and is rejected with float scales by the config checks
+(QUANT_CONFIG_CONFLICT). Per-channel float scales (weights) are one such observer per output
+channel (``per_channel.PerChannelObserver``).
 """
 from __future__ import annotations
 
@@ -45,11 +44,14 @@ import numpy as np
 
 from nndct_shared import kernels
 
-from .histogram_selection import percentile_magnitude
+from .histogram_observers import nonzero_for
+from .histogram_selection import (percentile_magnitude, select_float_entropy_clip,
+                                  select_float_mse_clip)
 from .observer import Observer, check_bit_width
 from .screening import CalibrationError
 
 __all__ = [
+    "FLOAT_METHODS",
     "FloatQParams",
     "FloatQuantSpec",
     "FloatRangeObserver",
@@ -153,54 +155,106 @@ def fake_quant_float_numpy(x: Any, spec: FloatQuantSpec, qparams: FloatQParams,
     return (out + 0.0).astype(dtype)
 
 
+#: Methods of `FloatRangeObserver`: the per-call range is [min, max] (maxmin), or [min, max]
+#: clipped to a magnitude T chosen on the call's histogram (percentile, mse, entropy).
+FLOAT_METHODS = ("maxmin", "percentile", "mse", "entropy")
+
+
 class FloatRangeObserver(Observer):
     """Calibrates a float-scale tensor: ``fix_pos`` is its ``FloatQParams`` (None before any call).
 
     The attribute keeps the observers' common name so that the runtime, bias correction and
-    fast finetune treat both kinds of result alike. ``percentage=None``: maxmin with
-    ``statistic``; a number: the percentile range (``statistic`` unused).
+    fast finetune treat both kinds of result alike. Every call gives one range [lo, hi]:
+
+    - ``maxmin``: the call's [min, max];
+    - ``percentile``, ``mse``, ``entropy``: a histogram of the call's magnitudes (|x|, or x
+      clamped at 0 for an unsigned symmetric grid, where negative values all become 0 anyway)
+      gives a clip magnitude T, by the ``percentage``-th percentile, the smallest expected
+      squared error on the grid of step T/qmax, or the smallest KL divergence
+      (``histogram_selection.select_float_mse_clip`` / ``select_float_entropy_clip``; exact
+      zeros left out, ``histogram_observers.nonzero_for``); the range is
+      [max(min, -T), min(max, T)].
+
+    ``statistic`` combines the per-call ranges: ``max`` the widest (smallest lo, largest hi),
+    ``mean`` / ``median`` those of the per-call lo and hi; ``modal`` falls back to ``max`` (the
+    config rejects modal for these methods on input and activation tensors; a param is
+    observed once, where every statistic gives its one range).
     """
 
     kind = "FloatRangeObserver"
 
     def __init__(self, bit_width: int = 8, signed: bool = True, narrow_range: bool = False,
                  symmetric: bool = True, statistic: str = "max", percentage: float | None = None,
-                 num_bins: int = 2048, name: str | None = None) -> None:
+                 num_bins: int = 2048, name: str | None = None, method: str | None = None) -> None:
         super().__init__(bit_width, None, name)
         self.spec = FloatQuantSpec(self.bit_width, bool(signed), bool(narrow_range), bool(symmetric))
         if statistic not in FLOAT_STATISTICS:
             raise CalibrationError(f"statistic must be one of {', '.join(FLOAT_STATISTICS)}, got "
                                    f"{statistic!r}.")
+        if method is None:
+            method = "maxmin" if percentage is None else "percentile"
+        if method not in FLOAT_METHODS:
+            raise CalibrationError(f"method must be one of {', '.join(FLOAT_METHODS)}, got {method!r}.")
+        if method == "percentile" and percentage is None:
+            raise CalibrationError("method 'percentile' needs a percentage.")
         if percentage is not None and (isinstance(percentage, bool) or not isinstance(
                 percentage, (int, float)) or not 0 < percentage <= 100):
             raise CalibrationError(f"percentage must be a number in (0, 100], got {percentage!r}.")
+        if method in ("mse", "entropy") and not self.spec.symmetric:
+            raise CalibrationError(f"method '{method}' needs a symmetric grid (the guide: mse and "
+                                   "entropy are not supported with asymmetric quantization).")
+        self.method = method
         self.statistic = statistic
-        self.percentage = None if percentage is None else float(percentage)
+        self.percentage = None if percentage is None or method != "percentile" else float(percentage)
         self.num_bins = int(num_bins)
         self.mins: list[float] = []
         self.maxs: list[float] = []
-        self.histogram = kernels.AbsHistogram(self.num_bins) if self.percentage is not None else None
+
+    def _clip_magnitude(self, array: np.ndarray) -> float:
+        """T of one call (see the class docstring)."""
+        spec = self.spec
+        values = np.maximum(array, 0) if (spec.symmetric and not spec.signed) else array
+        values = nonzero_for(self.method, values)
+        if values.size == 0:
+            return 0.0
+        levels = 2 ** (spec.bit_width - (1 if spec.signed else 0))  # magnitude levels of the grid
+        bins = self.num_bins
+        if self.method == "entropy":
+            while bins < 2 * levels:
+                bins *= 2
+        histogram = kernels.AbsHistogram(bins)
+        histogram.update(np.ascontiguousarray(values))
+        counts, range_max = np.asarray(histogram.counts), float(histogram.range_max)
+        if range_max <= 0.0:  # all values 0 (an unsigned grid's call with no positive value)
+            return 0.0
+        if self.method == "percentile":
+            return percentile_magnitude(counts, range_max, self.percentage)
+        if self.method == "mse":
+            return select_float_mse_clip(counts, range_max, spec.qmax)
+        return select_float_entropy_clip(counts, range_max, levels)
 
     def _observe_array(self, array: np.ndarray) -> None:
-        self.mins.append(float(array.min()))
-        self.maxs.append(float(array.max()))
-        if self.histogram is not None:
-            self.histogram.update(array)
+        lo, hi = float(array.min()), float(array.max())
+        if self.method != "maxmin":
+            clip = self._clip_magnitude(array)
+            lo, hi = max(lo, -clip), min(hi, clip)
+        self.mins.append(lo)
+        self.maxs.append(hi)
 
     def range(self) -> tuple[float, float] | None:
         """The calibrated [lo, hi] (before widening to 0.0), or None before any call."""
         if not self.mins:
             return None
         mins, maxs = np.asarray(self.mins), np.asarray(self.maxs)
-        if self.percentage is not None:
-            p = percentile_magnitude(np.asarray(self.histogram.counts),
-                                     float(self.histogram.range_max), self.percentage)
-            return max(float(mins.min()), -p), min(float(maxs.max()), p)
         if self.statistic == "mean":
             return float(mins.mean()), float(maxs.mean())
         if self.statistic == "median":
             return float(np.median(mins)), float(np.median(maxs))
         return float(mins.min()), float(maxs.max())  # max, and modal's fallback
+
+    def no_range_result(self) -> FloatQParams:
+        """All zeros: scale 1.0 and zero point 0 (see `qparams_from_range`)."""
+        return qparams_from_range(0.0, 0.0, self.spec)
 
     @property
     def fix_pos(self) -> FloatQParams | None:
@@ -210,23 +264,16 @@ class FloatRangeObserver(Observer):
     def _config(self) -> dict[str, Any]:
         return {"bit_width": self.bit_width, "signed": self.spec.signed,
                 "narrow_range": self.spec.narrow_range, "symmetric": self.spec.symmetric,
-                "statistic": self.statistic, "percentage": self.percentage, "num_bins": self.num_bins}
+                "statistic": self.statistic, "percentage": self.percentage, "num_bins": self.num_bins,
+                "method": self.method}
 
     def _merge_data(self, other: FloatRangeObserver) -> None:
         self.mins += other.mins
         self.maxs += other.maxs
-        if self.histogram is not None:
-            self.histogram.merge(other.histogram)
 
     def _data_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"mins": list(self.mins), "maxs": list(self.maxs)}
-        if self.histogram is not None:
-            hist = self.histogram.to_state()
-            state["histogram"] = {**hist, "counts": np.asarray(hist["counts"]).tolist()}
-        return state
+        return {"mins": list(self.mins), "maxs": list(self.maxs)}
 
     def _load_data_state(self, data: dict[str, Any]) -> None:
         self.mins = [float(v) for v in data["mins"]]
         self.maxs = [float(v) for v in data["maxs"]]
-        if self.histogram is not None:
-            self.histogram = kernels.AbsHistogram.from_state(data["histogram"])
