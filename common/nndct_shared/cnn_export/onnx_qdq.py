@@ -5,7 +5,8 @@ Why QDQ: any ONNX runtime can run it, and the quantization stays visible as data
 - a quantized activation (node `fix`, `input_fix`) is QuantizeLinear -> DequantizeLinear with
   scale 2^-fix_point; the signed grid of bit width <= 8 is stored as uint8 with zero point 128
   (the int8 codes + 128: the same values after DequantizeLinear), 9..16 bits as int16 with zero
-  point 0; widths that are not the storage's full width are clamped first by a float Clip to
+  point 0; widths that are not the storage's full width, and narrow-range grids (attr
+  `narrow_range`: qmin one code higher), are clamped first by a float Clip to
   [qmin * scale, qmax * scale], which gives exactly the clamped codes (wider than 16: error);
 - a float-scale tensor (attr `qparams`, `nndct_shared.calibration.float_scale`; 8-bit only,
   other widths raise EXPORT_UNSUPPORTED) is QuantizeLinear -> DequantizeLinear with its float32
@@ -108,13 +109,13 @@ class _Builder:
             return np.int16
         raise _Unsupported(f"bit width {bw} has no ONNX integer storage (at most 16)")
 
-    def qdq(self, x: str, fix: tuple[int, int], base: str) -> str:
+    def qdq(self, x: str, fix: tuple[int, int], base: str, narrow: bool = False) -> str:
         bw, fp = fix
         dtype = self.storage(bw)
         scale = self.init(f"{base}_scale", np.array(2.0 ** -fp, dtype=np.float32))
         zero = self.init(f"{base}_zero_point", _activation_zero_point(dtype, 0))
-        if bw not in (8, 16):
-            lo = np.array(-(2.0 ** (bw - 1)) * 2.0 ** -fp, dtype=np.float32)
+        if bw not in (8, 16) or narrow:
+            lo = np.array(-(2.0 ** (bw - 1) - narrow) * 2.0 ** -fp, dtype=np.float32)
             hi = np.array((2.0 ** (bw - 1) - 1) * 2.0 ** -fp, dtype=np.float32)
             x = self.add("Clip", [x, self.init(f"{base}_min", lo), self.init(f"{base}_max", hi)],
                          f"{base}_clip")
@@ -190,7 +191,7 @@ class _Builder:
         if qp is not None:
             y = self.qdq_float(y, qp, f"{node.name}_fix")
         elif fix:
-            y = self.qdq(y, fix, f"{node.name}_fix")
+            y = self.qdq(y, fix, f"{node.name}_fix", bool(node.attrs.get("narrow_range")))
         self.value[out] = y
 
     def _avg_scaled(self, node: Node, y: str) -> str:

@@ -65,10 +65,10 @@ def correct_bias(quantizer: Any, batches: Sequence[Batch]) -> list[BiasCorrectio
     Nothing is written: `bias_corr_bytes` gives the file's content, `save_bias_corr` writes it.
     """
     runtime = quantizer.runtime
+    fix_pos = dict(runtime.calibrated())  # first: it names NaN/inf calibration data
     if runtime.forwards == 0 or not batches:
         raise error("NO_CALIBRATION", action="bias correction")
     model = quantizer.quant_model
-    fix_pos = dict(runtime.calibrated())
     results: list[BiasCorrection] = []
     corrected = []
     originals = snapshot_params(model)

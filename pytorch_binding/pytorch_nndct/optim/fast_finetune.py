@@ -112,11 +112,14 @@ def _refresh(module: NodeModule, settings: Mapping[str, TensorSettings], fix_pos
 
 
 def _step_size(fix_pos: Any) -> float:
+    """The quantization step of a param (the coarsest channel's for per-channel results)."""
+    if isinstance(fix_pos, tuple):
+        return max(_step_size(v) for v in fix_pos)
     if isinstance(fix_pos, FloatQParams):
         return float(fix_pos.scale)
     if fix_pos is None:
         return 2.0 ** -8
-    return 2.0 ** -(min(fix_pos) if isinstance(fix_pos, tuple) else int(fix_pos))
+    return 2.0 ** -int(fix_pos)
 
 
 def _snapshot(params: list[torch.Tensor], module: NodeModule, fix_pos: dict[str, Any]) -> tuple[list, dict]:

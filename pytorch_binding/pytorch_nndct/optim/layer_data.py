@@ -19,11 +19,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from nndct_shared.calibration import FloatQParams
-
 from ..nn.cnn_modules import Conv1d, Conv2d, ConvTranspose2d, Linear, NodeModule
-from ..quantization.fix_float_torch import fake_quant_float_torch
-from ..quantization.fix_torch import fix_neuron_torch
+from ..quantization.fake_quant import fake_quantize
 from ..quantization.runtime import QuantRuntime
 from ..quantization.settings import TensorSettings, make_observer
 
@@ -52,7 +49,8 @@ def weighted_modules(model: nn.Module) -> list[NodeModule]:
 
 class InputRecorder:
     """Keeps the tensors passed to a model (detached), up to `max_samples` samples (batch dim
-    0), while attached as a forward pre-hook; later batches still run but are not kept.
+    0), while attached as a forward pre-hook; later batches still run but are not kept, and
+    neither are batches with NaN/inf values (calibration leaves them out too).
 
     Why bounded: the algorithms recompute every layer's data from these inputs, so memory stays
     proportional to `max_samples`, not to the calibration set or the model's depth.
@@ -68,6 +66,8 @@ class InputRecorder:
         tensors = tuple(a.detach() for a in args if isinstance(a, torch.Tensor))
         if not tensors or self.count >= self.max_samples:
             return
+        if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors):
+            return  # NaN/inf would poison every mean computed from the kept inputs
         room = self.max_samples - self.count
         tensors = tuple(t[:room] if t.dim() else t for t in tensors)
         self.batches.append(tensors)
@@ -186,24 +186,11 @@ class LayerData:
         self.x_quant = torch.cat(xs_q)
 
 
-def _fix_tensor(s: TensorSettings, value: torch.Tensor, fix_pos: Any) -> torch.Tensor:
-    if isinstance(fix_pos, FloatQParams):
-        spec = s.float_spec
-        return fake_quant_float_torch(value, spec.qmin, spec.qmax, fix_pos.scale, fix_pos.zero_point,
-                                      s.round_code)
-    if isinstance(fix_pos, tuple):
-        shape = [1] * value.dim()
-        shape[s.axis] = len(fix_pos)
-        fp = torch.tensor(fix_pos, dtype=torch.float64, device=value.device).reshape(shape)
-        return fix_neuron_torch(value, s.bit_width, fp, s.round_code)
-    return fix_neuron_torch(value, s.bit_width, int(fix_pos), s.round_code)
-
-
 def ste_fix(s: TensorSettings, value: torch.Tensor, fix_pos: Any) -> torch.Tensor:
     """Fake-quantize `value` with a straight-through gradient (identity backward)."""
     if fix_pos is None:
         return value
-    return value + (_fix_tensor(s, value.detach(), fix_pos) - value).detach()
+    return value + (fake_quantize(s, value.detach(), fix_pos) - value).detach()
 
 
 def refresh_fix_pos(s: TensorSettings, value: torch.Tensor) -> Any:

@@ -22,10 +22,13 @@ import torch
 from torch import nn
 
 from nndct_shared.cnn import plan_fixes
-from nndct_shared.config import QuantConfig, default_config, load_config
-from nndct_shared.messages import error, note, warn
+from nndct_shared.cnn.deploy_target import warn_narrow_activations, xmodel_wanted
+from nndct_shared.cnn.float_result import float_entries, float_entry_names, read_float_qparams
+from nndct_shared.cnn.keep_float import keep_layers_in_float
+from nndct_shared.config.api_config import quantizer_config
+from nndct_shared.config.report import report_config
+from nndct_shared.messages import error, note
 from nndct_shared.output_dir import staged_export
-from nndct_shared.calibration import FloatQParams
 from nndct_shared.quant_info import QuantInfo, check_against, read_quant_info, to_json_text
 from nndct_shared.quant_info_float import (
     FLOAT_QUANT_INFO_FILE,
@@ -39,7 +42,7 @@ from nndct_shared.quant_info_float import (
 from ..optim.ptq_steps import PostTrainingSteps
 from ..parse import capture_model
 from ..quantization.runtime import InputGuard, QuantRuntime
-from ..quantization.settings import check_supported, resolve_settings
+from ..quantization.settings import resolve_settings
 from .codegen import class_name_for, generate_source, load_generated, state_dict_of, write_source
 from .cnn_export import export_graph
 from .hardware_aware import apply_target
@@ -61,40 +64,31 @@ def _channel_names(name: str, count: int) -> list[str]:
     return [f"{name}[{c}]" for c in range(count)]
 
 
-def _warn_bitwidth_conflict(config: QuantConfig, bitwidth: int) -> None:
-    """BITWIDTH_MISMATCH when the config file's bit widths differ from the `bitwidth` argument
-    (the file wins, as in the reference)."""
-    kinds: dict[int, list[str]] = {}
-    for kind in config.quantizable_data_type:
-        width = config.for_tensor(kind).bit_width
-        if width != bitwidth:
-            kinds.setdefault(width, []).append(kind.value)
-    for width, names in kinds.items():
-        warn("BITWIDTH_MISMATCH", tensor=f"{', '.join(names)} tensors", config_bit_width=width,
-             api_bit_width=bitwidth)
-
-
 class TorchQuantizer:
     """The object `torch_quantizer` returns for `lstm=False` (the reference's methods)."""
 
     def __init__(self, quant_mode: str, module: nn.Module, input_args: Any, output_dir: str,
                  bitwidth: int = 8, device: torch.device = torch.device("cpu"),
-                 quant_config_file: str | None = None, target: str | None = None) -> None:
+                 quant_config_file: str | None = None, target: str | None = None,
+                 mix_bit: bool = False) -> None:
         if input_args is None:
             raise error("CNN_NO_INPUT_ARGS", module=type(module).__name__)
         self.quant_mode = quant_mode
         self.output_dir = Path(output_dir)
         self.device = device
         self.target = target
-        self.config = self._load_config(quant_config_file, bitwidth)
-        check_supported(self.config)
+        self.config = quantizer_config(quant_config_file, bitwidth, mix_bit)
+        self.config_file = quant_config_file
         inputs = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in _as_tuple(input_args))
         float_model = copy.deepcopy(module).to(device).eval()
         self.captured = capture_model(float_model, inputs,
                                       convert_relu6_to_relu=self.config.convert_relu6_to_relu,
                                       convert_silu_to_hswish=self.config.convert_silu_to_hswish)
         graph = self.captured.graph
-        self.plan = plan_fixes(graph, self.captured.quantized, self.captured.quant_inputs)
+        report_config(self.config, self.captured.layer_types)
+        self.captured.quantized, self.captured.quant_inputs, kept_outputs = keep_layers_in_float(
+            graph, self.captured.quantized, self.captured.quant_inputs, self.config)
+        self.plan = plan_fixes(graph, self.captured.quantized, self.captured.quant_inputs, kept_outputs)
         self.settings = resolve_settings(self.plan, self.config, self.captured.layer_types,
                                          {n.name: n.op_type for n in graph})
         self.plan, self.settings = apply_target(target, self.captured, self.config, self.plan, self.settings)
@@ -112,16 +106,6 @@ class TorchQuantizer:
 
     # --- construction -----------------------------------------------------------------------
 
-    @staticmethod
-    def _load_config(path: str | None, bitwidth: int) -> QuantConfig:
-        if path is not None:
-            config = load_config(path)
-            note(f"Quantization config loaded from '{path}'.")
-            _warn_bitwidth_conflict(config, bitwidth)
-            return config
-        target = "DPU" if bitwidth == 8 else "CPU"
-        return default_config(bitwidth, target)
-
     def _build_model(self) -> nn.Module:
         name = class_name_for(self.captured.graph.name)  # also the file name: stays in output_dir
         source, order = generate_source(self.captured.graph, name)
@@ -135,7 +119,8 @@ class TorchQuantizer:
             sub.param_names = {role: t.name for role, t in node.params.items()}
             sub.quant_runtime = self.runtime
         inputs = [(n.name, self.captured.graph.tensor(n.outputs[0]).shape) for n in order if n.op_type == "input"]
-        model.register_forward_pre_hook(InputGuard(inputs, finite=self.quant_mode == "calib"))
+        model.register_forward_pre_hook(
+            InputGuard(inputs, on_nonfinite=self.runtime.skip_batch if self.quant_mode == "calib" else None))
         model.register_forward_pre_hook(self.runtime.on_forward)
         return model.to(self.device).eval()
 
@@ -160,14 +145,7 @@ class TorchQuantizer:
         return params, outputs
 
     def _float_entries(self, names: list[str], fix_pos: dict[str, Any]) -> dict[str, FloatEntry]:
-        entries: dict[str, FloatEntry] = {}
-        for name in names:
-            s, qp = self.settings[name], fix_pos.get(name)
-            if not isinstance(qp, FloatQParams):
-                raise error("PARAM_NOT_QUANTIZED", name=name, path=FLOAT_QUANT_INFO_FILE)
-            entries[name] = FloatEntry(s.bit_width, s.signed, s.narrow_range, s.symmetric,
-                                       float(qp.scale), int(qp.zero_point))
-        return entries
+        return float_entries(names, self.settings, fix_pos)
 
     def _entries(self, names: list[str], fix_pos: dict[str, Any]) -> dict[str, tuple[int, Any]]:
         entries: dict[str, tuple[int, Any]] = {}
@@ -245,7 +223,7 @@ class TorchQuantizer:
                         recorded=f"recorded in '{path}'", differences=", ".join(changed[:3]) + more)
         return fix_pos
 
-    def _read_float_qparams(self, changed: list[str]) -> dict[str, FloatQParams]:
+    def _read_float_qparams(self, changed: list[str]) -> dict[str, Any]:
         """Scale and zero point of the float-scale tensors from quant_info_float.json (strict);
         grid differences from the current settings are appended to `changed`."""
         params, outputs = self._sections(float_scale=True)
@@ -255,18 +233,9 @@ class TorchQuantizer:
         if not path.is_file():
             raise error("NO_CALIB_RESULT", path=str(path))
         info = read_float_quant_info(path)
-        check_float_against(info, params, outputs)
-        result: dict[str, FloatQParams] = {}
-        for table, names in ((info.param, params), (info.output, outputs)):
-            for name in names:
-                e, s = table[name], self.settings[name]
-                now = (s.bit_width, s.signed, s.narrow_range, s.symmetric)
-                then = (e.bit_width, e.signed, e.narrow_range, e.symmetric)
-                if now != then:
-                    changed.append(f"grid of '{name}' ((bit_width, signed, narrow_range, symmetric) = "
-                                   f"{now} now, {then} at calibration)")
-                result[name] = FloatQParams(e.scale, e.zero_point)
-        return result
+        check_float_against(info, float_entry_names(params, self.settings, self._channel_count),
+                            float_entry_names(outputs, self.settings, self._channel_count))
+        return read_float_qparams(info, params, outputs, self.settings, self._channel_count, changed)
 
     def _channel_count(self, param_name: str, axis: int) -> int:
         for node in self.captured.graph:
@@ -288,9 +257,13 @@ class TorchQuantizer:
         shapes = {name: tuple(t.shape) for name, t in self.runtime.last_outputs.items()}
         return export_graph(self.captured.graph, self.settings, self.runtime.fix_pos, shapes)
 
-    def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> Path:
-        """`<output_dir>/<Model>_int.xmodel` (+ deploy_check_data_int/ with deploy_check=True)."""
+    def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> Path | None:
+        """`<output_dir>/<Model>_int.xmodel` (+ deploy_check_data_int/ with deploy_check=True);
+        None, with the XMODEL_DEVICE warning, for a config file whose target_device is not a DPU."""
         self._require_test_forward("export_xmodel()")
+        if not xmodel_wanted(self.config.target_device if self.config_file else None, self.target):
+            return None
+        warn_narrow_activations(self.settings)
         if self.runtime.last_batch_size != 1:
             raise error("XMODEL_BATCHSIZE", batch_size=self.runtime.last_batch_size)
         from nndct_shared.cnn_export.bundle import write_xmodel_bundle
@@ -330,6 +303,13 @@ class TorchQuantizer:
         if verbose:
             note(f"=>Exported TorchScript model '{path}'")
         return path
+
+    def export_quant_model(self, output_dir: str | None = None) -> Path:
+        """`<output_dir>/<Model>.pth`: the converted model's parameters as quantized (the
+        tutorial's call; `qproc/quant_params.py`)."""
+        from .quant_params import write_quant_params
+
+        return write_quant_params(self, output_dir)
 
     # --- reference methods this flow does not have -----------------------------------------
 
