@@ -1,10 +1,12 @@
 """Layer-wise data of a converted CNN model, shared by fast finetune and bias correction.
 
-Both algorithms need, for one weighted node at a time, its input and output in the float model
-and its input in the quantized model (with the fix positions of a finished calibration). Keeping
-every layer's activations for a whole calibration set would need memory proportional to depth;
-instead the model inputs of a bounded number of calibration samples are recorded once, and each
-layer's data is recomputed from them, stopping the forward pass at that layer.
+Both algorithms need, for one weighted node at a time, its output in the float model and its
+input in the quantized model (with the fix positions of a finished calibration). Keeping every
+layer's activations for a whole calibration set would need memory proportional to depth;
+instead the model inputs of a bounded number of calibration samples are recorded once
+(`InputRecorder`), and the layers' data are computed from them: in one pass over all layers
+(`layer_walk.LayerWalk`), or, where that would not fit in memory, by recomputing the model up to
+each layer (`layer_io`, `float_model`).
 
 The converted model's modules (`pytorch_nndct.nn.cnn_modules.NodeModule`) ask their
 `quant_runtime` for quantized params and outputs; running with `quant_runtime = None` is the float
@@ -24,8 +26,9 @@ from ..quantization.fake_quant import fake_quantize
 from ..quantization.runtime import QuantRuntime
 from ..quantization.settings import TensorSettings, make_observer
 
-__all__ = ["InputRecorder", "LayerData", "WEIGHTED_MODULES", "fixed_runtime", "float_model", "layer_io", "node_modules", "record_inputs",
-           "refresh_fix_pos", "reset_runtime", "run_with", "snapshot_params", "ste_fix", "weighted_modules"]
+__all__ = ["InputRecorder", "WEIGHTED_MODULES", "fixed_runtime", "float_model", "layer_io", "node_modules",
+           "record_inputs", "refresh_fix_pos", "reset_runtime", "run_with", "snapshot_params", "ste_fix",
+           "weighted_modules"]
 
 #: Module classes whose weight (and bias) the algorithms adjust.
 WEIGHTED_MODULES = (Conv1d, Conv2d, ConvTranspose2d, Linear)
@@ -165,25 +168,6 @@ def layer_io(model: nn.Module, module: NodeModule, batch: Batch) -> tuple[torch.
     if "x" not in seen:
         raise RuntimeError(f"node '{module.node_name}' did not run in the model's forward")
     return seen["x"], seen["y"]
-
-
-class LayerData:
-    """Concatenated per-sample data of one layer over the recorded batches."""
-
-    def __init__(self, model: nn.Module, module: NodeModule, batches: Sequence[Batch],
-                 originals: Mapping[str, Mapping[str, torch.Tensor]], quant_runtime: Any) -> None:
-        xs_f, ys_f, xs_q = [], [], []
-        for batch in batches:
-            with float_model(model, originals):
-                x_f, y_f = layer_io(model, module, batch)
-            with run_with(model, quant_runtime):
-                x_q, _ = layer_io(model, module, batch)
-            xs_f.append(x_f)
-            ys_f.append(y_f)
-            xs_q.append(x_q)
-        self.x_float = torch.cat(xs_f)
-        self.y_float = torch.cat(ys_f)
-        self.x_quant = torch.cat(xs_q)
 
 
 def ste_fix(s: TensorSettings, value: torch.Tensor, fix_pos: Any) -> torch.Tensor:

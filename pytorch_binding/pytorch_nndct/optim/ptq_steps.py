@@ -85,7 +85,7 @@ class PostTrainingSteps:
             return {}
         if self._bias_corr_file is None:
             self._recorder.detach()
-            results = correct_bias(quantizer, self._recorder.batches)
+            results = correct_bias(quantizer, self._recorder.batches, measure_after=False)
             self._bias_corr_file = bias_corr_bytes(quantizer, results)
             note(f"=>Bias correction: {len(results)} bias(es) corrected on {self._recorder.count} "
                  "calibration sample(s).")
