@@ -14,6 +14,9 @@ poweroftwo     diffs, maxmin (input, activation)  ``DiffsObserver`` (per call, t
 poweroftwo     percentile, mse, entropy           ``HistogramVoteObserver`` (per call, then
                                                   the statistic)
 float          maxmin, percentile, mse, entropy   ``FloatRangeObserver``
+poweroftwo,    any                                ``FloatRangeObserver(power_of_two=True)``
+asymmetric                                        (a power-of-two scale with a zero point)
+or unsigned
 =============  =================================  =========================================
 
 Per-channel settings of any row but the first are the same observer per output channel
@@ -34,9 +37,12 @@ __all__ = ["TensorCalibration", "make_observer"]
 
 
 class TensorCalibration(Protocol):
-    """What `make_observer` reads from a tensor's settings (the CNN flow's `TensorSettings`)."""
+    """What `make_observer` reads from a tensor's settings (the CNN flow's `TensorSettings`);
+    `is_float` is true for every grid with a zero point or unsigned codes (`scale_type` says
+    whether its scale is a power of two)."""
 
     name: str
+    scale_type: str
     bit_width: int
     method: Any            # a CalibMethod (str enum) or its spelling
     search_range: int
@@ -64,10 +70,13 @@ def _template(s: TensorCalibration) -> dict[str, Any]:
     """The per-tensor observer of `s` as a kind and constructor arguments (no name)."""
     method = _method(s)
     if s.is_float:
+        power_of_two = getattr(s, "scale_type", "float") == "poweroftwo"
         return {"kind": FloatRangeObserver.kind, "config": {
             "bit_width": s.bit_width, "signed": s.signed, "narrow_range": s.narrow_range,
             "symmetric": s.symmetric, "statistic": s.statistic, "method": method,
-            "percentage": s.percentage if method == "percentile" else None}}
+            "percentage": s.percentage if method == "percentile" else None,
+            "power_of_two": power_of_two, "max_fix_pos": s.max_fix_pos if power_of_two else None,
+            "search_range": s.search_range, "round_method": s.round_method}}
     if method in ("diffs", "maxmin"):
         if s.is_param:
             return {"kind": ParamObserver.kind, "config": {

@@ -37,6 +37,7 @@ channel (``per_channel.PerChannelObserver``).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,8 +108,20 @@ class FloatQParams:
     zero_point: int
 
 
-def qparams_from_range(lo: float, hi: float, spec: FloatQuantSpec) -> FloatQParams:
-    """Scale and zero point of the range [lo, hi] (see the module docstring)."""
+def covering_power_of_two(scale: float, max_fix_pos: int | None = None) -> float:
+    """The smallest power of two >= `scale` (> 0), and at least 2^-max_fix_pos."""
+    mantissa, exponent = math.frexp(scale)
+    fix_pos = -(exponent - 1) if mantissa == 0.5 else -exponent
+    if max_fix_pos is not None:
+        fix_pos = min(fix_pos, max_fix_pos)
+    return math.ldexp(1.0, -fix_pos)
+
+
+def qparams_from_range(lo: float, hi: float, spec: FloatQuantSpec, power_of_two: bool = False,
+                       max_fix_pos: int | None = None) -> FloatQParams:
+    """Scale and zero point of the range [lo, hi] (see the module docstring). `power_of_two`:
+    the scale is the smallest power of two that covers it (at most fix position `max_fix_pos`),
+    for power-of-two grids that are asymmetric or unsigned."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     qmin, qmax = spec.qmin, spec.qmax
     if spec.symmetric:
@@ -116,6 +129,8 @@ def qparams_from_range(lo: float, hi: float, spec: FloatQuantSpec) -> FloatQPara
         scale = top / qmax
     else:
         scale = (hi - lo) / (qmax - qmin)
+    if power_of_two and scale > 0 and math.isfinite(scale):
+        scale = covering_power_of_two(scale, max_fix_pos)
     scale = float(np.float32(scale))
     tiny = float(np.finfo(np.float32).tiny)
     if not np.isfinite(scale):
@@ -156,8 +171,9 @@ def fake_quant_float_numpy(x: Any, spec: FloatQuantSpec, qparams: FloatQParams,
 
 
 #: Methods of `FloatRangeObserver`: the per-call range is [min, max] (maxmin), or [min, max]
-#: clipped to a magnitude T chosen on the call's histogram (percentile, mse, entropy).
-FLOAT_METHODS = ("maxmin", "percentile", "mse", "entropy")
+#: clipped to a magnitude T chosen on the call's histogram (percentile, mse, entropy), or to the
+#: power-of-two grid with the smallest squared error (diffs, power-of-two grids only).
+FLOAT_METHODS = ("maxmin", "percentile", "mse", "entropy", "diffs")
 
 
 class FloatRangeObserver(Observer):
@@ -179,14 +195,24 @@ class FloatRangeObserver(Observer):
     ``mean`` / ``median`` those of the per-call lo and hi; ``modal`` falls back to ``max`` (the
     config rejects modal for these methods on input and activation tensors; a param is
     observed once, where every statistic gives its one range).
+
+    ``power_of_two=True`` is for power-of-two grids with a zero point or unsigned codes
+    (``scale_type: "poweroftwo"`` with ``symmetry: false`` or ``signed: false``): the scale is
+    the smallest power of two covering the range's (``qparams_from_range``), at most fix
+    position ``max_fix_pos``, and ``diffs`` is available: each call tries the ``search_range``
+    power-of-two scales from the one covering its [min, max] downwards (the zero point placed
+    for each), keeps the one with the smallest squared error of fake quantization (``round``
+    mode), and contributes that grid's range clipped to [min, max].
     """
 
     kind = "FloatRangeObserver"
 
     def __init__(self, bit_width: int = 8, signed: bool = True, narrow_range: bool = False,
                  symmetric: bool = True, statistic: str = "max", percentage: float | None = None,
-                 num_bins: int = 2048, name: str | None = None, method: str | None = None) -> None:
-        super().__init__(bit_width, None, name)
+                 num_bins: int = 2048, name: str | None = None, method: str | None = None,
+                 power_of_two: bool = False, max_fix_pos: int | None = None, search_range: int = 5,
+                 round_method: str = "half_even") -> None:
+        super().__init__(bit_width, max_fix_pos if power_of_two else None, name)
         self.spec = FloatQuantSpec(self.bit_width, bool(signed), bool(narrow_range), bool(symmetric))
         if statistic not in FLOAT_STATISTICS:
             raise CalibrationError(f"statistic must be one of {', '.join(FLOAT_STATISTICS)}, got "
@@ -203,6 +229,15 @@ class FloatRangeObserver(Observer):
         if method in ("mse", "entropy") and not self.spec.symmetric:
             raise CalibrationError(f"method '{method}' needs a symmetric grid (the guide: mse and "
                                    "entropy are not supported with asymmetric quantization).")
+        if method == "diffs" and not power_of_two:
+            raise CalibrationError("method 'diffs' searches power-of-two scales: it needs "
+                                   "power_of_two=True.")
+        if round_method not in _ROUND_NAMES:
+            raise CalibrationError(f"round_method must be one of {', '.join(_ROUND_NAMES)}, got "
+                                   f"{round_method!r}.")
+        self.power_of_two = bool(power_of_two)
+        self.search_range = int(search_range)
+        self.round_method = round_method
         self.method = method
         self.statistic = statistic
         self.percentage = None if percentage is None or method != "percentile" else float(percentage)
@@ -233,9 +268,38 @@ class FloatRangeObserver(Observer):
             return select_float_mse_clip(counts, range_max, spec.qmax)
         return select_float_entropy_clip(counts, range_max, levels)
 
+    def _qparams(self, lo: float, hi: float) -> FloatQParams:
+        return qparams_from_range(lo, hi, self.spec, self.power_of_two, self.max_fix_pos)
+
+    def _diffs_range(self, array: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
+        """The range of the call's best power-of-two grid (see the class docstring)."""
+        spec, best = self.spec, None
+        scale = self._qparams(lo, hi).scale
+        for _ in range(max(self.search_range, 1)):
+            qp = self._grid_at(scale, lo)
+            error = float(np.sum((fake_quant_float_numpy(array, spec, qp, self.round_method)
+                                  .astype(np.float64) - array) ** 2))
+            if best is None or error < best[0]:
+                best = (error, qp)
+            scale /= 2.0
+            if self.max_fix_pos is not None and scale < math.ldexp(1.0, -self.max_fix_pos):
+                break
+        qp = best[1]
+        return max(lo, (spec.qmin - qp.zero_point) * qp.scale), min(hi, (spec.qmax - qp.zero_point) * qp.scale)
+
+    def _grid_at(self, scale: float, lo: float) -> FloatQParams:
+        """The grid of this spec at a given scale (zero point placed for [lo, ...])."""
+        spec = self.spec
+        if spec.symmetric:
+            return FloatQParams(scale, 0)
+        zero_point = spec.qmin - int(np.round(min(lo, 0.0) / scale))
+        return FloatQParams(scale, int(min(max(zero_point, spec.qmin), spec.qmax)))
+
     def _observe_array(self, array: np.ndarray) -> None:
         lo, hi = float(array.min()), float(array.max())
-        if self.method != "maxmin":
+        if self.method == "diffs":
+            lo, hi = self._diffs_range(array, lo, hi)
+        elif self.method != "maxmin":
             clip = self._clip_magnitude(array)
             lo, hi = max(lo, -clip), min(hi, clip)
         self.mins.append(lo)
@@ -254,18 +318,19 @@ class FloatRangeObserver(Observer):
 
     def no_range_result(self) -> FloatQParams:
         """All zeros: scale 1.0 and zero point 0 (see `qparams_from_range`)."""
-        return qparams_from_range(0.0, 0.0, self.spec)
+        return self._qparams(0.0, 0.0)
 
     @property
     def fix_pos(self) -> FloatQParams | None:
         bounds = self.range()
-        return None if bounds is None else qparams_from_range(bounds[0], bounds[1], self.spec)
+        return None if bounds is None else self._qparams(bounds[0], bounds[1])
 
     def _config(self) -> dict[str, Any]:
         return {"bit_width": self.bit_width, "signed": self.spec.signed,
                 "narrow_range": self.spec.narrow_range, "symmetric": self.spec.symmetric,
                 "statistic": self.statistic, "percentage": self.percentage, "num_bins": self.num_bins,
-                "method": self.method}
+                "method": self.method, "power_of_two": self.power_of_two, "max_fix_pos": self.max_fix_pos,
+                "search_range": self.search_range, "round_method": self.round_method}
 
     def _merge_data(self, other: FloatRangeObserver) -> None:
         self.mins += other.mins

@@ -19,10 +19,12 @@ activation tensors (calibrated batch by batch); weights and bias ignore it.
 The other rules below are not choices but follow from what the options mean:
 
 - per_channel: one scale per output channel of a layer's weight, so weights only;
-- diffs: searches power-of-two fix positions, so not with scale_type float;
-- power-of-two scales are symmetric and signed here (a fix position has no zero point and the
-  fixed-point grid is signed); unsigned or asymmetric grids take scale_type float;
+- diffs: searches power-of-two scales, so not with scale_type float;
 - narrow_range: "symmetric integer range for signed quantization" (the guide's own words).
+
+Power-of-two scales work with asymmetric and unsigned grids too: a power-of-two scale with a
+zero point (or unsigned codes), recorded with the float-scale tensors (see
+``nndct_shared.calibration.float_scale``); only DPU targets require symmetric signed grids.
 
 Every other combination of the guide's options is supported by the CNN flow.
 """
@@ -71,19 +73,6 @@ def general_conflicts(scope: Scope) -> Iterator[Violation]:
             f"method 'diffs' searches power-of-two fix positions, but scale_type is 'float' "
             f"('{src['scale_type']}')",
             "Set scale_type to 'poweroftwo', or use method maxmin, percentile, entropy or mse.",
-        )
-    if pot and not p.symmetry:
-        yield Violation(
-            "symmetry",
-            f"asymmetric quantization needs a zero point, which power-of-two scales "
-            f"('{src['scale_type']}') do not have",
-            "Set symmetry to true, or scale_type to 'float'.",
-        )
-    if pot and not p.signed:
-        yield Violation(
-            "signed",
-            f"power-of-two scales ('{src['scale_type']}') support signed quantization only",
-            "Set signed to true, or scale_type to 'float'.",
         )
     if not p.symmetry and p.method in (CalibMethod.MSE, CalibMethod.ENTROPY):
         yield Violation(

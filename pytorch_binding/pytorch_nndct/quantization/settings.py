@@ -56,8 +56,9 @@ class TensorSettings:
 
     @property
     def is_float(self) -> bool:
-        """True for a float-scale tensor (scale and zero point instead of a fix position)."""
-        return self.scale_type == ScaleType.FLOAT.value
+        """True for a tensor with a scale and zero point instead of a fix position: float scales,
+        and power-of-two scales on an asymmetric or unsigned grid (`calibration.factory`)."""
+        return self.scale_type == ScaleType.FLOAT.value or not (self.symmetric and self.signed)
 
     @property
     def float_spec(self) -> FloatQuantSpec:

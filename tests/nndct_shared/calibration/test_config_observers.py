@@ -215,3 +215,28 @@ def test_factory_table(settings, kind):
         assert np.all(np.isfinite(fake_quant_float_numpy(w, observer.spec, result, "half_even")))
     else:
         assert isinstance(result, int) and quantization_mse(w, 8, result) < 0.01
+
+
+def test_power_of_two_scales_with_a_zero_point():
+    from nndct_shared.calibration.float_scale import FloatQuantSpec, covering_power_of_two
+
+    assert covering_power_of_two(0.25) == 0.25 and covering_power_of_two(0.26) == 0.5
+    assert covering_power_of_two(1e-9, max_fix_pos=12) == 2.0 ** -12
+    spec = FloatQuantSpec(8, signed=False, symmetric=False)
+    qp = qparams_from_range(-0.7, 2.9, spec, power_of_two=True)
+    assert qp.scale == 2.0 ** -6  # (2.9 + 0.7) / 255 = 0.0141 -> 1/64
+    assert fake_quant_float_numpy(np.zeros(1, np.float32), spec, qp, "half_even")[0] == 0.0
+    x = _batches()[2]
+    maxmin = FloatRangeObserver(8, symmetric=False, power_of_two=True, max_fix_pos=12)
+    diffs = FloatRangeObserver(8, symmetric=False, power_of_two=True, max_fix_pos=12, method="diffs",
+                               search_range=5)
+    maxmin.observe(x)
+    diffs.observe(x)
+    assert diffs.fix_pos.scale <= maxmin.fix_pos.scale
+
+    def error(qp):
+        return float(np.sum((fake_quant_float_numpy(x, diffs.spec, qp, "half_even").astype(np.float64) - x) ** 2))
+
+    candidates = [diffs._grid_at(maxmin.fix_pos.scale / 2 ** k, float(x.min())) for k in range(5)]
+    best = min(candidates, key=error)
+    assert diffs.fix_pos.scale == best.scale  # the per-call winner, as the only call

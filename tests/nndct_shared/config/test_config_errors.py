@@ -241,10 +241,6 @@ CONFLICTS = [
     ([overall(method="diffs")], "overall_quantize_config.method", "input",
      "method 'diffs' searches power-of-two fix positions, but scale_type is 'float' "
      "('overall_quantize_config.scale_type')"),
-    ([overall(scale_type="poweroftwo", calib_statistic_method="modal", symmetry=False)],
-     "overall_quantize_config.symmetry", "input", "asymmetric quantization needs a zero point"),
-    ([overall(scale_type="poweroftwo", calib_statistic_method="modal", signed=False)],
-     "overall_quantize_config.signed", "input", "support signed quantization only"),
     ([overall(symmetry=False, method="mse")], "overall_quantize_config.method", "input",
      "method 'mse' is not supported with asymmetric quantization "
      "('overall_quantize_config.symmetry' = false)"),

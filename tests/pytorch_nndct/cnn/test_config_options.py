@@ -153,6 +153,43 @@ def test_modal_with_mse_is_the_guides_conflict(digits_mlp, digits, tmp_path):
         calibrate(digits_mlp, digits[0][:100], tmp_path, quant_config_file=config)
 
 
+@pytest.mark.parametrize("method", ["diffs", "maxmin", "percentile"])
+@pytest.mark.parametrize("grid", [{"symmetry": False}, {"signed": False}, {"symmetry": False, "signed": False}])
+def test_power_of_two_asymmetric_and_unsigned_grids(grid, method, digits_cnn, digits, tmp_path):
+    """Power-of-two scales with a zero point or unsigned codes (no conflict in the guide): every
+    scale is a power of two, zero points keep 0.0 exact, results go to quant_info_float.json."""
+    statistic = "modal" if method in ("diffs", "maxmin") else "max"
+    overall = {"method": method, "calib_statistic_method": statistic}
+    # the grid for inputs and activations; weights keep signed symmetric grids unless only the
+    # symmetry changes (an unsigned grid would zero every negative weight)
+    tensors = {"input": grid, "activation": grid}
+    if "signed" not in grid:
+        overall.update(grid)
+        tensors = {}
+    config = _config(tmp_path, "c.json", overall=overall, **tensors)
+    quantizer = _run(digits_cnn, digits, tmp_path, config)
+    info = _info(tmp_path)
+    assert info["output"] == {}  # every activation has a zero point or unsigned codes
+    assert (info["param"] == {}) == ("signed" not in grid)  # weights only when they are asymmetric
+    floats = read_float_quant_info(tmp_path / "quant_info_float.json")
+    assert floats.output and (floats.param or "signed" in grid)
+    for entry in list(floats.param.values()) + list(floats.output.values()):
+        mantissa, _ = np.frexp(entry.scale)
+        assert mantissa == 0.5 and entry.scale >= 2.0 ** -12  # a power of two, fix position <= 12
+    for entry in floats.output.values():
+        assert (entry.symmetric, entry.signed) == (grid.get("symmetry", True), grid.get("signed", True))
+    x = digits[2][:20]
+    again = test_quantizer(digits_cnn, digits[2], tmp_path, quant_config_file=config)
+    out = again.quant_model(x)
+    assert torch.equal(out, quantizer.quant_model(x))
+    if "signed" in grid and grid.get("symmetry", True):  # unsigned symmetric: nothing below 0
+        assert all(float(again.runtime.last_outputs[n].min()) >= 0 for n in floats.output)
+    accuracy = _accuracy(quantizer, digits)
+    print(f"power-of-two {grid} {method}: {accuracy:.2f} %")
+    if "signed" not in grid:
+        assert accuracy >= models.accuracy(digits_cnn, digits[2], digits[3]) - 3.0
+
+
 # --- float scales: mse, entropy, per channel -----------------------------------------------------------
 
 
