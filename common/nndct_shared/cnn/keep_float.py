@@ -13,12 +13,12 @@ before the fix plan is made:
   weighted node; last layers: those that reach a model output without passing another one
   (one of each for a plain chain; a branchy model can have several);
 - add layers: every ``add`` node;
-- a kept layer runs in float: its params and its output are not quantized. Where a quantized
-  node reads its output, that output is quantized there, as at a QuantStub boundary (the
-  quantized part computes on the fixed-point grid), with the activation settings it would have
-  had (kind ``activation``, not ``input``: it is a layer output, and the input kind's maxmin
-  calibration would cost accuracy); a model input read only by kept layers is not quantized at
-  all, so a float first layer sees the exact input.
+- a kept layer runs in float: its params and its output are not quantized. When a quantized
+  node reads its output, that output is quantized, as at a QuantStub boundary (the quantized
+  part computes on the fixed-point grid; the fix sits on the tensor, so every reader sees it),
+  with the activation settings it would have had (kind ``activation``, not ``input``: it is a
+  layer output, and the input kind's maxmin calibration would cost accuracy); a model input
+  read only by kept layers is not quantized at all, so a float first layer sees the exact input.
 
 The result is only a new (quantized nodes, quant inputs) pair, so hardware-aware quantization,
 the exports and the Inspector treat kept layers like any other float region.
