@@ -70,6 +70,27 @@ def test_functional_model_with_float_layers_around_stacked_lstms(vowels, tmp_pat
     assert (tmp_path / "LstmA_StandardLstmCell_layer_0_forward.py").is_file()
 
 
+def test_rnn_readme_signature_without_batch_and_with_int_tokens(vowels, tmp_path):
+    """The RNN README's snippet as written: `tf.TensorSpec(single_batch_data.shape[1:], tf.int32)`
+    (no batch dimension, the token ids' integer dtype) for a model of token ids; the whole flow
+    runs and gives the files of a quantizer without a signature."""
+    import tensorflow as tf
+
+    calib, X_test = (_tokens(x) for x in vowels)
+    single_batch_data = X_test[:1, ]
+    input_signature = tf.TensorSpec(single_batch_data.shape[1:], tf.int32)
+    model = text_model()
+    q = _calibrate_then_test(model, calib, tmp_path / "readme", signature=input_signature)
+    _calibrate_then_test(model, calib, tmp_path / "plain")
+    info = (tmp_path / "readme" / "quant_info.json").read_bytes()
+    assert info == (tmp_path / "plain" / "quant_info.json").read_bytes()
+    assert np.array_equal(np.asarray(q.quant_model(X_test)),
+                          np.asarray(tf_quantizer(model, None, "test", str(tmp_path / "plain"),
+                                                  bitwidth=16).quant_model(X_test)))
+    assert q.dump_xmodel()
+    q.dump_rnn_outputs_by_timestep(single_batch_data)
+
+
 def test_sequential_model_and_legacy_files_give_the_same_bits(vowels, tmp_path):
     calib, test = vowels
     keras.utils.set_random_seed(2)

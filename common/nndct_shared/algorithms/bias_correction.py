@@ -30,7 +30,13 @@ class ChannelMeanError:
         r = np.asarray(reference, dtype=np.float64)
         if q.shape != r.shape:
             raise ValueError(f"output shapes differ: {q.shape} vs {r.shape}")
-        diff = np.moveaxis(q - r, self.channel_axis, 0).reshape(q.shape[self.channel_axis], -1)
+        self.update_rows(np.moveaxis(q - r, self.channel_axis, 0).reshape(q.shape[self.channel_axis], -1))
+
+    def update_rows(self, diff: np.ndarray) -> None:
+        """Add one batch given as its (quantized - float) float64 differences, one row per channel
+        (a C-contiguous (channels, values) array, as `update` makes it; a front end that computes
+        the differences faster can hand them over directly, with the same result)."""
+        diff = np.ascontiguousarray(diff, dtype=np.float64)
         batch_sum = diff.sum(axis=1)
         if self._sum is None:
             self._sum = batch_sum

@@ -135,8 +135,8 @@ LSTM_TF_ERRORS: tuple[Spec, ...] = (
         "INPUT_SIGNATURE",
         "The input_signature given to tf_quantizer does not describe the model's inputs.",
         "input_signature {problem}.",
-        "Pass a tf.TensorSpec (or a list of them, one per model input) with the full input "
-        "shape including a batch dimension, e.g. tf.TensorSpec(x_test[:1].shape, tf.float32).",
+        "Pass a tf.TensorSpec (or a list of them, one per model input) with the input's shape, "
+        "with or without the batch dimension, e.g. tf.TensorSpec(x_test[:1].shape[1:], tf.int32).",
         DataError,
         frontends=TF_ONLY,
     ),
@@ -708,8 +708,43 @@ CNN_3X_MESSAGES: tuple[Spec, ...] = (
     ),
 )
 
+# --- the CNN flow's config options and documented behaviours (issue 17) ------------------------
+
+CNN_CONFIG_MESSAGES: tuple[Spec, ...] = (
+    note(
+        "DPU_ACTIVATION_ROUND",
+        "A DPU config leaves activations at round_mode std_round (as the guide's default listing "
+        "does); they are rounded half_up, the DPU's rounding.",
+        "round_mode 'std_round' ({paths}) applies to weights, bias and input here; activations "
+        "on the DPU are rounded half_up (the DPU's rounding, as in the default configuration).",
+    ),
+    warning(
+        "QUANT_CONFIG_LAYER_UNMATCHED",
+        "A layer_quantize_config entry selects no layer of the model, so it has no effect.",
+        "layer_quantize_config[{index}] ({selector}) matches no layer of this model and has no "
+        "effect. The model's {what}: {names}",
+        "Copy a {field} from the list above (layer names are in the generated <Model>.py next to "
+        "each module), or remove the entry.",
+    ),
+    note(
+        "KEEP_FLOAT_LAYERS",
+        "keep_first_last_layer_accuracy / keep_add_layer_accuracy left some layers in float.",
+        "=>{option}: {count} layer(s) run in float (not quantized): {names}",
+    ),
+    warning(
+        "XMODEL_NARROW_RANGE",
+        "The xmodel's fix ops have no narrow-range attribute, so the DPU may use the code "
+        "-2^(bw-1) for activations that quant_model keeps on the narrow grid.",
+        "The xmodel's fix ops cannot express narrow_range: params are written on the narrow grid, "
+        "but on the DPU the activations {names} may take the code -2^(bw-1) where quant_model "
+        "clamps to -2^(bw-1)+1.",
+        "Set narrow_range to false for activations if the deployed model must match quant_model "
+        "bit for bit.",
+    ),
+)
+
 PROJECT_SPECS: tuple[Spec, ...] = (
     LSTM_ERRORS + LSTM_TF_ERRORS + GRU_ERRORS + CNN_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + CNN_EXPORT_ERRORS
     + PROJECT_WARNINGS + PROJECT_NOTES + REPORT_ERRORS + REPORT_WARNINGS + DISTRIBUTED_ERRORS
-    + EXPORT_SAFETY_MESSAGES + CNN_3X_MESSAGES
+    + EXPORT_SAFETY_MESSAGES + CNN_3X_MESSAGES + CNN_CONFIG_MESSAGES
 )

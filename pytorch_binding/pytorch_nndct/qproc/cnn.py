@@ -55,19 +55,21 @@ class TorchQuantizer:
 
     def __init__(self, quant_mode: RunMode | str, module: nn.Module, input_args: Any, output_dir: str,
                  bitwidth: int = 8, device: torch.device = torch.device("cpu"),
-                 quant_config_file: str | None = None, target: str | None = None) -> None:
+                 quant_config_file: str | None = None, target: str | None = None,
+                 mix_bit: bool = False) -> None:
         if input_args is None:
             raise error("CNN_NO_INPUT_ARGS", module=type(module).__name__)
         self.quant_mode = RunMode(quant_mode)
         self.output_dir = checked_output_dir(output_dir)
         self.device = device
         self.target = target
-        config = load_session_config(quant_config_file, bitwidth)
+        config = load_session_config(quant_config_file, bitwidth, mix_bit)
         inputs = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in _as_tuple(input_args))
         float_model = copy.deepcopy(module).to(device).eval()
         captured = capture_model(float_model, inputs, convert_relu6_to_relu=config.convert_relu6_to_relu,
                                  convert_silu_to_hswish=config.convert_silu_to_hswish)
-        self.session = CnnQuantSession(captured, config, self.quant_mode, self.output_dir, target)
+        self.session = CnnQuantSession(captured, config, self.quant_mode, self.output_dir, target,
+                                       config_file=quant_config_file)
         self.post_training = PostTrainingSteps(config, self.quant_mode)
         self.post_training.equalize(self.session)
         self.runtime = QuantRuntime(self.settings, self.quant_mode)
@@ -93,7 +95,8 @@ class TorchQuantizer:
             sub.param_names = {role: t.name for role, t in node.params.items()}
             sub.quant_runtime = self.runtime
         inputs = [(n.name, self.graph.tensor(n.outputs[0]).shape) for n in order if n.op_type == "input"]
-        model.register_forward_pre_hook(InputGuard(inputs, finite=self.quant_mode == RunMode.CALIB))
+        model.register_forward_pre_hook(
+            InputGuard(inputs, on_nonfinite=self.runtime.skip_batch if self.quant_mode == RunMode.CALIB else None))
         model.register_forward_pre_hook(self.runtime.on_forward)
         return model.to(self.device).eval()
 
@@ -142,10 +145,14 @@ class TorchQuantizer:
         return self.session.export_graph(self.runtime.fix_pos, shapes)
 
     def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> Path | None:
-        """`<output_dir>/<Model>_int.xmodel` (+ deploy_check_data_int/ with deploy_check=True)."""
+        """`<output_dir>/<Model>_int.xmodel` (+ deploy_check_data_int/ with deploy_check=True);
+        None, with the XMODEL_DEVICE warning, for a config file whose target_device is not a DPU
+        (`CnnQuantSession.xmodel_wanted`)."""
         if self.quant_mode == RunMode.TEST and skips_writing("export_xmodel()"):  # torch.distributed: rank 0
             return None
         self._require_test_forward("export_xmodel()")
+        if not self.session.xmodel_wanted():
+            return None
         if self.runtime.last_batch_size != 1:
             raise error("XMODEL_BATCHSIZE", batch_size=self.runtime.last_batch_size)
         # xmodel and dumps are built first and swapped in together: a failure keeps the old ones
@@ -176,6 +183,13 @@ class TorchQuantizer:
         if verbose:
             note(f"=>Exported TorchScript model '{path}'")
         return path
+
+    def export_quant_model(self, output_dir: str | None = None) -> Path | None:
+        """`<output_dir>/<Model>.pth`: the converted model's parameters as quantized (the
+        tutorial's call; `qproc/quant_params.py`)."""
+        from .quant_params import write_quant_params
+
+        return write_quant_params(self, output_dir)
 
     def report(self, inputs, output_dir: str | None = None, eval_fn=None, **options):
         """Write quant_report.html / .json and the suggested config (pass it back as

@@ -37,16 +37,27 @@ def _spec_shapes(input_signature: Any) -> list[tuple]:
     for spec in specs:
         if not isinstance(spec, tf.TensorSpec):
             raise error("INPUT_SIGNATURE", problem=f"contains {type(spec).__name__}, not a tf.TensorSpec")
+        if spec.shape.rank is None:
+            raise error("INPUT_SIGNATURE", problem="has an unknown rank; give the input's shape")
         dims = tuple(spec.shape.as_list())
-        if any(d is None for d in dims):
+        if any(d is None for d in dims[1:]):
             raise error("INPUT_SIGNATURE", problem=f"has the partly unknown shape {list(dims)}; give every "
-                                                   "dimension, with batch 1")
+                                                   "dimension but the batch")
         shapes.append(dims)
     return shapes
 
 
+def _batchless(spec_shape: tuple, model_shape: tuple) -> bool:
+    """True if `spec_shape` is the model input's shape without its batch dimension."""
+    return len(spec_shape) == len(model_shape) - 1 and all(
+        m is None or s == m for s, m in zip(spec_shape, model_shape[1:]))
+
+
 def _check_signature(model: keras.Model, input_signature: Any) -> None:
-    """The signature must match the model's inputs (every dimension but the batch)."""
+    """The signature must match the model's inputs: every dimension but the batch, or the shape
+    without the batch dimension as the RNN quantizer's README writes it
+    (`tf.TensorSpec(x[:1].shape[1:], tf.int32)`). Its dtype is not checked: it is the model's
+    business (integer token ids for an Embedding, floats otherwise)."""
     if input_signature is None:
         return
     shapes = _spec_shapes(input_signature)
@@ -60,6 +71,8 @@ def _check_signature(model: keras.Model, input_signature: Any) -> None:
         raise error("INPUT_SIGNATURE", problem=f"describes {len(shapes)} input(s) but the model has "
                                                f"{len(model_inputs)}")
     for spec_shape, model_shape in zip(shapes, model_inputs):
+        if _batchless(spec_shape, model_shape):
+            continue
         mismatch = len(spec_shape) != len(model_shape) or any(
             m is not None and s != m for s, m in zip(spec_shape[1:], model_shape[1:]))
         if mismatch:
@@ -70,8 +83,10 @@ def _check_signature(model: keras.Model, input_signature: Any) -> None:
 def tf_quantizer(model: Any, input_signature: Any = None, quant_mode: str = "calib",
                  output_dir: str = "quantize_result", bitwidth: int = 16) -> TFQuantizer:
     """Creates the quantizer of a Keras model (or a `.keras` / `.h5` file) in mode 'calib' or
-    'test'. `input_signature` is a `tf.TensorSpec` (or a list) with the input shape and batch
-    1, as in the reference; it is checked against the model's inputs. Calibrate by calling
+    'test'. `input_signature` is a `tf.TensorSpec` (or a list) with the input shape, with or
+    without the batch dimension and of any dtype (the RNN README passes
+    `tf.TensorSpec(x[:1].shape[1:], tf.int32)` for a model of token ids); it is checked against
+    the model's inputs. Calibrate by calling
     `quant_model` on representative data, then `export_quant_config()`; in test mode call
     `dump_xmodel()` and `dump_rnn_outputs_by_timestep(x[:1])`.
     """
