@@ -517,7 +517,69 @@ REPORT_WARNINGS: tuple[Spec, ...] = (
     ),
 )
 
+# --- the Keras CNN flow (tf_nndct.cnn) ----------------------------------------------------------
+
+KERAS_CNN_SPECS: tuple[Spec, ...] = (
+    error(
+        "CNN_UNSUPPORTED_OP",
+        "The Keras model has a layer (or op) the CNN quantizer cannot capture into the neutral "
+        "CNN graph.",
+        "Layer '{layer}' ({layer_type}) is not supported by the CNN quantizer{detail}.",
+        "Replace it by a supported layer (see the README's Keras CNN section). Recurrent layers "
+        "(LSTM, GRU, Bidirectional) are quantized by the recurrent flow: pass cnn=False to "
+        "quantize only them and keep every other layer float.",
+        UnsupportedOpError,
+        frontends=TF_ONLY,
+    ),
+    error(
+        "CNN_PARAM_FILE",
+        "A parameter file of the Keras CNN flow (the bias corrections written by calibration) "
+        "does not match the model being quantized.",
+        "Parameter file '{path}' does not match this model: {problem}",
+        "Re-run calibration (quant_mode 'calib', export_quant_config()) with the same float model "
+        "and output_dir, then create the test-mode quantizer again.",
+        QuantInfoError,
+        frontends=TF_ONLY,
+    ),
+    error(
+        "INSPECTOR_OUTPUT_FORMAT",
+        "Inspector only supports dump svg or png format.",
+        "image_format {value!r} is not supported.",
+        "Use image_format 'svg' or 'png', or None to skip the picture.",
+        ArgumentError,
+        frontends=TF_ONLY,
+    ),
+    error(
+        "INSPECTOR_INPUT_FORMAT",
+        "Inspector doesn't support this fingerprint. Please provide architecture name instead.",
+        "Inspector does not support the fingerprint {value!r}.",
+        "Pass the DPU architecture name (e.g. 'DPUCAHX8L_ISA0_SP') instead.",
+        ArgumentError,
+        frontends=TF_ONLY,
+    ),
+    warning(
+        "LSTM_ARG_IGNORED",
+        "An argument of tf_quantizer has no effect in the recurrent-only flow.",
+        "'{argument}' is ignored by the recurrent flow (every layer but the recurrent ones "
+        "stays float).",
+        "Remove '{argument}' from the call, or pass cnn=True to quantize the other layers too.",
+        frontends=TF_ONLY,
+    ),
+    note(
+        "INSPECT_START",
+        "The Inspector starts (the guide quotes this note).",
+        "=>Start to inspect model...",
+        frontends=TF_ONLY,
+    ),
+    note(
+        "INSPECT_END",
+        "The Inspector finished (the guide quotes this note).",
+        "=>Finish inspecting.",
+        frontends=TF_ONLY,
+    ),
+)
+
 PROJECT_SPECS: tuple[Spec, ...] = (
     LSTM_ERRORS + LSTM_TF_ERRORS + CNN_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + CNN_EXPORT_ERRORS
-    + PROJECT_WARNINGS + PROJECT_NOTES + REPORT_ERRORS + REPORT_WARNINGS
+    + PROJECT_WARNINGS + PROJECT_NOTES + REPORT_ERRORS + REPORT_WARNINGS + KERAS_CNN_SPECS
 )

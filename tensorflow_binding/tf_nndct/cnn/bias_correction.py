@@ -1,0 +1,130 @@
+"""Bias correction of the Keras CNN flow (config `include_bias_corr`), on the captured graph.
+
+The PyTorch flow's algorithm (`pytorch_nndct.optim.bias_correction`), on the NumPy datapath:
+after calibration, for each layer the session plans (`CnnQuantSession.bias_correction_nodes`:
+conv / Dense with a bias and quantized weights, in topological order), the per-channel mean of
+(quantized output - float output) over the graph inputs kept from the first calibration samples
+is subtracted from its bias; the quantized side uses the final fix positions and the biases
+already corrected upstream, the float side the original params and no quantization. The bias's
+fix position is then re-derived, so quant_info.json records that of the corrected bias.
+
+The corrected biases are written to `output_dir/bias_corr.npz` ({bias tensor name: values},
+NumPy's format, so a TensorFlow-only install reads it), staged together with quant_info.json;
+test mode loads it (missing: NO_CALIB_RESULT; foreign: CNN_PARAM_FILE).
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nndct_shared.algorithms import ChannelMeanError, corrected_bias
+from nndct_shared.cnn.session import CnnQuantSession
+from nndct_shared.cnn.settings import make_observer
+from nndct_shared.graph import Tensor
+from nndct_shared.messages import error
+from nndct_shared.progress import progress
+
+from .runtime import GraphRunner, QuantRuntime, fixed_runtime
+
+__all__ = ["BIAS_CORR_FILE", "BiasCorrection", "correct_biases", "load_bias_corrections", "npz_bytes"]
+
+#: The corrected-bias file in output_dir.
+BIAS_CORR_FILE = "bias_corr.npz"
+
+
+@dataclass(frozen=True)
+class BiasCorrection:
+    """Per-channel mean output error of one node, before and after its correction."""
+
+    node: str
+    error_before: np.ndarray
+    error_after: np.ndarray
+
+
+def _weighted_params(session: CnnQuantSession) -> dict[str, np.ndarray]:
+    """{tensor name: data} of the weight and bias of every node the algorithms adjust."""
+    return {t.name: t.data for node in session.graph for role, t in node.params.items()
+            if role in ("weight", "bias")}
+
+
+def mean_output_error(runner: GraphRunner, node: str, batches: Sequence[Mapping[str, np.ndarray]],
+                      quantized: QuantRuntime, originals: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per-channel mean of (quantized - float) output of `node` over `batches` (graph inputs)."""
+    acc = ChannelMeanError(channel_axis=1)
+    nodes = runner.upto(node)
+    tensor = nodes[-1].outputs[0]
+    for feeds in batches:
+        y_float = runner.run(nodes, {}, None, feeds, originals)[tensor]
+        y_quant = runner.run(nodes, {}, quantized, feeds)[tensor]
+        acc.update(y_quant, y_float)
+    return acc.mean()
+
+
+def correct_biases(session: CnnQuantSession, runtime: QuantRuntime,
+                   batches: Sequence[Mapping[str, np.ndarray]]) -> tuple[list[BiasCorrection], dict[str, np.ndarray]]:
+    """Correct the biases of the captured graph in place after calibration; returns the results
+    and {bias tensor name: corrected bias} (see the module docstring)."""
+    if not batches:
+        raise error("NO_CALIBRATION", action="bias correction")
+    runner = GraphRunner(session.graph)
+    fix_pos = dict(runtime.calibrated())
+    originals = dict(_weighted_params(session))
+    results: list[BiasCorrection] = []
+    corrected: dict[str, np.ndarray] = {}
+    for name in progress(session.bias_correction_nodes(), desc="Bias correction", unit="layer"):
+        node = session.graph.node(name)
+        before = mean_output_error(runner, name, batches, fixed_runtime(runtime.settings, fix_pos), originals)
+        bias = node.params["bias"]
+        new_bias = corrected_bias(bias.data, before)
+        node.params["bias"] = Tensor(bias.name, data=new_bias, attrs=dict(bias.attrs))
+        settings = runtime.settings.get(bias.name)
+        if settings is not None and fix_pos.get(bias.name) is not None:
+            observer = make_observer(settings)
+            observer.observe(new_bias)
+            runtime.replace_observer(bias.name, observer)
+            fix_pos[bias.name] = observer.fix_pos
+        after = mean_output_error(runner, name, batches, fixed_runtime(runtime.settings, fix_pos), originals)
+        results.append(BiasCorrection(name, before, after))
+        corrected[bias.name] = new_bias
+    return results, corrected
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """The bytes of an uncompressed .npz holding `arrays` (staged with the other files)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()})
+    return buffer.getvalue()
+
+
+def load_bias_corrections(session: CnnQuantSession, output_dir: str | Path) -> list[str]:
+    """Test mode: load `output_dir/bias_corr.npz` into the captured graph; returns the names."""
+    path = Path(output_dir) / BIAS_CORR_FILE
+    if not path.is_file():
+        raise error("NO_CALIB_RESULT", path=str(path))
+
+    def mismatch(problem: str) -> Exception:
+        return error("CNN_PARAM_FILE", path=str(path), problem=problem)
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: np.array(data[name], dtype=np.float32) for name in data.files}
+    except Exception as exc:  # a truncated or foreign file: say which file, not a zip trace
+        raise mismatch(f"it cannot be read as a .npz file ({type(exc).__name__}: {exc})") from None
+    owners: dict[str, Any] = {t.name: (node, role) for node in session.graph for role, t in node.params.items()
+                              if role == "bias"}
+    for name, value in arrays.items():
+        if name not in owners:
+            raise mismatch(f"the model has no bias '{name}'")
+        node, role = owners[name]
+        if node.params[role].data.shape != value.shape:
+            raise mismatch(f"'{name}' has shape {value.shape}, the model's is {node.params[role].data.shape}")
+    for name, value in arrays.items():
+        node, role = owners[name]
+        old = node.params[role]
+        node.params[role] = Tensor(old.name, data=value, attrs=dict(old.attrs))
+    return list(arrays)

@@ -1,0 +1,180 @@
+"""The Keras CNN flow's quantized datapath: the captured graph run node by node in NumPy.
+
+Why NumPy and not TensorFlow ops: every node computes through its op registry entry's
+`reference` facet (`nndct_shared.graph.ops`), the code the reference executor and the xmodel
+evaluator use, which sums in float64 and rounds to float32 once per op. On fixed-point data
+(quantized inputs and params, on 2^-k grids) those sums are exact, so the result is the
+correctly rounded one whatever order another implementation adds in: it equals what PyTorch's
+float32 convolution gives on the same data whenever that one is exact too (every partial sum
+fits float32's 24-bit significand: e.g. 8-bit data with fan-in up to 2^10, 2^(24-14)), which
+is what makes the Keras and PyTorch flows bit-identical (tests/tf_nndct/test_keras_cnn_cross_framework.py).
+Fake quantization is the same C++ `fix_neuron` kernel the PyTorch runtime calls.
+
+`QuantRuntime` is the NumPy twin of the PyTorch CNN runtime (`pytorch_nndct.quantization.runtime`):
+in calib mode every planned tensor feeds its observer and is fake-quantized at the fix position
+known so far (params once, activations per call); in test mode the fix positions come from
+quant_info.json. `GraphRunner` runs (part of) the graph with such a runtime, or with none (the
+float model, for bias correction).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from nndct_shared import kernels
+from nndct_shared.calibration import FloatQParams, Observer
+from nndct_shared.calibration.float_scale import fake_quant_float_numpy, qparams_from_range
+from nndct_shared.cnn.settings import TensorSettings, make_observer
+from nndct_shared.cnn_export.reference import run_node
+from nndct_shared.graph import Graph, Node, Tensor
+from nndct_shared.messages import error
+from nndct_shared.quant_info_store import QUANT_INFO_FILE
+from nndct_shared.quant_mode import RunMode
+
+__all__ = ["GraphRunner", "QuantRuntime", "fixed_runtime"]
+
+
+def fake_quantize(s: TensorSettings, x: np.ndarray, fix_pos: Any) -> np.ndarray:
+    """`x` on the grid of `fix_pos` (an int, a tuple per channel along `s.axis`, or float
+    qparams), float32."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if isinstance(fix_pos, FloatQParams):
+        return fake_quant_float_numpy(x, s.float_spec, fix_pos, s.round_method)
+    if isinstance(fix_pos, tuple):
+        return kernels.fix_neuron_per_channel(x, s.bit_width, np.asarray(fix_pos), s.round_method, s.axis)
+    return kernels.fix_neuron(x, s.bit_width, int(fix_pos), s.round_method)
+
+
+class QuantRuntime:
+    """Observers (calib) or fix positions (test) of the quantized tensors of one graph."""
+
+    def __init__(self, settings: Mapping[str, TensorSettings], mode: RunMode) -> None:
+        self.settings = dict(settings)
+        self.mode = RunMode(mode)
+        self.observers: dict[str, Observer] = {}
+        self.fix_pos: dict[str, Any] = {}
+        self.nonfinite: dict[str, int] = {}  # NaN/inf values in the calls an observer skipped
+        self._param_seen: set[str] = set()
+        self._param_cache: dict[str, tuple[np.ndarray, Any, np.ndarray]] = {}
+
+    def output(self, name: str, y: np.ndarray) -> np.ndarray:
+        s = self.settings.get(name)
+        return y if s is None else self._quantize(s, y)
+
+    def param(self, name: str, value: np.ndarray) -> np.ndarray:
+        s = self.settings.get(name)
+        if s is None:
+            return value
+        if self.mode == RunMode.CALIB and name not in self._param_seen:
+            return self._quantize(s, value)
+        fix_pos = self._fix_pos_of(s)
+        cached = self._param_cache.get(name)
+        if cached is not None and cached[0] is value and cached[1] == fix_pos:
+            return cached[2]
+        result = value if fix_pos is None else fake_quantize(s, value, fix_pos)
+        self._param_cache[name] = (value, fix_pos, result)
+        return result
+
+    def _fix_pos_of(self, s: TensorSettings) -> Any:
+        if self.mode == RunMode.CALIB:
+            observer = self.observers.get(s.name)
+            return None if observer is None else observer.fix_pos
+        fix_pos = self.fix_pos.get(s.name)
+        if fix_pos is None:
+            raise error("PARAM_NOT_QUANTIZED", name=s.name, path=QUANT_INFO_FILE)
+        return fix_pos
+
+    def _quantize(self, s: TensorSettings, x: np.ndarray) -> np.ndarray:
+        fix_pos = self._observe(s, x) if self.mode == RunMode.CALIB else self._fix_pos_of(s)
+        return x if fix_pos is None else fake_quantize(s, x, fix_pos)
+
+    def _observe(self, s: TensorSettings, x: np.ndarray) -> Any:
+        observer = self.observers.get(s.name)
+        if observer is None:
+            observer = self.observers[s.name] = make_observer(s)
+        if not (s.is_param and s.name in self._param_seen):
+            skipped = observer.skipped_nonfinite
+            observer.observe(np.asarray(x, dtype=np.float32))
+            if observer.skipped_nonfinite != skipped:  # the observer left x out (NaN/inf)
+                count = int(np.count_nonzero(~np.isfinite(x)))
+                self.nonfinite[s.name] = count if s.is_param else self.nonfinite.get(s.name, 0) + count
+            if s.is_param and observer.fix_pos is not None:
+                self._param_seen.add(s.name)
+        return observer.fix_pos
+
+    def calibrated(self) -> dict[str, Any]:
+        """Fix position of every quantized tensor after calibration (None if never observed);
+        an only-zero activation gets the cap, a tensor that only saw NaN/inf is
+        CALIB_DATA_NONFINITE (the PyTorch runtime's rules)."""
+        result: dict[str, Any] = {}
+        for name, s in self.settings.items():
+            observer = self.observers.get(name)
+            fix_pos = None if observer is None else observer.fix_pos
+            if fix_pos is None and observer is not None and observer.skipped_nonfinite:
+                raise error("CALIB_DATA_NONFINITE", name=name, count=self.nonfinite.get(name, "some"))
+            if fix_pos is None and observer is not None and observer.skipped_no_range:
+                fix_pos = qparams_from_range(0.0, 0.0, s.float_spec) if s.is_float else s.max_fix_pos
+            result[name] = fix_pos
+        return result
+
+    def load(self, fix_pos: Mapping[str, Any]) -> None:
+        """Test mode: use these fix positions (int, a tuple per channel, or float qparams)."""
+        self.fix_pos = dict(fix_pos)
+        self._param_cache.clear()
+
+    def replace_observer(self, name: str, observer: Observer) -> None:
+        """Calibration of param `name` redone (bias correction changed it)."""
+        self.observers[name] = observer
+        self._param_seen.add(name)
+        self._param_cache.pop(name, None)
+
+
+def fixed_runtime(settings: Mapping[str, TensorSettings], fix_pos: Mapping[str, Any]) -> QuantRuntime:
+    """A test-mode runtime with these fix positions; tensors without one stay float."""
+    known = {name: s for name, s in settings.items() if fix_pos.get(name) is not None}
+    runtime = QuantRuntime(known, RunMode.TEST)
+    runtime.load({name: fix_pos[name] for name in known})
+    return runtime
+
+
+class GraphRunner:
+    """Runs nodes of a captured graph in topological order (see the module docstring)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.order = graph.topological_order()
+        self.position = {node.name: i for i, node in enumerate(self.order)}
+
+    def out_shape(self, node: Node, batch: int) -> tuple[int, ...]:
+        shape = self.graph.tensor(node.outputs[0]).shape
+        return (batch,) + tuple(shape[1:])
+
+    def run(self, nodes: Iterable[Node], values: dict[str, np.ndarray], runtime: QuantRuntime | None,
+            feeds: Mapping[str, np.ndarray] | None = None,
+            params: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Run `nodes` (in order) into `values` (tensor name -> array, channels-first): an
+        `input` node takes `feeds[node name]`; `params` overrides param data by tensor name;
+        with `runtime` None the nodes run in float."""
+        for node in nodes:
+            if node.op_type == "input":
+                xs = [np.asarray(feeds[node.name], dtype=np.float32)]
+                y = xs[0]
+            else:
+                xs = [values[t] for t in node.inputs]
+                view = node
+                if node.params:
+                    quantized = {}
+                    for role, t in node.params.items():
+                        data = t.data if params is None else params.get(t.name, t.data)
+                        data = data if runtime is None else runtime.param(t.name, data)
+                        quantized[role] = Tensor(t.name, data=data)
+                    view = Node(node.name, node.op_type, node.attrs, node.inputs, node.outputs, quantized)
+                y = run_node(view, xs, self.out_shape(node, xs[0].shape[0]))
+            values[node.outputs[0]] = y if runtime is None else runtime.output(node.name, y)
+        return values
+
+    def upto(self, name: str) -> list[Node]:
+        """The nodes that run before `name` in topological order, `name` included."""
+        return self.order[:self.position[name] + 1]
