@@ -327,8 +327,9 @@ class _Capture:
         """A value leaving the graph (model output, recurrent input) must be in Keras order."""
         if isinstance(ref, Value) and ref.perm is not None:
             raise error("CNN_UNSUPPORTED_OP", layer=ref.source, layer_type="flattened feature map",
-                        detail=f" (it is {what}; a flattened feature map is kept in channels-first order "
-                               "inside the CNN graph and may only be read by Dense layers)")
+                        detail=f" (its output reaches {what}; a flattened feature map is kept in "
+                               "channels-first order inside the CNN graph and may only be read by Dense "
+                               "layers)")
         return ref
 
     def _boundary(self, call: LayerCall, read: set[TensorKey]) -> None:
@@ -360,7 +361,9 @@ class _Capture:
                                       "layers, elementwise activations and BatchNormalization may read it)")
         outputs = rule.fn(self.ctx, call, inputs)
         if rule.keeps_order and permuted:
-            outputs = [Value(v.tensor, v.keras_shape, permuted[0].perm, v.source, v.level) for v in outputs]
+            # the order comes from the flatten: messages about it name that layer
+            outputs = [Value(v.tensor, v.keras_shape, permuted[0].perm, permuted[0].source, v.level)
+                       for v in outputs]
         for key, value in zip(call.outputs, outputs):
             self.env[key] = value
 

@@ -294,8 +294,8 @@ def conv_transpose(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> lis
     weight = np.ascontiguousarray(k.transpose(3, 2, 0, 1))      # [I, O, kh, kw]
     params = {"weight": ctx.param(call, "weight", weight)}
     _bias(ctx, call, params)
-    attrs = {"kernel": kernel, "stride": stride, "padding": tuple(p[0] for p in pads),
-             "output_padding": tuple(p[1] for p in pads), "dilation": dilation, "groups": 1}
+    attrs = {"kernel": kernel, "stride": stride, "padding": tuple(p[0] for p in pads), "dilation": dilation,
+             "groups": 1, "output_padding": tuple(p[1] for p in pads)}  # the PyTorch front end's order
     y = ctx.add(call, "conv_transpose2d", [x], out_shape, attrs=attrs, params=params)
     return [fused_activation(ctx, call, y)]
 
@@ -437,11 +437,23 @@ def elementwise(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> list[V
     return [acc]
 
 
-@capture_rule(L.Concatenate)
+@capture_rule(L.Concatenate, takes_permuted=True)
 def concatenate(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> list[Value]:
+    """Along the feature axis of rank-2 tensors, flattened feature maps keep their
+    channels-first order block by block (the Dense after it takes its rows in that order)."""
     rank = _same_rank(ctx, call, xs)
-    return [ctx.add(call, "concat", xs, ctx.output_shape(call),
-                    attrs={"axis": torch_axis(call.layer.axis, rank)})]
+    axis = torch_axis(call.layer.axis, rank)
+    perm = None
+    if any(x.perm is not None for x in xs):
+        if rank != 2 or axis != 1:
+            raise ctx.fail(call, f" (it joins a flattened feature map along axis {call.layer.axis})")
+        blocks, offset = [], 0
+        for x in xs:
+            width = x.keras_shape[1]
+            blocks.append(offset + (np.arange(width) if x.perm is None else x.perm))
+            offset += width
+        perm = np.concatenate(blocks)
+    return [ctx.add(call, "concat", xs, ctx.output_shape(call), attrs={"axis": axis}, perm=perm)]
 
 
 # --- shape ------------------------------------------------------------------------------------------

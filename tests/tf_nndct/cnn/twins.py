@@ -9,6 +9,8 @@ NHWC order). The PyTorch weights are seeded random values, BatchNorm statistics 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import torch
@@ -84,12 +86,14 @@ def randomize_bn(model: nn.Module, seed: int) -> None:
 
 # --- 1. the CNN example's network (conv + BN + relu, depthwise + relu, pool, flatten, dense) -----
 
+CHECKPOINT = Path(__file__).resolve().parents[3] / "examples" / "cnn" / "checkpoints" / "digits_net.pth"
+
 
 class DigitsNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(8, eps=1e-3)
+        self.bn1 = nn.BatchNorm2d(8)
         self.relu1 = nn.ReLU()
         self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
         self.pool = nn.MaxPool2d(2)
@@ -102,10 +106,28 @@ class DigitsNet(nn.Module):
         return self.fc(self.flat(x))
 
 
+def trained_digits_net() -> DigitsNet:
+    """The CNN example's trained network (its shipped checkpoint; the same state_dict keys)."""
+    model = DigitsNet()
+    model.load_state_dict(torch.load(CHECKPOINT, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The CNN example's split (`examples/cnn/digits_net.py`), NHWC: x_train, y_train, x_test, y_test."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    perm = np.random.default_rng(0).permutation(len(data.target))
+    x = (data.images[perm] / 16.0).astype(np.float32)[..., None]
+    y = data.target[perm]
+    return x[:1400], y[:1400], x[1400:], y[1400:]
+
+
 def digits_net_keras(t: DigitsNet) -> keras.Model:
     x = inp = keras.Input((8, 8, 1), name="image")
     x = L.Conv2D(8, 3, padding="same", name="conv1")(x)
-    x = L.BatchNormalization(epsilon=1e-3, name="bn1")(x)
+    x = L.BatchNormalization(epsilon=1e-5, name="bn1")(x)
     x = L.ReLU(name="relu1")(x)
     x = L.DepthwiseConv2D(3, padding="same", activation="relu", name="dw")(x)
     x = L.MaxPooling2D(2, name="pool")(x)
