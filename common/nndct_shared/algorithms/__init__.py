@@ -9,10 +9,11 @@ does the arithmetic, so the Keras front end can reuse it.
 """
 from __future__ import annotations
 
-from .bias_correction import ChannelMeanError, corrected_bias
+from .bias_correction import BiasCorrection, ChannelMeanError, corrected_bias
 from .cle import equalization_scales, input_channel_ranges, output_channel_ranges, scale_pair
 
 __all__ = [
+    "BiasCorrection",
     "ChannelMeanError",
     "corrected_bias",
     "equalization_scales",

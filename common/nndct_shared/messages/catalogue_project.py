@@ -10,6 +10,9 @@ the fix. IDs follow the guide's scheme, ``QUANTIZER_<TORCH|TF>_<CODE>``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from .catalogue_guide import GUIDE_ERRORS
 from .errors import (
     ArgumentError,
     DataError,
@@ -519,6 +522,12 @@ REPORT_WARNINGS: tuple[Spec, ...] = (
 
 # --- the Keras CNN flow (tf_nndct.cnn) ----------------------------------------------------------
 
+
+def _for_keras(table: tuple[Spec, ...], code: str) -> Spec:
+    """The Keras twin of an entry that the PyTorch front end alone had: same texts, TF ID."""
+    return replace(next(spec for spec in table if spec.code == code), frontends=TF_ONLY)
+
+
 KERAS_CNN_SPECS: tuple[Spec, ...] = (
     error(
         "CNN_UNSUPPORTED_OP",
@@ -541,22 +550,6 @@ KERAS_CNN_SPECS: tuple[Spec, ...] = (
         QuantInfoError,
         frontends=TF_ONLY,
     ),
-    error(
-        "INSPECTOR_OUTPUT_FORMAT",
-        "Inspector only supports dump svg or png format.",
-        "image_format {value!r} is not supported.",
-        "Use image_format 'svg' or 'png', or None to skip the picture.",
-        ArgumentError,
-        frontends=TF_ONLY,
-    ),
-    error(
-        "INSPECTOR_INPUT_FORMAT",
-        "Inspector doesn't support this fingerprint. Please provide architecture name instead.",
-        "Inspector does not support the fingerprint {value!r}.",
-        "Pass the DPU architecture name (e.g. 'DPUCAHX8L_ISA0_SP') instead.",
-        ArgumentError,
-        frontends=TF_ONLY,
-    ),
     warning(
         "LSTM_ARG_IGNORED",
         "An argument of tf_quantizer has no effect in the recurrent-only flow.",
@@ -565,18 +558,10 @@ KERAS_CNN_SPECS: tuple[Spec, ...] = (
         "Remove '{argument}' from the call, or pass cnn=True to quantize the other layers too.",
         frontends=TF_ONLY,
     ),
-    note(
-        "INSPECT_START",
-        "The Inspector starts (the guide quotes this note).",
-        "=>Start to inspect model...",
-        frontends=TF_ONLY,
-    ),
-    note(
-        "INSPECT_END",
-        "The Inspector finished (the guide quotes this note).",
-        "=>Finish inspecting.",
-        frontends=TF_ONLY,
-    ),
+    _for_keras(GUIDE_ERRORS, "INSPECTOR_OUTPUT_FORMAT"),
+    _for_keras(GUIDE_ERRORS, "INSPECTOR_INPUT_FORMAT"),
+    _for_keras(PROJECT_NOTES, "INSPECT_START"),
+    _for_keras(PROJECT_NOTES, "INSPECT_END"),
 )
 
 PROJECT_SPECS: tuple[Spec, ...] = (

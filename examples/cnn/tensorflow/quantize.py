@@ -12,11 +12,11 @@ calib writes quantize_result/quant_info.json (+ bias_corr.npz), test prints the 
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
-from model import MODEL_FILE, digits
+from model import MODEL_FILE, digits  # also puts examples/cnn on sys.path
+
+from digits_cli import parse_args
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
@@ -27,19 +27,7 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quant_mode", default="calib", choices=["float", "calib", "test"])
-    parser.add_argument("--subset_len", type=int, default=None)
-    parser.add_argument("--batch_size", type=int, default=100)
-    parser.add_argument("--deploy", action="store_true")
-    parser.add_argument("--output_dir", default="quantize_result")
-    parser.add_argument("--model_path", default=str(MODEL_FILE))
-    parser.add_argument("--config_file", default=None)
-    parser.add_argument("--target", default=None)
-    parser.add_argument("--bitwidth", type=int, default=8)
-    args = parser.parse_args()
-    if args.deploy and (args.quant_mode != "test" or args.batch_size != 1 or args.subset_len != 1):
-        parser.error("--deploy needs --quant_mode test --batch_size 1 --subset_len 1")
+    args = parse_args(lambda parser: parser.add_argument("--model_path", default=str(MODEL_FILE)))
 
     import tensorflow as tf
 

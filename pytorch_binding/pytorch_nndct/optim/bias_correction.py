@@ -13,14 +13,13 @@ Nodes without a bias are left alone (adding a bias would change the exported gra
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from nndct_shared.algorithms import ChannelMeanError, corrected_bias
+from nndct_shared.algorithms import BiasCorrection, ChannelMeanError, corrected_bias
 from nndct_shared.messages import error
 from nndct_shared.progress import progress
 
@@ -33,15 +32,6 @@ __all__ = ["BIAS_CORR_FILE", "BiasCorrection", "bias_corr_bytes", "correct_bias"
 
 #: The corrected-bias file in output_dir (the reference's name).
 BIAS_CORR_FILE = "bias_corr.pth"
-
-
-@dataclass(frozen=True)
-class BiasCorrection:
-    """Per-channel mean output error of one node, before and after its correction."""
-
-    node: str
-    error_before: np.ndarray
-    error_after: np.ndarray
 
 
 def mean_output_error(model: torch.nn.Module, module: Any, batches: Sequence[Batch],

@@ -37,9 +37,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from nndct_shared.calibration import FloatQParams, Observer
-from nndct_shared.calibration.float_scale import qparams_from_range
-from nndct_shared.cnn.settings import TensorSettings, make_observer
+from nndct_shared.calibration import FloatQParams
+from nndct_shared.cnn.calibration_state import CalibrationState
+from nndct_shared.cnn.settings import TensorSettings
 from nndct_shared.messages import error
 from nndct_shared.quant_info_store import QUANT_INFO_FILE
 from nndct_shared.quant_mode import RunMode
@@ -93,20 +93,16 @@ class InputGuard:
                     raise error("CALIB_DATA_NONFINITE", name=name, count=count)
 
 
-class QuantRuntime:
-    """Observers (calib) or fix positions (test) of the quantized tensors of one model."""
+class QuantRuntime(CalibrationState):
+    """Observers (calib) or fix positions (test) of the quantized tensors of one model (the
+    calibration state and its rules are the neutral `CalibrationState`, shared with Keras)."""
 
     def __init__(self, settings: Mapping[str, TensorSettings], mode: RunMode) -> None:
-        self.settings = dict(settings)
-        self.mode = RunMode(mode)
-        self.observers: dict[str, Observer] = {}
-        self.fix_pos: dict[str, Any] = {}
+        super().__init__(settings, mode)
         self.forwards = 0
         self.last_batch_size: int | None = None
         self.last_inputs: tuple[torch.Tensor, ...] | None = None
         self.last_outputs: dict[str, torch.Tensor] = {}
-        self._param_seen: set[str] = set()
-        self.nonfinite: dict[str, int] = {}  # NaN/inf values in the calls an observer skipped
         self._axis_cache: dict[tuple[str, str], torch.Tensor] = {}
 
     # --- hooks called by the converted model -----------------------------------------------
@@ -149,19 +145,7 @@ class QuantRuntime:
         return fix_neuron_torch(x, s.bit_width, fix_pos, s.round_code)
 
     def _observe(self, s: TensorSettings, x: torch.Tensor) -> Any:
-        observer = self.observers.get(s.name)
-        if observer is None:
-            observer = self.observers[s.name] = make_observer(s)
-        if not (s.is_param and s.name in self._param_seen):
-            skipped = observer.skipped_nonfinite
-            observer.observe(x.detach().to("cpu", torch.float32).numpy())
-            if observer.skipped_nonfinite != skipped:  # the observer left x out (NaN/inf)
-                count = int((~torch.isfinite(x)).sum())
-                # a param is the same tensor on every call; activations add up over batches
-                self.nonfinite[s.name] = count if s.is_param else self.nonfinite.get(s.name, 0) + count
-            if s.is_param and observer.fix_pos is not None:
-                self._param_seen.add(s.name)
-        return observer.fix_pos
+        return self.observe(s, x.detach().to("cpu", torch.float32).numpy())
 
     def _per_channel(self, s: TensorSettings, fix_pos: tuple[int, ...], x: torch.Tensor) -> torch.Tensor:
         key = (s.name, str(x.device))
@@ -173,26 +157,7 @@ class QuantRuntime:
             self._axis_cache[key] = cached
         return cached
 
-    # --- results ----------------------------------------------------------------------------
-
-    def calibrated(self) -> dict[str, Any]:
-        """Fix position of every quantized tensor after calibration (None if never observed).
-
-        An activation that was only ever all-zero has no range; any fix position reproduces
-        it, so it gets the cap (the most precise allowed one), as the kernels do for params.
-        A tensor whose every observed call held NaN/inf has no usable fix position:
-        CALIB_DATA_NONFINITE names it (see the module docstring).
-        """
-        result: dict[str, Any] = {}
-        for name, s in self.settings.items():
-            observer = self.observers.get(name)
-            fix_pos = None if observer is None else observer.fix_pos
-            if fix_pos is None and observer is not None and observer.skipped_nonfinite:
-                raise error("CALIB_DATA_NONFINITE", name=name, count=self.nonfinite.get(name, "some"))
-            if fix_pos is None and observer is not None and observer.skipped_no_range:
-                fix_pos = qparams_from_range(0.0, 0.0, s.float_spec) if s.is_float else s.max_fix_pos
-            result[name] = fix_pos
-        return result
+    # --- results (calibrated(): CalibrationState) ------------------------------------------
 
     def load(self, fix_pos: Mapping[str, Any]) -> None:
         """Test mode: use these fix positions (int, or a tuple per channel)."""

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nndct_shared.algorithms import ChannelMeanError, corrected_bias
+from nndct_shared.algorithms import BiasCorrection, ChannelMeanError, corrected_bias
 from nndct_shared.cnn.session import CnnQuantSession
 from nndct_shared.cnn.settings import make_observer
 from nndct_shared.graph import Tensor
@@ -35,15 +34,6 @@ __all__ = ["BIAS_CORR_FILE", "BiasCorrection", "correct_biases", "load_bias_corr
 
 #: The corrected-bias file in output_dir.
 BIAS_CORR_FILE = "bias_corr.npz"
-
-
-@dataclass(frozen=True)
-class BiasCorrection:
-    """Per-channel mean output error of one node, before and after its correction."""
-
-    node: str
-    error_before: np.ndarray
-    error_after: np.ndarray
 
 
 def _weighted_params(session: CnnQuantSession) -> dict[str, np.ndarray]:

@@ -13,15 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from nndct_shared.inspector import DpuTarget, InspectResult, get_target, run_inspection
-from nndct_shared.messages import NndctError, error, note, use_frontend
+from nndct_shared.inspector import DpuTarget, InspectResult, inspector_target, run_inspection
+from nndct_shared.messages import note, use_frontend
 
 __all__ = ["Inspector"]
-
-
-def _is_fingerprint(value: object) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, str) and value.strip().lower().startswith("0x"))
 
 
 class Inspector:
@@ -30,12 +25,7 @@ class Inspector:
 
     def __init__(self, name_or_fingerprint: str | int) -> None:
         with use_frontend("tf"):
-            try:
-                self.target: DpuTarget = get_target(name_or_fingerprint)
-            except NndctError as exc:
-                if (exc.msg_id or "").endswith("UNKNOWN_TARGET") and _is_fingerprint(name_or_fingerprint):
-                    raise error("INSPECTOR_INPUT_FORMAT", value=name_or_fingerprint) from exc
-                raise
+            self.target: DpuTarget = inspector_target(name_or_fingerprint)
         self.result: InspectResult | None = None
 
     def inspect(self, model: Any, input_signature: Any = None,

@@ -23,6 +23,7 @@ from typing import Any
 import keras
 
 from nndct_shared.cnn.session import CnnQuantSession, load_session_config
+from nndct_shared.cnn.session_views import SessionViews
 from nndct_shared.cnn_export.validate import validate_cnn_graph
 from nndct_shared.messages import error, note, use_frontend, warn_once
 from nndct_shared.quant_mode import RunMode, require_mode
@@ -40,7 +41,7 @@ BIAS_CORR_SAMPLES = 512
 RECURRENT_DIR = "recurrent"
 
 
-class KerasCnnQuantizer:
+class KerasCnnQuantizer(SessionViews):
     """The quantizer of a Keras model's CNN layers (and, through the recurrent flow, its
     recurrent layers); see the module docstring."""
 
@@ -87,19 +88,12 @@ class KerasCnnQuantizer:
                 warn_once("FLOAT_OP", once_key=path, ops=f"{path} ({type(layer).__name__}: not quantized)")
         return None
 
-    # --- state, under the names TorchQuantizer has --------------------------------------------
+    # --- state (graph, plan, settings...: SessionViews) ----------------------------------------
 
     @property
     def quant_model(self) -> keras.Model:
         """The quantized model: call it eagerly or through predict(), any batch size."""
         return self._model
-
-    captured = property(lambda self: self.session.captured, doc="The captured float model.")
-    graph = property(lambda self: self.session.graph,
-                     doc="The captured float graph (neutral IR; params float, BatchNorm folded).")
-    config = property(lambda self: self.session.config, doc="The quantization config in use.")
-    plan = property(lambda self: self.session.plan, doc="The fix plan (tensors to quantize).")
-    settings = property(lambda self: self.session.settings, doc="Per-tensor quantization settings.")
 
     # --- calibration result -------------------------------------------------------------------
 

@@ -183,28 +183,39 @@ def softmax(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> list[Value
 # --- convolutions and Dense ------------------------------------------------------------------------
 
 
-def _conv_node(ctx: CaptureContext, call: LayerCall, x: Value, out_shape: tuple[int, ...],
-               kernel: tuple[int, ...], stride: tuple[int, ...], padding: tuple[int, ...],
-               dilation: tuple[int, ...], groups: int, params: dict[str, Tensor], suffix: str = "") -> Value:
-    attrs = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation, "groups": int(groups)}
-    return ctx.add(call, f"conv{len(kernel)}d", [x], out_shape, attrs=attrs, params=params, suffix=suffix)
+def _conv_node(ctx: CaptureContext, call: LayerCall, x: Value, out_shape: tuple[int, ...], window: dict[str, Any],
+               groups: int, params: dict[str, Tensor], suffix: str = "") -> Value:
+    """A conv1d / conv2d node; `window`: kernel, stride, padding, dilation (`_window`)."""
+    attrs = {**window, "groups": int(groups)}
+    return ctx.add(call, f"conv{len(window['kernel'])}d", [x], out_shape, attrs=attrs, params=params, suffix=suffix)
 
 
-@capture_rule(L.Conv1D, L.Conv2D)
-def conv(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> list[Value]:
-    layer, x = call.layer, xs[0]
+def _window(ctx: CaptureContext, call: LayerCall, x: Value) -> dict[str, Any]:
+    """kernel / stride / padding / dilation of a Keras conv layer, in torch order."""
+    layer = call.layer
     _channels_last(ctx, call)
     n = len(layer.kernel_size)
     _spatial_rank(ctx, call, x, n)
     kernel, stride = _ints(layer.kernel_size, n), _ints(layer.strides, n)
     dilation = _ints(layer.dilation_rate, n)
     padding = _conv_padding(ctx, call, _spatial(x), kernel, stride, dilation)
+    return {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation}
+
+
+def _pointwise_window(n: int) -> dict[str, Any]:
+    ones = (1,) * n
+    return {"kernel": ones, "stride": ones, "padding": (0,) * n, "dilation": ones}
+
+
+@capture_rule(L.Conv1D, L.Conv2D)
+def conv(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> list[Value]:
+    layer, x = call.layer, xs[0]
+    window = _window(ctx, call, x)
+    n = len(window["kernel"])
     k = numpy_of(layer.kernel)                                   # [*K, I/g, O]
-    weight = np.ascontiguousarray(k.transpose(n + 1, n, *range(n)))
-    params = {"weight": ctx.param(call, "weight", weight)}
+    params = {"weight": ctx.param(call, "weight", np.ascontiguousarray(k.transpose(n + 1, n, *range(n))))}
     _bias(ctx, call, params)
-    y = _conv_node(ctx, call, x, ctx.output_shape(call), kernel, stride, padding, dilation,
-                   int(layer.groups), params)
+    y = _conv_node(ctx, call, x, ctx.output_shape(call), window, int(layer.groups), params)
     return [fused_activation(ctx, call, y)]
 
 
@@ -219,17 +230,10 @@ def _depthwise_weight(k: np.ndarray) -> np.ndarray:
 @capture_rule(L.DepthwiseConv1D, L.DepthwiseConv2D)
 def depthwise_conv(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> list[Value]:
     layer, x = call.layer, xs[0]
-    _channels_last(ctx, call)
-    n = len(layer.kernel_size)
-    _spatial_rank(ctx, call, x, n)
-    kernel, stride = _ints(layer.kernel_size, n), _ints(layer.strides, n)
-    dilation = _ints(layer.dilation_rate, n)
-    padding = _conv_padding(ctx, call, _spatial(x), kernel, stride, dilation)
-    weight = _depthwise_weight(numpy_of(layer.kernel))
-    params = {"weight": ctx.param(call, "weight", weight)}
+    window = _window(ctx, call, x)
+    params = {"weight": ctx.param(call, "weight", _depthwise_weight(numpy_of(layer.kernel)))}
     _bias(ctx, call, params)
-    y = _conv_node(ctx, call, x, ctx.output_shape(call), kernel, stride, padding, dilation,
-                   x.keras_shape[-1], params)
+    y = _conv_node(ctx, call, x, ctx.output_shape(call), window, x.keras_shape[-1], params)
     return [fused_activation(ctx, call, y)]
 
 
@@ -238,23 +242,18 @@ def separable_conv(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> lis
     """A depthwise conv `<layer>/depthwise` (no bias) then a pointwise 1x1 conv `<layer>` with
     the bias: what Keras computes, as two graph nodes (params `.depthwise.` / `.pointwise.`)."""
     layer, x = call.layer, xs[0]
-    _channels_last(ctx, call)
-    n = len(layer.kernel_size)
-    _spatial_rank(ctx, call, x, n)
-    kernel, stride = _ints(layer.kernel_size, n), _ints(layer.strides, n)
-    dilation = _ints(layer.dilation_rate, n)
-    padding = _conv_padding(ctx, call, _spatial(x), kernel, stride, dilation)
+    window = _window(ctx, call, x)
+    n = len(window["kernel"])
     depthwise = _depthwise_weight(numpy_of(layer.depthwise_kernel))
     out_shape = ctx.output_shape(call)
     mid_shape = out_shape[:-1] + (depthwise.shape[0],)
-    dw = _conv_node(ctx, call, x, mid_shape, kernel, stride, padding, dilation, x.keras_shape[-1],
+    dw = _conv_node(ctx, call, x, mid_shape, window, x.keras_shape[-1],
                     {"weight": ctx.param(call, "weight", depthwise, "depthwise")}, suffix="/depthwise")
     pk = numpy_of(layer.pointwise_kernel)                        # [1.., C*m, O]
     pointwise = np.ascontiguousarray(pk.reshape(pk.shape[-2:]).T.reshape((pk.shape[-1], pk.shape[-2]) + (1,) * n))
     params = {"weight": ctx.param(call, "weight", pointwise, "pointwise")}
     _bias(ctx, call, params, "pointwise")
-    ones = (1,) * n
-    y = _conv_node(ctx, call, dw, out_shape, ones, ones, (0,) * n, ones, 1, params)
+    y = _conv_node(ctx, call, dw, out_shape, _pointwise_window(n), 1, params)
     return [fused_activation(ctx, call, y)]
 
 
@@ -318,8 +317,7 @@ def dense(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> list[Value]:
         weight = np.ascontiguousarray(k.T.reshape(k.shape[::-1] + (1,) * n))
         params = {"weight": ctx.param(call, "weight", weight)}
         _bias(ctx, call, params)
-        ones = (1,) * n
-        y = _conv_node(ctx, call, x, out_shape, ones, ones, (0,) * n, ones, 1, params)
+        y = _conv_node(ctx, call, x, out_shape, _pointwise_window(n), 1, params)
     else:
         raise ctx.fail(call, f" (input of rank {rank})")
     return [fused_activation(ctx, call, y)]

@@ -10,7 +10,8 @@ fits float32's 24-bit significand: e.g. 8-bit data with fan-in up to 2^10, 2^(24
 is what makes the Keras and PyTorch flows bit-identical (tests/tf_nndct/test_keras_cnn_cross_framework.py).
 Fake quantization is the same C++ `fix_neuron` kernel the PyTorch runtime calls.
 
-`QuantRuntime` is the NumPy twin of the PyTorch CNN runtime (`pytorch_nndct.quantization.runtime`):
+`QuantRuntime` is the NumPy twin of the PyTorch CNN runtime (`pytorch_nndct.quantization.runtime`,
+both on `nndct_shared.cnn.calibration_state`):
 in calib mode every planned tensor feeds its observer and is fake-quantized at the fix position
 known so far (params once, activations per call); in test mode the fix positions come from
 quant_info.json. `GraphRunner` runs (part of) the graph with such a runtime, or with none (the
@@ -25,8 +26,9 @@ import numpy as np
 
 from nndct_shared import kernels
 from nndct_shared.calibration import FloatQParams, Observer
-from nndct_shared.calibration.float_scale import fake_quant_float_numpy, qparams_from_range
-from nndct_shared.cnn.settings import TensorSettings, make_observer
+from nndct_shared.calibration.float_scale import fake_quant_float_numpy
+from nndct_shared.cnn.calibration_state import CalibrationState
+from nndct_shared.cnn.settings import TensorSettings
 from nndct_shared.cnn_export.reference import run_node
 from nndct_shared.graph import Graph, Node, Tensor
 from nndct_shared.messages import error
@@ -47,16 +49,12 @@ def fake_quantize(s: TensorSettings, x: np.ndarray, fix_pos: Any) -> np.ndarray:
     return kernels.fix_neuron(x, s.bit_width, int(fix_pos), s.round_method)
 
 
-class QuantRuntime:
-    """Observers (calib) or fix positions (test) of the quantized tensors of one graph."""
+class QuantRuntime(CalibrationState):
+    """Observers (calib) or fix positions (test) of the quantized tensors of one graph; the
+    calibration state and its rules are the neutral `CalibrationState` (the PyTorch runtime's)."""
 
     def __init__(self, settings: Mapping[str, TensorSettings], mode: RunMode) -> None:
-        self.settings = dict(settings)
-        self.mode = RunMode(mode)
-        self.observers: dict[str, Observer] = {}
-        self.fix_pos: dict[str, Any] = {}
-        self.nonfinite: dict[str, int] = {}  # NaN/inf values in the calls an observer skipped
-        self._param_seen: set[str] = set()
+        super().__init__(settings, mode)
         self._param_cache: dict[str, tuple[np.ndarray, Any, np.ndarray]] = {}
 
     def output(self, name: str, y: np.ndarray) -> np.ndarray:
@@ -64,6 +62,8 @@ class QuantRuntime:
         return y if s is None else self._quantize(s, y)
 
     def param(self, name: str, value: np.ndarray) -> np.ndarray:
+        """`value` quantized; a param's fake-quantized values are kept while its data and fix
+        position stay the same (params are the same tensor on every call)."""
         s = self.settings.get(name)
         if s is None:
             return value
@@ -87,37 +87,11 @@ class QuantRuntime:
         return fix_pos
 
     def _quantize(self, s: TensorSettings, x: np.ndarray) -> np.ndarray:
-        fix_pos = self._observe(s, x) if self.mode == RunMode.CALIB else self._fix_pos_of(s)
+        if self.mode == RunMode.CALIB:
+            fix_pos = self.observe(s, np.asarray(x, dtype=np.float32))
+        else:
+            fix_pos = self._fix_pos_of(s)
         return x if fix_pos is None else fake_quantize(s, x, fix_pos)
-
-    def _observe(self, s: TensorSettings, x: np.ndarray) -> Any:
-        observer = self.observers.get(s.name)
-        if observer is None:
-            observer = self.observers[s.name] = make_observer(s)
-        if not (s.is_param and s.name in self._param_seen):
-            skipped = observer.skipped_nonfinite
-            observer.observe(np.asarray(x, dtype=np.float32))
-            if observer.skipped_nonfinite != skipped:  # the observer left x out (NaN/inf)
-                count = int(np.count_nonzero(~np.isfinite(x)))
-                self.nonfinite[s.name] = count if s.is_param else self.nonfinite.get(s.name, 0) + count
-            if s.is_param and observer.fix_pos is not None:
-                self._param_seen.add(s.name)
-        return observer.fix_pos
-
-    def calibrated(self) -> dict[str, Any]:
-        """Fix position of every quantized tensor after calibration (None if never observed);
-        an only-zero activation gets the cap, a tensor that only saw NaN/inf is
-        CALIB_DATA_NONFINITE (the PyTorch runtime's rules)."""
-        result: dict[str, Any] = {}
-        for name, s in self.settings.items():
-            observer = self.observers.get(name)
-            fix_pos = None if observer is None else observer.fix_pos
-            if fix_pos is None and observer is not None and observer.skipped_nonfinite:
-                raise error("CALIB_DATA_NONFINITE", name=name, count=self.nonfinite.get(name, "some"))
-            if fix_pos is None and observer is not None and observer.skipped_no_range:
-                fix_pos = qparams_from_range(0.0, 0.0, s.float_spec) if s.is_float else s.max_fix_pos
-            result[name] = fix_pos
-        return result
 
     def load(self, fix_pos: Mapping[str, Any]) -> None:
         """Test mode: use these fix positions (int, a tuple per channel, or float qparams)."""
@@ -125,9 +99,7 @@ class QuantRuntime:
         self._param_cache.clear()
 
     def replace_observer(self, name: str, observer: Observer) -> None:
-        """Calibration of param `name` redone (bias correction changed it)."""
-        self.observers[name] = observer
-        self._param_seen.add(name)
+        super().replace_observer(name, observer)
         self._param_cache.pop(name, None)
 
 

@@ -56,17 +56,8 @@ def transpose_weights(m: nn.ConvTranspose2d) -> list[np.ndarray]:
     return [_np(m.weight).transpose(2, 3, 1, 0)] + ([_np(m.bias)] if m.bias is not None else [])
 
 
-def dense_weights(m: nn.Linear, nhwc_of: tuple[int, ...] | None = None) -> list[np.ndarray]:
-    """Keras Dense kernel of `m`; `nhwc_of`: the Keras shape (without batch) of a flattened
-    feature map the layer reads (its rows go from NCHW to NHWC order)."""
-    w = _np(m.weight).T
-    if nhwc_of is not None:
-        index = np.arange(w.shape[0]).reshape(nhwc_of)
-        perm = np.moveaxis(index, -1, 0).reshape(-1)
-        k = np.empty_like(w)
-        k[perm] = w
-        w = k
-    return [w] + ([_np(m.bias)] if m.bias is not None else [])
+def dense_weights(m: nn.Linear) -> list[np.ndarray]:
+    return [_np(m.weight).T] + ([_np(m.bias)] if m.bias is not None else [])
 
 
 def bn_weights(m: nn.modules.batchnorm._BatchNorm) -> list[np.ndarray]:
@@ -90,6 +81,9 @@ CHECKPOINT = Path(__file__).resolve().parents[3] / "examples" / "cnn" / "checkpo
 
 
 class DigitsNet(nn.Module):
+    """The example's `digits_net.DigitsNet` (same state_dict keys) with module activations and
+    nn.Flatten, so that its graph has the ops the Keras model's has (flatten, not reshape)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
@@ -113,31 +107,29 @@ def trained_digits_net() -> DigitsNet:
     return model.eval()
 
 
-def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The CNN example's split (`examples/cnn/digits_net.py`), NHWC: x_train, y_train, x_test, y_test."""
-    from sklearn.datasets import load_digits
+def keras_example():
+    """examples/cnn/tensorflow/model.py (the Keras CNN example's model and data), by path."""
+    import importlib.util
 
-    data = load_digits()
-    perm = np.random.default_rng(0).permutation(len(data.target))
-    x = (data.images[perm] / 16.0).astype(np.float32)[..., None]
-    y = data.target[perm]
-    return x[:1400], y[:1400], x[1400:], y[1400:]
+    path = CHECKPOINT.parents[1] / "tensorflow" / "model.py"
+    spec = importlib.util.spec_from_file_location("keras_cnn_example_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The CNN examples' split, NHWC: x_train, y_train, x_test, y_test."""
+    example = keras_example()
+    return (*example.digits("train"), *example.digits("test"))
 
 
 def digits_net_keras(t: DigitsNet) -> keras.Model:
-    x = inp = keras.Input((8, 8, 1), name="image")
-    x = L.Conv2D(8, 3, padding="same", name="conv1")(x)
-    x = L.BatchNormalization(epsilon=1e-5, name="bn1")(x)
-    x = L.ReLU(name="relu1")(x)
-    x = L.DepthwiseConv2D(3, padding="same", activation="relu", name="dw")(x)
-    x = L.MaxPooling2D(2, name="pool")(x)
-    x = L.Flatten(name="flat")(x)
-    x = L.Dense(10, name="fc")(x)
-    model = keras.Model(inp, x, name="DigitsNet")
-    model.get_layer("conv1").set_weights(conv_weights(t.conv1))
-    model.get_layer("bn1").set_weights(bn_weights(t.bn1))
-    model.get_layer("dw").set_weights(depthwise_weights(t.dw))
-    model.get_layer("fc").set_weights(dense_weights(t.fc, (4, 4, 8)))
+    """The Keras CNN example's model with `t`'s weights (its documented conversion)."""
+    example = keras_example()
+    model = example.build_model()
+    for name, weights in example.keras_weights_from_torch(t.state_dict()).items():
+        model.get_layer(name).set_weights(weights)
     return model
 
 
