@@ -8,6 +8,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 import torch
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cnn" / "tensorflow"
@@ -20,16 +21,27 @@ def _run(monkeypatch, capsys, *args: str) -> float:
     return float(line.split(":")[1].strip().rstrip("%"))
 
 
-def _example_module(monkeypatch):
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    monkeypatch.delitem(sys.modules, "model", raising=False)  # another example's model.py
+#: Modules the example's scripts import by plain name (other examples have a model.py too).
+EXAMPLE_MODULES = ("model", "digits_data", "digits_cli")
+
+
+@pytest.fixture
+def example_path():
+    """The example's folder on sys.path, its plain-named modules fresh; both restored after."""
+    saved_path = list(sys.path)
+    saved = {name: sys.modules.pop(name) for name in EXAMPLE_MODULES if name in sys.modules}
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        yield
+    finally:
+        for name in EXAMPLE_MODULES:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+        sys.path[:] = saved_path
+
+
+def test_shipped_keras_model_is_the_converted_checkpoint(example_path):
     import model
-
-    return model
-
-
-def test_shipped_keras_model_is_the_converted_checkpoint(monkeypatch):
-    model = _example_module(monkeypatch)
     state = torch.load(EXAMPLE.parent / "checkpoints" / "digits_net.pth", map_location="cpu", weights_only=True)
     shipped = keras.saving.load_model(model.MODEL_FILE, compile=False)
     for name, weights in model.keras_weights_from_torch(state).items():
@@ -37,8 +49,7 @@ def test_shipped_keras_model_is_the_converted_checkpoint(monkeypatch):
             assert np.array_equal(got, want), name
 
 
-def test_keras_cnn_example_end_to_end(tmp_path, monkeypatch, capsys):
-    _example_module(monkeypatch)
+def test_keras_cnn_example_end_to_end(example_path, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     float_acc = _run(monkeypatch, capsys, "--quant_mode", "float")
     _run(monkeypatch, capsys, "--quant_mode", "calib", "--subset_len", "500")

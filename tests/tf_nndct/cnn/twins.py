@@ -111,10 +111,16 @@ def keras_example():
     """examples/cnn/tensorflow/model.py (the Keras CNN example's model and data), by path."""
     import importlib.util
 
+    import sys
+
     path = CHECKPOINT.parents[1] / "tensorflow" / "model.py"
     spec = importlib.util.spec_from_file_location("keras_cnn_example_model", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    saved = list(sys.path)
+    try:
+        spec.loader.exec_module(module)  # puts examples/cnn on sys.path for its digits_data import
+    finally:
+        sys.path[:] = saved
     return module
 
 
