@@ -29,6 +29,7 @@ from nndct_shared.messages import error, note, use_frontend, warn_once
 from nndct_shared.quant_mode import RunMode, require_mode
 
 from .bias_correction import BIAS_CORR_FILE, correct_biases, load_bias_corrections, npz_bytes
+from ..quantization.model_rewrite import walk_layers
 from .capture import KerasCapture, capture_keras_model, is_recurrent_layer
 from .quant_model import CnnEngine, build_quant_model
 from .runtime import QuantRuntime
@@ -54,11 +55,13 @@ class KerasCnnQuantizer(SessionViews):
         config = load_session_config(quant_config_file, 8 if bitwidth is None else bitwidth)
         self.recurrent = self._recurrent_part(model, bitwidth)
         source = model if self.recurrent is None else self.recurrent.quant_model
-        quant_layers = set() if self.recurrent is None else {id(layer) for layer in self.recurrent.quant_layers}
+        # the recurrent flow's clone keeps every other layer object: the layers it created are
+        # its quantized recurrent layers, whatever their class
+        originals = {id(layer) for _, layer in walk_layers(model)}
         self.capture: KerasCapture = capture_keras_model(
             source, batch, convert_relu6_to_relu=config.convert_relu6_to_relu,
             convert_silu_to_hswish=config.convert_silu_to_hswish,
-            is_boundary=lambda layer: id(layer) in quant_layers or is_recurrent_layer(layer))
+            is_boundary=lambda layer: id(layer) not in originals or is_recurrent_layer(layer))
         validate_cnn_graph(self.capture.graph)  # a capture bug surfaces here, naming the node
         self.session = CnnQuantSession(self.capture.captured, config, self.quant_mode, self.output_dir, target)
         self.session.equalize()
@@ -77,7 +80,7 @@ class KerasCnnQuantizer(SessionViews):
     def _recurrent_part(self, model: keras.Model, bitwidth: int | None) -> Any:
         """The recurrent flow's quantizer of `model` (its quantizable recurrent layers), or None.
         Recurrent layers it does not quantize stay float, with the FLOAT_OP warning."""
-        from ..quantization.model_rewrite import count_quantizable, walk_layers
+        from ..quantization.model_rewrite import count_quantizable
         from ..quantization.quantizer import TFQuantizer
 
         if count_quantizable(model):

@@ -115,11 +115,12 @@ def test_exports_of_both_flows(mixed):
     assert frames[0].is_relative_to(out / "recurrent")
 
 
-def test_without_cnn_true_the_recurrent_flow_keeps_the_other_layers_float(vowels, tmp_path):
+def test_without_cnn_true_the_recurrent_flow_keeps_the_other_layers_float(vowels, tmp_path, caplog):
     model = mixed_model()
-    quantizer = tf_quantizer(model, None, "calib", str(tmp_path))
+    quantizer = tf_quantizer(model, None, "calib", str(tmp_path), target="DPUCZDX8G_ISA1_B4096")
     assert isinstance(quantizer, TFQuantizer)
     assert quantizer.quant_model.get_layer("conv") is model.get_layer("conv")
+    assert "QUANTIZER_TF_LSTM_ARG_IGNORED" in caplog.text and "'target'" in caplog.text
 
 
 def test_float_recurrent_layers_stay_float_between_quantized_cnn_layers(vowels, tmp_path, caplog):
