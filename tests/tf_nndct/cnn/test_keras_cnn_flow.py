@@ -219,3 +219,25 @@ def test_errors_of_the_flow(digits_net, digits, tmp_path):
     for name in ("report", "fast_finetune", "export_torch_script"):
         with pytest.raises(NotImplementedError):
             getattr(calib, name)()
+
+
+def test_layer_configs_select_keras_layer_types_and_node_names(digits_net, digits, tmp_path):
+    """`layer_type` matches the Keras class (last component: "DepthwiseConv2D"), `layer_name`
+    a node name of the captured graph."""
+    config = default_config(8, "CPU").to_dict()  # a DPU target would hold every width at 8
+    overall = dict(config["overall_quantize_config"])
+    config["layer_quantize_config"] = [
+        {"layer_type": "keras.layers.DepthwiseConv2D", "layer_name": None,
+         "quantizable_data_type": ["weights", "bias"], "overall_quantize_config": {**overall, "bit_width": 6}},
+        {"layer_type": None, "layer_name": "DigitsNet::fc",
+         "quantizable_data_type": ["weights", "bias", "activation"],
+         "overall_quantize_config": {**overall, "bit_width": 4}},
+    ]
+    path = tmp_path / "layers.json"
+    path.write_text(json.dumps(config))
+    calibrate(digits_net[1], digits[0][:100], tmp_path / "out", quant_config_file=str(path))
+    info = read_quant_info(tmp_path / "out" / "quant_info.json")
+    widths = {name: bw for name, (bw, _) in {**info.param, **info.output}.items()}
+    assert widths["DigitsNet::dw.weight"] == widths["DigitsNet::dw.bias"] == 6
+    assert widths["DigitsNet::fc.weight"] == widths["DigitsNet::fc"] == 4
+    assert widths["DigitsNet::conv1.weight"] == widths["DigitsNet::relu1"] == 8
