@@ -29,7 +29,7 @@ What the capture decides, and why:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import keras
@@ -100,6 +100,27 @@ class KerasCapture:
     @property
     def graph(self) -> Graph:
         return self.captured.graph
+
+    def follow(self, captured: CapturedModel) -> "KerasCapture":
+        """This capture on `captured`, the same graph as the session holds it: when the session
+        names nodes its own way (e.g. the reference's `<Model>::nndct_<op>_<index>`), nodes and
+        their tensors are paired by position in the topological order and every reference to
+        them is renamed; otherwise this capture itself."""
+        old, new = self.graph.topological_order(), captured.graph.topological_order()
+        if captured.graph is self.graph or [n.name for n in old] == [n.name for n in new]:
+            return self
+        if [n.op_type for n in old] != [n.op_type for n in new]:
+            raise ValueError("the session's graph is not the captured graph")
+        nodes = {a.name: b.name for a, b in zip(old, new)}
+        tensors = {a.outputs[0]: b.outputs[0] for a, b in zip(old, new)}
+
+        def ref(r: Ref) -> Ref:
+            return replace(r, tensor=tensors[r.tensor]) if isinstance(r, Value) else r
+
+        boundaries = [BoundaryCall(b.call, [ref(r) for r in b.inputs], b.level,
+                                   {j: nodes[n] for j, n in b.input_nodes.items()}) for b in self.boundaries]
+        return KerasCapture(captured, self.calls, {k: nodes[n] for k, n in self.input_nodes.items()}, boundaries,
+                            [ref(r) for r in self.outputs], {nodes[n]: lv for n, lv in self.levels.items()})
 
 
 def is_recurrent_layer(layer: Any) -> bool:

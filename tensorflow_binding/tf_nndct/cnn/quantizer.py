@@ -64,6 +64,7 @@ class KerasCnnQuantizer(SessionViews):
             is_boundary=lambda layer: id(layer) not in originals or is_recurrent_layer(layer))
         validate_cnn_graph(self.capture.graph)  # a capture bug surfaces here, naming the node
         self.session = CnnQuantSession(self.capture.captured, config, self.quant_mode, self.output_dir, target)
+        self.capture = self.capture.follow(self.session.captured)
         self.session.equalize()
         self.runtime = QuantRuntime(self.session.settings, self.quant_mode)
         if self.quant_mode == RunMode.TEST:  # checked before anything runs
