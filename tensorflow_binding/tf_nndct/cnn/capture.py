@@ -39,7 +39,7 @@ from nndct_shared.cnn.capture import CapturedModel
 from nndct_shared.graph import Graph, Tensor
 from nndct_shared.messages import NndctError, error
 
-from .keras_graph import LayerCall, ModelCalls, TensorKey, flatten_model
+from .keras_graph import LayerCall, ModelCalls, TensorKey, flatten_model, with_static_shapes
 from .layout import torch_shape
 
 __all__ = ["BoundaryCall", "CaptureContext", "ExternalRef", "KerasCapture", "Value", "capture_keras_model",
@@ -389,9 +389,11 @@ class _Capture:
             self.env[key] = value
 
 
-def capture_keras_model(model: keras.Model, batch: int = 1, *, convert_relu6_to_relu: bool = False,
-                        convert_silu_to_hswish: bool = False,
+def capture_keras_model(model: keras.Model, input_shapes: list[tuple[int, ...]] | None = None, *,
+                        convert_relu6_to_relu: bool = False, convert_silu_to_hswish: bool = False,
                         is_boundary: Callable[[Any], bool] = is_recurrent_layer) -> KerasCapture:
-    """Capture `model` (shapes recorded with batch `batch`); see the module docstring."""
+    """Capture `model` (see the module docstring). `input_shapes` (an input_signature's shapes)
+    fix input sizes the model leaves open; shapes are recorded with their batch (1 without)."""
+    batch = int(input_shapes[0][0]) if input_shapes and input_shapes[0] else 1
     ctx = CaptureContext(model.name, batch, convert_relu6_to_relu, convert_silu_to_hswish)
-    return _Capture(model, ctx, is_boundary).run()
+    return _Capture(with_static_shapes(model, input_shapes), ctx, is_boundary).run()

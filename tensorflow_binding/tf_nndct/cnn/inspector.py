@@ -35,13 +35,13 @@ class Inspector:
         in `tf_quantizer`) and writes `output_dir/inspect_<target>.txt`, plus the `.gv` and the
         picture with `image_format` 'svg' or 'png'. Returns the device of every node, each with
         its reason (`assignment.why`). The model is not changed."""
-        from ..quantization.api import _check_signature, _load_model, _signature_batch
+        from ..quantization.api import _check_signature, _load_model, _signature_shapes
         from .capture import capture_keras_model
 
         with use_frontend("tf"):
             keras_model = _load_model(model)
             _check_signature(keras_model, input_signature)
-            capture = capture_keras_model(keras_model, _signature_batch(input_signature))
+            capture = capture_keras_model(keras_model, _signature_shapes(input_signature))
             if capture.boundaries:
                 names = ", ".join(b.call.path for b in capture.boundaries)
                 note(f"Recurrent layers ({names}) are not CNN operators: the inspection covers the "

@@ -21,7 +21,7 @@ import keras
 
 from nndct_shared.messages import error
 
-__all__ = ["LayerCall", "ModelCalls", "TensorKey", "flatten_model", "model_tensors"]
+__all__ = ["LayerCall", "ModelCalls", "TensorKey", "flatten_model", "model_tensors", "with_static_shapes"]
 
 TensorKey = int
 
@@ -68,6 +68,18 @@ def model_tensors(model: keras.Model, what: str) -> list[Any]:
                                        "keras.Model; only functional and Sequential models with known "
                                        "inputs can be captured)")
     return tensors
+
+
+def with_static_shapes(model: keras.Model, shapes: list[tuple[int, ...]] | None) -> keras.Model:
+    """`model` itself when its inputs have fixed sizes (or no `shapes` are given); otherwise a
+    clone on inputs of `shapes` (an input_signature's shapes, batch left free) that calls the
+    same layer objects, so every layer's output shape is known for the capture."""
+    inputs = model_tensors(model, "inputs")
+    if shapes is None or all(None not in tuple(t.shape)[1:] for t in inputs):
+        return model
+    fresh = iter([keras.Input(shape=tuple(shape[1:]), dtype=t.dtype, name=t.name) for t, shape in zip(inputs, shapes)])
+    structure = keras.tree.map_structure(lambda t: next(fresh), model.input)
+    return keras.models.clone_model(model, input_tensors=structure, clone_function=lambda layer: layer)
 
 
 def _is_graph_model(op: Any) -> bool:

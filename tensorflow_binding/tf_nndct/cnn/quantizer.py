@@ -44,11 +44,13 @@ RECURRENT_DIR = "recurrent"
 
 class KerasCnnQuantizer(SessionViews):
     """The quantizer of a Keras model's CNN layers (and, through the recurrent flow, its
-    recurrent layers); see the module docstring."""
+    recurrent layers); see the module docstring. `input_shapes`: the input_signature's shapes
+    (their batch is the one shapes are recorded with; they fix input sizes the model leaves
+    open)."""
 
     def __init__(self, model: keras.Model, mode: RunMode, output_dir: str | os.PathLike[str],
                  bitwidth: int | None = None, quant_config_file: str | None = None, target: str | None = None,
-                 batch: int = 1) -> None:
+                 input_shapes: list[tuple[int, ...]] | None = None) -> None:
         self.quant_mode = RunMode(mode)
         self.output_dir = Path(output_dir)
         self.target = target
@@ -59,7 +61,7 @@ class KerasCnnQuantizer(SessionViews):
         # its quantized recurrent layers, whatever their class
         originals = {id(layer) for _, layer in walk_layers(model)}
         self.capture: KerasCapture = capture_keras_model(
-            source, batch, convert_relu6_to_relu=config.convert_relu6_to_relu,
+            source, input_shapes, convert_relu6_to_relu=config.convert_relu6_to_relu,
             convert_silu_to_hswish=config.convert_silu_to_hswish,
             is_boundary=lambda layer: id(layer) not in originals or is_recurrent_layer(layer))
         validate_cnn_graph(self.capture.graph)  # a capture bug surfaces here, naming the node

@@ -73,12 +73,9 @@ def _check_signature(model: keras.Model, input_signature: Any) -> None:
                                                    f"{[d for d in model_shape]}")
 
 
-def _signature_batch(input_signature: Any) -> int:
-    """The batch the CNN capture records shapes with: the signature's (1 by default)."""
-    if input_signature is None:
-        return 1
-    first = _spec_shapes(input_signature)[0]
-    return int(first[0]) if first else 1
+def _signature_shapes(input_signature: Any) -> list[tuple] | None:
+    """The input_signature's shapes for the CNN capture (None without a signature)."""
+    return None if input_signature is None else _spec_shapes(input_signature)
 
 
 def _has_recurrent_layers(model: keras.Model) -> bool:
@@ -117,7 +114,7 @@ def tf_quantizer(model: Any, input_signature: Any = None, quant_mode: str = "cal
             from ..cnn.quantizer import KerasCnnQuantizer
 
             return KerasCnnQuantizer(keras_model, mode, output_dir, bitwidth, quant_config_file, target,
-                                     _signature_batch(input_signature))
+                                     _signature_shapes(input_signature))
         for argument, given in (("quant_config_file", quant_config_file), ("target", target)):
             if given is not None:
                 warn("LSTM_ARG_IGNORED", argument=argument)

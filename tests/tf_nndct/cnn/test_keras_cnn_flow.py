@@ -241,3 +241,21 @@ def test_layer_configs_select_keras_layer_types_and_node_names(digits_net, digit
     assert widths["DigitsNet::dw.weight"] == widths["DigitsNet::dw.bias"] == 6
     assert widths["DigitsNet::fc.weight"] == widths["DigitsNet::fc"] == 4
     assert widths["DigitsNet::conv1.weight"] == widths["DigitsNet::relu1"] == 8
+
+
+def test_open_input_sizes_are_fixed_by_the_input_signature(digits, tmp_path):
+    """A fully convolutional model (Input((None, None, 1))) is captured on the signature's
+    sizes; without a signature the capture names the problem."""
+    keras.utils.set_random_seed(9)
+    inp = keras.Input((None, None, 1), name="image")
+    x = L.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inp)
+    model = keras.Model(inp, L.Dense(10, name="fc")(L.GlobalAveragePooling2D(name="gap")(x)), name="Fcn")
+    _raises("INPUT_SIGNATURE", tf_quantizer, model, None, "calib", str(tmp_path))
+    spec = tf.TensorSpec((1, 8, 8, 1), tf.float32)
+    quantizer = tf_quantizer(model, spec, "calib", str(tmp_path))
+    assert quantizer.graph.tensor("Fcn::input_0").shape == (1, 1, 8, 8)
+    quantizer.quant_model(digits[0][:100])
+    quantizer.export_quant_config()
+    tested = tf_quantizer(model, spec, "test", str(tmp_path))
+    out = np.asarray(tested.quant_model(digits[2][:20]))
+    assert out.shape == (20, 10) and 0 < np.abs(out - np.asarray(model(digits[2][:20]))).max() < 0.1
