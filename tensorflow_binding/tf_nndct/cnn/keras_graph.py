@@ -13,7 +13,6 @@ them), so that a nested model's inputs and outputs are the tensors of the enclos
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +39,6 @@ class LayerCall:
 
     def output_shape(self, index: int = 0) -> tuple[int | None, ...]:
         return tuple(self.node.output_tensors[index].shape)
-
-    def input_shape(self, index: int = 0) -> tuple[int | None, ...]:
-        return tuple(self.node.input_tensors[index].shape)
 
 
 @dataclass
@@ -141,11 +137,3 @@ def flatten_model(model: keras.Model) -> ModelCalls:
         walk.visit(tensor, "")
     return ModelCalls(input_keys, [walk.key(t) for t in outputs], walk.calls, walk.tensors)
 
-
-def iter_layers(calls: ModelCalls) -> Iterator[Any]:
-    """Every distinct layer object of the flattened model, in call order."""
-    seen: set[int] = set()
-    for call in calls.calls:
-        if id(call.layer) not in seen:
-            seen.add(id(call.layer))
-            yield call.layer
