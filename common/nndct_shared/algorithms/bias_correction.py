@@ -11,9 +11,22 @@ float64, so memory stays one vector per layer however many batches are seen.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["ChannelMeanError", "corrected_bias"]
+__all__ = ["BiasCorrection", "ChannelMeanError", "corrected_bias"]
+
+
+@dataclass(frozen=True)
+class BiasCorrection:
+    """Per-channel mean output error of one node, before and after its correction (what a
+    front end's bias correction reports for each layer it corrects; `error_after` is None when
+    the flow skips measuring it)."""
+
+    node: str
+    error_before: np.ndarray
+    error_after: np.ndarray | None
 
 
 class ChannelMeanError:

@@ -10,6 +10,9 @@ the fix. IDs follow the guide's scheme, ``QUANTIZER_<TORCH|TF>_<CODE>``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from .catalogue_guide import GUIDE_ERRORS
 from .errors import (
     ArgumentError,
     DataError,
@@ -743,8 +746,52 @@ CNN_CONFIG_MESSAGES: tuple[Spec, ...] = (
     ),
 )
 
+# --- the Keras CNN flow (tf_nndct.cnn) ----------------------------------------------------------
+
+
+def _for_keras(table: tuple[Spec, ...], code: str) -> Spec:
+    """The Keras twin of an entry that the PyTorch front end alone had: same texts, TF ID."""
+    return replace(next(spec for spec in table if spec.code == code), frontends=TF_ONLY)
+
+
+KERAS_CNN_SPECS: tuple[Spec, ...] = (
+    error(
+        "CNN_UNSUPPORTED_OP",
+        "The Keras model has a layer (or op) the CNN quantizer cannot capture into the neutral "
+        "CNN graph.",
+        "Layer '{layer}' ({layer_type}) is not supported by the CNN quantizer{detail}.",
+        "Replace it by a supported layer (see the README's Keras CNN section). Recurrent layers "
+        "(LSTM, GRU, Bidirectional) are quantized by the recurrent flow: pass cnn=False to "
+        "quantize only them and keep every other layer float.",
+        UnsupportedOpError,
+        frontends=TF_ONLY,
+    ),
+    error(
+        "CNN_PARAM_FILE",
+        "A parameter file of the Keras CNN flow (the bias corrections written by calibration) "
+        "does not match the model being quantized.",
+        "Parameter file '{path}' does not match this model: {problem}",
+        "Re-run calibration (quant_mode 'calib', export_quant_config()) with the same float model "
+        "and output_dir, then create the test-mode quantizer again.",
+        QuantInfoError,
+        frontends=TF_ONLY,
+    ),
+    warning(
+        "LSTM_ARG_IGNORED",
+        "An argument of tf_quantizer has no effect in the recurrent-only flow.",
+        "'{argument}' is ignored by the recurrent flow (every layer but the recurrent ones "
+        "stays float).",
+        "Remove '{argument}' from the call, or pass cnn=True to quantize the other layers too.",
+        frontends=TF_ONLY,
+    ),
+    _for_keras(GUIDE_ERRORS, "INSPECTOR_OUTPUT_FORMAT"),
+    _for_keras(GUIDE_ERRORS, "INSPECTOR_INPUT_FORMAT"),
+    _for_keras(PROJECT_NOTES, "INSPECT_START"),
+    _for_keras(PROJECT_NOTES, "INSPECT_END"),
+)
+
 PROJECT_SPECS: tuple[Spec, ...] = (
     LSTM_ERRORS + LSTM_TF_ERRORS + GRU_ERRORS + CNN_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + CNN_EXPORT_ERRORS
     + PROJECT_WARNINGS + PROJECT_NOTES + REPORT_ERRORS + REPORT_WARNINGS + DISTRIBUTED_ERRORS
-    + EXPORT_SAFETY_MESSAGES + CNN_3X_MESSAGES + CNN_CONFIG_MESSAGES
+    + EXPORT_SAFETY_MESSAGES + CNN_3X_MESSAGES + CNN_CONFIG_MESSAGES + KERAS_CNN_SPECS
 )

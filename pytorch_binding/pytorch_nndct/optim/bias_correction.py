@@ -18,14 +18,13 @@ Nodes without a bias are left alone (adding a bias would change the exported gra
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from nndct_shared.algorithms import ChannelMeanError, corrected_bias
+from nndct_shared.algorithms import BiasCorrection, ChannelMeanError, corrected_bias
 from nndct_shared.messages import error
 from nndct_shared.progress import progress
 
@@ -49,16 +48,6 @@ __all__ = ["BIAS_CORR_FILE", "BiasCorrection", "bias_corr_bytes", "bias_correcti
 
 #: The corrected-bias file in output_dir (the reference's name).
 BIAS_CORR_FILE = "bias_corr.pth"
-
-
-@dataclass(frozen=True)
-class BiasCorrection:
-    """Per-channel mean output error of one node, before and after its correction (None when
-    `correct_bias(..., measure_after=False)`: the flow does not need it)."""
-
-    node: str
-    error_before: np.ndarray
-    error_after: np.ndarray | None
 
 
 MergeErrors = Callable[[Sequence[ChannelMeanError]], ChannelMeanError]
@@ -128,7 +117,7 @@ def _new_bias(module: Any, error_before: np.ndarray, runtime: Any, fix_pos: dict
     if settings is not None and fix_pos.get(name) is not None:
         observer = make_observer(settings)
         observer.observe(new_bias)
-        runtime.observers[name] = observer
+        runtime.replace_observer(name, observer)
         fix_pos[name] = observer.fix_pos
 
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from nndct_shared.cnn.session import CnnQuantSession, load_session_config
 from nndct_shared.collective import write_dir
+from nndct_shared.cnn.session_views import SessionViews
 from nndct_shared.messages import error, note
 from nndct_shared.output_dir import checked_output_dir
 from nndct_shared.quant_info_store import FLOAT_QUANT_INFO_FILE, QUANT_INFO_FILE
@@ -50,7 +51,7 @@ def _as_tuple(input_args: Any) -> tuple[Any, ...]:
     return (input_args,)
 
 
-class TorchQuantizer:
+class TorchQuantizer(SessionViews):
     """The object `torch_quantizer` returns for `lstm=False` (the reference's methods)."""
 
     def __init__(self, quant_mode: RunMode | str, module: nn.Module, input_args: Any, output_dir: str,
@@ -104,14 +105,6 @@ class TorchQuantizer:
     def quant_model(self) -> nn.Module:
         """The converted model (`<Model>.py`), quantized as the mode says."""
         return self._model
-
-    # the session's state, under the names the quantizer had (tests and tools read them)
-    captured = property(lambda self: self.session.captured, doc="The captured float model.")
-    graph = property(lambda self: self.session.graph,
-                     doc="The captured float graph (neutral IR; params float, BatchNorm folded).")
-    config = property(lambda self: self.session.config, doc="The quantization config in use.")
-    plan = property(lambda self: self.session.plan, doc="The fix plan (tensors to quantize).")
-    settings = property(lambda self: self.session.settings, doc="Per-tensor quantization settings.")
 
     # --- calibration result ---------------------------------------------------------------
 

@@ -49,10 +49,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from nndct_shared.calibration import FloatQParams, Observer
-from nndct_shared.calibration.float_scale import qparams_from_range
-from nndct_shared.cnn.settings import TensorSettings, make_observer
-from nndct_shared.messages import error, warn_once
+from nndct_shared.calibration import FloatQParams
+from nndct_shared.cnn.calibration_state import CalibrationState
+from nndct_shared.cnn.settings import TensorSettings
+from nndct_shared.messages import error
 from nndct_shared.quant_info_store import QUANT_INFO_FILE
 from nndct_shared.quant_mode import RunMode
 
@@ -106,42 +106,24 @@ class InputGuard:
                     self.on_nonfinite(name, count)
 
 
-class QuantRuntime:
-    """Observers (calib) or fix positions (test) of the quantized tensors of one model."""
+class QuantRuntime(CalibrationState):
+    """Observers (calib) or fix positions (test) of the quantized tensors of one model (the
+    calibration state and its rules are the neutral `CalibrationState`, shared with Keras)."""
 
     def __init__(self, settings: Mapping[str, TensorSettings], mode: RunMode, feedback: str | None = None) -> None:
-        self.settings = dict(settings)
-        self.mode = RunMode(mode)
-        self.feedback = feedback or default_feedback()
+        super().__init__(settings, mode, feedback or default_feedback())
         self.merged_forwards: int | None = None  # set when the ranks' statistics were merged
-        self.observers: dict[str, Observer] = {}
-        self.fix_pos: dict[str, Any] = {}
-        self.forwards = 0
         self.last_batch_size: int | None = None
         self.last_inputs: tuple[torch.Tensor, ...] | None = None
         self.last_outputs: dict[str, torch.Tensor] = {}
-        self._param_seen: set[str] = set()
-        self.nonfinite: dict[str, int] = {}  # NaN/inf values in the calls an observer skipped
-        self.nonfinite_inputs: dict[str, int] = {}  # NaN/inf values in skipped input batches
-        self.skipped_forwards = 0
-        self.skipping = False  # the current forward is left out of calibration
-        self._skip_next = False
         self._axis_cache: dict[tuple[str, str], torch.Tensor] = {}
 
     # --- hooks called by the converted model -----------------------------------------------
 
-    def skip_batch(self, name: str, count: int) -> None:
-        """`InputGuard`'s report of NaN/inf in input `name` (calib mode): warn, and leave the
-        forward that follows out of calibration (see the module docstring)."""
-        warn_once("TENSOR_VALUE_INVALID", once_key=("calibration input", name), name=name)
-        self.nonfinite_inputs[name] = self.nonfinite_inputs.get(name, 0) + count
-        self._skip_next = True
-
     def on_forward(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
-        """Forward pre-hook of the converted model: counts calls, keeps the last inputs."""
-        self.forwards += 1
-        self.skipping, self._skip_next = self._skip_next, False
-        self.skipped_forwards += int(self.skipping)
+        """Forward pre-hook of the converted model: counts calls (skipping one after NaN/inf
+        inputs, `CalibrationState.skip_batch`), keeps the last inputs."""
+        self.begin_forward()
         tensors = tuple(a for a in args if isinstance(a, torch.Tensor))
         self.last_inputs = tuple(t.detach() for t in tensors)
         self.last_batch_size = int(tensors[0].shape[0]) if tensors and tensors[0].dim() else None
@@ -172,26 +154,7 @@ class QuantRuntime:
         return fake_quantize(s, x, fix_pos, channel_fix)
 
     def _observe(self, s: TensorSettings, x: torch.Tensor) -> Any:
-        if self.skipping and not s.is_param:  # a batch with NaN/inf inputs: not calibrated
-            observer = self.observers.get(s.name)
-            return None if observer is None else observer.fix_pos
-        observer = self.observers.get(s.name)
-        if observer is None:
-            observer = self.observers[s.name] = make_observer(s)
-        if s.is_param and s.name in self._param_seen:
-            return observer.fix_pos
-        own = make_observer(s) if self.feedback == "batch" and not s.is_param else observer
-        skipped = own.skipped_nonfinite
-        own.observe(x.detach().to("cpu", torch.float32).numpy())
-        if own.skipped_nonfinite != skipped:  # the observer left x out (NaN/inf)
-            count = int((~torch.isfinite(x)).sum())
-            # a param is the same tensor on every call; activations add up over batches
-            self.nonfinite[s.name] = count if s.is_param else self.nonfinite.get(s.name, 0) + count
-        if own is not observer:
-            observer.merge(own)
-        if s.is_param and observer.fix_pos is not None:
-            self._param_seen.add(s.name)
-        return own.fix_pos
+        return self.observe(s, x.detach().to("cpu", torch.float32).numpy())
 
     def _per_channel(self, s: TensorSettings, fix_pos: tuple[int, ...], x: torch.Tensor) -> torch.Tensor:
         key = (s.name, str(x.device))
@@ -200,29 +163,7 @@ class QuantRuntime:
             cached = self._axis_cache[key] = fix_position_tensor(fix_pos, x, s.axis)
         return cached
 
-    # --- results ----------------------------------------------------------------------------
-
-    def calibrated(self) -> dict[str, Any]:
-        """Fix position of every quantized tensor after calibration (None if never observed).
-
-        An activation that was only ever all-zero has no range; any fix position reproduces
-        it, so it gets the cap (the most precise allowed one), as the kernels do for params.
-        A tensor whose every observed call held NaN/inf has no usable fix position:
-        CALIB_DATA_NONFINITE names it (see the module docstring).
-        """
-        if self.forwards and self.skipped_forwards == self.forwards and self.nonfinite_inputs:
-            name, count = next(iter(self.nonfinite_inputs.items()))
-            raise error("CALIB_DATA_NONFINITE", name=name, count=count)
-        result: dict[str, Any] = {}
-        for name, s in self.settings.items():
-            observer = self.observers.get(name)
-            fix_pos = None if observer is None else observer.fix_pos
-            if fix_pos is None and observer is not None and observer.skipped_nonfinite:
-                raise error("CALIB_DATA_NONFINITE", name=name, count=self.nonfinite.get(name, "some"))
-            if fix_pos is None and observer is not None and observer.skipped_no_range:
-                fix_pos = qparams_from_range(0.0, 0.0, s.float_spec) if s.is_float else s.max_fix_pos
-            result[name] = fix_pos
-        return result
+    # --- results (calibrated(): CalibrationState) ------------------------------------------
 
     def load(self, fix_pos: Mapping[str, Any]) -> None:
         """Test mode: use these fix positions (int, or a tuple per channel)."""
