@@ -1,16 +1,22 @@
-"""Speed of the CNN flow's quantized model against the float model and torch.ao's FX quantization.
+"""Speed of the CNN flow's quantized model against the float model and torch.ao's FX quantization,
+and of its accuracy tools (bias correction, fast finetune) against the passes they add to.
 
 A small residual CNN (conv+BN+relu stem, two residual blocks with `+`, a depthwise conv, pooling,
 linear) on a batch of 3x32x32 images. Everything is timed in the same run, best of several
-repeats, and printed as ratios to the float forward:
+repeats, and printed as ratios:
 
 - calib-mode `quant_model` (observers + fake quantization of every tensor) against torch.ao's
   `prepare_fx` model with its default x86 observers (what a user calibrates with otherwise);
 - test-mode `quant_model` (fake quantization through the fix ops) against torch.ao's
   `convert_fx` int8 model (real quantized kernels, a different thing: it is the fastest int8 path
-  torch offers on the CPU, shown for scale).
+  torch offers on the CPU, shown for scale);
+- `export_quant_config()` with bias correction on (the default) against the calibration pass it
+  follows (`--calib-images` images in batches of `--batch`; the target is at most 2x): each
+  repeat calibrates a fresh quantizer, then times both, interleaved;
+- `fast_finetune()` on `--ft-images` images, per image, against the float forward per image.
 
-    python benchmarks/cnn.py [--repeats 5] [--batch 64] [--threads 2]
+    python benchmarks/cnn.py [--repeats 5] [--batch 64] [--threads 2] [--calib-images 64]
+                             [--ft-images 256] [--ft-repeats 1]
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import argparse
 import copy
 import logging
 import tempfile
+import time
 import warnings
 
 import torch
@@ -54,11 +61,53 @@ class SmallResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+def _forward_all(model: nn.Module, images: torch.Tensor, batch: int) -> None:
+    """The user's loop: the model over `images` in batches (a calibration pass in calib mode)."""
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            model(images[i:i + batch])
+
+
+def time_bias_correction(model: nn.Module, images: torch.Tensor, batch: int, repeats: int) -> dict[str, float]:
+    """Best of `repeats` (after a warm-up) of the calibration pass and of export_quant_config()
+    with bias correction, measured on the same fresh quantizer each time."""
+    calib_times, export_times = [], []
+    for r in range(repeats + 1):
+        with tempfile.TemporaryDirectory() as out:
+            q = torch_quantizer("calib", model, images[:batch], output_dir=out, device=torch.device("cpu"))
+            start = time.perf_counter()
+            _forward_all(q.quant_model, images, batch)
+            middle = time.perf_counter()
+            q.export_quant_config()
+            end = time.perf_counter()
+        if r:  # the first round warms up
+            calib_times.append(middle - start)
+            export_times.append(end - middle)
+    return {"calibration pass": min(calib_times), "export_quant_config (bias correction)": min(export_times)}
+
+
+def time_fast_finetune(model: nn.Module, images: torch.Tensor, batch: int, repeats: int) -> dict[str, float]:
+    """Best of `repeats` fast_finetune() runs (each on a fresh quantizer) and of the float
+    forward over the same images."""
+    float_time = best_of(lambda: _forward_all(model, images, batch), 3)
+    ft_times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as out:
+            q = torch_quantizer("calib", model, images[:batch], output_dir=out, device=torch.device("cpu"))
+            start = time.perf_counter()
+            q.fast_finetune(_forward_all, (q.quant_model, images, batch))
+            ft_times.append(time.perf_counter() - start)
+    return {"float forward": float_time, "fast_finetune": min(ft_times)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--calib-images", type=int, default=64)
+    p.add_argument("--ft-images", type=int, default=256)
+    p.add_argument("--ft-repeats", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     logging.getLogger("nndct").setLevel(logging.WARNING)
@@ -88,6 +137,23 @@ def main() -> None:
     for name, seconds in results.items():
         print(f"{name:36s} {seconds * 1e3:9.2f} ms  {seconds / base:6.2f}x float")
     print(f"calib vs torch.ao observers: {results['calib quant_model'] / results['torch.ao prepare_fx (observers)']:.2f}x")
+
+    torch.manual_seed(1)
+    calib_images = torch.randn(args.calib_images, 3, 32, 32)
+    bc = time_bias_correction(model, calib_images, args.batch, args.repeats)
+    print(f"\nbias correction, {args.calib_images} images (batches of {args.batch}), best of {args.repeats}")
+    for name, seconds in bc.items():
+        print(f"{name:40s} {seconds * 1e3:9.1f} ms")
+    ratio = bc["export_quant_config (bias correction)"] / bc["calibration pass"]
+    print(f"export_quant_config vs calibration pass: {ratio:.2f}x (target <= 2x)")
+
+    ft_images = torch.randn(args.ft_images, 3, 32, 32)
+    ft = time_fast_finetune(model, ft_images, args.batch, args.ft_repeats)
+    per_image = {name: seconds / args.ft_images for name, seconds in ft.items()}
+    print(f"\nfast finetune, {args.ft_images} images (batches of {args.batch}), best of {args.ft_repeats}")
+    for name, seconds in per_image.items():
+        print(f"{name:40s} {seconds * 1e3:9.3f} ms per image")
+    print(f"fast_finetune vs float forward, per image: {per_image['fast_finetune'] / per_image['float forward']:.1f}x")
 
 
 if __name__ == "__main__":

@@ -22,13 +22,8 @@ class DigitsNet(nn.Module):
 
 
 def digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The train (first 1400 after a fixed shuffle) or test split, images in [0, 1]."""
-    import numpy as np
-    from sklearn.datasets import load_digits
+    """The train (first 1400 after a fixed shuffle) or test split, images in [0, 1], NCHW."""
+    from digits_data import digits_arrays
 
-    data = load_digits()
-    x = torch.tensor(data.images / 16.0, dtype=torch.float32).unsqueeze(1)
-    y = torch.tensor(data.target, dtype=torch.long)
-    perm = torch.from_numpy(np.random.default_rng(0).permutation(len(y)))
-    x, y = x[perm], y[perm]
-    return (x[:1400], y[:1400]) if split == "train" else (x[1400:], y[1400:])
+    x, y = digits_arrays(split)
+    return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)

@@ -11,11 +11,11 @@ for hardware-aware quantization, e.g. DPUCZDX8G_ISA1_B4096), `--bitwidth`.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
+from digits_cli import parse_args
 from digits_net import DigitsNet, digits
 from pytorch_nndct.apis import torch_quantizer
 
@@ -32,20 +32,11 @@ def evaluate(model, x, y, batch_size):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quant_mode", default="calib", choices=["float", "calib", "test"])
-    parser.add_argument("--subset_len", type=int, default=None)
-    parser.add_argument("--batch_size", type=int, default=100)
-    parser.add_argument("--deploy", action="store_true")
-    parser.add_argument("--output_dir", default="quantize_result")
-    parser.add_argument("--checkpoint", default=str(HERE / "checkpoints" / "digits_net.pth"))
-    parser.add_argument("--fast_finetune", action="store_true")
-    parser.add_argument("--config_file", default=None)
-    parser.add_argument("--target", default=None)
-    parser.add_argument("--bitwidth", type=int, default=8)
-    args = parser.parse_args()
-    if args.deploy and (args.quant_mode != "test" or args.batch_size != 1 or args.subset_len != 1):
-        parser.error("--deploy needs --quant_mode test --batch_size 1 --subset_len 1")
+    def own(parser):
+        parser.add_argument("--checkpoint", default=str(HERE / "checkpoints" / "digits_net.pth"))
+        parser.add_argument("--fast_finetune", action="store_true")
+
+    args = parse_args(own)
 
     model = DigitsNet()
     model.load_state_dict(torch.load(args.checkpoint, map_location="cpu", weights_only=True))

@@ -59,6 +59,22 @@ def _load_state_dict(module: nn.Module, state_dict_file: str | os.PathLike | Non
     module.load_state_dict(state)
 
 
+def _plain_module(module: object) -> nn.Module:
+    """The float model to quantize, as the guide documents it: a `torch.nn.DataParallel`
+    wrapper is removed with the DATA_PARALLEL warning ("Data parallel is not supported. The
+    wrapper 'torch.nn.DataParallel' has been removed"), a `torch.jit.script` model is refused
+    with TRACED_NOT_SUPPORT (it has no Python forward to capture), anything else that is not an
+    nn.Module with MODULE_TYPE."""
+    if isinstance(module, torch.jit.ScriptModule):
+        raise error("TRACED_NOT_SUPPORT", module=getattr(module, "original_name", type(module).__name__))
+    if isinstance(module, nn.DataParallel):
+        warn("DATA_PARALLEL")
+        return _plain_module(module.module)
+    if not isinstance(module, nn.Module):
+        raise error("MODULE_TYPE", got=type(module).__name__)
+    return module
+
+
 def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
                     output_dir: str = "quantize_result", bitwidth: int = 8, mix_bit: bool = False,
                     device=torch.device("cuda"), lstm: bool = False, app_deploy: str = "CV",
@@ -68,9 +84,13 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
 
     With `lstm=True` every `nn.LSTM` and `nn.GRU` is replaced by a quantized one (the rest of the
     model stays float) at `bitwidth` bits (16 for the RNN hardware; 8 is supported);
-    `quant_config_file` then sets per-tensor widths (README "Mixed bit widths in the recurrent flow"). `input_args`, `mix_bit`
-    and `app_deploy` are ignored in LSTM mode, as in the reference. Computation runs on the CPU;
-    tensors on another device are moved to the CPU and back.
+    `quant_config_file` then sets per-tensor widths (README "Mixed bit widths in the recurrent
+    flow"). `input_args`, `mix_bit` and `app_deploy` are ignored in LSTM mode, as in the
+    reference. In the CNN flow `mix_bit=True` keeps weights and bias at `bitwidth` and quantizes
+    inputs and activations at 16 bits (`nndct_shared.config.api_config`). A
+    `torch.nn.DataParallel` model is unwrapped (warning DATA_PARALLEL); a `torch.jit.script`
+    model is refused (TRACED_NOT_SUPPORT). Computation runs on the CPU; tensors on another
+    device are moved to the CPU and back.
 
     `calib_feedback` (an extension; see README "Calibrating on several processes"): "running",
     the reference's calibration, where each batch is fake-quantized at the statistics of every
@@ -80,19 +100,18 @@ def torch_quantizer(quant_mode, module, input_args=None, state_dict_file=None,
     """
     global _last_quantizer
     mode = parse_quant_mode(quant_mode)
-    if not isinstance(module, nn.Module):
-        raise error("MODULE_TYPE", got=type(module).__name__)
+    module = _plain_module(module)
     if isinstance(bitwidth, bool) or not isinstance(bitwidth, int) or not 2 <= bitwidth <= 16:
         raise error("ILLEGAL_BITWIDTH", value=bitwidth, path="bitwidth", low=2, high=16)
     resolved = resolve_device(device)
     check_calib_feedback(calib_feedback)
     _load_state_dict(module, state_dict_file)
     if not lstm:
-        for argument, given in {"mix_bit": mix_bit, "qat_proc": qat_proc, "custom_quant_ops": custom_quant_ops}.items():
+        for argument, given in {"qat_proc": qat_proc, "custom_quant_ops": custom_quant_ops}.items():
             if given:
                 raise NotImplementedError(f"torch_quantizer({argument}=...) is not implemented in the CNN flow.")
         _last_quantizer = TorchQuantizer(mode, module, input_args, output_dir, bitwidth, resolved,
-                                         quant_config_file, target)
+                                         quant_config_file, target, mix_bit=bool(mix_bit))
         apply_calib_feedback(_last_quantizer, calib_feedback)
         return _last_quantizer
     ignored = {"mix_bit": mix_bit, "input_args": input_args is not None,

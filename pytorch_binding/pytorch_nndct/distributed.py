@@ -175,7 +175,9 @@ def merge_calibration(quantizer: Any, action: str = "export_quant_config()") -> 
     runtime = quantizer.runtime
     if runtime.merged_forwards is None:
         payload: Any = {"observers": {name: obs.to_state() for name, obs in runtime.observers.items()},
-                        "forwards": runtime.forwards, "nonfinite": dict(runtime.nonfinite)}
+                        "forwards": runtime.forwards, "nonfinite": dict(runtime.nonfinite),
+                        "skipped_forwards": runtime.skipped_forwards,
+                        "nonfinite_inputs": dict(runtime.nonfinite_inputs)}
     else:  # merged by an earlier export: only check that no rank calibrated since
         payload = runtime.forwards - runtime.merged_forwards
     gathered = gather_checked(collective, _cnn_fingerprint(quantizer), payload, action)
@@ -195,6 +197,13 @@ def merge_calibration(quantizer: Any, action: str = "export_quant_config()") -> 
         if counts:  # a param is the same tensor on every rank; activations add up
             nonfinite[name] = max(counts) if runtime.settings[name].is_param else sum(counts)
     runtime.nonfinite = nonfinite
+    # batches left out for NaN/inf inputs: calibrated() refuses only when every rank's were
+    runtime.skipped_forwards = sum(p["skipped_forwards"] for p in gathered)
+    nonfinite_inputs: dict[str, int] = {}
+    for p in gathered:
+        for name, count in p["nonfinite_inputs"].items():
+            nonfinite_inputs[name] = nonfinite_inputs.get(name, 0) + count
+    runtime.nonfinite_inputs = nonfinite_inputs
     if not gathered[collective.rank]["forwards"] and runtime.forwards:
         note(f"=>{action}: rank {collective.rank} calibrated no batch; it holds the statistics of the "
              f"other ranks now.")

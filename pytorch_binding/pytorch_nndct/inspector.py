@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from nndct_shared.inspector import DpuTarget, InspectResult, get_target, run_inspection
-from nndct_shared.messages import NndctError, error
+from nndct_shared.inspector import DpuTarget, InspectResult, inspector_target, run_inspection
+from nndct_shared.messages import error
 
 from .parse import capture_model
 from .utils.device import resolve_device
@@ -30,11 +30,6 @@ def _as_inputs(input_args: Any, device: torch.device) -> tuple[Any, ...]:
     return tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
 
 
-def _is_fingerprint(value: object) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, str) and value.strip().lower().startswith("0x"))
-
-
 class Inspector:
     """`Inspector(name_or_fingerprint)`: a DPU target by name (`DPUCZDX8G_ISA1_B4096`) or
     fingerprint (`"0x603000b16013831"` or an int). An unknown name is the catalogued
@@ -42,12 +37,7 @@ class Inspector:
     nor decodable is the guide's INSPECTOR_INPUT_FORMAT error (pass the name instead)."""
 
     def __init__(self, name_or_fingerprint: str | int) -> None:
-        try:
-            self.target: DpuTarget = get_target(name_or_fingerprint)
-        except NndctError as exc:
-            if (exc.msg_id or "").endswith("UNKNOWN_TARGET") and _is_fingerprint(name_or_fingerprint):
-                raise error("INSPECTOR_INPUT_FORMAT", value=name_or_fingerprint) from exc
-            raise
+        self.target: DpuTarget = inspector_target(name_or_fingerprint)
         self.result: InspectResult | None = None
 
     def inspect(self, module: nn.Module, input_args: Any, device: torch.device | str = torch.device("cuda"),

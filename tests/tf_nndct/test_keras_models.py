@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from nndct_shared.messages import reset_warn_once
 from nndct_shared.quant_info import read_quant_info
 from nndct_shared.xmodel import read_xmodel
 from pytorch_nndct.apis import torch_quantizer
@@ -68,6 +69,27 @@ def test_functional_model_with_float_layers_around_stacked_lstms(vowels, tmp_pat
     assert np.array_equal(quant.predict(test, batch_size=len(test), verbose=0), out)
     # The cell code files the session writes next to quant_info.json.
     assert (tmp_path / "LstmA_StandardLstmCell_layer_0_forward.py").is_file()
+
+
+def test_rnn_readme_signature_without_batch_and_with_int_tokens(vowels, tmp_path):
+    """The RNN README's snippet as written: `tf.TensorSpec(single_batch_data.shape[1:], tf.int32)`
+    (no batch dimension, the token ids' integer dtype) for a model of token ids; the whole flow
+    runs and gives the files of a quantizer without a signature."""
+    import tensorflow as tf
+
+    calib, X_test = (_tokens(x) for x in vowels)
+    single_batch_data = X_test[:1, ]
+    input_signature = tf.TensorSpec(single_batch_data.shape[1:], tf.int32)
+    model = text_model()
+    q = _calibrate_then_test(model, calib, tmp_path / "readme", signature=input_signature)
+    _calibrate_then_test(model, calib, tmp_path / "plain")
+    info = (tmp_path / "readme" / "quant_info.json").read_bytes()
+    assert info == (tmp_path / "plain" / "quant_info.json").read_bytes()
+    assert np.array_equal(np.asarray(q.quant_model(X_test)),
+                          np.asarray(tf_quantizer(model, None, "test", str(tmp_path / "plain"),
+                                                  bitwidth=16).quant_model(X_test)))
+    assert q.dump_xmodel()
+    q.dump_rnn_outputs_by_timestep(single_batch_data)
 
 
 def test_sequential_model_and_legacy_files_give_the_same_bits(vowels, tmp_path):
@@ -191,6 +213,7 @@ def test_initial_states_from_other_inputs(vowels, tmp_path):
 
 def test_simple_rnn_stays_float_with_a_warning(vowels, tmp_path, caplog):
     calib, test = vowels
+    reset_warn_once()  # FLOAT_OP is shown once per layer path and process (another test has an 'rnn')
     keras.utils.set_random_seed(7)
     inputs = keras.Input((29, 12))
     x = keras.layers.SimpleRNN(8, return_sequences=True, name="rnn")(inputs)

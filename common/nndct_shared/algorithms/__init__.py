@@ -10,7 +10,7 @@ does the arithmetic, so the Keras front end can reuse it.
 """
 from __future__ import annotations
 
-from .bias_correction import ChannelMeanError, corrected_bias
+from .bias_correction import BiasCorrection, ChannelMeanError, corrected_bias
 from .cle import (
     bias_shrink_factor,
     equalization_scales,
@@ -23,6 +23,7 @@ from .cle import (
 )
 
 __all__ = [
+    "BiasCorrection",
     "ChannelMeanError",
     "bias_shrink_factor",
     "corrected_bias",

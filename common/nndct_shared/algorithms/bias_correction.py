@@ -11,9 +11,22 @@ float64, so memory stays one vector per layer however many batches are seen.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["ChannelMeanError", "corrected_bias"]
+__all__ = ["BiasCorrection", "ChannelMeanError", "corrected_bias"]
+
+
+@dataclass(frozen=True)
+class BiasCorrection:
+    """Per-channel mean output error of one node, before and after its correction (what a
+    front end's bias correction reports for each layer it corrects; `error_after` is None when
+    the flow skips measuring it)."""
+
+    node: str
+    error_before: np.ndarray
+    error_after: np.ndarray | None
 
 
 class ChannelMeanError:
@@ -30,7 +43,13 @@ class ChannelMeanError:
         r = np.asarray(reference, dtype=np.float64)
         if q.shape != r.shape:
             raise ValueError(f"output shapes differ: {q.shape} vs {r.shape}")
-        diff = np.moveaxis(q - r, self.channel_axis, 0).reshape(q.shape[self.channel_axis], -1)
+        self.update_rows(np.moveaxis(q - r, self.channel_axis, 0).reshape(q.shape[self.channel_axis], -1))
+
+    def update_rows(self, diff: np.ndarray) -> None:
+        """Add one batch given as its (quantized - float) float64 differences, one row per channel
+        (a C-contiguous (channels, values) array, as `update` makes it; a front end that computes
+        the differences faster can hand them over directly, with the same result)."""
+        diff = np.ascontiguousarray(diff, dtype=np.float64)
         batch_sum = diff.sum(axis=1)
         if self._sum is None:
             self._sum = batch_sum

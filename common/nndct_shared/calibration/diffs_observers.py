@@ -15,9 +15,9 @@ import numpy as np
 
 from nndct_shared import kernels
 
-from .fix_pos_votes import STATISTICS, FixPosVotes
 from .observer import Observer
 from .screening import CalibrationError, Screened, screen_tensor
+from .voting import VotingObserver
 
 __all__ = ["DiffsObserver", "MaxMinObserver", "ParamObserver"]
 
@@ -37,7 +37,7 @@ def _check_positive_int(value: Any, what: str) -> int:
     return int(value)
 
 
-class DiffsObserver(Observer):
+class DiffsObserver(VotingObserver):
     """Per-call diffs search plus a statistic over the calls (activations).
 
     ``method`` is the rounding of the fake quantization inside the search (2 DPU round for CNN
@@ -60,50 +60,24 @@ class DiffsObserver(Observer):
         statistic: str = "modal",
         name: str | None = None,
     ) -> None:
-        super().__init__(bit_width, max_fix_pos, name)
+        super().__init__(bit_width, max_fix_pos, statistic, name)
         self.search_range = _check_positive_int(search_range, "search_range")
         self.method = _check_method(method)
-        if statistic not in STATISTICS:
-            raise CalibrationError(
-                f"unknown statistic {statistic!r}; choose one of {', '.join(STATISTICS)}."
-            )
-        self.statistic = statistic
-        self.votes = FixPosVotes()
-        self.last_fix_pos: int | None = None
 
-    def _observe_array(self, array: np.ndarray) -> None:
-        fix_pos = int(
+    def _vote(self, array: np.ndarray) -> int:
+        return int(
             kernels.diffs_fix_pos(
                 array, self.bit_width, self.search_range, self.method, self.max_fix_pos
             )
         )
-        self.votes.add(fix_pos)
-        self.last_fix_pos = fix_pos
 
-    @property
-    def fix_pos(self) -> int | None:
-        return self.votes.value(self.statistic)
-
-    def _config(self) -> dict[str, Any]:
+    def _vote_config(self) -> dict[str, Any]:
         return {
             "bit_width": self.bit_width,
             "search_range": self.search_range,
             "method": self.method,
             "max_fix_pos": self.max_fix_pos,
-            "statistic": self.statistic,
         }
-
-    def _merge_data(self, other: DiffsObserver) -> None:
-        self.votes.merge(other.votes)
-        if other.last_fix_pos is not None:
-            self.last_fix_pos = other.last_fix_pos
-
-    def _data_state(self) -> dict[str, Any]:
-        return {"votes": self.votes.to_pairs(), "last_fix_pos": self.last_fix_pos}
-
-    def _load_data_state(self, data: dict[str, Any]) -> None:
-        self.votes = FixPosVotes.from_pairs(data["votes"])
-        self.last_fix_pos = data["last_fix_pos"]
 
 
 class MaxMinObserver(Observer):

@@ -7,7 +7,9 @@ calibration, resumed calibration).
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
+from fractions import Fraction
 from typing import Iterable
 
 from .screening import CalibrationError
@@ -15,16 +17,30 @@ from .screening import CalibrationError
 __all__ = ["STATISTICS", "FixPosVotes"]
 
 STATISTICS: tuple[str, ...] = ("modal", "max", "mean", "median")
-"""Statistics over the votes:
+"""Statistics over the votes, as the config's calib_statistic_method ("method to choose one
+optimal scale if got different scales using multiple batch data"): each vote stands for the
+scale 2^-fix_pos, and the statistic picks one scale:
 
 - ``modal``: the most frequent fix position, the smallest one on ties (``scipy.stats.mode``,
-  what the reference uses).
-- ``max``: the largest fix position voted (finest resolution any call asked for).
-- ``mean``: ``floor(mean)``, exact integer arithmetic. Rounding down picks the smaller fix
-  position, i.e. the wider range, so a fractional mean never adds overflow.
-- ``median``: the lower median (for an even count, the smaller of the two middle votes), for
-  the same reason; it is always a value that some call voted for.
+  what the reference uses for power-of-two scales).
+- ``max``: the largest scale, i.e. the smallest fix position voted (the widest range any call
+  asked for: no call's own choice is clipped more).
+- ``mean``: the mean of the scales, then the smallest power-of-two scale that covers it, i.e.
+  the largest fix position f with 2^-f >= mean (exact rational arithmetic). Rounding toward
+  the wider range never adds overflow to the mean scale.
+- ``median``: the median scale (for an even count, the mean of the two middle ones), covered
+  the same way; this is always the lower median of the fix positions, a value some call voted.
 """
+
+
+def _covering_fix_pos(scale: Fraction) -> int:
+    """The largest integer f with 2^-f >= `scale` (> 0)."""
+    f = math.floor(-math.log2(scale))  # a float estimate, corrected exactly below
+    while Fraction(2) ** -(f + 1) >= scale:
+        f += 1
+    while Fraction(2) ** -f < scale:
+        f -= 1
+    return f
 
 
 class FixPosVotes:
@@ -69,11 +85,12 @@ class FixPosVotes:
             top = max(self._counts.values())
             return min(fp for fp, n in self._counts.items() if n == top)
         if statistic == "max":
-            return max(self._counts)
+            return min(self._counts)
         total = self.total
         if statistic == "mean":
-            return sum(fp * n for fp, n in self._counts.items()) // total
-        needed = (total + 1) // 2  # lower median: the ceil(total/2)-th smallest vote
+            mean = sum(Fraction(2) ** -fp * n for fp, n in self._counts.items()) / total
+            return _covering_fix_pos(mean)
+        needed = (total + 1) // 2  # lower median of the fix positions: the ceil(total/2)-th smallest
         seen = 0
         for fp in sorted(self._counts):
             seen += self._counts[fp]

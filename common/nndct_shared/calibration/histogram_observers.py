@@ -19,8 +19,10 @@ from nndct_shared import kernels
 from . import histogram_selection as selection
 from .observer import Observer
 from .screening import CalibrationError
+from .voting import VotingObserver
 
-__all__ = ["EntropyObserver", "HistogramObserver", "MseObserver", "PercentileObserver"]
+__all__ = ["EntropyObserver", "HistogramObserver", "HistogramVoteObserver", "MseObserver",
+           "PercentileObserver", "nonzero_for"]
 
 
 class HistogramObserver(Observer):
@@ -194,3 +196,72 @@ class EntropyObserver(HistogramObserver):
     def divergences(self) -> dict[int, float]:
         """``{fix_pos: KL divergence}`` over the candidates (``inf``: nothing below the clip)."""
         return self._per_candidate(selection.entropy_divergences)
+
+
+def nonzero_for(method: str, array: np.ndarray) -> np.ndarray:
+    """The values a per-call histogram of `method` is built from: for mse and entropy, the
+    non-zero ones. An exact zero is represented exactly by every candidate grid, so it adds
+    nothing to the squared error of any of them; kept, the spike of zeros a ReLU output has
+    (often half of its values) dominates the entropy method's distributions and makes every
+    clip look cheap (the reference patches the same spike by copying bin 1's count into bin 0).
+    The percentile keeps them: it is a percentile of the tensor's values."""
+    if method in ("mse", "entropy"):
+        return np.ascontiguousarray(array[array != 0])
+    return array
+
+
+#: The per-call selections of `HistogramVoteObserver`.
+VOTE_METHODS = ("percentile", "mse", "entropy")
+
+
+class HistogramVoteObserver(VotingObserver):
+    """Power-of-two calibration by percentile, mse or entropy, one call at a time.
+
+    Every call builds a histogram of its own |x| (``num_bins`` bins, at least ``2^(bw-1)`` for
+    entropy) and votes the fix position the selection picks on it (``PercentileObserver``,
+    ``MseObserver`` and ``EntropyObserver`` use the same selections on one histogram of all
+    calls); ``statistic`` then combines the calls, as for diffs: this is how the config's
+    calib_statistic_method applies to these methods with power-of-two scales. For mse and
+    entropy the exact zeros are left out of the histogram (`nonzero_for`).
+    """
+
+    kind = "HistogramVoteObserver"
+
+    def __init__(
+        self,
+        method: str = "mse",
+        bit_width: int = 8,
+        statistic: str = "max",
+        percentage: float | None = None,
+        num_bins: int = 2048,
+        max_fix_pos: int | None = 12,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(bit_width, max_fix_pos, statistic, name)
+        if method not in VOTE_METHODS:
+            raise CalibrationError(f"method must be one of {', '.join(VOTE_METHODS)}, got {method!r}.")
+        if method == "percentile" and (isinstance(percentage, bool) or not isinstance(
+                percentage, (int, float)) or not 0 < percentage <= 100):
+            raise CalibrationError(f"percentage must be a number in (0, 100], got {percentage!r}.")
+        self.method = method
+        self.percentage = float(percentage) if method == "percentile" else None
+        bins = int(num_bins)
+        if method == "entropy":
+            while bins < 2 ** (self.bit_width - 1):
+                bins *= 2
+        self.num_bins = bins
+
+    def _vote(self, array: np.ndarray) -> int:
+        histogram = kernels.AbsHistogram(self.num_bins)
+        histogram.update(nonzero_for(self.method, array))
+        counts, range_max = np.asarray(histogram.counts), float(histogram.range_max)
+        if self.method == "percentile":
+            return selection.select_percentile_fix_pos(
+                counts, range_max, self.percentage, self.bit_width, self.max_fix_pos)
+        if self.method == "mse":
+            return selection.select_mse_fix_pos(counts, range_max, self.bit_width, self.max_fix_pos)
+        return selection.select_entropy_fix_pos(counts, range_max, self.bit_width, self.max_fix_pos)
+
+    def _vote_config(self) -> dict[str, Any]:
+        return {"method": self.method, "bit_width": self.bit_width, "percentage": self.percentage,
+                "num_bins": self.num_bins, "max_fix_pos": self.max_fix_pos}

@@ -22,11 +22,14 @@ import numpy as np
 from .screening import CalibrationError
 
 __all__ = [
+    "FLOAT_CLIP_CANDIDATES",
     "entropy_divergences",
     "mse_estimates",
     "no_clip_fix_pos",
     "percentile_magnitude",
     "select_entropy_fix_pos",
+    "select_float_entropy_clip",
+    "select_float_mse_clip",
     "select_mse_fix_pos",
     "select_percentile_fix_pos",
 ]
@@ -132,15 +135,29 @@ def mse_estimates(
     sampling), summed, and divided by the number of values. Rounding is to nearest (methods
     2/3/5); floor (method 4) is not modelled.
     """
-    counts, range_max, total = _check_histogram(counts, range_max)
-    width = range_max / counts.size
-    low = np.arange(counts.size) * width
-    high = low + width
-    density = counts / width
-    estimates: dict[int, float] = {}
-    for fix_pos in _candidate_fix_positions(counts, range_max, bit_width, max_fix_pos):
-        step = 2.0**-fix_pos
-        clip = (2 ** (bit_width - 1) - 1) * step
+    counts, range_max, _ = _check_histogram(counts, range_max)
+    error = _SquaredError(counts, range_max)
+    levels = 2 ** (bit_width - 1) - 1
+    return {fix_pos: error(2.0**-fix_pos, levels * 2.0**-fix_pos)
+            for fix_pos in _candidate_fix_positions(counts, range_max, bit_width, max_fix_pos)}
+
+
+class _SquaredError:
+    """Expected squared error per value of a histogram on a grid of `step` clipped at `clip`.
+
+    Values below ``clip + step/2`` round to the nearest multiple of ``step``, values above clip to
+    ``clip``; each bin's error is integrated exactly under the uniform-within-bin density.
+    """
+
+    def __init__(self, counts: np.ndarray, range_max: float) -> None:
+        width = range_max / counts.size
+        self.low = np.arange(counts.size) * width
+        self.high = self.low + width
+        self.density = counts / width
+        self.total = float(counts.sum())
+
+    def __call__(self, step: float, clip: float) -> float:
+        low, high = self.low, self.high
         split = clip + step / 2
         round_end = np.minimum(high, split)
         rounding = np.where(
@@ -152,8 +169,7 @@ def mse_estimates(
         clipping = np.where(
             high > split, ((high - clip) ** 3 - (clip_start - clip) ** 3) / 3.0, 0.0
         )
-        estimates[fix_pos] = float(np.sum(density * (rounding + clipping)) / total)
-    return estimates
+        return float(np.sum(self.density * (rounding + clipping)) / self.total)
 
 
 def select_mse_fix_pos(
@@ -224,21 +240,26 @@ def entropy_divergences(
         bins = int(bins_float)
         if bins != bins_float or bins % levels:
             continue
-        reference = counts[:bins].copy()
-        reference[-1] += counts[bins:].sum()
-        sliced = counts[:bins].reshape(levels, bins // levels)
-        nonzero = (reference != 0).reshape(levels, bins // levels)
-        per_level = sliced.sum(axis=1, keepdims=True)
-        spread = nonzero.sum(axis=1, keepdims=True)
-        candidate = np.where(nonzero, per_level / np.maximum(spread, 1), 0.0).reshape(-1)
-        if candidate.sum() == 0:
-            divergences[fix_pos] = math.inf
-            continue
-        p = reference / reference.sum()
-        q = _smooth(candidate / candidate.sum())
-        mask = p > 0
-        divergences[fix_pos] = float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
+        divergences[fix_pos] = _clip_divergence(counts, bins, levels)
     return divergences
+
+
+def _clip_divergence(counts: np.ndarray, bins: int, levels: int) -> float:
+    """KL(P||Q) of clipping the histogram after `bins` bins and merging those into `levels`
+    levels (bin j belongs to level floor(j * levels / bins)); see `entropy_divergences`."""
+    reference = counts[:bins].copy()
+    reference[-1] += counts[bins:].sum()
+    level = (np.arange(bins) * levels) // bins
+    nonzero = reference != 0
+    per_level = np.bincount(level, weights=counts[:bins], minlength=levels)
+    spread = np.bincount(level, weights=nonzero, minlength=levels)
+    candidate = np.where(nonzero, per_level[level] / np.maximum(spread[level], 1), 0.0)
+    if candidate.sum() == 0:
+        return math.inf
+    p = reference / reference.sum()
+    q = _smooth(candidate / candidate.sum())
+    mask = p > 0
+    return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
 
 
 def select_entropy_fix_pos(
@@ -247,13 +268,65 @@ def select_entropy_fix_pos(
     """The candidate with the smallest KL divergence (the smaller fp on ties).
 
     Without any candidate (fewer than ``2^(bw-1)`` bins below every allowed clip point, e.g. a
-    16-bit tensor with a 2048-bin histogram, or a cap below them all) this falls back to the
+    16-bit tensor with a 2048-bin histogram, or a cap below them all), and for a histogram of
+    fewer values than the grid has magnitude levels (``2^(bw-1)``: a distribution cannot be
+    judged from so few, e.g. the 9 weights of a depthwise 3x3 channel), this falls back to the
     no-clipping fix position of the top non-empty bin, capped.
     """
-    divergences = entropy_divergences(counts, range_max, bit_width, max_fix_pos)
+    too_few = float(np.sum(counts)) < 2 ** (bit_width - 1)
+    divergences = {} if too_few else entropy_divergences(counts, range_max, bit_width, max_fix_pos)
     finite = {fp: d for fp, d in divergences.items() if math.isfinite(d)}
     if not finite:
         counts, range_max, _ = _check_histogram(counts, range_max)
         return _cap(no_clip_fix_pos(_top_magnitude(counts, range_max), bit_width), max_fix_pos)
     best = min(finite.values())
     return min(fp for fp, d in finite.items() if d == best)
+
+
+#: At most this many clip candidates are tried by the float-scale selections (evenly spaced
+#: bin edges), which keeps a per-call selection to a few milliseconds.
+FLOAT_CLIP_CANDIDATES = 128
+
+
+def _float_candidates(counts: np.ndarray, first: int) -> np.ndarray:
+    """Candidate clip bins n (the clip is the upper edge of bin n-1): from `first` up to the top
+    non-empty bin, evenly spaced, at most FLOAT_CLIP_CANDIDATES of them, the top one included."""
+    top = int(np.flatnonzero(counts)[-1]) + 1
+    first = min(max(first, 1), top)
+    stride = max(1, -(-(top - first) // (FLOAT_CLIP_CANDIDATES - 1)))
+    return np.unique(np.append(np.arange(first, top, stride), top))
+
+
+def _best_clip(scores: dict[int, float], range_max: float, num_bins: int) -> float:
+    """The clip magnitude of the smallest score (the larger clip on ties: less clipping)."""
+    best = min(scores.values())
+    bins = max(n for n, score in scores.items() if score == best)
+    return bins * range_max / num_bins
+
+
+def select_float_mse_clip(counts: np.ndarray, range_max: float, levels: int) -> float:
+    """Clip magnitude T with the smallest expected squared error on the grid of step T/levels
+    (`levels` positive codes, e.g. 127 for signed 8 bit), among bin edges up to the top
+    non-empty bin (`_float_candidates`); the error model is `mse_estimates`'."""
+    counts, range_max, _ = _check_histogram(counts, range_max)
+    error = _SquaredError(counts, range_max)
+    width = range_max / counts.size
+    scores = {int(n): error(n * width / levels, n * width) for n in _float_candidates(counts, 1)}
+    return _best_clip(scores, range_max, counts.size)
+
+
+def select_float_entropy_clip(counts: np.ndarray, range_max: float, levels: int) -> float:
+    """Clip magnitude T with the smallest KL divergence (`entropy_divergences`' P and Q, with the
+    first n bins merged into `levels` levels of n/levels bins each, fractional boundaries
+    allowed), among bin edges from `levels` bins up to the top non-empty bin. A histogram whose
+    top non-empty bin is below `levels` bins, or that holds fewer than `levels` values (see
+    `select_entropy_fix_pos`), is not clipped (T = its top)."""
+    counts, range_max, total = _check_histogram(counts, range_max)
+    if total < levels:
+        return _top_magnitude(counts, range_max)
+    candidates = _float_candidates(counts, levels)
+    scores = {int(n): _clip_divergence(counts, int(n), levels) for n in candidates if n >= levels}
+    finite = {n: d for n, d in scores.items() if math.isfinite(d)}
+    if not finite:
+        return _top_magnitude(counts, range_max)
+    return _best_clip(finite, range_max, counts.size)

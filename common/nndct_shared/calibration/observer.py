@@ -79,6 +79,12 @@ class Observer(ABC):
     def fix_pos(self) -> Any:
         """The calibrated fix position, or None when no call was counted."""
 
+    def no_range_result(self) -> Any:
+        """The result for a tensor that never had a range (only zeros): any grid represents it,
+        so the most precise allowed power-of-two position, ``max_fix_pos`` (float-scale
+        observers override this)."""
+        return self.max_fix_pos
+
     @abstractmethod
     def _observe_array(self, array: np.ndarray) -> None: ...
 

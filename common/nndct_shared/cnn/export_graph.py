@@ -8,6 +8,8 @@ re-quantize from any quant_info.json; exports need the values on the fixed-point
 Float-scale tensors get the attr `qparams` instead of `fix` (see `float_qparams_attr`): their
 params are fake-quantized by the numpy reference of `nndct_shared.calibration.float_scale`.
 The ONNX exporter writes them as QDQ with their scale and zero point; the xmodel refuses them.
+A power-of-two narrow-range tensor keeps its `fix` and gets `narrow_range: True` (its params
+are on the narrow grid; ONNX clips its activations to it, the xmodel cannot say it).
 """
 from __future__ import annotations
 
@@ -50,6 +52,9 @@ def _quantized_param(node: Node, tensor: Tensor, s: TensorSettings | None, fix_p
                               int(fix_pos), s.round_method).reshape(tensor.data.shape)
     attrs = dict(tensor.attrs)
     attrs["fix"] = (s.bit_width, int(fix_pos))
+    if s.narrow_range:  # the narrow grid drops the lowest code (quantization.fake_quant)
+        data = np.maximum(data, np.float32(-(2 ** (s.bit_width - 1) - 1) * 2.0 ** -int(fix_pos)))
+        attrs["narrow_range"] = True
     return Tensor(tensor.name, data=data, attrs=attrs)
 
 
@@ -69,6 +74,8 @@ def export_graph(graph: Graph, settings: Mapping[str, TensorSettings], fix_pos: 
             attrs["qparams"] = float_qparams_attr(s, fp)
         elif s is not None and fp is not None:
             attrs["fix"] = (s.bit_width, int(fp))
+            if s.narrow_range:
+                attrs["narrow_range"] = True
         out.add_node(Node(node.name, node.op_type, attrs, list(node.inputs), list(node.outputs), params))
         for name in node.outputs:
             meta = graph.tensor(name)

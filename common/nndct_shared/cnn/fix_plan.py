@@ -13,7 +13,9 @@ DeQuantStub regions):
   entry in the op registry, `nndct_shared.graph.ops`: `shape_only`, `fused_activation`,
   `fusing_producer`);
 - graph inputs feeding the quantized part, and float outputs that enter a region through a
-  QuantStub, get a fix of kind `input` (the reference calibrates those with search range 1).
+  QuantStub, get a fix of kind `input` (the reference calibrates those with search range 1);
+  the output of a layer that a config option keeps in float gets kind `activation` where a
+  quantized node reads it (it is a layer output, `keep_float`).
 
 The plan is structural only; the front end resolves bit widths and methods from the config.
 """
@@ -58,12 +60,14 @@ def _fused_into_activation(graph: Graph, node: Node, quantized: Collection[str],
             and consumers[0].name in quantized)
 
 
-def plan_fixes(graph: Graph, quantized: Collection[str], quant_inputs: Collection[str] = ()) -> FixPlan:
+def plan_fixes(graph: Graph, quantized: Collection[str], quant_inputs: Collection[str] = (),
+               activation_inputs: Collection[str] = ()) -> FixPlan:
     """The fix placement for `graph`.
 
     `quantized`: names of nodes that run quantized. `quant_inputs`: names of float nodes (or
     graph inputs) whose output enters a quantized region, and is therefore quantized as an
-    input tensor.
+    input tensor; those also in `activation_inputs` are quantized as activations instead (a
+    layer output that a config option keeps in float, `keep_float`).
     """
     quantized = set(quantized)
     graph_outputs = {n.name for n in graph.outputs}
@@ -76,7 +80,8 @@ def plan_fixes(graph: Graph, quantized: Collection[str], quant_inputs: Collectio
         if node.op_type == "input" or node.name in quant_inputs:
             if node.op_type == "input" and node.name not in quant_inputs and node.name not in quantized:
                 continue
-            plan.outputs[node.name] = PlannedTensor(node.name, "input", node.name)
+            kind = "activation" if node.name in activation_inputs else "input"
+            plan.outputs[node.name] = PlannedTensor(node.name, kind, node.name)
             continue
         if node.name not in quantized or get_op(node.op_type).shape_only:
             continue

@@ -27,7 +27,7 @@ test mode derive the same plan and quant_info.json lines up between them.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Mapping
+from typing import Collection, Mapping
 
 from nndct_shared.cnn import FixPlan, plan_fixes
 from nndct_shared.config import QuantConfig, TargetDevice
@@ -115,16 +115,18 @@ def _summary(plan: HardwareAwarePlan, changed_widths: int, widths: set[int]) -> 
 
 
 def apply_target(target: str | int | DpuTarget | None, captured: CapturedModel, config: QuantConfig,
-                 plan: FixPlan, settings: Mapping[str, TensorSettings]
-                 ) -> tuple[FixPlan, dict[str, TensorSettings]]:
+                 plan: FixPlan, settings: Mapping[str, TensorSettings],
+                 activation_inputs: Collection[str] = ()) -> tuple[FixPlan, dict[str, TensorSettings]]:
     """The fix plan and settings of a CNN session for `target` (unchanged for None).
 
-    Changes `captured.graph` in place (LeakyReLU slopes); see the module docstring."""
+    `activation_inputs`: outputs of layers the config keeps in float, quantized as activations
+    where a DPU node reads them (`plan_fixes`, `keep_float`). Changes `captured.graph` in place
+    (LeakyReLU slopes); see the module docstring."""
     if target is None:
         return plan, dict(settings)
     hw = plan_for_target(target, captured, config)
     graph = captured.graph
-    new_plan = plan_fixes(graph, hw.dpu_nodes, hw.quant_inputs)
+    new_plan = plan_fixes(graph, hw.dpu_nodes, hw.quant_inputs, activation_inputs)
     resolved = resolve_settings(new_plan, config, captured.layer_types,
                                 {n.name: n.op_type for n in graph}, captured.traced_names)
     bits = hw.target.bit_width

@@ -8,12 +8,15 @@ names and writes the same things for the same model:
 
 - node names: the capture's nodes are renamed `<Model>::nndct_<op>_<index>`, the reference 3.x
   names (`CapturedModel.apply_nndct_names`), before anything else reads them;
-- the config: `load_session_config` (the `bitwidth` argument's default config, or a config file
-  whose bit widths win over the argument with BITWIDTH_MISMATCH, checked for options this flow
-  does not implement);
-- the fix plan (`plan_fixes`), the per-tensor settings (`settings.resolve_settings`) and the
-  `target=` adjustments (`hardware_aware.apply_target`, which may change LeakyReLU slopes in the
-  captured graph), all before anything is written;
+- the config: `load_session_config` (`config.api_config.quantizer_config`: the `bitwidth` /
+  `mix_bit` arguments' default config, or a config file whose bit widths win over the arguments
+  with BITWIDTH_MISMATCH), reported against the model once it is captured
+  (`config.report.report_config`: DPU_ACTIVATION_ROUND, QUANT_CONFIG_LAYER_UNMATCHED);
+- the layers the config keeps in float (`keep_float.keep_layers_in_float`:
+  keep_first_last_layer_accuracy, keep_add_layer_accuracy), the fix plan (`plan_fixes`), the
+  per-tensor settings (`settings.resolve_settings`) and the `target=` adjustments
+  (`hardware_aware.apply_target`, which may change LeakyReLU slopes in the captured graph), all
+  before anything is written;
 - cross-layer equalization of the captured graph on the layers whose weights are quantized
   (`equalize`), and the layers bias correction adjusts (`bias_correction_nodes`);
 - quant_info.json / quant_info_float.json through the shared `QuantInfoStore`: the entries of a
@@ -24,11 +27,14 @@ names and writes the same things for the same model:
   names matched, the graph hash and version checked), with every bit width and float grid
   checked against the current settings (`read_fix_positions`);
 - the export graph (`export_graph`): the captured graph with quantized params and fix facts, the
-  input of the neutral xmodel / deploy-check / ONNX writers (`export_xmodel`, `export_onnx`).
+  input of the neutral xmodel / deploy-check / ONNX writers (`export_xmodel`, `export_onnx`;
+  `xmodel_wanted`: no xmodel for a config file that targets CPU/GPU, `deploy_target`).
 
 Float-scale tensors (`scale_type: "float"`) are omitted from quant_info.json, which keeps the
-reference's power-of-two format; their scale and zero point go to quant_info_float.json,
-written in the same atomic batch and only when the model has such tensors.
+reference's power-of-two format; their scale and zero point (one entry per channel for
+per-channel weights, `float_result`) go to quant_info_float.json, written in the same export
+unit and only when the model has such tensors. So do power-of-two tensors on an asymmetric or
+unsigned grid (a power-of-two scale with a zero point, `TensorSettings.is_float`).
 """
 from __future__ import annotations
 
@@ -38,13 +44,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..calibration import FloatQParams
-from ..config import QuantConfig, default_config, load_config
+from ..config import QuantConfig
+from ..config.api_config import quantizer_config
+from ..config.report import report_config
 from ..export_commit import Snapshot, StagedView
 from ..graph import Graph
 from ..graph.fingerprint import graph_md5
 from ..graph.ops import get_op
-from ..messages import error, note, warn
+from ..messages import note
 from ..output_dir import staged_export
 from ..quant_info import QuantInfo, check_against
 from ..quant_info_float import FloatEntry, FloatQuantInfo
@@ -54,45 +61,24 @@ from ..quant_mode import RunMode, require_mode
 from .calib_result import check_provenance, match_traced_names, refuse_multi_output
 from .capture import CapturedModel
 from .cle import ClePair, equalize_graph
+from .deploy_target import warn_narrow_activations, xmodel_wanted
 from .export_graph import export_graph
 from .fix_plan import plan_fixes
 from .float_ops import keep_float_ops
+from .float_result import channel_names, float_entries, float_entry_names, read_float_qparams
 from .hardware_aware import apply_target
-from .settings import check_supported, resolve_settings
+from .keep_float import keep_layers_in_float
+from .settings import resolve_settings
 
 __all__ = ["CnnQuantSession", "channel_names", "load_session_config"]
 
 
-def channel_names(name: str, count: int) -> list[str]:
-    """The quant_info.json entry names of a tensor quantized per channel: `<name>[<c>]`."""
-    return [f"{name}[{c}]" for c in range(count)]
-
-
-def _warn_bitwidth_conflict(config: QuantConfig, bitwidth: int) -> None:
-    """BITWIDTH_MISMATCH when the config file's bit widths differ from the `bitwidth` argument
-    (the file wins, as in the reference)."""
-    kinds: dict[int, list[str]] = {}
-    for kind in config.quantizable_data_type:
-        width = config.for_tensor(kind).bit_width
-        if width != bitwidth:
-            kinds.setdefault(width, []).append(kind.value)
-    for width, names in kinds.items():
-        warn("BITWIDTH_MISMATCH", tensor=f"{', '.join(names)} tensors", config_bit_width=width,
-             api_bit_width=bitwidth)
-
-
-def load_session_config(path: str | os.PathLike[str] | None, bitwidth: int) -> QuantConfig:
+def load_session_config(path: str | os.PathLike[str] | None, bitwidth: int, mix_bit: bool = False) -> QuantConfig:
     """The quantization config of a CNN quantizer: the file at `path` (its bit widths win over
-    `bitwidth`, with BITWIDTH_MISMATCH), else the default config of `bitwidth` (DPU for 8 bits,
-    CPU otherwise). NotImplementedError names an option this flow cannot honour."""
-    if path is not None:
-        config = load_config(path)
-        note(f"Quantization config loaded from '{path}'.")
-        _warn_bitwidth_conflict(config, bitwidth)
-    else:
-        config = default_config(bitwidth, "DPU" if bitwidth == 8 else "CPU")
-    check_supported(config)
-    return config
+    `bitwidth` / `mix_bit`, with BITWIDTH_MISMATCH), else the default config of `bitwidth` (DPU
+    for 8 bits, CPU otherwise), or with `mix_bit` 16-bit inputs and activations
+    (`config.api_config.quantizer_config`)."""
+    return quantizer_config(path, bitwidth, mix_bit)
 
 
 class CnnQuantSession:
@@ -104,12 +90,15 @@ class CnnQuantSession:
 
     def __init__(self, captured: CapturedModel, config: QuantConfig, mode: RunMode,
                  output_dir: str | os.PathLike[str], target: Any = None,
+                 config_file: str | os.PathLike[str] | None = None,
                  pinned: Snapshot | StagedView | None = None) -> None:
-        """`pinned`: the version of output_dir test mode reads its calibration result from (a
+        """`config_file`: the user's config file (None: the default config, see `xmodel_wanted`).
+        `pinned`: the version of output_dir test mode reads its calibration result from (a
         `snapshot`, or the `view` of an export unit not yet committed); by default the version
         current when `read_fix_positions` runs."""
         self.captured = captured
         self.config = config
+        self.config_file = config_file  # None: the default config (see `xmodel_wanted`)
         self.mode = RunMode(mode)
         self.output_dir = Path(output_dir)
         self.target = target
@@ -117,10 +106,13 @@ class CnnQuantSession:
         captured.apply_nndct_names()
         graph = captured.graph
         self.float_nodes = keep_float_ops(captured)     # ops with no quantized form (FLOAT_OP)
-        plan = plan_fixes(graph, captured.quantized, captured.quant_inputs)
+        report_config(config, captured.layer_types, aliases=captured.traced_names)
+        captured.quantized, captured.quant_inputs, kept_outputs = keep_layers_in_float(
+            graph, captured.quantized, captured.quant_inputs, config)
+        plan = plan_fixes(graph, captured.quantized, captured.quant_inputs, kept_outputs)
         settings = resolve_settings(plan, config, captured.layer_types, {n.name: n.op_type for n in graph},
                                     captured.traced_names)
-        self.plan, self.settings = apply_target(target, captured, config, plan, settings)
+        self.plan, self.settings = apply_target(target, captured, config, plan, settings, kept_outputs)
         self.graph_md5 = graph_md5(captured.graph)  # before CLE: structure only, as in both modes
         self.cle_pairs: list[ClePair] = []
         self.calib_record: QuantRecord | None = None
@@ -174,14 +166,7 @@ class CnnQuantSession:
         return params, outputs
 
     def _float_entries(self, names: list[str], fix_pos: Mapping[str, Any]) -> dict[str, FloatEntry]:
-        entries: dict[str, FloatEntry] = {}
-        for name in names:
-            s, qp = self.settings[name], fix_pos.get(name)
-            if not isinstance(qp, FloatQParams):
-                raise error("PARAM_NOT_QUANTIZED", name=name, path=FLOAT_QUANT_INFO_FILE)
-            entries[name] = FloatEntry(s.bit_width, s.signed, s.narrow_range, s.symmetric,
-                                       float(qp.scale), int(qp.zero_point))
-        return entries
+        return float_entries(names, self.settings, fix_pos)
 
     def _entries(self, names: list[str], fix_pos: Mapping[str, Any]) -> dict[str, tuple[int, Any]]:
         entries: dict[str, tuple[int, Any]] = {}
@@ -272,24 +257,16 @@ class CnnQuantSession:
         check_recorded_config(store.path, changed)
         return fix_pos
 
-    def _read_float_qparams(self, store: QuantInfoStore, changed: list[str]) -> dict[str, FloatQParams]:
-        """Scale and zero point of the float-scale tensors from quant_info_float.json (strict);
-        grid differences from the current settings are appended to `changed`."""
+    def _read_float_qparams(self, store: QuantInfoStore, changed: list[str]) -> dict[str, Any]:
+        """Scale and zero point (a tuple of them per channel) of the float-scale tensors from
+        quant_info_float.json (strict); grid differences from the current settings are appended
+        to `changed`."""
         params, outputs = self.sections(float_scale=True)
         if not params and not outputs:
             return {}
-        info = store.read_float(params, outputs)
-        result: dict[str, FloatQParams] = {}
-        for table, names in ((info.param, params), (info.output, outputs)):
-            for name in names:
-                e, s = table[name], self.settings[name]
-                now = (s.bit_width, s.signed, s.narrow_range, s.symmetric)
-                then = (e.bit_width, e.signed, e.narrow_range, e.symmetric)
-                if now != then:
-                    changed.append(f"grid of '{name}' ((bit_width, signed, narrow_range, symmetric) = "
-                                   f"{now} now, {then} at calibration)")
-                result[name] = FloatQParams(e.scale, e.zero_point)
-        return result
+        info = store.read_float(float_entry_names(params, self.settings, self.channel_count),
+                                float_entry_names(outputs, self.settings, self.channel_count))
+        return read_float_qparams(info, params, outputs, self.settings, self.channel_count, changed)
 
     def channel_count(self, param_name: str, axis: int) -> int:
         """Channels of param `param_name` along `axis` (its per-channel entries)."""
@@ -304,6 +281,16 @@ class CnnQuantSession:
     def export_graph(self, fix_pos: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]] | None) -> Graph:
         """The graph the exporters read: quantized params, fix attrs, shapes of the last forward."""
         return export_graph(self.graph, self.settings, fix_pos, shapes)
+
+    def xmodel_wanted(self) -> bool:
+        """Whether `export_xmodel` writes anything: False, with the XMODEL_DEVICE warning, for a
+        config file whose target_device is not a DPU (and no `target=`); True otherwise, with
+        XMODEL_NARROW_RANGE naming the narrow-range activations the xmodel cannot express
+        (`deploy_target`)."""
+        if not xmodel_wanted(self.config.target_device if self.config_file is not None else None, self.target):
+            return False
+        warn_narrow_activations(self.settings)
+        return True
 
     def export_xmodel(self, graph: Graph, values: Mapping[str, np.ndarray] | None,
                       output_dir: str | os.PathLike[str], extra_files: Mapping[str, bytes] | None = None) -> Path:

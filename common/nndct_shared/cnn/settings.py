@@ -4,44 +4,24 @@ The defaults are the reference's (the config's `default_config()`): diffs calibr
 DPU round (half_up, kernel method 2) for activations and std_round (method 3) for params and
 inputs, search range 5 (1 for inputs), the modal statistic over batches, and fix positions
 capped at 12 for widths up to 8 bits (15 above), as vai_q_pytorch does. A config file changes
-them per tensor kind and per layer. Options the config accepts but this flow does not implement
-raise NotImplementedError naming the option, instead of being silently ignored.
-
-`scale_type: "float"` tensors (with any `symmetry`, `signed`, `narrow_range`) are calibrated by
-`FloatRangeObserver` and fake-quantized with a float scale and an integer zero point; the
-semantics are in `nndct_shared.calibration.float_scale`. Still not implemented (they raise
-NotImplementedError): `narrow_range: true` with power-of-two scales (the fix position grid is
-signed, symmetric and full-range), and float scales with `per_channel: true` or with the methods
-mse and entropy (use maxmin or percentile). The config checks (QUANT_CONFIG_CONFLICT) already
-reject power-of-two with `symmetry: false` or `signed: false` (the check below keeps naming
-them too), float scales with diffs or (for activations) the modal statistic, and
-`narrow_range: true` with `signed: false`.
+them per tensor kind and per layer; every combination the config checks accept is implemented:
+which observer calibrates a tensor is `nndct_shared.calibration.factory`'s table, and
+the front end's fake quantization (`pytorch_nndct.quantization.fake_quant`) quantizes it (power-of-two positions, narrow range included, or
+float scales with any `symmetry`, `signed`, `narrow_range`; per channel for weights).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Mapping
 
-from nndct_shared.calibration import (
-    DiffsObserver,
-    EntropyObserver,
-    FloatQuantSpec,
-    FloatRangeObserver,
-    MseObserver,
-    Observer,
-    ParamObserver,
-    PercentileObserver,
-)
+from nndct_shared.calibration import FloatQuantSpec, Observer
+from nndct_shared.calibration import make_observer as calibration_observer
 from nndct_shared.cnn import FixPlan
 from nndct_shared.config import CalibMethod, QuantConfig, ScaleType
-from nndct_shared.config.resolve import scopes
 from nndct_shared.graph.ops import get_op
-
 from nndct_shared.kernels.methods import method_code
 
-__all__ = ["TensorSettings", "check_supported", "config_layer_name", "make_observer", "max_fix_pos_for",
-           "resolve_settings"]
-
+__all__ = ["TensorSettings", "config_layer_name", "make_observer", "max_fix_pos_for", "resolve_settings"]
 
 
 def max_fix_pos_for(bit_width: int) -> int:
@@ -70,8 +50,9 @@ class TensorSettings:
 
     @property
     def is_float(self) -> bool:
-        """True for a float-scale tensor (scale and zero point instead of a fix position)."""
-        return self.scale_type == ScaleType.FLOAT.value
+        """True for a tensor with a scale and zero point instead of a fix position: float scales,
+        and power-of-two scales on an asymmetric or unsigned grid (`calibration.factory`)."""
+        return self.scale_type == ScaleType.FLOAT.value or not (self.symmetric and self.signed)
 
     @property
     def float_spec(self) -> FloatQuantSpec:
@@ -84,41 +65,6 @@ class TensorSettings:
     @property
     def max_fix_pos(self) -> int:
         return max_fix_pos_for(self.bit_width)
-
-
-def check_supported(config: QuantConfig) -> None:
-    """NotImplementedError naming any config option this flow cannot honour."""
-    for flag in ("keep_first_last_layer_accuracy", "keep_add_layer_accuracy"):
-        if getattr(config, flag):
-            raise NotImplementedError(f"quant config option {flag}=true is not implemented by the "
-                                      "CNN flow (the reference tool reserves it too); set it to false.")
-    for scope in scopes(config):
-        p, where = scope.params, f"{scope.where}, {scope.kind.value} tensors"
-        if p.scale_type is ScaleType.FLOAT:
-            if p.per_channel:
-                raise NotImplementedError(f"quant config per_channel=true with scale_type='float' "
-                                          f"({where}) is not implemented: float scales are per tensor.")
-            if p.method not in (CalibMethod.MAXMIN, CalibMethod.PERCENTILE):
-                raise NotImplementedError(f"quant config method '{p.method.value}' with scale_type="
-                                          f"'float' ({where}) is not implemented; use method 'maxmin' "
-                                          "or 'percentile'.")
-            continue
-        if not p.symmetry:
-            raise NotImplementedError(f"quant config symmetry=false with scale_type='poweroftwo' "
-                                      f"({where}) is not implemented: fix positions have no zero "
-                                      "point; use scale_type 'float' for asymmetric quantization.")
-        if not p.signed:
-            raise NotImplementedError(f"quant config signed=false with scale_type='poweroftwo' "
-                                      f"({where}) is not implemented: use scale_type 'float'.")
-        if p.narrow_range:
-            raise NotImplementedError(f"quant config narrow_range=true with scale_type='poweroftwo' "
-                                      f"({where}) is not implemented: use scale_type 'float'.")
-        if p.per_channel and scope.kind.value != "weights":
-            raise NotImplementedError(f"quant config per_channel=true ({where}) is implemented for "
-                                      "weights only.")
-        if p.per_channel and p.method not in (CalibMethod.DIFFS, CalibMethod.MAXMIN):
-            raise NotImplementedError(f"quant config per_channel=true with method '{p.method.value}' "
-                                      f"({where}) is not implemented (only diffs and maxmin).")
 
 
 def config_layer_name(config: QuantConfig, node: str, traced_names: Mapping[str, str]) -> str:
@@ -158,22 +104,5 @@ def resolve_settings(plan: FixPlan, config: QuantConfig, layer_types: Mapping[st
 
 
 def make_observer(s: TensorSettings) -> Observer:
-    """The calibration observer of one tensor (`maxmin` is diffs with search range 1, per call,
-    then the statistic over calls, as the reference's `nndct_diffs_mode="maxmin"`)."""
-    if s.is_float:
-        if s.method not in (CalibMethod.MAXMIN, CalibMethod.PERCENTILE):
-            raise NotImplementedError(f"method '{s.method.value}' with scale_type='float' is not "
-                                      f"implemented (tensor '{s.name}').")
-        return FloatRangeObserver(s.bit_width, s.signed, s.narrow_range, s.symmetric, s.statistic,
-                                  s.percentage if s.method is CalibMethod.PERCENTILE else None,
-                                  name=s.name)
-    cap = s.max_fix_pos
-    if s.method in (CalibMethod.DIFFS, CalibMethod.MAXMIN):
-        if s.is_param:
-            return ParamObserver(s.bit_width, s.search_range, s.round_method, cap, axis=s.axis, name=s.name)
-        return DiffsObserver(s.bit_width, s.search_range, s.round_method, cap, s.statistic, name=s.name)
-    if s.method is CalibMethod.PERCENTILE:
-        return PercentileObserver(s.percentage, s.bit_width, max_fix_pos=cap, name=s.name)
-    if s.method is CalibMethod.MSE:
-        return MseObserver(s.bit_width, max_fix_pos=cap, name=s.name)
-    return EntropyObserver(s.bit_width, max_fix_pos=cap, name=s.name)
+    """The calibration observer of one tensor (`nndct_shared.calibration.factory`)."""
+    return calibration_observer(s)

@@ -3,14 +3,23 @@
 Why QDQ: any ONNX runtime can run it, and the quantization stays visible as data. Mapping:
 
 - a quantized activation (node `fix`, `input_fix`) is QuantizeLinear -> DequantizeLinear with
-  scale 2^-fix_point, zero point 0, int8 storage for bit width <= 8 and int16 for 9..16; widths
-  that are not the storage's full width are clamped first by a float Clip to
+  scale 2^-fix_point; the signed grid of bit width <= 8 is stored as uint8 with zero point 128
+  (the int8 codes + 128: the same values after DequantizeLinear), 9..16 bits as int16 with zero
+  point 0; widths that are not the storage's full width, and narrow-range grids (attr
+  `narrow_range`: qmin one code higher), are clamped first by a float Clip to
   [qmin * scale, qmax * scale], which gives exactly the clamped codes (wider than 16: error);
 - a float-scale tensor (attr `qparams`, `nndct_shared.calibration.float_scale`; 8-bit only,
   other widths raise EXPORT_UNSUPPORTED) is QuantizeLinear -> DequantizeLinear with its float32
-  scale and its zero point, uint8 for unsigned grids and int8 for signed ones; a narrow range is
-  a float Clip to [(qmin - zp) * scale, (qmax - zp) * scale] first; a float-scale param is a
-  uint8/int8 initializer of its codes (q = x / scale + zp) followed by DequantizeLinear;
+  scale and its zero point, uint8 for unsigned grids and, for signed ones, uint8 with the zero
+  point + 128 (as above); a narrow range is a float Clip to [(qmin - zp) * scale,
+  (qmax - zp) * scale] first; a float-scale param is a uint8/int8 initializer of its codes
+  (q = x / scale + zp) followed by DequantizeLinear;
+
+Why uint8 activations: onnxruntime (1.32, opset 21) optimizes QDQ models for uint8 activations.
+With int8 activation zero points its default session options (graph optimization level
+extended and above) refuse the model: QDQ propagation copies a DequantizeLinear -> Reshape
+into a QuantizeLinear with `output_dtype` int8, which it then rejects next to an int8 zero
+point, and the QLinearAveragePool fusion mixes int8 and uint8.
 - a quantized param is an int8/int16 initializer of its codes followed by DequantizeLinear;
   float params (and quantized ones wider than 16 bits) are float32 initializers;
 - ops: Gemm (linear, transB=1) or MatMul+Add for rank > 2, Conv, ConvTranspose, Mul+Add
@@ -52,6 +61,13 @@ def _onnx() -> Any:
     return onnx
 
 
+def _activation_zero_point(dtype: type, zero_point: int) -> np.ndarray:
+    """The zero point of an activation QDQ: an int8 grid becomes uint8, shifted by 128."""
+    if dtype is np.int8:
+        return np.array(zero_point + 128, dtype=np.uint8)
+    return np.array(zero_point, dtype=dtype)
+
+
 class _Builder:
     def __init__(self, graph: Graph, onnx: Any) -> None:
         self.graph = graph
@@ -89,13 +105,13 @@ class _Builder:
             return np.int16
         raise ExportUnsupported(f"bit width {bw} has no ONNX integer storage (at most 16)")
 
-    def qdq(self, x: str, fix: tuple[int, int], base: str) -> str:
+    def qdq(self, x: str, fix: tuple[int, int], base: str, narrow: bool = False) -> str:
         bw, fp = fix
         dtype = self.storage(bw)
         scale = self.init(f"{base}_scale", np.array(2.0 ** -fp, dtype=np.float32))
-        zero = self.init(f"{base}_zero_point", np.array(0, dtype=dtype))
-        if bw not in (8, 16):
-            lo = np.array(-(2.0 ** (bw - 1)) * 2.0 ** -fp, dtype=np.float32)
+        zero = self.init(f"{base}_zero_point", _activation_zero_point(dtype, 0))
+        if bw not in (8, 16) or narrow:
+            lo = np.array(-(2.0 ** (bw - 1) - narrow) * 2.0 ** -fp, dtype=np.float32)
             hi = np.array((2.0 ** (bw - 1) - 1) * 2.0 ** -fp, dtype=np.float32)
             x = self.add("Clip", [x, self.init(f"{base}_min", lo), self.init(f"{base}_max", hi)],
                          f"{base}_clip")
@@ -119,7 +135,7 @@ class _Builder:
     def qdq_float(self, x: str, qp: dict, base: str) -> str:
         dtype, qmin, qmax, scale_value, zero_value = self.float_grid(qp)
         scale = self.init(f"{base}_scale", scale_value)
-        zero = self.init(f"{base}_zero_point", zero_value)
+        zero = self.init(f"{base}_zero_point", _activation_zero_point(dtype, int(zero_value)))
         info = np.iinfo(dtype)
         if (qmin, qmax) != (info.min, info.max):
             zp = int(qp["zero_point"])
@@ -170,7 +186,7 @@ class _Builder:
         if qp is not None:
             y = self.qdq_float(y, qp, f"{node.name}_fix")
         elif fix:
-            y = self.qdq(y, fix, f"{node.name}_fix")
+            y = self.qdq(y, fix, f"{node.name}_fix", bool(node.attrs.get("narrow_range")))
         self.value[out] = y
 
     def avg_scaled(self, node: Node, y: str) -> str:

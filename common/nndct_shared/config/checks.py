@@ -36,7 +36,7 @@ def check_config(config: QuantConfig) -> None:
 
 def _check_scope(config: QuantConfig, scope: Scope) -> None:
     target = config.target_device
-    for v in target_violations(target, scope):
+    for v in target_violations(target, scope, listing_rounding=True):
         raise error(
             "QUANT_CONFIG_TARGET",
             path=scope.sources[v.param],

@@ -1,15 +1,32 @@
 """Option combinations that cannot work together, on any target (guide, "Configuration
 Restrictions": "there are some conflicts when using different configurations").
 
-The guide names two conflicts: the 'modal' statistic with the float-scale methods (maxmin,
-percentile, mse, entropy), and asymmetric quantization with mse or entropy. The others below
-are the ones the reference tool rejects (its config checker), plus two that follow from the
-definitions (per-channel only for weights; narrow_range only for signed grids).
+The guide names two conflicts, and both are enforced:
+
+- the 'modal' statistic with the methods maxmin, percentile, mse and entropy ("if calibration
+  method is 'maxmin', 'percentile', 'mse' or 'entropy', the calibration statistic method 'modal'
+  is not supported"): modal picks the most frequent per-batch value, which only means something
+  for the few power-of-two fix positions a search returns;
+- asymmetric quantization with mse or entropy ("If symmetry mode is asymmetry, the calibration
+  method 'mse' and 'entropy' are not supported").
 
 Decision where the guide contradicts itself: read literally, "maxmin cannot use modal" would
 also forbid the DPU setting it prescribes (method maxmin, calib_statistic_method modal). As in
-the reference tool, the modal conflict applies to float scales only: with power-of-two scales,
-modal (the most frequent fix position) is the one supported statistic.
+the reference tool, maxmin with power-of-two scales is the exception: its per-batch results are
+fix positions, and modal is the DPU's statistic. The statistic matters only for input and
+activation tensors (calibrated batch by batch); weights and bias ignore it.
+
+The other rules below are not choices but follow from what the options mean:
+
+- per_channel: one scale per output channel of a layer's weight, so weights only;
+- diffs: searches power-of-two scales, so not with scale_type float;
+- narrow_range: "symmetric integer range for signed quantization" (the guide's own words).
+
+Power-of-two scales work with asymmetric and unsigned grids too: a power-of-two scale with a
+zero point (or unsigned codes), recorded with the float-scale tensors (see
+``nndct_shared.calibration.float_scale``); only DPU targets require symmetric signed grids.
+
+Every other combination of the guide's options is supported by the CNN flow.
 """
 
 from __future__ import annotations
@@ -20,12 +37,10 @@ from dataclasses import dataclass
 from .enums import CalibMethod, CalibStatistic, ScaleType, TensorKind
 from .resolve import Scope
 
-#: Methods that produce float scales (everything but diffs).
-FLOAT_SCALE_METHODS = frozenset(
+#: Methods for which the guide rules out the 'modal' statistic (maxmin: float scales only).
+NO_MODAL_METHODS = frozenset(
     {CalibMethod.MAXMIN, CalibMethod.PERCENTILE, CalibMethod.MSE, CalibMethod.ENTROPY}
 )
-#: Methods usable with power-of-two scales.
-POWER_OF_TWO_METHODS = frozenset({CalibMethod.DIFFS, CalibMethod.MAXMIN})
 #: Kinds calibrated batch by batch, for which calib_statistic_method matters.
 PER_BATCH_KINDS = frozenset({TensorKind.INPUT, TensorKind.ACTIVATION})
 
@@ -59,27 +74,6 @@ def general_conflicts(scope: Scope) -> Iterator[Violation]:
             f"('{src['scale_type']}')",
             "Set scale_type to 'poweroftwo', or use method maxmin, percentile, entropy or mse.",
         )
-    if pot and p.method not in POWER_OF_TWO_METHODS:
-        yield Violation(
-            "method",
-            f"method '{method}' computes float scales, but scale_type is 'poweroftwo' "
-            f"('{src['scale_type']}')",
-            "Use method 'diffs' or 'maxmin' with power-of-two scales, or set scale_type to "
-            "'float'.",
-        )
-    if pot and not p.symmetry:
-        yield Violation(
-            "symmetry",
-            f"asymmetric quantization needs a zero point, which power-of-two scales "
-            f"('{src['scale_type']}') do not have",
-            "Set symmetry to true, or scale_type to 'float'.",
-        )
-    if pot and not p.signed:
-        yield Violation(
-            "signed",
-            f"power-of-two scales ('{src['scale_type']}') support signed quantization only",
-            "Set signed to true, or scale_type to 'float'.",
-        )
     if not p.symmetry and p.method in (CalibMethod.MSE, CalibMethod.ENTROPY):
         yield Violation(
             "method",
@@ -87,28 +81,15 @@ def general_conflicts(scope: Scope) -> Iterator[Violation]:
             f"('{src['symmetry']}' = false)",
             "Set symmetry to true, or use method 'maxmin' or 'percentile'.",
         )
-    if p.per_channel and not pot and p.method is not CalibMethod.MAXMIN:
-        yield Violation(
-            "method",
-            f"per-channel float quantization ('{src['per_channel']}' = true) supports method "
-            "'maxmin' only",
-            "Use method 'maxmin' for per-channel float scales, or scale_type 'poweroftwo'.",
-        )
-    if kind in PER_BATCH_KINDS:
-        stat = p.calib_statistic_method
-        if not pot and stat is CalibStatistic.MODAL:
+    if kind in PER_BATCH_KINDS and p.calib_statistic_method is CalibStatistic.MODAL:
+        if p.method in NO_MODAL_METHODS and not (pot and p.method is CalibMethod.MAXMIN):
+            scales = "power-of-two" if pot else "float"
             yield Violation(
                 "calib_statistic_method",
-                f"the 'modal' statistic is not supported with method '{method}' and float scales "
-                "(modal picks the most frequent power-of-two fix position)",
-                "Use calib_statistic_method 'max', 'mean' or 'median' with float scales.",
-            )
-        if pot and stat is not CalibStatistic.MODAL:
-            yield Violation(
-                "calib_statistic_method",
-                f"power-of-two scales ('{src['scale_type']}') are combined across batches by "
-                "'modal' only",
-                "Set calib_statistic_method to 'modal', or scale_type to 'float'.",
+                f"the 'modal' statistic is not supported with method '{method}' and {scales} "
+                "scales (the guide: modal only goes with diffs, and with maxmin on power-of-two "
+                "scales)",
+                "Use calib_statistic_method 'max', 'mean' or 'median'.",
             )
     if p.narrow_range and not p.signed:
         yield Violation(

@@ -7,7 +7,9 @@ Resolution for a tensor of kind K in a layer (guide, "Hierarchical Configuration
 2. If there is such an entry and it lists K in its ``quantizable_data_type``: the entry's
    ``overall_quantize_config`` with the entry's ``tensor_quantize_config[K]`` on top.
 3. Otherwise: the model's ``overall_quantize_config`` with ``tensor_quantize_config[K]`` on top.
-4. Optional parameters left unset get the reference defaults: ``percentage`` 99.99 when the
+4. On a DPU target, an activation whose round_mode resolves to std_round is rounded half_up
+   (the guide's default listing, see ``dpu_rounding``).
+5. Optional parameters left unset get the reference defaults: ``percentage`` 99.99 when the
    method is percentile; ``diffs_search_range`` 1 for input tensors and 5 for the others.
 
 Whether K is quantized at all: the layer entry's ``quantizable_data_type`` decides when an entry
@@ -144,7 +146,9 @@ def for_tensor(
         scope = layer_scope(config, found[0], tensor_kind)
     else:
         scope = model_scope(config, tensor_kind)
-    return complete(scope.params, tensor_kind)
+    from .dpu_rounding import dpu_activation_params  # it builds on this module's scopes
+
+    return complete(dpu_activation_params(config, tensor_kind, scope.params), tensor_kind)
 
 
 def quantizes(

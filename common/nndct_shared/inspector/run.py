@@ -15,14 +15,32 @@ import os
 from pathlib import Path
 
 from ..graph import Graph
-from ..messages import error, note
+from ..messages import NndctError, error, note
 from .partition import InspectResult, inspect_graph
 from ..output_dir import staged_export
 from .render import IMAGE_FORMATS, image_names, render_images
 from .report import render_report, report_file_name, show_on_screen
-from .targets import DpuTarget
+from .targets import DpuTarget, get_target
 
-__all__ = ["run_inspection"]
+__all__ = ["inspector_target", "run_inspection"]
+
+
+def _is_fingerprint(value: object) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and value.strip().lower().startswith("0x"))
+
+
+def inspector_target(name_or_fingerprint: str | int) -> DpuTarget:
+    """The target of a front end's `Inspector(name_or_fingerprint)`: by name
+    (`DPUCZDX8G_ISA1_B4096`) or fingerprint (`"0x603000b16013831"` or an int). An unknown name
+    is UNKNOWN_TARGET listing the known targets; a fingerprint that is neither registered nor
+    decodable is the guide's INSPECTOR_INPUT_FORMAT (pass the name instead)."""
+    try:
+        return get_target(name_or_fingerprint)
+    except NndctError as exc:
+        if (exc.msg_id or "").endswith("UNKNOWN_TARGET") and _is_fingerprint(name_or_fingerprint):
+            raise error("INSPECTOR_INPUT_FORMAT", value=name_or_fingerprint) from exc
+        raise
 
 
 def run_inspection(graph: Graph, target: str | int | DpuTarget,

@@ -10,6 +10,9 @@ the fix. IDs follow the guide's scheme, ``QUANTIZER_<TORCH|TF>_<CODE>``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from .catalogue_guide import GUIDE_ERRORS
 from .errors import (
     ArgumentError,
     DataError,
@@ -135,8 +138,8 @@ LSTM_TF_ERRORS: tuple[Spec, ...] = (
         "INPUT_SIGNATURE",
         "The input_signature given to tf_quantizer does not describe the model's inputs.",
         "input_signature {problem}.",
-        "Pass a tf.TensorSpec (or a list of them, one per model input) with the full input "
-        "shape including a batch dimension, e.g. tf.TensorSpec(x_test[:1].shape, tf.float32).",
+        "Pass a tf.TensorSpec (or a list of them, one per model input) with the input's shape, "
+        "with or without the batch dimension, e.g. tf.TensorSpec(x_test[:1].shape[1:], tf.int32).",
         DataError,
         frontends=TF_ONLY,
     ),
@@ -748,8 +751,87 @@ MIXED_WIDTH_ERRORS: tuple[Spec, ...] = (
     ),
 )
 
+# --- the CNN flow's config options and documented behaviours (issue 17) ------------------------
+
+CNN_CONFIG_MESSAGES: tuple[Spec, ...] = (
+    note(
+        "DPU_ACTIVATION_ROUND",
+        "A DPU config leaves activations at round_mode std_round (as the guide's default listing "
+        "does); they are rounded half_up, the DPU's rounding.",
+        "round_mode 'std_round' ({paths}) applies to weights, bias and input here; activations "
+        "on the DPU are rounded half_up (the DPU's rounding, as in the default configuration).",
+    ),
+    warning(
+        "QUANT_CONFIG_LAYER_UNMATCHED",
+        "A layer_quantize_config entry selects no layer of the model, so it has no effect.",
+        "layer_quantize_config[{index}] ({selector}) matches no layer of this model and has no "
+        "effect. The model's {what}: {names}",
+        "Copy a {field} from the list above (layer names are in the generated <Model>.py next to "
+        "each module), or remove the entry.",
+    ),
+    note(
+        "KEEP_FLOAT_LAYERS",
+        "keep_first_last_layer_accuracy / keep_add_layer_accuracy left some layers in float.",
+        "=>{option}: {count} layer(s) run in float (not quantized): {names}",
+    ),
+    warning(
+        "XMODEL_NARROW_RANGE",
+        "The xmodel's fix ops have no narrow-range attribute, so the DPU may use the code "
+        "-2^(bw-1) for activations that quant_model keeps on the narrow grid.",
+        "The xmodel's fix ops cannot express narrow_range: params are written on the narrow grid, "
+        "but on the DPU the activations {names} may take the code -2^(bw-1) where quant_model "
+        "clamps to -2^(bw-1)+1.",
+        "Set narrow_range to false for activations if the deployed model must match quant_model "
+        "bit for bit.",
+    ),
+)
+
+# --- the Keras CNN flow (tf_nndct.cnn) ----------------------------------------------------------
+
+
+def _for_keras(table: tuple[Spec, ...], code: str) -> Spec:
+    """The Keras twin of an entry that the PyTorch front end alone had: same texts, TF ID."""
+    return replace(next(spec for spec in table if spec.code == code), frontends=TF_ONLY)
+
+
+KERAS_CNN_SPECS: tuple[Spec, ...] = (
+    error(
+        "CNN_UNSUPPORTED_OP",
+        "The Keras model has a layer (or op) the CNN quantizer cannot capture into the neutral "
+        "CNN graph.",
+        "Layer '{layer}' ({layer_type}) is not supported by the CNN quantizer{detail}.",
+        "Replace it by a supported layer (see the README's Keras CNN section). Recurrent layers "
+        "(LSTM, GRU, Bidirectional) are quantized by the recurrent flow: pass cnn=False to "
+        "quantize only them and keep every other layer float.",
+        UnsupportedOpError,
+        frontends=TF_ONLY,
+    ),
+    error(
+        "CNN_PARAM_FILE",
+        "A parameter file of the Keras CNN flow (the bias corrections written by calibration) "
+        "does not match the model being quantized.",
+        "Parameter file '{path}' does not match this model: {problem}",
+        "Re-run calibration (quant_mode 'calib', export_quant_config()) with the same float model "
+        "and output_dir, then create the test-mode quantizer again.",
+        QuantInfoError,
+        frontends=TF_ONLY,
+    ),
+    warning(
+        "LSTM_ARG_IGNORED",
+        "An argument of tf_quantizer has no effect in the recurrent-only flow.",
+        "'{argument}' is ignored by the recurrent flow (every layer but the recurrent ones "
+        "stays float).",
+        "Remove '{argument}' from the call, or pass cnn=True to quantize the other layers too.",
+        frontends=TF_ONLY,
+    ),
+    _for_keras(GUIDE_ERRORS, "INSPECTOR_OUTPUT_FORMAT"),
+    _for_keras(GUIDE_ERRORS, "INSPECTOR_INPUT_FORMAT"),
+    _for_keras(PROJECT_NOTES, "INSPECT_START"),
+    _for_keras(PROJECT_NOTES, "INSPECT_END"),
+)
+
 PROJECT_SPECS: tuple[Spec, ...] = (
     LSTM_ERRORS + LSTM_TF_ERRORS + GRU_ERRORS + CNN_ERRORS + FLOW_ERRORS + CONFIG_ERRORS + CNN_EXPORT_ERRORS
     + PROJECT_WARNINGS + PROJECT_NOTES + REPORT_ERRORS + REPORT_WARNINGS + DISTRIBUTED_ERRORS
-    + EXPORT_SAFETY_MESSAGES + CNN_3X_MESSAGES + MIXED_WIDTH_ERRORS
+    + EXPORT_SAFETY_MESSAGES + CNN_3X_MESSAGES + MIXED_WIDTH_ERRORS + CNN_CONFIG_MESSAGES + KERAS_CNN_SPECS
 )

@@ -5,7 +5,8 @@ Why: quantization shifts the mean of each layer's outputs (see
 through the network. After calibration, for each weighted node with a bias in topological
 order, the per-channel mean of (quantized output - float output) is measured on the calibration
 samples, with the quantized model using the final fix positions and the corrections already
-made upstream, and subtracted from the bias. The bias fix position is then re-derived, and the
+made upstream, and subtracted from the bias. All layers are done in one pass over the model
+(`layer_walk.LayerWalk`, about three forwards of the recorded samples). The bias fix position is then re-derived, and the
 runtime's bias observer replaced, so quant_info.json records the fix position of the corrected
 bias. The corrections go to `output_dir/bias_corr.pth` for test mode (the flow stages that file
 together with quant_info.json, `ptq_steps.py`) in vai_q_pytorch 3.x's layout: {node name: list of
@@ -17,19 +18,19 @@ Nodes without a bias are left alone (adding a bias would change the exported gra
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from nndct_shared.algorithms import ChannelMeanError, corrected_bias
+from nndct_shared.algorithms import BiasCorrection, ChannelMeanError, corrected_bias
 from nndct_shared.export_commit import snapshot
 from nndct_shared.messages import error
 from nndct_shared.progress import progress
 
 from nndct_shared.cnn.settings import make_observer
+
 from .layer_data import (
     Batch,
     fixed_runtime,
@@ -40,6 +41,7 @@ from .layer_data import (
     snapshot_params,
     weighted_modules,
 )
+from .layer_walk import LayerWalk, walk_fits
 from .param_file import load_params, params_bytes, parse_param_file, save_params, sync_graph
 
 __all__ = ["BIAS_CORR_FILE", "BiasCorrection", "bias_corr_bytes", "bias_corr_data", "bias_corrections", "correct_bias",
@@ -49,28 +51,32 @@ __all__ = ["BIAS_CORR_FILE", "BiasCorrection", "bias_corr_bytes", "bias_corr_dat
 BIAS_CORR_FILE = "bias_corr.pth"
 
 
-@dataclass(frozen=True)
-class BiasCorrection:
-    """Per-channel mean output error of one node, before and after its correction."""
-
-    node: str
-    error_before: np.ndarray
-    error_after: np.ndarray
-
-
 MergeErrors = Callable[[Sequence[ChannelMeanError]], ChannelMeanError]
+
+
+def _channel_axis(module: Any) -> int:
+    """The output's channel axis: 1, the last axis for a linear layer (input [N, L, features])."""
+    return -1 if getattr(module, "op_type", "") == "linear" else 1
+
+
+def _mean_of_parts(parts: Sequence[ChannelMeanError], axis: int, merge: MergeErrors | None) -> np.ndarray:
+    """The mean over per-batch error sums, added in batch order (the bits of one running sum);
+    `merge` (under torch.distributed) adds every rank's per-batch sums instead, in rank order,
+    so the mean is the one of one process that saw every rank's batches."""
+    if merge is not None:
+        return merge(parts).mean()
+    acc = ChannelMeanError(channel_axis=axis)
+    for part in parts:
+        acc.merge(part)
+    return acc.mean()
 
 
 def mean_output_error(model: torch.nn.Module, module: Any, batches: Sequence[Batch],
                       quant_runtime: Any, originals: Any, merge: MergeErrors | None = None) -> np.ndarray:
     """Per-channel mean of (quantized - float) output of `module` over `batches` (channel axis 1,
     the last axis for a linear layer, whose input may be [N, L, features]); the float side runs
-    with the `originals` params (`layer_data.snapshot_params`).
-
-    Each batch's error sum is accumulated on its own and the sums are added in batch order (the
-    bits of one running sum); `merge` (under torch.distributed) adds every rank's per-batch sums
-    instead, in rank order, so the mean is the one of one process that saw every rank's batches."""
-    axis = -1 if getattr(module, "op_type", "") == "linear" else 1
+    with the `originals` params (`layer_data.snapshot_params`). `merge`: see `_mean_of_parts`."""
+    axis = _channel_axis(module)
     parts = []
     for batch in batches:
         with float_model(model, originals):
@@ -80,26 +86,95 @@ def mean_output_error(model: torch.nn.Module, module: Any, batches: Sequence[Bat
         part = ChannelMeanError(channel_axis=axis)
         part.update(y_quant.to("cpu", torch.float64).numpy(), y_float.to("cpu", torch.float64).numpy())
         parts.append(part)
-    if merge is not None:
-        return merge(parts).mean()
-    acc = ChannelMeanError(channel_axis=axis)
-    for part in parts:
-        acc.merge(part)
-    return acc.mean()
+    return _mean_of_parts(parts, axis, merge)
 
 
-def correct_bias(quantizer: Any, batches: Sequence[Batch], merge: MergeErrors | None = None) -> list[BiasCorrection]:
+def _channel_rows(y: Sequence[torch.Tensor], axis: int) -> list[np.ndarray]:
+    """Each batch's outputs one row per channel, in their float32 (a multi-threaded torch copy)."""
+    return [t.detach().to("cpu").movedim(axis, 0).reshape(t.shape[axis], -1).contiguous().numpy() for t in y]
+
+
+def _channel_error(y_quant: Sequence[torch.Tensor], float_rows: Sequence[np.ndarray], axis: int,
+                   merge: MergeErrors | None) -> np.ndarray:
+    """Per-channel mean of (quantized - float) over the batches, bit for bit as
+    `mean_output_error`: the differences are taken in float64 (exact) from the row layout, and
+    `ChannelMeanError` sums the rows exactly as its `update` does."""
+    parts = []
+    for q, f in zip(_channel_rows(y_quant, axis), float_rows):
+        part = ChannelMeanError(channel_axis=axis)
+        part.update_rows(np.subtract(q, f, dtype=np.float64))
+        parts.append(part)
+    return _mean_of_parts(parts, axis, merge)
+
+
+def _new_bias(module: Any, error_before: np.ndarray, runtime: Any, fix_pos: dict[str, Any]) -> None:
+    """Subtract the error from the bias and re-derive the bias's fix position (in `fix_pos` and
+    in the calibration runtime's observer, which export_quant_config reads)."""
+    with torch.no_grad():
+        new_bias = corrected_bias(module.bias.detach().cpu().numpy(), error_before)
+        module.bias.copy_(torch.from_numpy(new_bias).to(module.bias.device))
+    name = module.param_names["bias"]
+    settings = runtime.settings.get(name)
+    if settings is not None and fix_pos.get(name) is not None:
+        observer = make_observer(settings)
+        observer.observe(new_bias)
+        runtime.replace_observer(name, observer)
+        fix_pos[name] = observer.fix_pos
+
+
+def correct_bias(quantizer: Any, batches: Sequence[Batch], merge: MergeErrors | None = None,
+                 measure_after: bool = True) -> list[BiasCorrection]:
     """Correct the biases of `quantizer.quant_model` after calibration (see the module docstring).
 
     `batches` are model inputs of calibration samples (e.g. from `layer_data.record_inputs`).
+    The layers the session plans (`CnnQuantSession.bias_correction_nodes`) are visited in one
+    `LayerWalk` (float and quantized side by side); a walk that would not fit in memory
+    (`walk_fits`) recomputes the model up to each layer instead, which gives the same results.
+    `merge`: see `_mean_of_parts` (this rank's `batches` may then be empty; both ways call it
+    once per measured error, layer by layer in topological order, so ranks may take either).
+    `measure_after=False` skips measuring the error left after each correction (a report only).
     Nothing is written: `bias_corr_bytes` gives the file's content, `save_bias_corr` writes it.
-    `merge`: see `mean_output_error` (this rank's `batches` may then be empty).
     """
     runtime = quantizer.runtime
+    fix_pos = dict(runtime.calibrated())  # first: it names NaN/inf calibration data
     if runtime.forwards == 0 or not (batches or merge):
         raise error("NO_CALIBRATION", action="bias correction")
     model = quantizer.quant_model
-    fix_pos = dict(runtime.calibrated())
+    planned = set(quantizer.session.bias_correction_nodes())
+    samples = sum(int(b[0].shape[0]) if b[0].dim() else 1 for b in batches)
+    if not walk_fits(quantizer.graph, samples):
+        return _correct_bias_by_recomputing(quantizer, batches, fix_pos, measure_after, merge)
+    results: list[BiasCorrection] = []
+    corrected = []
+    quant_runtime = fixed_runtime(runtime.settings, fix_pos)
+
+    def visit(node: Any, module: Any, y_float: list, x_quant: list, quantize: Any) -> list | None:
+        if node.name not in planned or getattr(module, "bias", None) is None:
+            return None
+        axis = _channel_axis(module)
+        float_rows = _channel_rows(y_float, axis)
+        before = _channel_error(quantize(), float_rows, axis, merge)
+        _new_bias(module, before, runtime, fix_pos)
+        bias = module.param_names["bias"]
+        if bias in quant_runtime.fix_pos:
+            quant_runtime.fix_pos[bias] = fix_pos[bias]
+        y_quant = quantize()
+        after = _channel_error(y_quant, float_rows, axis, merge) if measure_after else None
+        results.append(BiasCorrection(module.node_name, before, after))
+        corrected.append(module)
+        return y_quant
+
+    LayerWalk(model, quantizer.graph, batches).walk(quant_runtime, visit, desc="Bias correction")
+    sync_graph(quantizer.graph, corrected)
+    return results
+
+
+def _correct_bias_by_recomputing(quantizer: Any, batches: Sequence[Batch], fix_pos: dict[str, Any],
+                                 measure_after: bool = True, merge: MergeErrors | None = None,
+                                 ) -> list[BiasCorrection]:
+    """The same correction, recomputing the model from its inputs up to each layer (memory: one
+    batch at a time; time: about one forward per layer)."""
+    runtime, model = quantizer.runtime, quantizer.quant_model
     results: list[BiasCorrection] = []
     corrected = []
     originals = snapshot_params(model)
@@ -108,17 +183,9 @@ def correct_bias(quantizer: Any, batches: Sequence[Batch], merge: MergeErrors | 
         if module.node_name not in planned or module.bias is None:
             continue
         before = mean_output_error(model, module, batches, fixed_runtime(runtime.settings, fix_pos), originals, merge)
-        with torch.no_grad():
-            new_bias = corrected_bias(module.bias.detach().cpu().numpy(), before)
-            module.bias.copy_(torch.from_numpy(new_bias).to(module.bias.device))
-        name = module.param_names["bias"]
-        settings = runtime.settings.get(name)
-        if settings is not None and fix_pos.get(name) is not None:
-            observer = make_observer(settings)
-            observer.observe(new_bias)
-            runtime.observers[name] = observer
-            fix_pos[name] = observer.fix_pos
-        after = mean_output_error(model, module, batches, fixed_runtime(runtime.settings, fix_pos), originals, merge)
+        _new_bias(module, before, runtime, fix_pos)
+        after = (mean_output_error(model, module, batches, fixed_runtime(runtime.settings, fix_pos), originals, merge)
+                 if measure_after else None)
         results.append(BiasCorrection(module.node_name, before, after))
         corrected.append(module)
     sync_graph(quantizer.graph, corrected)

@@ -1,10 +1,12 @@
 """Layer-wise data of a converted CNN model, shared by fast finetune and bias correction.
 
-Both algorithms need, for one weighted node at a time, its input and output in the float model
-and its input in the quantized model (with the fix positions of a finished calibration). Keeping
-every layer's activations for a whole calibration set would need memory proportional to depth;
-instead the model inputs of a bounded number of calibration samples are recorded once, and each
-layer's data is recomputed from them, stopping the forward pass at that layer.
+Both algorithms need, for one weighted node at a time, its output in the float model and its
+input in the quantized model (with the fix positions of a finished calibration). Keeping every
+layer's activations for a whole calibration set would need memory proportional to depth;
+instead the model inputs of a bounded number of calibration samples are recorded once
+(`InputRecorder`), and the layers' data are computed from them: in one pass over all layers
+(`layer_walk.LayerWalk`), or, where that would not fit in memory, by recomputing the model up to
+each layer (`layer_io`, `float_model`).
 
 The converted model's modules (`pytorch_nndct.nn.cnn_modules.NodeModule`) ask their
 `quant_runtime` for quantized params and outputs; running with `quant_runtime = None` is the float
@@ -19,17 +21,16 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from nndct_shared.calibration import FloatQParams
 from nndct_shared.quant_mode import RunMode
 
 from ..nn.cnn_modules import Conv1d, Conv2d, ConvTranspose2d, Linear, NodeModule
-from ..quantization.fix_float_torch import fake_quant_float_torch
-from ..quantization.fix_torch import fix_neuron_torch
+from ..quantization.fake_quant import fake_quantize
 from ..quantization.runtime import QuantRuntime
 from nndct_shared.cnn.settings import TensorSettings, make_observer
 
-__all__ = ["InputRecorder", "LayerData", "WEIGHTED_MODULES", "fixed_runtime", "float_model", "layer_io", "node_modules", "record_inputs",
-           "refresh_fix_pos", "reset_runtime", "run_with", "snapshot_params", "ste_fix", "weighted_modules"]
+__all__ = ["InputRecorder", "WEIGHTED_MODULES", "fixed_runtime", "float_model", "layer_io", "node_modules",
+           "record_inputs", "refresh_fix_pos", "reset_runtime", "run_with", "snapshot_params", "ste_fix",
+           "weighted_modules"]
 
 #: Module classes whose weight (and bias) the algorithms adjust.
 WEIGHTED_MODULES = (Conv1d, Conv2d, ConvTranspose2d, Linear)
@@ -53,7 +54,8 @@ def weighted_modules(model: nn.Module) -> list[NodeModule]:
 
 class InputRecorder:
     """Keeps the tensors passed to a model (detached), up to `max_samples` samples (batch dim
-    0), while attached as a forward pre-hook; later batches still run but are not kept.
+    0), while attached as a forward pre-hook; later batches still run but are not kept, and
+    neither are batches with NaN/inf values (calibration leaves them out too).
 
     Why bounded: the algorithms recompute every layer's data from these inputs, so memory stays
     proportional to `max_samples`, not to the calibration set or the model's depth.
@@ -69,6 +71,8 @@ class InputRecorder:
         tensors = tuple(a.detach() for a in args if isinstance(a, torch.Tensor))
         if not tensors or self.count >= self.max_samples:
             return
+        if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors):
+            return  # NaN/inf would poison every mean computed from the kept inputs
         room = self.max_samples - self.count
         tensors = tuple(t[:room] if t.dim() else t for t in tensors)
         self.batches.append(tensors)
@@ -168,43 +172,11 @@ def layer_io(model: nn.Module, module: NodeModule, batch: Batch) -> tuple[torch.
     return seen["x"], seen["y"]
 
 
-class LayerData:
-    """Concatenated per-sample data of one layer over the recorded batches."""
-
-    def __init__(self, model: nn.Module, module: NodeModule, batches: Sequence[Batch],
-                 originals: Mapping[str, Mapping[str, torch.Tensor]], quant_runtime: Any) -> None:
-        xs_f, ys_f, xs_q = [], [], []
-        for batch in batches:
-            with float_model(model, originals):
-                x_f, y_f = layer_io(model, module, batch)
-            with run_with(model, quant_runtime):
-                x_q, _ = layer_io(model, module, batch)
-            xs_f.append(x_f)
-            ys_f.append(y_f)
-            xs_q.append(x_q)
-        self.x_float = torch.cat(xs_f)
-        self.y_float = torch.cat(ys_f)
-        self.x_quant = torch.cat(xs_q)
-
-
-def _fix_tensor(s: TensorSettings, value: torch.Tensor, fix_pos: Any) -> torch.Tensor:
-    if isinstance(fix_pos, FloatQParams):
-        spec = s.float_spec
-        return fake_quant_float_torch(value, spec.qmin, spec.qmax, fix_pos.scale, fix_pos.zero_point,
-                                      s.round_code)
-    if isinstance(fix_pos, tuple):
-        shape = [1] * value.dim()
-        shape[s.axis] = len(fix_pos)
-        fp = torch.tensor(fix_pos, dtype=torch.float64, device=value.device).reshape(shape)
-        return fix_neuron_torch(value, s.bit_width, fp, s.round_code)
-    return fix_neuron_torch(value, s.bit_width, int(fix_pos), s.round_code)
-
-
 def ste_fix(s: TensorSettings, value: torch.Tensor, fix_pos: Any) -> torch.Tensor:
     """Fake-quantize `value` with a straight-through gradient (identity backward)."""
     if fix_pos is None:
         return value
-    return value + (_fix_tensor(s, value.detach(), fix_pos) - value).detach()
+    return value + (fake_quantize(s, value.detach(), fix_pos) - value).detach()
 
 
 def refresh_fix_pos(s: TensorSettings, value: torch.Tensor) -> Any:

@@ -89,7 +89,7 @@ class PostTrainingSteps:
             # under torch.distributed: the first samples of all ranks together (a collective)
             batches, count, merge = bias_correction_inputs(self._recorder.batches, self._recorder.count,
                                                            self._recorder.max_samples)
-            results = correct_bias(quantizer, batches, merge)
+            results = correct_bias(quantizer, batches, merge, measure_after=False)
             self._bias_corr_file = bias_corr_bytes(quantizer, results)
             note(f"=>Bias correction: {len(results)} bias(es) corrected on {count} "
                  "calibration sample(s).")

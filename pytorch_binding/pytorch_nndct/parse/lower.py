@@ -6,7 +6,10 @@ What happens here and why:
 - BatchNorm after a conv/linear is folded into it (the DPU has no BatchNorm); a standalone one
   becomes `scale`;
 - LeakyReLU with slope 0.1 becomes 0.1015625 (26/256, the only slope the DPU has), with the
-  guide's warning;
+  guide's warning; ReLU6 becomes ReLU and SiLU Hardswish when the config says so
+  (convert_relu6_to_relu, convert_silu_to_hswish), each with the guide's warning
+  (REPLACE_RELU6, REPLACE_SILU); a BatchNorm with affine=False is read as affine with weight 1
+  and bias 0, with BATCHNORM_AFFINE, as the reference does when parsing;
 - Dropout, Identity and `.contiguous()` disappear; `x.size()` and friends are shape
   bookkeeping, resolved from the traced shapes;
 - QuantStub / DeQuantStub are not nodes: they decide which nodes run quantized.
@@ -241,14 +244,11 @@ class _Lowering(OpRules):
         elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             self._batchnorm(fx_node, module, x, path, kw)
         elif type(module) in _ACT_MODULES:
-            op = _ACT_MODULES[type(module)]
-            if op == "relu6" and self.relu6_to_relu:
-                op = "relu"
-            self._add(fx_node, op, [x], **kw)
+            self._add(fx_node, self._replaced(fx_node, _ACT_MODULES[type(module)], path), [x], **kw)
         elif isinstance(module, nn.LeakyReLU):
             self._leaky(fx_node, x, float(module.negative_slope), kw)
         elif isinstance(module, nn.SiLU) and self.silu_to_hswish:
-            self._add(fx_node, "hardswish", [x], **kw)
+            self._add(fx_node, self._replaced(fx_node, "silu", path), [x], **kw)
         elif isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)):
             op = {nn.MaxPool1d: "max_pool1d", nn.MaxPool2d: "max_pool2d", nn.AvgPool1d: "avg_pool1d",
                   nn.AvgPool2d: "avg_pool2d"}[type(module)]
@@ -290,17 +290,14 @@ class _Lowering(OpRules):
                 return
             raise self._fail(fx_node, _op_label(fx_node), "indexing tensors is not supported")
         if target in _ACT_FUNCS:
-            op = _ACT_FUNCS[target]
-            if op == "relu6" and self.relu6_to_relu:
-                op = "relu"
-            self._add(fx_node, op, [self._tensor(fx_node, fx_node.args[0])])
+            self._add(fx_node, self._replaced(fx_node, _ACT_FUNCS[target]), [self._tensor(fx_node, fx_node.args[0])])
             return
         if target is F.leaky_relu:
             kwargs = _normalized(target, fx_node)
             self._leaky(fx_node, self._tensor(fx_node, kwargs["input"]), float(kwargs["negative_slope"]), {})
             return
         if target is F.silu and self.silu_to_hswish:
-            self._add(fx_node, "hardswish", [self._tensor(fx_node, fx_node.args[0])])
+            self._add(fx_node, self._replaced(fx_node, "silu"), [self._tensor(fx_node, fx_node.args[0])])
             return
         if target in _BINARY_FUNCS:
             if target in (torch.add, torch.sub) and self._const(fx_node.kwargs.get("alpha", 1)) != 1:
@@ -401,6 +398,10 @@ class _Lowering(OpRules):
         if module.running_mean is None or module.running_var is None:
             raise self._fail(fx_node, kw["layer_type"], "track_running_stats=False: an inference "
                              "BatchNorm needs running statistics")
+        # affine=False: gamma 1, beta 0 (the guide's warning is BatchNorm's; an InstanceNorm with
+        # running statistics folded here is affine=False by default)
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and (module.weight is None or module.bias is None):
+            warn("BATCHNORM_AFFINE", node=self._node_name(fx_node, path))
         stats = (_np(module.running_mean), _np(module.running_var), float(module.eps),
                  None if module.weight is None else _np(module.weight),
                  None if module.bias is None else _np(module.bias))
@@ -423,6 +424,18 @@ class _Lowering(OpRules):
         params = {"weight": Tensor(self._param_name(path, "weight"), data=w),
                   "bias": Tensor(self._param_name(path, "bias"), data=b)}
         self._add(fx_node, "scale", [x], attrs={"axis": 1}, params=params, **kw)
+
+    def _replaced(self, fx_node: torch.fx.Node, op: str, module_path: str | None = None) -> str:
+        """`op`, or what the config converts it to (convert_relu6_to_relu: relu6 -> relu,
+        convert_silu_to_hswish: silu -> hardswish), with the guide's REPLACE_RELU6 / REPLACE_SILU
+        warning naming the node."""
+        if op == "relu6" and self.relu6_to_relu:
+            warn("REPLACE_RELU6", node=self._node_name(fx_node, module_path))
+            return "relu"
+        if op == "silu":
+            warn("REPLACE_SILU", node=self._node_name(fx_node, module_path))
+            return "hardswish"
+        return op
 
     def _leaky(self, fx_node: torch.fx.Node, x: _Value, slope: float, kw: dict) -> None:
         if slope == 0.1:

@@ -27,6 +27,7 @@ from torch import nn
 
 from nndct_shared.cnn.session import CnnQuantSession, load_session_config
 from nndct_shared.collective import write_dir
+from nndct_shared.cnn.session_views import SessionViews
 from nndct_shared.export_commit import ExportUnit, Snapshot, StagedView
 from nndct_shared.messages import error, note
 from nndct_shared.output_dir import checked_output_dir
@@ -51,13 +52,14 @@ def _as_tuple(input_args: Any) -> tuple[Any, ...]:
     return (input_args,)
 
 
-class TorchQuantizer:
+class TorchQuantizer(SessionViews):
     """The object `torch_quantizer` returns for `lstm=False` (the reference's methods)."""
 
     def __init__(self, quant_mode: RunMode | str, module: nn.Module, input_args: Any, output_dir: str,
                  bitwidth: int = 8, device: torch.device = torch.device("cpu"),
-                 quant_config_file: str | None = None, target: str | None = None, *,
-                 pinned: Snapshot | StagedView | None = None, unit: ExportUnit | None = None) -> None:
+                 quant_config_file: str | None = None, target: str | None = None,
+                 mix_bit: bool = False, *, pinned: Snapshot | StagedView | None = None,
+                 unit: ExportUnit | None = None) -> None:
         """`pinned` and `unit` are for flows built on this one (QAT): test mode reads its
         calibration result from `pinned` (a version of output_dir, default: the one current
         then) and, with `unit` (an export unit into output_dir that the caller commits), from
@@ -69,7 +71,7 @@ class TorchQuantizer:
         self.output_dir = checked_output_dir(output_dir)
         self.device = device
         self.target = target
-        config = load_session_config(quant_config_file, bitwidth)
+        config = load_session_config(quant_config_file, bitwidth, mix_bit)
         inputs = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in _as_tuple(input_args))
         float_model = copy.deepcopy(module).to(device).eval()
         captured = capture_model(float_model, inputs, convert_relu6_to_relu=config.convert_relu6_to_relu,
@@ -77,7 +79,8 @@ class TorchQuantizer:
         self._unit = unit
         if unit is not None and pinned is None:
             pinned = unit.view()
-        self.session = CnnQuantSession(captured, config, self.quant_mode, self.output_dir, target, pinned)
+        self.session = CnnQuantSession(captured, config, self.quant_mode, self.output_dir, target,
+                                       config_file=quant_config_file, pinned=pinned)
         self.post_training = PostTrainingSteps(config, self.quant_mode)
         self.post_training.equalize(self.session)
         self.runtime = QuantRuntime(self.settings, self.quant_mode)
@@ -107,7 +110,8 @@ class TorchQuantizer:
             sub.param_names = {role: t.name for role, t in node.params.items()}
             sub.quant_runtime = self.runtime
         inputs = [(n.name, self.graph.tensor(n.outputs[0]).shape) for n in order if n.op_type == "input"]
-        model.register_forward_pre_hook(InputGuard(inputs, finite=self.quant_mode == RunMode.CALIB))
+        model.register_forward_pre_hook(
+            InputGuard(inputs, on_nonfinite=self.runtime.skip_batch if self.quant_mode == RunMode.CALIB else None))
         model.register_forward_pre_hook(self.runtime.on_forward)
         return model.to(self.device).eval()
 
@@ -115,14 +119,6 @@ class TorchQuantizer:
     def quant_model(self) -> nn.Module:
         """The converted model (`<Model>.py`), quantized as the mode says."""
         return self._model
-
-    # the session's state, under the names the quantizer had (tests and tools read them)
-    captured = property(lambda self: self.session.captured, doc="The captured float model.")
-    graph = property(lambda self: self.session.graph,
-                     doc="The captured float graph (neutral IR; params float, BatchNorm folded).")
-    config = property(lambda self: self.session.config, doc="The quantization config in use.")
-    plan = property(lambda self: self.session.plan, doc="The fix plan (tensors to quantize).")
-    settings = property(lambda self: self.session.settings, doc="Per-tensor quantization settings.")
 
     # --- calibration result ---------------------------------------------------------------
 
@@ -156,7 +152,9 @@ class TorchQuantizer:
         return self.session.export_graph(self.runtime.fix_pos, shapes)
 
     def export_xmodel(self, output_dir: str = "quantize_result", deploy_check: bool = False) -> Path | None:
-        """`<output_dir>/<Model>_int.xmodel` (+ deploy_check_data_int/ with deploy_check=True)."""
+        """`<output_dir>/<Model>_int.xmodel` (+ deploy_check_data_int/ with deploy_check=True);
+        None, with the XMODEL_DEVICE warning, for a config file whose target_device is not a DPU
+        (`CnnQuantSession.xmodel_wanted`)."""
         return self.export_xmodel_with(output_dir, deploy_check)
 
     def export_xmodel_with(self, output_dir: str = "quantize_result", deploy_check: bool = False,
@@ -166,6 +164,8 @@ class TorchQuantizer:
         if self.quant_mode == RunMode.TEST and skips_writing("export_xmodel()"):  # torch.distributed: rank 0
             return None
         self._require_test_forward("export_xmodel()")
+        if not self.session.xmodel_wanted():
+            return None
         if self.runtime.last_batch_size != 1:
             raise error("XMODEL_BATCHSIZE", batch_size=self.runtime.last_batch_size)
         # xmodel and dumps are built first and swapped in together: a failure keeps the old ones
@@ -196,6 +196,13 @@ class TorchQuantizer:
         if verbose:
             note(f"=>Exported TorchScript model '{path}'")
         return path
+
+    def export_quant_model(self, output_dir: str | None = None) -> Path | None:
+        """`<output_dir>/<Model>.pth`: the converted model's parameters as quantized (the
+        tutorial's call; `qproc/quant_params.py`)."""
+        from .quant_params import write_quant_params
+
+        return write_quant_params(self, output_dir)
 
     def report(self, inputs, output_dir: str | None = None, eval_fn=None, **options):
         """Write quant_report.html / .json and the suggested config (pass it back as

@@ -14,11 +14,14 @@ from .fix_torch import _round
 __all__ = ["fake_quant_float_torch"]
 
 
-def fake_quant_float_torch(x: torch.Tensor, qmin: int, qmax: int, scale: float, zero_point: int,
-                           method: int) -> torch.Tensor:
-    """Fake-quantize `x` on the grid [qmin, qmax] with a float `scale` and int `zero_point`;
-    `method` is a kernel code from `fix_torch.method_code`."""
-    r = x.to(torch.float64) / float(scale)
-    q = torch.clamp(_round(r, method) + int(zero_point), qmin, qmax)
-    out = (q - int(zero_point)) * float(scale)
+def fake_quant_float_torch(x: torch.Tensor, qmin: int, qmax: int, scale: float | torch.Tensor,
+                           zero_point: int | torch.Tensor, method: int) -> torch.Tensor:
+    """Fake-quantize `x` on the grid [qmin, qmax] with a float `scale` and int `zero_point`
+    (or float64 tensors of them broadcastable to `x`: one per channel); `method` is a kernel
+    code from `fix_torch.method_code`."""
+    if not isinstance(scale, torch.Tensor):
+        scale, zero_point = float(scale), int(zero_point)
+    r = x.to(torch.float64) / scale
+    q = torch.clamp(_round(r, method) + zero_point, qmin, qmax)
+    out = (q - zero_point) * scale
     return (out + 0.0).to(x.dtype)

@@ -11,12 +11,17 @@ What quant_model accepts (`InputGuard`, a forward pre-hook that runs before the 
 many tensors as the captured model has inputs, each shaped like input_args except for the batch
 dimension (QUANTIZER_TORCH_SHAPE_MISMATCH otherwise, before anything runs or is recorded).
 
-NaN/inf during calibration, decided like the rest of the project:
+NaN/inf during calibration (the guide: TENSOR_VALUE_INVALID, "The tensor has "inf" or "nan"
+value. Quantization for this tensor is ignored."):
 
-- in the data given to quant_model (calib mode): CALIB_DATA_NONFINITE, raised before the batch
-  reaches any observer, as the LSTM flow does. Skipping such a batch would not be enough here:
-  the NaN would still run through the model (and into the inputs kept for bias correction);
-  raising keeps every statistic gathered so far intact, and the loop can go on with clean data;
+- in the data given to quant_model (calib mode): the warning TENSOR_VALUE_INVALID names the
+  input (once per input), and the whole batch is left out of calibration: no input or
+  activation observer sees it (the NaN would run through every layer after the input), and it
+  is not kept for bias correction. The forward still runs and returns its output, fake-quantized
+  at the fix positions known so far, so the user's loop goes on; the result equals a
+  calibration that never saw the batch. If no batch was clean, `calibrated()` (so
+  export_quant_config) raises CALIB_DATA_NONFINITE naming the input, instead of writing a
+  quant_info.json without fix positions;
 - inside the model (a float overflow) or in a parameter: the tensor's observer skips that call
   with the warning TENSOR_VALUE_INVALID naming the tensor (once), as every calibration observer
   of `nndct_shared.calibration` does, and the fix position comes from the finite calls; a tensor
@@ -27,8 +32,9 @@ Float-scale tensors (`scale_type: "float"`, see `nndct_shared.calibration.float_
 `FloatQParams` (scale, zero point) where the others hold a fix position: the observer's
 `fix_pos`, the loaded result and `calibrated()` carry it, and `_quantize` branches on it.
 
-In test mode NaN passes through the fix op unchanged and +-inf saturates, as in the float model
-and on the hardware; no statistic is computed there.
+In test mode nothing is skipped or checked: NaN passes through every fix op unchanged (so it
+reaches the outputs of its sample, as in the float model) and +-inf saturates to the end codes
+of the grid (so an inf input gives finite outputs); no statistic is computed there.
 
 `feedback` says at which fix position a calib-mode call is fake-quantized: "running" (the
 reference) at its observer's result over every call so far; "batch" at the result of a fresh
@@ -38,21 +44,20 @@ see `pytorch_nndct.distributed`). Params are calibrated once either way.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
-from nndct_shared.calibration import FloatQParams, Observer
-from nndct_shared.calibration.float_scale import qparams_from_range
-from nndct_shared.cnn.settings import TensorSettings, make_observer
+from nndct_shared.calibration import FloatQParams
+from nndct_shared.cnn.calibration_state import CalibrationState
+from nndct_shared.cnn.settings import TensorSettings
 from nndct_shared.messages import error
 from nndct_shared.quant_info_store import QUANT_INFO_FILE
 from nndct_shared.quant_mode import RunMode
 
 from ..distributed import default_feedback
-from .fix_float_torch import fake_quant_float_torch
-from .fix_torch import fix_neuron_torch
+from .fake_quant import fake_quantize, fix_position_tensor
 
 __all__ = ["InputGuard", "QuantRuntime"]
 
@@ -71,13 +76,14 @@ class InputGuard:
 
     `inputs` are (input node name, captured shape) in the order of the generated forward's
     arguments. Every call needs exactly these tensors, equal in shape except for dimension 0 (the
-    batch); with `finite=True` (calib mode) their float values must be finite. See the module
-    docstring for why.
+    batch). `on_nonfinite(name, count)` (calib mode: `QuantRuntime.skip_batch`) is told about
+    float inputs with NaN/inf values; see the module docstring.
     """
 
-    def __init__(self, inputs: list[tuple[str, tuple[int, ...]]], finite: bool) -> None:
+    def __init__(self, inputs: list[tuple[str, tuple[int, ...]]],
+                 on_nonfinite: Callable[[str, int], None] | None = None) -> None:
         self.inputs = [(name, tuple(int(d) for d in shape)) for name, shape in inputs]
-        self.finite = finite
+        self.on_nonfinite = on_nonfinite
 
     def __call__(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
         if len(args) != len(self.inputs):
@@ -94,35 +100,30 @@ class InputGuard:
                 raise error("SHAPE_MISMATCH", what=what,
                             expected=f"{_shape_pattern(shape)} as in input_args (any batch size N)",
                             got=str(got))
-            if self.finite and arg.is_floating_point():
+            if self.on_nonfinite is not None and arg.is_floating_point():
                 count = int((~torch.isfinite(arg)).sum())
                 if count:
-                    raise error("CALIB_DATA_NONFINITE", name=name, count=count)
+                    self.on_nonfinite(name, count)
 
 
-class QuantRuntime:
-    """Observers (calib) or fix positions (test) of the quantized tensors of one model."""
+class QuantRuntime(CalibrationState):
+    """Observers (calib) or fix positions (test) of the quantized tensors of one model (the
+    calibration state and its rules are the neutral `CalibrationState`, shared with Keras)."""
 
     def __init__(self, settings: Mapping[str, TensorSettings], mode: RunMode, feedback: str | None = None) -> None:
-        self.settings = dict(settings)
-        self.mode = RunMode(mode)
-        self.feedback = feedback or default_feedback()
+        super().__init__(settings, mode, feedback or default_feedback())
         self.merged_forwards: int | None = None  # set when the ranks' statistics were merged
-        self.observers: dict[str, Observer] = {}
-        self.fix_pos: dict[str, Any] = {}
-        self.forwards = 0
         self.last_batch_size: int | None = None
         self.last_inputs: tuple[torch.Tensor, ...] | None = None
         self.last_outputs: dict[str, torch.Tensor] = {}
-        self._param_seen: set[str] = set()
-        self.nonfinite: dict[str, int] = {}  # NaN/inf values in the calls an observer skipped
         self._axis_cache: dict[tuple[str, str], torch.Tensor] = {}
 
     # --- hooks called by the converted model -----------------------------------------------
 
     def on_forward(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
-        """Forward pre-hook of the converted model: counts calls, keeps the last inputs."""
-        self.forwards += 1
+        """Forward pre-hook of the converted model: counts calls (skipping one after NaN/inf
+        inputs, `CalibrationState.skip_batch`), keeps the last inputs."""
+        self.begin_forward()
         tensors = tuple(a for a in args if isinstance(a, torch.Tensor))
         self.last_inputs = tuple(t.detach() for t in tensors)
         self.last_batch_size = int(tensors[0].shape[0]) if tensors and tensors[0].dim() else None
@@ -147,65 +148,22 @@ class QuantRuntime:
             fix_pos = self.fix_pos.get(s.name)
             if fix_pos is None:
                 raise error("PARAM_NOT_QUANTIZED", name=s.name, path=QUANT_INFO_FILE)
-        if fix_pos is None:
-            return x
-        if isinstance(fix_pos, FloatQParams):
-            spec = s.float_spec
-            return fake_quant_float_torch(x, spec.qmin, spec.qmax, fix_pos.scale, fix_pos.zero_point,
-                                          s.round_code)
-        if isinstance(fix_pos, tuple):
-            return fix_neuron_torch(x, s.bit_width, self._per_channel(s, fix_pos, x), s.round_code)
-        return fix_neuron_torch(x, s.bit_width, fix_pos, s.round_code)
+        channel_fix = None
+        if isinstance(fix_pos, tuple) and not isinstance(fix_pos[0], FloatQParams):
+            channel_fix = self._per_channel(s, fix_pos, x)
+        return fake_quantize(s, x, fix_pos, channel_fix)
 
     def _observe(self, s: TensorSettings, x: torch.Tensor) -> Any:
-        observer = self.observers.get(s.name)
-        if observer is None:
-            observer = self.observers[s.name] = make_observer(s)
-        if s.is_param and s.name in self._param_seen:
-            return observer.fix_pos
-        own = make_observer(s) if self.feedback == "batch" and not s.is_param else observer
-        skipped = own.skipped_nonfinite
-        own.observe(x.detach().to("cpu", torch.float32).numpy())
-        if own.skipped_nonfinite != skipped:  # the observer left x out (NaN/inf)
-            count = int((~torch.isfinite(x)).sum())
-            # a param is the same tensor on every call; activations add up over batches
-            self.nonfinite[s.name] = count if s.is_param else self.nonfinite.get(s.name, 0) + count
-        if own is not observer:
-            observer.merge(own)
-        if s.is_param and observer.fix_pos is not None:
-            self._param_seen.add(s.name)
-        return own.fix_pos
+        return self.observe(s, x.detach().to("cpu", torch.float32).numpy())
 
     def _per_channel(self, s: TensorSettings, fix_pos: tuple[int, ...], x: torch.Tensor) -> torch.Tensor:
         key = (s.name, str(x.device))
         cached = self._axis_cache.get(key)
         if cached is None or cached.numel() != len(fix_pos):
-            shape = [1] * x.dim()
-            shape[s.axis] = len(fix_pos)
-            cached = torch.tensor(fix_pos, dtype=torch.float64, device=x.device).reshape(shape)
-            self._axis_cache[key] = cached
+            cached = self._axis_cache[key] = fix_position_tensor(fix_pos, x, s.axis)
         return cached
 
-    # --- results ----------------------------------------------------------------------------
-
-    def calibrated(self) -> dict[str, Any]:
-        """Fix position of every quantized tensor after calibration (None if never observed).
-
-        An activation that was only ever all-zero has no range; any fix position reproduces
-        it, so it gets the cap (the most precise allowed one), as the kernels do for params.
-        A tensor whose every observed call held NaN/inf has no usable fix position:
-        CALIB_DATA_NONFINITE names it (see the module docstring).
-        """
-        result: dict[str, Any] = {}
-        for name, s in self.settings.items():
-            observer = self.observers.get(name)
-            fix_pos = None if observer is None else observer.fix_pos
-            if fix_pos is None and observer is not None and observer.skipped_nonfinite:
-                raise error("CALIB_DATA_NONFINITE", name=name, count=self.nonfinite.get(name, "some"))
-            if fix_pos is None and observer is not None and observer.skipped_no_range:
-                fix_pos = qparams_from_range(0.0, 0.0, s.float_spec) if s.is_float else s.max_fix_pos
-            result[name] = fix_pos
-        return result
+    # --- results (calibrated(): CalibrationState) ------------------------------------------
 
     def load(self, fix_pos: Mapping[str, Any]) -> None:
         """Test mode: use these fix positions (int, or a tuple per channel)."""

@@ -105,3 +105,10 @@ class TFQuantizer:
             written = self.session.export_xmodel(self.output_dir, batches, True, action=action)
             self._dumped = batches
             return written[len(self.session.cells):]
+
+    def run_inside(self, model: keras.Model) -> None:
+        """Run these quantized layers inside `model` from now on: a larger quantized model that
+        calls them (the CNN flow's quant_model of a model mixing CNN and recurrent layers,
+        `tf_nndct.cnn`), so quant_model, the per-time-step dumps and the report see the
+        quantized CNN layers around them instead of the float ones of the clone."""
+        self._model = model

@@ -1,9 +1,8 @@
 """FixPosVotes: the statistics over per-call fix positions, checked against numpy/scipy."""
 from __future__ import annotations
 
-import math
+from fractions import Fraction
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,14 +23,21 @@ def test_known_sequence() -> None:
     assert votes.total == 10
     assert votes.counts() == {-2: 1, 1: 1, 3: 3, 5: 3, 7: 1, 12: 1}
     assert votes.value("modal") == 3  # 3 and 5 tie with 3 votes: the smaller wins
-    assert votes.value("max") == 12
-    assert votes.value("mean") == 4  # 42 / 10 = 4.2 -> 4
+    assert votes.value("max") == -2  # the largest scale, 2^2
+    # mean scale (3/8 + 3/32 + 1/128 + 1/2 + 1/4096 + 4) / 10 = 0.4977: covered by 2^-1
+    assert votes.value("mean") == 1
     assert votes.value("median") == 3  # sorted: ... 3, 3, 3 | 5, 5 ...: the lower middle is 3
 
 
-def test_mean_rounds_down_for_negative_means() -> None:
-    assert _votes([-1, -2]).value("mean") == -2  # -1.5 -> -2 (floor, towards the wider range)
-    assert _votes([-3, -3, 0]).value("mean") == -2
+def test_mean_is_the_covering_fix_position_of_the_mean_scale() -> None:
+    assert _votes([-1, -2]).value("mean") == -2  # mean scale 3: covered by 4 = 2^2
+    assert _votes([-3, -3, 0]).value("mean") == -3  # (8 + 8 + 1) / 3 = 5.67: covered by 8
+    assert _votes([4, 4]).value("mean") == 4  # an exact power of two is its own cover
+    assert _votes([0, 2]).value("mean") == 0  # (1 + 1/4) / 2 = 0.625: covered by 1
+
+
+def _covering_by_scan(values: list[int], scale: Fraction) -> int:
+    return max(f for f in range(min(values) - 2, max(values) + 3) if Fraction(2) ** -f >= scale)
 
 
 def test_empty_votes_give_none() -> None:
@@ -44,9 +50,13 @@ def test_statistics_match_numpy_and_scipy(values: list[int]) -> None:
     votes = _votes(values)
     ordered = sorted(values)
     assert votes.value("modal") == modal(values)
-    assert votes.value("max") == max(values)
-    assert votes.value("mean") == math.floor(np.mean(np.array(values, dtype=np.float64)))
-    assert votes.value("median") == ordered[(len(values) - 1) // 2]
+    scales = sorted(Fraction(2) ** -v for v in values)
+    assert votes.value("max") == min(values)
+    assert votes.value("mean") == _covering_by_scan(values, sum(scales) / len(values))
+    middle = len(scales) // 2
+    median = scales[middle] if len(scales) % 2 else (scales[middle - 1] + scales[middle]) / 2
+    assert votes.value("median") == _covering_by_scan(values, median)
+    assert votes.value("median") == ordered[(len(values) - 1) // 2]  # the lower median fix position
 
 
 @given(

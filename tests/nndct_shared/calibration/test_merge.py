@@ -20,6 +20,7 @@ from nndct_shared.calibration import (
     DiffsObserver,
     EntropyObserver,
     FloatRangeObserver,
+    HistogramVoteObserver,
     MaxMinObserver,
     MseObserver,
     ParamObserver,
@@ -27,6 +28,7 @@ from nndct_shared.calibration import (
 )
 from nndct_shared.calibration.exact_sum import ExactSum
 from nndct_shared.calibration.merge import merge_state_maps, merge_states
+from nndct_shared.calibration.per_channel import PerChannelObserver
 from nndct_shared.calibration.screening import CalibrationError
 
 FACTORIES = {
@@ -44,6 +46,16 @@ FACTORIES = {
     "float_mean": lambda: FloatRangeObserver(8, symmetric=False, statistic="mean"),
     "float_median": lambda: FloatRangeObserver(8, statistic="median"),
     "float_percentile": lambda: FloatRangeObserver(8, symmetric=False, percentage=99.9),
+    # the config options' observers (every method and statistic of the guide)
+    "votes_percentile_median": lambda: HistogramVoteObserver("percentile", 8, statistic="median", percentage=99.9),
+    "votes_mse_mean": lambda: HistogramVoteObserver("mse", 8, statistic="mean"),
+    "votes_entropy_max": lambda: HistogramVoteObserver("entropy", 8, statistic="max"),
+    "float_mse": lambda: FloatRangeObserver(8, statistic="mean", method="mse"),
+    "float_entropy": lambda: FloatRangeObserver(8, statistic="max", method="entropy"),
+    "pow2_asymmetric_diffs": lambda: FloatRangeObserver(8, symmetric=False, method="diffs", power_of_two=True,
+                                                        max_fix_pos=12, statistic="mean"),
+    "param_per_channel_float": lambda: PerChannelObserver(1, {"kind": "FloatRangeObserver", "config": {
+        "bit_width": 8, "method": "maxmin", "statistic": "max"}}),
 }
 
 

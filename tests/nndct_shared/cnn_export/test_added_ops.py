@@ -179,13 +179,7 @@ def test_coverage_onnx_in_onnxruntime_matches_the_reference(coverage_graph, net_
     from nndct_shared.cnn_export import build_onnx_model
 
     model = build_onnx_model(coverage_graph)
-    try:
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    except Exception as exc:                       # the int8 zero point refusal (issue 17, ONNX part)
-        if "does not match y_zero_point type" not in str(exc):
-            raise
-        pytest.xfail("onnxruntime's default optimizations refuse int8 activation zero points "
-                     "until the ONNX zero-point fix of issue 17 lands")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     out = coverage_graph.outputs[0]
     step = 2.0 ** -out.attrs["fix"][1]
     x = net_inputs["coverage"]

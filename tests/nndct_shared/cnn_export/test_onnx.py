@@ -56,6 +56,9 @@ def test_model_structure_and_file(lenet_graph, tmp_path) -> None:
                                   node.params["weight"].data)
     scale = onnx.numpy_helper.to_array(inits[f"{node.name}_fix_scale"])
     assert scale == np.float32(2.0 ** -node.attrs["fix"][1])
+    # 8-bit activations are stored as uint8 + 128 (onnxruntime's QDQ optimizations need it)
+    zero = inits[f"{node.name}_fix_zero_point"]
+    assert zero.data_type == onnx.TensorProto.UINT8 and onnx.numpy_helper.to_array(zero) == 128
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
 

@@ -241,32 +241,24 @@ CONFLICTS = [
     ([overall(method="diffs")], "overall_quantize_config.method", "input",
      "method 'diffs' searches power-of-two fix positions, but scale_type is 'float' "
      "('overall_quantize_config.scale_type')"),
-    ([overall(scale_type="poweroftwo", calib_statistic_method="modal"), tensor("weights",
-      method="mse")], "tensor_quantize_config.weights.method", "weights",
-     "method 'mse' computes float scales, but scale_type is 'poweroftwo'"),
-    ([overall(scale_type="poweroftwo", calib_statistic_method="modal", symmetry=False)],
-     "overall_quantize_config.symmetry", "input", "asymmetric quantization needs a zero point"),
-    ([overall(scale_type="poweroftwo", calib_statistic_method="modal", signed=False)],
-     "overall_quantize_config.signed", "input", "support signed quantization only"),
     ([overall(symmetry=False, method="mse")], "overall_quantize_config.method", "input",
      "method 'mse' is not supported with asymmetric quantization "
      "('overall_quantize_config.symmetry' = false)"),
     ([overall(symmetry=False), tensor("activation", method="entropy")],
      "tensor_quantize_config.activation.method", "activation",
      "method 'entropy' is not supported with asymmetric quantization"),
-    ([tensor("weights", per_channel=True, method="percentile")],
-     "tensor_quantize_config.weights.method", "weights",
-     "per-channel float quantization ('tensor_quantize_config.weights.per_channel' = true) "
-     "supports method 'maxmin' only"),
     ([overall(calib_statistic_method="modal")], "overall_quantize_config.calib_statistic_method",
      "input", "the 'modal' statistic is not supported with method 'maxmin' and float scales"),
     ([tensor("activation", method="percentile", calib_statistic_method="modal")],
      "tensor_quantize_config.activation.calib_statistic_method", "activation",
      "not supported with method 'percentile'"),
-    ([overall(scale_type="poweroftwo", method="diffs")],
+    ([overall(scale_type="poweroftwo", calib_statistic_method="max"),
+      tensor("activation", method="mse", calib_statistic_method="modal")],
+     "tensor_quantize_config.activation.calib_statistic_method", "activation",
+     "the 'modal' statistic is not supported with method 'mse' and power-of-two scales"),
+    ([overall(scale_type="poweroftwo", method="entropy", calib_statistic_method="modal")],
      "overall_quantize_config.calib_statistic_method", "input",
-     "power-of-two scales ('overall_quantize_config.scale_type') are combined across batches "
-     "by 'modal' only"),
+     "not supported with method 'entropy' and power-of-two scales"),
     ([overall(signed=False, narrow_range=True)], "overall_quantize_config.narrow_range", "input",
      "narrow_range only applies to signed quantization"),
 ]
@@ -330,9 +322,11 @@ DPU_RESTRICTIONS = [
      "the calibration statistic must be modal"),
     (overall(round_mode="half_even"), "overall_quantize_config.round_mode", "input",
      '"half_even"', "input tensors must use round_mode 'std_round'"),
-    (tensor("activation", round_mode="std_round"),
-     "tensor_quantize_config.activation.round_mode", "activation", '"std_round"',
+    (tensor("activation", round_mode="half_even"),
+     "tensor_quantize_config.activation.round_mode", "activation", '"half_even"',
      "activation tensors must use round_mode 'half_up'"),
+    # the guide's default listing: std_round for activations is read as the DPU's half_up
+    (tensor("activation", round_mode="std_round"), None, None, None, None),
     (overall(narrow_range=True), None, None, None, None),  # guide vs reference: not restricted
 ]
 

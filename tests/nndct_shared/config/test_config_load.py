@@ -22,6 +22,7 @@ from nndct_shared.config import (
     lstm_config,
     save_config,
 )
+from nndct_shared.config.dpu_rounding import listing_rounding_paths
 from nndct_shared.messages import MissingFileError, QuantConfigError
 
 GUIDE_OVERALL = TensorQuantConfig(
@@ -107,19 +108,30 @@ def test_save_config_replaces_existing_file(tmp_path: Path) -> None:
     assert load_config(target) == lstm_config()
 
 
-def test_default_listing_as_printed_violates_the_guides_dpu_restriction(
-    config_data_dir: Path,
-) -> None:
+def test_default_listing_loads_and_resolves_to_the_default(config_data_dir: Path) -> None:
     """The guide's flat default listing has round_mode std_round for every tensor, while its DPU
-    restrictions require half_up for activations; default_config() adds that override."""
-    with pytest.raises(QuantConfigError) as info:
-        load_config(config_data_dir / "guide_default_listing.json")
-    assert info.value.msg_id == "QUANTIZER_TORCH_QUANT_CONFIG_TARGET"
-    assert "'overall_quantize_config.round_mode' = \"std_round\"" in str(info.value)
-    assert "activation tensors" in str(info.value)
+    restrictions require half_up for activations: on a DPU the listing's activations are rounded
+    half_up (as the default is), so every tensor resolves exactly as default_config()'s."""
+    listing = load_config(config_data_dir / "guide_default_listing.json")
+    assert listing_rounding_paths(listing) == ["overall_quantize_config.round_mode"]
+    assert listing_rounding_paths(default_config()) == []
+    for kind in TensorKind:
+        for layer_type in (None, "torch.nn.Conv2d"):
+            assert listing.for_tensor(kind, layer_type) == default_config().for_tensor(kind, layer_type)
+    assert listing.for_tensor("activation").round_mode is RoundMode.HALF_UP
+    assert listing.for_tensor("weights").round_mode is RoundMode.STD_ROUND
+    # a CPU config keeps std_round for its activations: the DPU's rounding is not its business
     raw = json.loads((config_data_dir / "guide_default_listing.json").read_text())
-    raw["tensor_quantize_config"] = {"activation": {"round_mode": "half_up"}}
-    assert load_config(raw) == default_config()
+    raw["target_device"] = "CPU"
+    assert load_config(raw).for_tensor("activation").round_mode is RoundMode.STD_ROUND
+
+
+def test_other_activation_round_modes_are_still_refused_on_dpu(config_data_dir: Path) -> None:
+    raw = json.loads((config_data_dir / "guide_default_listing.json").read_text())
+    raw["overall_quantize_config"]["round_mode"] = "half_even"
+    with pytest.raises(QuantConfigError) as info:
+        load_config(raw)
+    assert info.value.msg_id == "QUANTIZER_TORCH_QUANT_CONFIG_TARGET"
 
 
 def test_load_config_sources(tmp_path: Path) -> None:

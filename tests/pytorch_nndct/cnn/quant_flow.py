@@ -51,3 +51,18 @@ def by_traced(quantizer) -> dict[str, str]:
     """{traced name: nndct name} of a quantizer's nodes (the names quant_info.json, the runtime
     and the exports use are the nndct ones, `<Model>::nndct_<op>_<index>`)."""
     return {traced: name for name, traced in quantizer.captured.traced_names.items()}
+
+
+ORT_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL")
+
+
+def ort_sessions(ort, model):
+    """{name: session} for `model` (a path or serialized bytes): the default session (no options,
+    what a user writes) and one per graph optimization level."""
+    source = model if isinstance(model, bytes) else str(model)
+    sessions = {"default": ort.InferenceSession(source)}
+    for level in ORT_LEVELS:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        sessions[level] = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    return sessions

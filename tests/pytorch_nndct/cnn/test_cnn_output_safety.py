@@ -279,23 +279,56 @@ def test_state_dict_file_is_loaded(digits_mlp, digits, tmp_path):
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
-def test_non_finite_calibration_data_is_refused_and_poisons_nothing(digits_mlp, digits, tmp_path, value):
-    """NaN/inf in the data given to quant_model: CALIB_DATA_NONFINITE before the batch reaches an
-    observer (or the inputs kept for bias correction); the calibration goes on with clean data
-    and gives exactly the result of a calibration that never saw the bad batch."""
+def test_non_finite_calibration_data_is_skipped_and_poisons_nothing(digits_mlp, digits, tmp_path, value, caplog):
+    """NaN/inf in the data given to quant_model (the guide's TENSOR_VALUE_INVALID: "Quantization
+    for this tensor is ignored"): the warning names the input, the batch still runs, but no
+    observer sees it and it is not kept for bias correction, so the result is exactly that of a
+    calibration that never saw the bad batch (bias correction on: the default config)."""
+    reset_warn_once()
     x = digits[0][:200]
     bad = x[:100].clone()
     bad[7, 0, 3, 4] = value
     q = torch_quantizer("calib", digits_mlp, x[:100], output_dir=str(tmp_path / "a"), device=CPU)
     q.quant_model(x[:100])
     before = _tree(tmp_path)
-    err = _raises("CALIB_DATA_NONFINITE", DataError, q.quant_model, bad)
-    assert "'DigitsMLP::nndct_input_0'" in str(err) and "contains 1 NaN/inf value(s)" in str(err)
-    assert _tree(tmp_path) == before
+    with caplog.at_level(logging.WARNING, logger="nndct"):
+        out = q.quant_model(bad)
+    assert "[QUANTIZER_TORCH_TENSOR_VALUE_INVALID]: Tensor 'DigitsMLP::nndct_input_0' has inf or nan" in caplog.text
+    assert out.shape == (100, 10) and bool(torch.isfinite(out[:7]).all())  # the other samples run
+    assert _tree(tmp_path) == before and q.runtime.skipped_forwards == 1
     q.quant_model(x[100:200])
     q.export_quant_config()
     _calib(digits_mlp, digits, tmp_path / "b")
     assert visible_tree(tmp_path / "a") == visible_tree(tmp_path / "b")
+
+
+def test_calibration_without_one_clean_batch_fails_the_export(digits_mlp, digits, tmp_path):
+    bad = digits[0][:100].clone()
+    bad[0, 0, 0, 0] = float("nan")
+    q = torch_quantizer("calib", digits_mlp, bad, output_dir=str(tmp_path), device=CPU)
+    q.quant_model(bad)
+    q.quant_model(bad)
+    err = _raises("CALIB_DATA_NONFINITE", DataError, q.export_quant_config)
+    assert "'DigitsMLP::nndct_input_0'" in str(err) and "contains 2 NaN/inf value(s)" in str(err)
+    assert not (tmp_path / "quant_info.json").exists()
+
+
+def test_test_mode_passes_nan_through_and_saturates_inf(digits_mlp, digits, tmp_path):
+    """Test mode checks and skips nothing: NaN reaches the outputs of its own sample only, and
+    +-inf saturates at the input's end codes, so its sample's outputs stay finite."""
+    _calib(digits_mlp, digits, tmp_path)
+    q = test_quantizer(digits_mlp, digits[2], tmp_path)
+    x = digits[2][:4].clone()
+    clean = q.quant_model(x)
+    x[1, 0, 2, 2] = float("nan")
+    x[2, 0, 2, 2] = float("inf")
+    out = q.quant_model(x)
+    assert bool(torch.isnan(out[1]).all()) and torch.equal(out[[0, 3]], clean[[0, 3]])
+    assert bool(torch.isfinite(out[2]).all())
+    saturated = x[2:3].clone()
+    step = 2.0 ** -q.runtime.fix_pos["DigitsMLP::nndct_input_0"]
+    saturated[0, 0, 2, 2] = 127 * step  # the input grid's largest code
+    assert torch.equal(out[2:3], q.quant_model(saturated))
 
 
 def test_non_finite_values_inside_the_model_fail_the_export_not_the_file(digits_mlp, digits, tmp_path, caplog):
@@ -392,7 +425,9 @@ def test_test_mode_nan_reaches_the_output_and_the_dump_refuses_it(cnn_export, di
     assert list(tmp_path.iterdir()) == []
 
 
-def test_per_channel_xmodel_is_refused_before_any_file(digits_mlp, digits, tmp_path):
+def test_per_channel_exports_are_refused_before_any_file(digits_mlp, digits, tmp_path, caplog):
+    """Per-channel weights are for CPU/GPU targets: export_xmodel() writes nothing for such a
+    config (XMODEL_DEVICE), ONNX refuses them (one scale per tensor), TorchScript keeps them."""
     config = str(tmp_path / "cfg" / "pc.json")
     Path(config).parent.mkdir()
     data = default_config(8, "CPU").to_dict()
@@ -401,9 +436,11 @@ def test_per_channel_xmodel_is_refused_before_any_file(digits_mlp, digits, tmp_p
     _calib(digits_mlp, digits, tmp_path / "q", quant_config_file=config)
     test = test_quantizer(digits_mlp, digits[2], tmp_path / "q", quant_config_file=config)
     test.quant_model(digits[2][:1])
-    for export in (test.export_xmodel, test.export_onnx_model):
-        err = _raises("EXPORT_UNSUPPORTED", UnsupportedOpError, export, str(tmp_path / "x"))
-        assert "'DigitsMLP::l1.weight' is quantized per channel" in str(err)
+    with caplog.at_level(logging.WARNING, logger="nndct"):
+        assert test.export_xmodel(str(tmp_path / "x")) is None
+    assert "[QUANTIZER_TORCH_XMODEL_DEVICE]: The xmodel is not dumped because target_device is 'CPU'" in caplog.text
+    err = _raises("EXPORT_UNSUPPORTED", UnsupportedOpError, test.export_onnx_model, str(tmp_path / "x"))
+    assert "'DigitsMLP::l1.weight' is quantized per channel" in str(err)
     assert not (tmp_path / "x").exists()
     assert test.export_torch_script(str(tmp_path / "x")).is_file()
 

@@ -41,18 +41,7 @@ def test_config_changes_results(digits_mlp, digits, tmp_path):
     assert min(per_channel) == per_tensor and max(per_channel) > per_tensor  # finer grids per channel
 
 
-# scale_type "float" (with symmetry/signed/narrow_range) is implemented: test_float_scale.py.
-# Still unimplemented: narrow_range with power-of-two scales, and float scales per channel or
-# calibrated by mse / entropy.
-@pytest.mark.parametrize("option, settings", [
-    ("narrow_range", {"narrow_range": True}),
-    ("per_channel", {"scale_type": "float", "method": "maxmin", "calib_statistic_method": "max",
-                     "weights": {"per_channel": True}}),
-    ("method 'mse'", {"scale_type": "float", "method": "mse", "calib_statistic_method": "max"}),
-])
-def test_unimplemented_config_options_raise(option, settings, digits_mlp, digits, tmp_path):
-    with pytest.raises(NotImplementedError, match=option):
-        calibrate(digits_mlp, digits[0][:100], tmp_path, quant_config_file=_config_file(tmp_path, **settings))
+# Every other option of the guide: test_config_options.py (and test_float_scale.py).
 
 
 def test_test_mode_without_calibration_result(digits_mlp, digits, tmp_path):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from nndct_shared.messages import ExportError
-from quant_flow import by_traced, calibrate, test_quantizer
+from quant_flow import by_traced, calibrate, ort_sessions, test_quantizer
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +57,14 @@ def test_torchscript_matches_quant_model(cnn_test_quantizer, digits):
     assert torch.equal(scripted(batch), quantizer.quant_model(batch))
 
 
-@pytest.mark.parametrize("fixture, min_fraction", [("digits_mlp", 0.95), ("residual_net", 0.7)])
-def test_onnx_in_onnxruntime_matches_quant_model(fixture, min_fraction, request, digits, tmp_path):
+@pytest.mark.parametrize("fixture, min_fraction, max_steps", [
+    ("digits_mlp", 0.95, 1), ("residual_net", 0.7, 1), ("conv1d_net", 0.8, 1),
+    # the CNN's conv sums hit exact ties often; a tie moves a code by one step and propagates
+    # through the later layers (test_onnx_differences_in_first_layer_are_ties checks their origin)
+    ("digits_cnn", 0.4, 4)])
+def test_onnx_in_onnxruntime_matches_quant_model(fixture, min_fraction, max_steps, request, digits, tmp_path):
+    """Every test model (pool -> flatten -> linear included) loads with default session options and
+    at every optimization level, and every session computes the same outputs."""
     ort = pytest.importorskip("onnxruntime")
     model = request.getfixturevalue(fixture)
     calibrate(model, digits[0][:200], tmp_path)
@@ -66,21 +72,22 @@ def test_onnx_in_onnxruntime_matches_quant_model(fixture, min_fraction, request,
     quantizer.quant_model(digits[2][:1])
     path = quantizer.export_onnx_model(str(tmp_path))
     assert path.name == f"{type(model).__name__}_int.onnx"
-    options = ort.SessionOptions()
-    # onnxruntime's QDQ propagation inserts a QuantizeLinear after Reshape whose zero point type
-    # it then rejects (ORT 1.32, opset 21); the numerics are compared without graph rewrites
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
+    sessions = ort_sessions(ort, path)
     x = digits[2][:64]
-    got = np.concatenate([session.run(None, {name: x[i:i + 1].numpy()})[0] for i in range(64)])
+    outputs = {}
+    for name, session in sessions.items():
+        feed = session.get_inputs()[0].name
+        outputs[name] = np.concatenate([session.run(None, {feed: x[i:i + 16].numpy()})[0] for i in range(0, 64, 16)])
+    got = outputs["default"]
+    for name, out in outputs.items():
+        assert np.array_equal(out, got), f"session {name} differs from the default session"
     want = quantizer.quant_model(x).numpy()
     step = 2.0 ** -quantizer.runtime.fix_pos[quantizer.graph.outputs[0].name]
     fraction = float(np.mean(got == want))
     print(f"ONNX vs quant_model ({fixture}): {fraction:.4f} of {want.size} outputs exactly equal")
     # ONNX rounds ties to even, the DPU toward +inf: a tie decided differently moves a value by
     # one step, and the difference can propagate; nothing else may differ
-    assert np.max(np.abs(got - want)) <= step
+    assert np.max(np.abs(got - want)) <= max_steps * step
     assert fraction >= min_fraction
 
 
@@ -99,9 +106,7 @@ def test_onnx_differences_in_first_layer_are_ties(digits_cnn, digits, tmp_path):
     relu = n["DigitsCNN::DigitsCNN/relu"]
     model = onnx.load(str(path))
     model.graph.output.append(onnx.helper.make_empty_tensor_value_info(f"{relu}_fix_dq"))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model.SerializeToString())  # default session options
     graph = quantizer.export_graph()
     conv = graph.node(n["DigitsCNN::DigitsCNN/Conv2d[conv1]/conv1"])
     fp = quantizer.runtime.fix_pos[relu]

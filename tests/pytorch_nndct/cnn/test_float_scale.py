@@ -5,6 +5,7 @@ Semantics: `nndct_shared.calibration.float_scale`; result file: `nndct_shared.qu
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from nndct_shared.messages import MissingFileError, QuantInfoError, UnsupportedO
 from nndct_shared.quant_info_float import read_float_quant_info, to_float_json_text
 from pytorch_nndct.quantization.fix_float_torch import fake_quant_float_torch
 from pytorch_nndct.quantization.fix_torch import method_code
-from quant_flow import calibrate, quant_info, test_quantizer
+from quant_flow import calibrate, ort_sessions, quant_info, test_quantizer
 
 FLOAT_FILE = "quant_info_float.json"
 
@@ -258,12 +259,19 @@ def asym_quantizer(digits_mlp, digits, tmp_path_factory):
     return test_quantizer(digits_mlp, digits[2], out, quant_config_file=config), out
 
 
-def test_xmodel_export_refused(asym_quantizer, digits, tmp_path):
+def test_xmodel_export_refused(asym_quantizer, digits, tmp_path, caplog):
+    """A float-scale config is a CPU/GPU config: export_xmodel() writes nothing (XMODEL_DEVICE);
+    the xmodel writer itself refuses float-scale tensors (the DPU computes power-of-two only)."""
+    from nndct_shared.cnn_export.bundle import write_xmodel_bundle
+
     quantizer, _ = asym_quantizer
     quantizer.quant_model(digits[2][:1])
     target = tmp_path / "xmodel_out"
+    with caplog.at_level(logging.WARNING, logger="nndct"):
+        assert quantizer.export_xmodel(str(target), deploy_check=True) is None
+    assert "[QUANTIZER_TORCH_XMODEL_DEVICE]" in caplog.text
     with pytest.raises(UnsupportedOpError, match="EXPORT_UNSUPPORTED") as exc:
-        quantizer.export_xmodel(str(target), deploy_check=True)
+        write_xmodel_bundle(quantizer.export_graph(), None, str(target))
     assert "float scale" in str(exc.value)
     assert not target.exists() or not any(target.iterdir())
 
@@ -278,11 +286,12 @@ def test_onnx_matches_quant_model(asym_quantizer, digits, tmp_path):
     model = onnx.load(str(path))
     zps = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer if i.name.endswith("_zero_point")}
     assert {z.dtype for z in zps.values()} == {np.dtype(np.int8), np.dtype(np.uint8)}
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     x = digits[2][:64]
-    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    outputs = {}
+    for name, session in ort_sessions(ort, path).items():  # default options and every level
+        outputs[name] = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    got = outputs["default"]
+    assert all(np.array_equal(out, got) for out in outputs.values())
     with torch.no_grad():
         want = quantizer.quant_model(x).numpy()
     step = quantizer.runtime.fix_pos[quantizer.graph.outputs[0].name].scale
@@ -325,23 +334,6 @@ def test_bias_correction_and_percentile_run(digits_mlp, digits, tmp_path):
     quantizer = test_quantizer(digits_mlp, digits[2], tmp_path, quant_config_file=config)
     with torch.no_grad():
         assert _accuracy(quantizer.quant_model(digits[2]), digits[3]) >= _accuracy(digits_mlp(digits[2]), digits[3]) - 0.02
-
-
-@pytest.mark.parametrize("overall, match", [
-    ({"method": "mse"}, "method 'mse' with scale_type='float'"),
-    ({"method": "entropy"}, "method 'entropy' with scale_type='float'"),
-])
-def test_unimplemented_float_combinations(overall, match, digits_mlp, digits, tmp_path):
-    with pytest.raises(NotImplementedError, match=match):
-        calibrate(digits_mlp, digits[0][:100], tmp_path, quant_config_file=_float_config(tmp_path, "c.json", **overall))
-
-
-def test_per_channel_float_weights_unimplemented(digits_mlp, digits, tmp_path):
-    data = json.loads(open(_float_config(tmp_path, "c.json")).read())
-    data["tensor_quantize_config"]["weights"] = {"per_channel": True}
-    (tmp_path / "pc.json").write_text(json.dumps(data))
-    with pytest.raises(NotImplementedError, match="per_channel=true with scale_type='float'"):
-        calibrate(digits_mlp, digits[0][:100], tmp_path, quant_config_file=str(tmp_path / "pc.json"))
 
 
 @pytest.mark.parametrize("overall", [{"method": "diffs"}, {"signed": False, "narrow_range": True}])

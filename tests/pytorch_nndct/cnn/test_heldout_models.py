@@ -1,7 +1,7 @@
 """Held-out style models a migrating user brings, each trained briefly on sklearn's digits and run
 end to end: capture (torch.fx and torch.jit.trace giving the same graph), calibration, test-mode
 accuracy, the xmodel evaluated against quant_model, TorchScript, and ONNX in onnxruntime with
-default session options.
+default session options and at every optimization level (all giving the same outputs).
 
 - a U-Net (segmentation of each digit's ink by class) with nearest and bilinear upsampling,
   zero padding and skip concatenations;
@@ -22,7 +22,7 @@ import models
 from nndct_shared.cnn_export import evaluate_xmodel
 from nndct_shared.graph import to_op_name
 from pytorch_nndct.parse import capture_model
-from quant_flow import calibrate, test_quantizer
+from quant_flow import calibrate, ort_sessions, test_quantizer
 from test_jit_capture import assert_same_capture
 
 ort = pytest.importorskip("onnxruntime")
@@ -160,21 +160,6 @@ def encoder(digits):
 # --- the flow -----------------------------------------------------------------------------------------
 
 
-def _session(path):
-    """(session, loaded with default options): onnxruntime with default session options, what a
-    user writes. While onnxruntime refuses this project's int8 activation zero points there (the
-    ONNX part of issue 17, fixed separately), the numerics are checked with graph optimizations
-    off and the test is marked xfail at its end."""
-    try:
-        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]), True
-    except Exception as exc:
-        if "does not match y_zero_point type" not in str(exc):
-            raise
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]), False
-
-
 def _run_flow(model, digits, tmp_path, predict):
     """calib -> test -> exports; returns (float score, quantized score, ONNX score, report
     dict), scores in percent of the test digits that `predict(outputs, x)` gets right."""
@@ -215,11 +200,14 @@ def _run_flow(model, digits, tmp_path, predict):
     with torch.no_grad():
         assert torch.equal(scripted(x_test[:16]), q.quant_model(x_test[:16]))
 
-    # ONNX in onnxruntime, default session options
-    session, report["onnx_default_options"] = _session(q.export_onnx_model(str(tmp_path)))
-    name = session.get_inputs()[0].name
-    onnx_out = np.concatenate([session.run(None, {name: x_test[i:i + 50].numpy()})[0]
-                               for i in range(0, len(x_test), 50)])
+    # ONNX in onnxruntime: default session options (what a user writes) and every optimization level
+    outs = {}
+    for level, session in ort_sessions(ort, q.export_onnx_model(str(tmp_path))).items():
+        name = session.get_inputs()[0].name
+        outs[level] = np.concatenate([session.run(None, {name: x_test[i:i + 50].numpy()})[0]
+                                      for i in range(0, len(x_test), 50)])
+    onnx_out = outs["default"]
+    report["onnx_levels_equal"] = all(np.array_equal(out, onnx_out) for out in outs.values())
     onnx_score = score(torch.from_numpy(onnx_out), x_test, y_test)
     report["onnx_equal"] = float(np.mean(onnx_out == quant_out.numpy()))
     report["onnx_same_prediction"] = float((predict(torch.from_numpy(onnx_out), x_test)
@@ -238,9 +226,7 @@ def _check_onnx(onnx_score, quant_score, report, tolerance):
     ties occur (and the difference propagates), the predictions hardly."""
     assert abs(onnx_score - quant_score) <= tolerance
     assert report["onnx_same_prediction"] > 0.95
-    if not report["onnx_default_options"]:
-        pytest.xfail("onnxruntime's default optimizations refuse int8 activation zero points until "
-                     "the ONNX zero-point fix of issue 17 lands (numerics checked without them)")
+    assert report["onnx_levels_equal"]  # every optimization level computes the same outputs
 
 
 def test_unet(unet, digits, tmp_path):

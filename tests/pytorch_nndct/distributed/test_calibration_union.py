@@ -1,10 +1,12 @@
 """Calibration on several gloo ranks equals one process calibrating on the union of the shards.
 
 Three ranks with shards of unequal size (rank 2's is empty) calibrate a digits CNN with every
-calibration method the CNN flow's config accepts (diffs, per-channel weights, maxmin, and float
-scales with maxmin max/mean/median and percentile; CLE on, as the guide's defaults, and bias
-correction in two of them, where rank 1's shard crosses its 512-sample limit; the histogram methods with power-of-two scales are merged exactly too, see
-tests/nndct_shared/calibration/test_merge.py) and the LSTM example's model on JapaneseVowels. The files rank 0 writes must be
+calibration method the CNN flow's config accepts (diffs, per-channel weights, maxmin, float
+scales with maxmin max/mean/median and percentile, and power-of-two scales with percentile /
+mse / entropy under the median / mean / max statistics; CLE on, as the guide's defaults, and
+bias correction in two of them, where rank 1's shard crosses its 512-sample limit; every
+observer's merge is also checked on its own in tests/nndct_shared/calibration/test_merge.py)
+and the LSTM example's model on JapaneseVowels. The files rank 0 writes must be
 byte-identical to those of one process that calibrated on every batch in rank order with
 calib_feedback="batch" (the default under torch.distributed), every rank must end with the
 same fix positions, and no other rank may write anything. Then test mode and every export run
@@ -27,6 +29,7 @@ CNN_BATCHES = [(0, 100), (100, 200), (200, 300), (300, 400), (400, 500), (500, 6
 # rank 0: 300 samples; rank 1: 400 (the bias-correction sample cap, 512, falls inside its third
 # batch); rank 2: nothing
 CNN_SHARDS = [CNN_BATCHES[:3], CNN_BATCHES[3:], []]
+BATCH_SCALES = [1.0, 0.5, 2.0, 3.0, 0.75, 1.5, 4.0]
 LSTM_SHARDS = [[(0, 50), (50, 100), (100, 130)], [(130, 170)], []]
 
 
@@ -48,6 +51,12 @@ def _config(workdir, name, weights=None, bias_corr=False, **activation):
 def union_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("union")
     save_digits_cnn(workdir, epochs=4, samples=700)
+    # batches of different ranges, so that the per-batch votes of the statistics differ between
+    # the shards and a merge that dropped or reordered a rank's votes would show
+    x = torch.load(workdir / "cnn_x.pt", weights_only=True)
+    for (start, stop), scale in zip(CNN_BATCHES, BATCH_SCALES):
+        x[start:stop] *= scale
+    torch.save(x, workdir / "cnn_x.pt")
     _, _, x_test, _ = import_example_file("data.py", "lstm_example_data").load_dataset()
     torch.save(torch.from_numpy(x_test[:170].copy()), workdir / "lstm_x.pt")
     torch.save(torch.load(LSTM_EXAMPLE_DIR / "pytorch" / "pretrained.pth", weights_only=True), workdir / "lstm.pt")
@@ -61,6 +70,11 @@ def union_run(tmp_path_factory):
         "float_median": _config(workdir, "float_median", scale_type="float", calib_statistic_method="median"),
         "float_percentile": _config(workdir, "float_percentile", scale_type="float", method="percentile",
                                     percentage=99.9, symmetry=False),
+        # power-of-two scales with the histogram methods (issue 17's config), one statistic each
+        "pow2_percentile": _config(workdir, "pow2_percentile", method="percentile", percentage=99.9,
+                                   calib_statistic_method="median"),
+        "pow2_mse": _config(workdir, "pow2_mse", method="mse", calib_statistic_method="mean"),
+        "pow2_entropy": _config(workdir, "pow2_entropy", method="entropy", calib_statistic_method="max"),
     }
     spec = {"cases": cases, "cnn_shards": CNN_SHARDS, "lstm_shards": LSTM_SHARDS, "test_case": "diffs",
             "export_sample": 5}

@@ -122,6 +122,31 @@ def test_bias_correction_zeroes_mean_output_error(ds_model, digits, tmp_path):
     assert (tmp_path / "bias_corr.pth").is_file()
 
 
+def test_one_pass_bias_correction_equals_recomputing_each_layer(ds_model, digits, tmp_path):
+    """The layer walk (one pass, float and quantized side by side) gives exactly the biases,
+    measured errors and fix positions of recomputing the model up to each layer (4 bits, so the
+    corrections are large and every upstream correction matters downstream)."""
+    from pytorch_nndct.optim.bias_correction import _correct_bias_by_recomputing
+
+    results = {}
+    for how in ("walk", "recompute"):
+        q = torch_quantizer("calib", ds_model, digits[0][:100], output_dir=str(tmp_path / how), bitwidth=4,
+                            device=CPU, quant_config_file=_config(tmp_path / how, cle=True, bias_corr=False, bit_width=4))
+        batches = record_inputs(q.quant_model, _run, (q.quant_model, digits[0][:300]), max_samples=300)
+        if how == "walk":
+            found = correct_bias(q, batches)
+        else:
+            found = _correct_bias_by_recomputing(q, batches, dict(q.runtime.calibrated()))
+        biases = {m.node_name: m.bias.detach().clone() for m in weighted_modules(q.quant_model)}
+        results[how] = (found, biases, q.runtime.calibrated())
+    (walk, walk_biases, walk_fix), (again, again_biases, again_fix) = results["walk"], results["recompute"]
+    assert [r.node for r in walk] == [r.node for r in again] and len(walk) == 4
+    for a, b in zip(walk, again):
+        assert np.array_equal(a.error_before, b.error_before) and np.array_equal(a.error_after, b.error_after)
+    assert all(torch.equal(walk_biases[k], again_biases[k]) for k in walk_biases)
+    assert walk_fix == again_fix
+
+
 @pytest.fixture(scope="module")
 def four_bit(ds_model, digits, tmp_path_factory):
     """4-bit test accuracy of the depthwise-separable model with each step on its own."""
