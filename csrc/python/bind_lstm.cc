@@ -40,8 +40,14 @@ using FArray = rnn_args::ForcedArray<T>;
 using rnn_args::require;
 using rnn_args::require_shape;
 
+std::vector<int> node_bits_of(const std::optional<FArray<int32_t>>& bits) {
+  return rnn_args::node_bits_of(bits, kNumNodes);
+}
+
+// node_bits: each node's own width (mixed widths), None: bit_width everywhere.
 CellFix make_fix(int bit_width, const FArray<int32_t>& node_fp, const FArray<int32_t>& w_ih_fp,
-                 const FArray<int32_t>& w_hh_fp, const FArray<int32_t>& bias_fp) {
+                 const FArray<int32_t>& w_hh_fp, const FArray<int32_t>& bias_fp,
+                 const std::optional<FArray<int32_t>>& node_bits) {
   require(bit_width >= 2 && bit_width <= 16, "bit_width must be in 2..16");
   require_shape(node_fp, {kNumNodes}, "node_fix_pos");
   require_shape(w_ih_fp, {kNumGates}, "w_ih_fix_pos");
@@ -55,11 +61,9 @@ CellFix make_fix(int bit_width, const FArray<int32_t>& node_fp, const FArray<int
     fix.w_hh[g] = w_hh_fp.data()[g];
     fix.bias[g] = bias_fp.data()[g];
   }
+  const std::vector<int> bits = node_bits_of(node_bits);
+  std::copy(bits.begin(), bits.end(), fix.node_bits);
   return fix;
-}
-
-std::vector<int> node_bits_of(const std::optional<FArray<int32_t>>& bits) {
-  return rnn_args::node_bits_of(bits, kNumNodes);
 }
 
 void check_weights(const FArray<int32_t>& w_ih, const FArray<int32_t>& w_hh, int64_t* I, int64_t* H) {
@@ -97,9 +101,7 @@ class FixedLstmCell {
     int64_t I, H;
     check_weights(w_ih, w_hh, &I, &H);
     if (bias) require_shape(*bias, {4 * H}, "bias");
-    CellFix fix = make_fix(bit_width, node_fp, w_ih_fp, w_hh_fp, bias_fp);
-    const std::vector<int> bits = node_bits_of(node_bits);
-    std::copy(bits.begin(), bits.end(), fix.node_bits);
+    const CellFix fix = make_fix(bit_width, node_fp, w_ih_fp, w_hh_fp, bias_fp, node_bits);
     cell_ = std::make_unique<FixedCell>(fix, I, H, w_ih.data(), w_hh.data(), bias ? bias->data() : nullptr);
   }
 
@@ -213,10 +215,10 @@ py::tuple fixed_forward_scalar_py(const FArray<double>& x, const FArray<int32_t>
                                   const FArray<int32_t>& w_hh_fp, const FArray<int32_t>& bias_fp,
                                   const std::optional<FArray<int64_t>>& lengths,
                                   const std::optional<FArray<double>>& h0, const std::optional<FArray<double>>& c0,
-                                  bool reverse, bool record) {
+                                  bool reverse, bool record, const std::optional<FArray<int32_t>>& node_bits) {
   int64_t I, H;
   check_weights(w_ih, w_hh, &I, &H);
-  const CellFix fix = make_fix(bit_width, node_fp, w_ih_fp, w_hh_fp, bias_fp);
+  const CellFix fix = make_fix(bit_width, node_fp, w_ih_fp, w_hh_fp, bias_fp, node_bits);
   const SequenceBatch seq = make_sequence<double>(x, sequence_args(lengths, h0, c0), I, H, reverse);
   py::array_t<double> out({seq.batch, seq.steps, H}), h_n({seq.batch, H}), c_n({seq.batch, H});
   nndct::lstm::StepRecord rec;
@@ -236,7 +238,10 @@ py::tuple calibrate_forward_scalar_py(const FArray<double>& x, const FArray<doub
                                       int search_range, int max_fix_pos,
                                       const std::optional<FArray<int64_t>>& lengths,
                                       const std::optional<FArray<double>>& h0,
-                                      const std::optional<FArray<double>>& c0, bool reverse) {
+                                      const std::optional<FArray<double>>& c0, bool reverse,
+                                      const std::optional<FArray<int32_t>>& node_bits) {
+  require(bit_width >= 2 && bit_width <= 16, "bit_width must be in 2..16");
+  require(search_range >= 1 && search_range <= 64, "search_range must be in 1..64");
   require(w_hh.ndim() == 2 && w_hh.shape(0) == 4 * w_hh.shape(1), "w_hh must be [4*hidden, hidden]");
   const int64_t H = w_hh.shape(1);
   require(w_ih.ndim() == 2 && w_ih.shape(0) == 4 * H, "w_ih must be [4*hidden, input_size]");
@@ -245,11 +250,12 @@ py::tuple calibrate_forward_scalar_py(const FArray<double>& x, const FArray<doub
   const SequenceBatch seq = make_sequence<double>(x, sequence_args(lengths, h0, c0), w_ih.shape(1), H, reverse);
   py::array_t<double> out({seq.batch, seq.steps, H}), h_n({seq.batch, H}), c_n({seq.batch, H});
   int64_t* counts = fp_counts.mutable_data();
+  const std::vector<int> bits = node_bits_of(node_bits);
   {
     py::gil_scoped_release release;
     nndct::lstm::calibrate_forward_scalar(bit_width, search_range, max_fix_pos, seq, w_ih.data(), w_hh.data(),
                                           bias.data(), counts, out.mutable_data(), h_n.mutable_data(),
-                                          c_n.mutable_data());
+                                          c_n.mutable_data(), bits.data());
   }
   return py::make_tuple(out, h_n, c_n);
 }
@@ -378,12 +384,14 @@ void register_lstm_kernels(py::module_& m) {
         py::arg("bias"), py::arg("bit_width"), py::arg("node_fix_pos"), py::arg("w_ih_fix_pos"),
         py::arg("w_hh_fix_pos"), py::arg("bias_fix_pos"), py::arg("lengths") = py::none(), py::arg("h0") = py::none(),
         py::arg("c0") = py::none(), py::arg("reverse") = false, py::arg("record") = false,
+        py::arg("node_bits") = py::none(),
         "Test-only: the portable scalar test-mode loop (the definition FixedLstmCell is compared with).");
   m.def("_lstm_calibrate_forward_scalar", &calibrate_forward_scalar_py, py::arg("x"), py::arg("w_ih"),
         py::arg("w_hh"), py::arg("bias"), py::arg("bit_width"), py::arg("fp_counts"), py::arg("search_range") = 5,
         py::arg("max_fix_pos") = 12, py::arg("lengths") = py::none(), py::arg("h0") = py::none(),
-        py::arg("c0") = py::none(), py::arg("reverse") = false,
-        "Test-only: the portable scalar calibration loop (the definition CalibLstmCell is compared with).");
+        py::arg("c0") = py::none(), py::arg("reverse") = false, py::arg("node_bits") = py::none(),
+        "Test-only: the portable scalar calibration loop (the definition CalibLstmCell is compared with; "
+        "node_bits [24]: each node's own width, None: bit_width everywhere).");
   m.def("_gate_matmul", &gate_matmul_py, py::arg("codes"), py::arg("gates"), py::arg("x"),
         "Test-only: x @ codes.T (exact int64) through the packed int16 kernel of the recurrent cells.");
   m.def("_gate_matmul_isa", [] { return std::string(nndct::gate_matmul_isa()); },

@@ -2,12 +2,11 @@
 #include "nndct/lstm_reference.h"
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
-#include "nndct/calib.h"
 #include "nndct/lstm_int_ops.h"
 #include "nndct/lstm_step_kernel.h"
+#include "nndct/rnn_node_scanner.h"
 
 namespace nndct {
 namespace lstm {
@@ -23,7 +22,8 @@ void fixed_forward_scalar(const CellFix& fix, const SequenceBatch& seq, const in
                           const int32_t* w_hh, const int32_t* bias, double* out, double* h_n, double* c_n,
                           StepRecord* record) {
   const int64_t B = seq.batch, T = seq.steps, I = seq.input_size, H = seq.hidden;
-  const CodeRange r = CodeRange::signed_bits(fix.bit_width);
+  CodeRange rg[kNumNodes];  // each node's own code range (mixed widths)
+  for (int k = 0; k < kNumNodes; ++k) rg[k] = CodeRange::signed_bits(fix.bits(k));
   const int* f = fix.node;
   std::fill(out, out + B * T * H, 0.0);
   if (record) {
@@ -36,8 +36,8 @@ void fixed_forward_scalar(const CellFix& fix, const SequenceBatch& seq, const in
   auto code = [&](int k, int64_t j) -> int64_t& { return node[static_cast<size_t>(k * H + j)]; };
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t j = 0; j < H; ++j) {
-      h[static_cast<size_t>(j)] = seq.h0 ? quantize_value(seq.h0[b * H + j], f[kInput1], r) : 0;
-      c[static_cast<size_t>(j)] = seq.c0 ? quantize_value(seq.c0[b * H + j], f[kInput2], r) : 0;
+      h[static_cast<size_t>(j)] = seq.h0 ? quantize_value(seq.h0[b * H + j], f[kInput1], rg[kInput1]) : 0;
+      c[static_cast<size_t>(j)] = seq.c0 ? quantize_value(seq.c0[b * H + j], f[kInput2], rg[kInput2]) : 0;
       h_n[b * H + j] = dequantize(h[static_cast<size_t>(j)], f[kInput1]);
       c_n[b * H + j] = dequantize(c[static_cast<size_t>(j)], f[kInput2]);
     }
@@ -45,30 +45,32 @@ void fixed_forward_scalar(const CellFix& fix, const SequenceBatch& seq, const in
     for (int64_t t = 0; t < L; ++t) {
       const int64_t pos = seq.reverse ? L - 1 - t : t;
       for (int64_t i = 0; i < I; ++i)
-        x[static_cast<size_t>(i)] = quantize_value(seq.x[(b * T + pos) * I + i], f[kInput0], r);
+        x[static_cast<size_t>(i)] = quantize_value(seq.x[(b * T + pos) * I + i], f[kInput0], rg[kInput0]);
       for (int g = 0; g < kNumGates; ++g) {
         const int fa = f[dense_x_node(g)], fb = f[dense_h_node(g)], fy = f[sum_node(g)], fz = f[gate_node(g)];
+        const CodeRange &ra = rg[dense_x_node(g)], &rb = rg[dense_h_node(g)], &ry = rg[sum_node(g)],
+                        &rz = rg[gate_node(g)];
         for (int64_t j = 0; j < H; ++j) {
           int64_t ax = 0, ah = 0;
           for (int64_t i = 0; i < I; ++i) ax += x[static_cast<size_t>(i)] * w_ih[(g * H + j) * I + i];
           for (int64_t k = 0; k < H; ++k) ah += h[static_cast<size_t>(k)] * w_hh[(g * H + j) * H + k];
-          const int64_t a = add_codes(requantize(ax, f[kInput0] + fix.w_ih[g], fa, r), fa,
-                                      bias ? bias[g * H + j] : 0, fix.bias[g], fa, r);
-          const int64_t hb = requantize(ah, f[kInput1] + fix.w_hh[g], fb, r);
-          const int64_t y = add_codes(a, fa, hb, fb, fy, r);
+          const int64_t a = add_codes(requantize(ax, f[kInput0] + fix.w_ih[g], fa, ra), fa,
+                                      bias ? bias[g * H + j] : 0, fix.bias[g], fa, ra);
+          const int64_t hb = requantize(ah, f[kInput1] + fix.w_hh[g], fb, rb);
+          const int64_t y = add_codes(a, fa, hb, fb, fy, ry);
           code(dense_x_node(g), j) = a;
           code(dense_h_node(g), j) = hb;
           code(sum_node(g), j) = y;
-          code(gate_node(g), j) = g == 2 ? tanh_node(y, fy, fz, r) : sigmoid_node(y, fy, fz, r);
+          code(gate_node(g), j) = g == 2 ? tanh_node(y, fy, fz, rz) : sigmoid_node(y, fy, fz, rz);
         }
       }
       for (int64_t j = 0; j < H; ++j) {
         const int64_t cin = c[static_cast<size_t>(j)];
-        const int64_t ig = mul_codes(code(kIt, j), f[kIt], code(kCct, j), f[kCct], f[kItCct], r);
-        const int64_t fc = mul_codes(code(kFt, j), f[kFt], cin, f[kInput2], f[kFtC], r);
-        const int64_t cn = add_codes(ig, f[kItCct], fc, f[kFtC], f[kCNext], r);
-        const int64_t ct = tanh_node(cn, f[kCNext], f[kCTemp], r);
-        const int64_t hn = mul_codes(code(kOt, j), f[kOt], ct, f[kCTemp], f[kHNext], r);
+        const int64_t ig = mul_codes(code(kIt, j), f[kIt], code(kCct, j), f[kCct], f[kItCct], rg[kItCct]);
+        const int64_t fc = mul_codes(code(kFt, j), f[kFt], cin, f[kInput2], f[kFtC], rg[kFtC]);
+        const int64_t cn = add_codes(ig, f[kItCct], fc, f[kFtC], f[kCNext], rg[kCNext]);
+        const int64_t ct = tanh_node(cn, f[kCNext], f[kCTemp], rg[kCTemp]);
+        const int64_t hn = mul_codes(code(kOt, j), f[kOt], ct, f[kCTemp], f[kHNext], rg[kHNext]);
         code(kInput1, j) = h[static_cast<size_t>(j)];
         code(kInput2, j) = cin;
         code(kItCct, j) = ig;
@@ -81,8 +83,8 @@ void fixed_forward_scalar(const CellFix& fix, const SequenceBatch& seq, const in
         c_n[b * H + j] = dequantize(cn, f[kCNext]);
       }
       for (int64_t j = 0; j < H; ++j) {
-        h[static_cast<size_t>(j)] = requantize(code(kHNext, j), f[kHNext], f[kInput1], r);
-        c[static_cast<size_t>(j)] = requantize(code(kCNext, j), f[kCNext], f[kInput2], r);
+        h[static_cast<size_t>(j)] = requantize(code(kHNext, j), f[kHNext], f[kInput1], rg[kInput1]);
+        c[static_cast<size_t>(j)] = requantize(code(kCNext, j), f[kCNext], f[kInput2], rg[kInput2]);
       }
       if (record && b == 0) {
         for (int64_t i = 0; i < I; ++i) record->input0[static_cast<size_t>(t * I + i)] = static_cast<int32_t>(x[static_cast<size_t>(i)]);
@@ -95,43 +97,6 @@ void fixed_forward_scalar(const CellFix& fix, const SequenceBatch& seq, const in
 }
 
 namespace {
-
-// One node's scan as the reference's cell: diffs on the whole output (all-zero outputs do not
-// vote), the vote, and the output floored in place at the histogram's mode.
-class ScalarScanner {
- public:
-  ScalarScanner(int bit_width, int search_range, int max_fix_pos, int64_t* counts)
-      : bit_width_(bit_width), search_range_(search_range), max_fix_pos_(max_fix_pos), counts_(counts),
-        range_(CodeRange::signed_bits(bit_width)) {}
-
-  void scan(int node, double* v, int64_t n, bool is_input) {
-    if (n == 0) return;
-    const bool any = std::any_of(v, v + n, [](double a) { return a != 0.0; });
-    int64_t* row = counts_ + node * kFpSlots;
-    if (any) {
-      FixPosSearch search;
-      search.bit_width = bit_width_;
-      search.search_range = is_input ? 1 : search_range_;
-      search.method = Method::kFloor;
-      search.max_fix_pos = max_fix_pos_;
-      const int fp = diffs_fix_pos<double>(v, n, search);
-      ++row[std::clamp(fp + kFpOffset, 0, kFpSlots - 1)];
-    }
-    int fp;
-    if (!histogram_mode(row, &fp)) return;
-    for (int64_t i = 0; i < n; ++i) v[i] = static_cast<double>(quantize_value(v[i], fp, range_)) * pow2(-fp) + 0.0;
-  }
-
-  int fix_pos(int node) const {
-    int fp;
-    return histogram_mode(counts_ + node * kFpSlots, &fp) ? fp : max_fix_pos_;
-  }
-
- private:
-  int bit_width_, search_range_, max_fix_pos_;
-  int64_t* counts_;
-  CodeRange range_;
-};
 
 // Table lookup of values on the 2^-fin grid through the scalar table nodes; 2^-15 grid out.
 void scalar_table(bool is_tanh, const double* in, int fin, double* out, int64_t n) {
@@ -148,9 +113,9 @@ void scalar_table(bool is_tanh, const double* in, int fin, double* out, int64_t 
 
 void calibrate_forward_scalar(int bit_width, int search_range, int max_fix_pos, const SequenceBatch& seq,
                               const double* w_ih, const double* w_hh, const double* bias, int64_t* fp_counts,
-                              double* out, double* h_n, double* c_n) {
+                              double* out, double* h_n, double* c_n, const int* node_bits) {
   const int64_t B = seq.batch, T = seq.steps, I = seq.input_size, H = seq.hidden, G = 4 * H;
-  ScalarScanner scanner(bit_width, search_range, max_fix_pos, fp_counts);
+  RnnNodeScanner scanner(bit_width, search_range, max_fix_pos, fp_counts, node_bits);
   std::vector<double> h(static_cast<size_t>(B * H), 0.0), c(static_cast<size_t>(B * H), 0.0);
   if (seq.h0) std::copy(seq.h0, seq.h0 + B * H, h.begin());
   if (seq.c0) std::copy(seq.c0, seq.c0 + B * H, c.begin());

@@ -4,8 +4,7 @@
 // mode (most frequent, smallest on ties), so that later nodes and steps see quantized values.
 //
 // The fast calibration loops do this with rnn_calib.h's fused pieces; this direct form is the
-// definition the GRU's portable scalar loop (gru_reference.cc) runs (lstm_reference.cc keeps an
-// equivalent private class).
+// definition the portable scalar loops of both cells (lstm_reference.cc, gru_reference.cc) run.
 #pragma once
 
 #include <algorithm>

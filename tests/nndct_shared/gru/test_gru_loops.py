@@ -20,18 +20,12 @@ from nndct_shared import kernels
 from nndct_shared.gru.cell import QuantizedGruCell
 from nndct_shared.gru.cell_params import GruCellWeights
 from nndct_shared.lstm.cell_base import PARAM_SEARCH_RANGE, WEIGHT_METHOD
-from nndct_shared.lstm.widths import CellWidths
+
+from helpers.loop_checks import mixed_widths, narrow_limits_reached, same_bits
 
 HIDDEN = (1, 7, 64, 100, 128, 255, 256)
 BATCH = (1, 3, 64)
 ISAS = ("avx512vnni", "avx512bw", "avx2", "portable")
-
-
-def same_bits(a, b) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype != b.dtype:
-        a, b = a.astype(np.float64), b.astype(np.float64)
-    return a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
 def make_case(hidden: int, batch: int, bit_width: int, variant: str, reset_after: bool, seed: int,
@@ -197,13 +191,6 @@ def test_arbitrary_fix_positions_in_64_and_32_bit_lanes():
     assert seen == {True, False}, "both lane widths must be exercised"
 
 
-def mixed_widths(cell: QuantizedGruCell, rng) -> CellWidths:
-    """Every node and parameter at its own random width in 5..16."""
-    d = cell.definition
-    return CellWidths(tuple(int(w) for w in rng.integers(5, 17, len(d.node_names))),
-                      {n: int(rng.integers(5, 17)) for n in d.param_names})
-
-
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_mixed_widths_fast_loops_equal_the_scalar_loops(reset_after):
     """Per-node widths: calibration votes at each node's width and test mode clamps each node to
@@ -220,9 +207,5 @@ def test_mixed_widths_fast_loops_equal_the_scalar_loops(reset_after):
         threads = 1 + k % 2
         check_calibration(cell, x, lengths, h0, threads)
         slow = check_test_mode(cell, x, lengths, h0, threads, variant)
-        codes = slow[2][1]
-        for i, w in enumerate(widths.node[1:]):
-            assert codes[:, i].min() >= -2 ** (w - 1) and codes[:, i].max() <= 2 ** (w - 1) - 1
-            if w < 16 and (codes[:, i].min() == -2 ** (w - 1) or codes[:, i].max() == 2 ** (w - 1) - 1):
-                reached.add(cell.definition.node_names[i + 1])
+        reached |= narrow_limits_reached(slow[2][1], widths, cell.definition.node_names)
     assert len(reached) >= 3, reached

@@ -8,7 +8,7 @@ order of operations with diffs_fix_pos and full histogram scans (calibration). E
 final state, recorded node code and fix-position vote must be identical -- also the sign of
 zeros -- for random weights at hidden sizes 1..512, batches 1, 3 and 64, 16 and 8 bits, and
 with weight and state codes at the extremes (-32768 / 32767) where a narrow accumulator would
-overflow.
+overflow; and with mixed widths (every node clamped to its own width, votes at each node's width).
 """
 from __future__ import annotations
 
@@ -16,20 +16,17 @@ import numpy as np
 import pytest
 
 from nndct_shared import _kernels as core
-from nndct_shared.lstm.cell import PARAM_SEARCH_RANGE, QuantizedLstmCell
+from nndct_shared import kernels
+from nndct_shared.lstm.cell import PARAM_SEARCH_RANGE, WEIGHT_METHOD, QuantizedLstmCell
 from nndct_shared.lstm.cell_params import CellWeights
 from nndct_shared.lstm.naming import GATES, NODE_NAMES, PARAM_NAMES
+
+from helpers.loop_checks import mixed_widths, narrow_limits_reached, same_bits
 
 HIDDEN = (1, 7, 64, 100, 128, 255, 256, 512)
 BATCH = (1, 3, 64)
 ISAS = ("avx512vnni", "avx512bw", "avx2", "portable")
-
-
-def same_bits(a, b) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype != b.dtype:
-        a, b = a.astype(np.float64), b.astype(np.float64)
-    return a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+TABLE_NODES = (15, 16, 17, 18, 22)  # sigmoid / tanh outputs: fix positions at most the tables' 15
 
 
 def steps_for(hidden: int, batch: int) -> int:
@@ -64,25 +61,32 @@ def make_case(hidden: int, batch: int, bit_width: int, variant: str, seed: int):
 
 
 def calib_inputs(cell: QuantizedLstmCell):
-    """Fake-quantized float64 weights for the scalar calibration loop."""
+    """Fake-quantized float64 weights (each parameter at its own width) for the scalar
+    calibration loop."""
     cell._calibrate_params()
-    from nndct_shared import kernels
     blocks, fp = cell.weights.blocks(), cell.calibration.param
-    q = {n: kernels.fix_neuron(blocks[n], cell.bit_width, fp[n], "std_round") for n in PARAM_NAMES}
+    q = {n: kernels.fix_neuron(blocks[n], cell.param_width(n), fp[n], WEIGHT_METHOD) for n in PARAM_NAMES}
     return (np.concatenate([q[f"weight_i{g}"] for g in GATES]), np.concatenate([q[f"weight_h{g}"] for g in GATES]),
             np.concatenate([q[f"bias_{g}"] for g in GATES]))
 
 
+def scalar_calibration(cell, weights, counts, x, lengths, h0, c0, node_bits):
+    """The portable scalar calibration loop with the fake-quantized `weights` of calib_inputs;
+    votes into `counts` in place."""
+    return core._lstm_calibrate_forward_scalar(
+        np.ascontiguousarray(x), *weights, cell.bit_width, counts, search_range=PARAM_SEARCH_RANGE,
+        max_fix_pos=cell.calibration.max_fix_pos, lengths=lengths, h0=h0, c0=c0, reverse=cell.reverse,
+        node_bits=node_bits)
+
+
 def check_calibration(cell, x, lengths, h0, c0, threads: int):
-    w_ih, w_hh, bias = calib_inputs(cell)
+    weights = calib_inputs(cell)
     counts = np.zeros_like(cell.calibration.counts)
     cell.num_threads = threads
     # Two calls: the second starts from the first one's histograms (modes carried over).
     for call, (xx, hh, cc) in enumerate(((x, h0, c0), (x[:, ::-1] * 0.5, None, None))):
         fast = cell.calibrate(np.ascontiguousarray(xx), lengths, hh, cc)
-        slow = core._lstm_calibrate_forward_scalar(
-            np.ascontiguousarray(xx), w_ih, w_hh, bias, cell.bit_width, counts, search_range=PARAM_SEARCH_RANGE,
-            max_fix_pos=cell.calibration.max_fix_pos, lengths=lengths, h0=hh, c0=cc, reverse=cell.reverse)
+        slow = scalar_calibration(cell, weights, counts, xx, lengths, hh, cc, cell.calibration.node_bits())
         assert np.array_equal(cell.calibration.counts, counts), f"votes differ after call {call}"
         for name, a, b in zip(("out", "h_n", "c_n"), fast, slow):
             assert same_bits(a, b), f"calibration {name} differs in call {call}"
@@ -95,19 +99,31 @@ def load_fix(cell: QuantizedLstmCell, variant: str):
         for name in PARAM_NAMES:
             if name.startswith("weight"):
                 fix.param[name] = 12
-        fix.node[1] = cell.bit_width - 1  # input_1 at the finest grid: h codes reach -2^(bw-1)
+        fix.node[1] = fix.node_width(1) - 1  # input_1 at the finest grid: h codes reach -2^(bw-1)
+    elif variant == "finer":  # nodes finer than calibrated, so that most of them saturate
+        # Table outputs at most 14: position 15 is the table's own grid, kept unclamped
+        # (lstm_int_ops.h table_output), which the flow gives 16-bit table nodes only
+        # (fix_positions.table_fix_pos). The small products ft*input_2 and h_next need more bits
+        # to reach their limits.
+        fix.node = [min(p + 3, 14) if k in TABLE_NODES else p + (8 if k in (20, 23) else 3)
+                    for k, p in enumerate(fix.node)]
     cell.load_fix_positions(fix)
     return fix
 
 
-def check_test_mode(cell, x, lengths, h0, c0, threads: int, variant: str):
-    fix = load_fix(cell, variant)
+def scalar_test_mode(cell, fix, x, lengths, h0, c0, node_bits):
+    """The portable scalar test-mode loop on the cell's parameter codes (record on)."""
     codes = cell.param_codes()
     node, w_ih_fp, w_hh_fp, bias_fp = fix.arrays()
-    slow = core._lstm_fixed_forward_scalar(
+    return core._lstm_fixed_forward_scalar(
         x, np.concatenate([codes[f"weight_i{g}"] for g in GATES]), np.concatenate([codes[f"weight_h{g}"] for g in GATES]),
         np.concatenate([codes[f"bias_{g}"] for g in GATES]), fix.bit_width, node, w_ih_fp, w_hh_fp, bias_fp,
-        lengths=lengths, h0=h0, c0=c0, reverse=cell.reverse, record=True)
+        lengths=lengths, h0=h0, c0=c0, reverse=cell.reverse, record=True, node_bits=node_bits)
+
+
+def check_test_mode(cell, x, lengths, h0, c0, threads: int, variant: str):
+    fix = load_fix(cell, variant)
+    slow = scalar_test_mode(cell, fix, x, lengths, h0, c0, fix.node_bits())
     cell.num_threads = threads
     fast = cell._run_fixed(x, lengths, h0, c0, record=True)
     for name, a, b in zip(("out", "h_n", "c_n"), fast[:3], slow[:3]):
@@ -200,17 +216,12 @@ def test_arbitrary_fix_positions_in_64_and_32_bit_lanes():
         cell._calibrate_params()
         fix = cell.calibration.aligned()
         fix.node = [int(v) for v in rng.integers(-4, 21, size=len(fix.node))]
-        for i in (15, 16, 17, 18, 22):  # sigmoid/tanh outputs: at most the tables' 15
+        for i in TABLE_NODES:
             fix.node[i] = min(fix.node[i], 15)
         fix.param.update({n: int(rng.integers(6, 16)) for n in PARAM_NAMES})
         cell.load_fix_positions(fix)
         seen.add(cell._fixed_cell.steps_in_32bit_lanes)
-        codes = cell.param_codes()
-        node, w_ih_fp, w_hh_fp, bias_fp = fix.arrays()
-        slow = core._lstm_fixed_forward_scalar(
-            x, np.concatenate([codes[f"weight_i{g}"] for g in GATES]),
-            np.concatenate([codes[f"weight_h{g}"] for g in GATES]), np.concatenate([codes[f"bias_{g}"] for g in GATES]),
-            bit_width, node, w_ih_fp, w_hh_fp, bias_fp, lengths=lengths, h0=h0, c0=c0, reverse=cell.reverse)
+        slow = scalar_test_mode(cell, fix, x, lengths, h0, c0, None)
         fast = cell.run(x, lengths, h0, c0)
         for name, a, b in zip(("out", "h_n", "c_n"), fast, slow[:3]):
             assert same_bits(a, b), f"{name} differs for fix positions {fix.node}"
@@ -255,3 +266,44 @@ def test_concurrent_callers_get_the_same_bits():
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert all(pool.map(run, range(24)))
+
+
+def assert_widths_matter(cell, x, lengths, h0, c0, recorded_codes):
+    """The scalar loops WITHOUT the node widths disagree with the fast loops WITH them (votes,
+    outputs and node codes), so the comparisons above can fail."""
+    fix = cell._require_fix()
+    uniform = scalar_test_mode(cell, fix, x, lengths, h0, c0, None)
+    assert not np.array_equal(uniform[3][1], recorded_codes), "test mode ignores the node widths"
+    weights = calib_inputs(cell)
+    cell.calibration.counts[:] = 0
+    fast = cell.calibrate(x, lengths, h0, c0)
+    counts = np.zeros_like(cell.calibration.counts)
+    slow = scalar_calibration(cell, weights, counts, x, lengths, h0, c0, None)
+    assert not (np.array_equal(counts, cell.calibration.counts) and same_bits(fast[0], slow[0])), \
+        "calibration ignores the node widths"
+
+
+def test_mixed_widths_fast_loops_equal_the_scalar_loops():
+    """Per-node widths: calibration votes at each node's width and test mode clamps each node to
+    its own range, in the fast loops (32- and 64-bit lanes, one and two threads) as in the
+    scalar loops, at the calibrated fix positions and at finer ones; the narrow limits are
+    reached, so the clamps are exercised."""
+    rng = np.random.default_rng(43)
+    reached, lanes = set(), set()
+    for k, (hidden, batch, variant) in enumerate(((7, 3, "lengths"), (100, 3, "plain"), (64, 64, "extreme"),
+                                                  (255, 2, "plain"), (1, 1, "plain"))):
+        cell, x, lengths, h0, c0 = make_case(hidden, batch, 16, variant, 800 + k)
+        widths = mixed_widths(cell, rng)
+        cell.set_widths(widths)
+        assert cell.calibration.node_bits() is not None
+        threads = 1 + k % 2
+        check_calibration(cell, x, lengths, h0, c0, threads)
+        slow = check_test_mode(cell, x, lengths, h0, c0, threads, variant)
+        lanes.add(cell._fixed_cell.steps_in_32bit_lanes)
+        reached |= narrow_limits_reached(slow[3][1], widths, NODE_NAMES)
+        assert_widths_matter(cell, x, lengths, h0, c0, slow[3][1])
+        slow = check_test_mode(cell, x, lengths, h0, c0, threads, "finer")
+        lanes.add(cell._fixed_cell.steps_in_32bit_lanes)
+        reached |= narrow_limits_reached(slow[3][1], widths, NODE_NAMES)
+    assert reached == set(NODE_NAMES[1:]), f"no narrow limit reached in {sorted(set(NODE_NAMES[1:]) - reached)}"
+    assert lanes == {True, False}, "both the 32-bit and the 64-bit step loops must have been exercised"
