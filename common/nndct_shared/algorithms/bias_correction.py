@@ -11,11 +11,43 @@ float64, so memory stays one vector per layer however many batches are seen.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BiasCorrection", "ChannelMeanError", "corrected_bias"]
+__all__ = ["BiasCorrection", "ChannelMeanError", "corrected_bias", "difference_row_sums"]
+
+#: Rows of a difference block one task sums (a few MiB of float64 at CNN output sizes: the block
+#: stays in cache between the subtraction and the sum).
+ROWS_PER_TASK = 4
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def difference_row_sums(quantized_rows: np.ndarray, float_rows: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Per-row sums of (quantized - float), the differences taken in float64 (exact for float32
+    inputs): the bits of `np.subtract(q, f, dtype=np.float64).sum(axis=1)`, since every row is
+    summed on its own; computed a few rows at a time (no whole float64 difference in memory) on
+    `threads` threads (numpy releases the GIL in both steps)."""
+    if quantized_rows.shape != float_rows.shape or quantized_rows.ndim != 2:
+        raise ValueError(f"row blocks differ: {quantized_rows.shape} vs {float_rows.shape}")
+    out = np.empty(quantized_rows.shape[0], dtype=np.float64)
+
+    def block(start: int) -> None:
+        rows = slice(start, start + ROWS_PER_TASK)
+        out[rows] = np.subtract(quantized_rows[rows], float_rows[rows], dtype=np.float64).sum(axis=1)
+
+    starts = range(0, quantized_rows.shape[0], ROWS_PER_TASK)
+    if threads <= 1 or len(starts) == 1:
+        for start in starts:
+            block(start)
+    else:
+        pool = _POOLS.get(threads)
+        if pool is None:
+            pool = _POOLS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nndct-bc")
+        list(pool.map(block, starts))
+    return out
 
 
 @dataclass(frozen=True)
@@ -50,14 +82,19 @@ class ChannelMeanError:
         (a C-contiguous (channels, values) array, as `update` makes it; a front end that computes
         the differences faster can hand them over directly, with the same result)."""
         diff = np.ascontiguousarray(diff, dtype=np.float64)
-        batch_sum = diff.sum(axis=1)
+        self.update_sums(diff.sum(axis=1), diff.shape[1])
+
+    def update_sums(self, batch_sum: np.ndarray, count: int) -> None:
+        """Add one batch given as its per-channel sums of (quantized - float) over `count`
+        values per channel (`difference_row_sums`; the same result as `update_rows`)."""
+        batch_sum = np.asarray(batch_sum, dtype=np.float64)
         if self._sum is None:
             self._sum = batch_sum
         elif self._sum.shape != batch_sum.shape:
             raise ValueError(f"channel count changed: {self._sum.shape[0]} vs {batch_sum.shape[0]}")
         else:
             self._sum = self._sum + batch_sum
-        self._count += diff.shape[1]
+        self._count += count
 
     @property
     def count(self) -> int:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from nndct_shared.algorithms import BiasCorrection, ChannelMeanError, corrected_bias
+from nndct_shared.algorithms import BiasCorrection, ChannelMeanError, corrected_bias, difference_row_sums
 from nndct_shared.export_commit import snapshot
 from nndct_shared.messages import error
 from nndct_shared.progress import progress
@@ -98,11 +98,12 @@ def _channel_error(y_quant: Sequence[torch.Tensor], float_rows: Sequence[np.ndar
                    merge: MergeErrors | None) -> np.ndarray:
     """Per-channel mean of (quantized - float) over the batches, bit for bit as
     `mean_output_error`: the differences are taken in float64 (exact) from the row layout, and
-    `ChannelMeanError` sums the rows exactly as its `update` does."""
+    each row is summed exactly as `ChannelMeanError.update` sums it (`difference_row_sums`, a
+    few rows at a time on torch's threads)."""
     parts = []
     for q, f in zip(_channel_rows(y_quant, axis), float_rows):
         part = ChannelMeanError(channel_axis=axis)
-        part.update_rows(np.subtract(q, f, dtype=np.float64))
+        part.update_sums(difference_row_sums(q, f, torch.get_num_threads()), q.shape[1])
         parts.append(part)
     return _mean_of_parts(parts, axis, merge)
 

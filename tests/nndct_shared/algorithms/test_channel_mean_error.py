@@ -11,7 +11,7 @@ import pickle
 import numpy as np
 import pytest
 
-from nndct_shared.algorithms import ChannelMeanError
+from nndct_shared.algorithms import ChannelMeanError, difference_row_sums
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +51,22 @@ def test_merge_refuses_another_channel_count(output_pairs):
     b.update(quantized[:, :3], reference[:, :3])
     with pytest.raises(ValueError, match="channel count changed"):
         a.merge(b)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_row_sums_in_blocks_on_threads_equal_the_whole_difference(threads):
+    """`difference_row_sums` (blocks of rows, several threads) gives the bits of the whole float64
+    difference summed per row, and `update_sums` with it the accumulator of `update_rows`."""
+    rng = np.random.default_rng(7)
+    channels, values = 13, 3 * 4099  # a block count that does not divide, odd row lengths
+    y = (rng.standard_normal((channels, values)) * rng.uniform(0.01, 100.0, (channels, 1))).astype(np.float32)
+    q = (np.round(y * 64.0) / 64.0).astype(np.float32)
+    whole = np.subtract(q, y, dtype=np.float64).sum(axis=1)
+    got = difference_row_sums(q, y, threads)
+    assert got.dtype == np.float64 and np.array_equal(got, whole)
+    by_rows, by_sums = ChannelMeanError(), ChannelMeanError()
+    by_rows.update_rows(np.subtract(q, y, dtype=np.float64))
+    by_sums.update_sums(got, values)
+    assert by_sums.count == by_rows.count and np.array_equal(by_sums.mean(), by_rows.mean())
+    with pytest.raises(ValueError):
+        difference_row_sums(q, y[:, 1:], threads)
