@@ -6,6 +6,7 @@
 
 #include "nndct/lstm_int_ops.h"
 #include "nndct/rnn_node_scanner.h"
+#include "nndct/rnn_step_rows.h"
 #include "nndct/tables.h"
 
 namespace nndct {
@@ -19,9 +20,7 @@ using lstm::mul_codes;
 using lstm::quantize_value;
 using lstm::requantize;
 
-int64_t sequence_length(const SequenceBatch& seq, int64_t b) {
-  return seq.lengths ? std::min<int64_t>(std::max<int64_t>(seq.lengths[b], 0), seq.steps) : seq.steps;
-}
+using rnn::sequence_length;
 
 }  // namespace
 
@@ -132,7 +131,7 @@ void calibrate_forward_scalar(Variant variant, int bit_width, int search_range, 
   std::vector<double> h(static_cast<size_t>(B * H), 0.0);  // each row's fake-quantized h_next (raw h0 at first)
   if (seq.h0) std::copy(seq.h0, seq.h0 + B * H, h.begin());
   std::fill(out, out + B * T * H, 0.0);
-  std::vector<int64_t> rows;
+  rnn::StepRows rows;
   std::vector<double> x, hin, ax, ah, node(static_cast<size_t>(kNumNodes * B * H));
   auto buf = [&](int idx) { return node.data() + idx * B * H; };
   // out[k][j] = sum_i a[k][i] * w[j][i] (+ bias[j]): exact, every operand on a power-of-two grid.
@@ -152,20 +151,11 @@ void calibrate_forward_scalar(Variant variant, int bit_width, int search_range, 
   };
   const int64_t hcols = after ? G : 2 * H;  // reset-before: W_hn multiplies r * h, below
   for (int64_t t = 0; t < T; ++t) {
-    rows.clear();
-    for (int64_t b = 0; b < B; ++b)
-      if (t < sequence_length(seq, b)) rows.push_back(b);
-    const int64_t n = static_cast<int64_t>(rows.size());
+    const int64_t n = rows.select(seq, t);
     if (n == 0) continue;
     const int64_t N = n * H;
-    x.assign(static_cast<size_t>(n * I), 0.0);
-    hin.assign(static_cast<size_t>(N), 0.0);
-    for (int64_t k = 0; k < n; ++k) {
-      const int64_t b = rows[static_cast<size_t>(k)], L = sequence_length(seq, b);
-      const int64_t pos = seq.reverse ? L - 1 - t : t;
-      std::copy(seq.x + (b * T + pos) * I, seq.x + (b * T + pos + 1) * I, x.begin() + k * I);
-      std::copy(h.begin() + b * H, h.begin() + (b + 1) * H, hin.begin() + k * H);
-    }
+    rows.gather_x(seq, t, x);
+    rows.gather(h, H, hin);
     scanner.scan(kInput0, x.data(), n * I, true);
     scanner.scan(kInput1, hin.data(), N, true);
     ax.assign(static_cast<size_t>(n * G), 0.0);
@@ -215,12 +205,8 @@ void calibrate_forward_scalar(Variant variant, int bit_width, int search_range, 
     scanner.scan(kZH, zh, N, false);
     for (int64_t i = 0; i < N; ++i) hn[i] = d[i] + zh[i];
     scanner.scan(kHNext, hn, N, false);
-    for (int64_t k = 0; k < n; ++k) {
-      const int64_t b = rows[static_cast<size_t>(k)], L = sequence_length(seq, b);
-      const int64_t pos = seq.reverse ? L - 1 - t : t;
-      std::copy(hn + k * H, hn + (k + 1) * H, out + (b * T + pos) * H);
-      std::copy(hn + k * H, hn + (k + 1) * H, h.begin() + b * H);
-    }
+    rows.scatter_out(seq, t, hn, out);
+    rows.scatter(hn, H, h);
   }
   std::copy(h.begin(), h.end(), h_n);
 }

@@ -7,14 +7,13 @@
 #include "nndct/lstm_int_ops.h"
 #include "nndct/lstm_step_kernel.h"
 #include "nndct/rnn_node_scanner.h"
+#include "nndct/rnn_step_rows.h"
 
 namespace nndct {
 namespace lstm {
 namespace {
 
-int64_t sequence_length(const SequenceBatch& seq, int64_t b) {
-  return seq.lengths ? std::min<int64_t>(std::max<int64_t>(seq.lengths[b], 0), seq.steps) : seq.steps;
-}
+using rnn::sequence_length;
 
 }  // namespace
 
@@ -120,25 +119,15 @@ void calibrate_forward_scalar(int bit_width, int search_range, int max_fix_pos, 
   if (seq.h0) std::copy(seq.h0, seq.h0 + B * H, h.begin());
   if (seq.c0) std::copy(seq.c0, seq.c0 + B * H, c.begin());
   std::fill(out, out + B * T * H, 0.0);
-  std::vector<int64_t> rows;
+  rnn::StepRows rows;
   std::vector<double> node(static_cast<size_t>(kNumNodes * B * H)), x, hin, cin, ax, ah;
   for (int64_t t = 0; t < T; ++t) {
-    rows.clear();
-    for (int64_t b = 0; b < B; ++b)
-      if (t < sequence_length(seq, b)) rows.push_back(b);
-    const int64_t n = static_cast<int64_t>(rows.size());
+    const int64_t n = rows.select(seq, t);
     if (n == 0) continue;
     const int64_t N = n * H;
-    x.assign(static_cast<size_t>(n * I), 0.0);
-    hin.assign(static_cast<size_t>(N), 0.0);
-    cin.assign(static_cast<size_t>(N), 0.0);
-    for (int64_t k = 0; k < n; ++k) {
-      const int64_t b = rows[static_cast<size_t>(k)], L = sequence_length(seq, b);
-      const int64_t pos = seq.reverse ? L - 1 - t : t;
-      std::copy(seq.x + (b * T + pos) * I, seq.x + (b * T + pos + 1) * I, x.begin() + k * I);
-      std::copy(h.begin() + b * H, h.begin() + (b + 1) * H, hin.begin() + k * H);
-      std::copy(c.begin() + b * H, c.begin() + (b + 1) * H, cin.begin() + k * H);
-    }
+    rows.gather_x(seq, t, x);
+    rows.gather(h, H, hin);
+    rows.gather(c, H, cin);
     scanner.scan(kInput0, x.data(), n * I, true);
     scanner.scan(kInput1, hin.data(), N, true);
     scanner.scan(kInput2, cin.data(), N, true);
@@ -180,13 +169,9 @@ void calibrate_forward_scalar(int bit_width, int search_range, int max_fix_pos, 
     scanner.scan(kCTemp, ct, N, false);
     for (int64_t i = 0; i < N; ++i) hn[i] = buf(kOt)[i] * ct[i];
     scanner.scan(kHNext, hn, N, false);
-    for (int64_t k = 0; k < n; ++k) {
-      const int64_t b = rows[static_cast<size_t>(k)], L = sequence_length(seq, b);
-      const int64_t pos = seq.reverse ? L - 1 - t : t;
-      std::copy(hn + k * H, hn + (k + 1) * H, out + (b * T + pos) * H);
-      std::copy(hn + k * H, hn + (k + 1) * H, h.begin() + b * H);
-      std::copy(cn + k * H, cn + (k + 1) * H, c.begin() + b * H);
-    }
+    rows.scatter_out(seq, t, hn, out);
+    rows.scatter(hn, H, h);
+    rows.scatter(cn, H, c);
   }
   std::copy(h.begin(), h.end(), h_n);
   std::copy(c.begin(), c.end(), c_n);
