@@ -17,6 +17,7 @@ repeats, and printed as ratios:
 
     python benchmarks/cnn.py [--repeats 5] [--batch 64] [--threads 2] [--calib-images 64]
                              [--ft-images 256] [--ft-repeats 1]
+    python benchmarks/cnn.py --bc-grid [--repeats 3]   # the ratio over widths, sizes, batches, bits
 """
 from __future__ import annotations
 
@@ -47,13 +48,13 @@ class Block(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, width: int = 32) -> None:
         super().__init__()
-        self.stem, self.bn = nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32)
-        self.block1, self.block2 = Block(32), Block(32)
-        self.dw = nn.Conv2d(32, 32, 3, stride=2, padding=1, groups=32)
+        self.stem, self.bn = nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.block1, self.block2 = Block(width), Block(width)
+        self.dw = nn.Conv2d(width, width, 3, stride=2, padding=1, groups=width)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(32, 10)
+        self.fc = nn.Linear(width, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn(self.stem(x)))
@@ -68,13 +69,15 @@ def _forward_all(model: nn.Module, images: torch.Tensor, batch: int) -> None:
             model(images[i:i + batch])
 
 
-def time_bias_correction(model: nn.Module, images: torch.Tensor, batch: int, repeats: int) -> dict[str, float]:
+def time_bias_correction(model: nn.Module, images: torch.Tensor, batch: int, repeats: int,
+                         bit_width: int = 8) -> dict[str, float]:
     """Best of `repeats` (after a warm-up) of the calibration pass and of export_quant_config()
     with bias correction, measured on the same fresh quantizer each time."""
     calib_times, export_times = [], []
     for r in range(repeats + 1):
         with tempfile.TemporaryDirectory() as out:
-            q = torch_quantizer("calib", model, images[:batch], output_dir=out, device=torch.device("cpu"))
+            q = torch_quantizer("calib", model, images[:batch], output_dir=out, bitwidth=bit_width,
+                                device=torch.device("cpu"))
             start = time.perf_counter()
             _forward_all(q.quant_model, images, batch)
             middle = time.perf_counter()
@@ -84,6 +87,32 @@ def time_bias_correction(model: nn.Module, images: torch.Tensor, batch: int, rep
             calib_times.append(middle - start)
             export_times.append(end - middle)
     return {"calibration pass": min(calib_times), "export_quant_config (bias correction)": min(export_times)}
+
+
+def bias_correction_grid(images: int, repeats: int) -> None:
+    """export_quant_config() with bias correction against the calibration pass over a grid of
+    widths (channels), image sizes, batch sizes and bit widths (8: the DPU default, where every
+    layer's quantized sums are exact and bias correction computes one quantized product per
+    layer; 16: sums too long for exactness, two products per corrected layer); the worst point
+    is printed last."""
+    rows = []
+    print(f"bias correction grid, {images} calibration images, best of {repeats}")
+    print(f"{'bits':>4} {'width':>5} {'size':>4} {'batch':>5} {'calib ms':>9} {'export ms':>9} {'ratio':>6}")
+    for bits in (8, 16):
+        for width in (16, 24, 48):
+            for size in (16, 32):
+                for batch in (1, 8, 64):
+                    torch.manual_seed(width + size)
+                    model = SmallResNet(width).eval()
+                    data = torch.randn(images, 3, size, size)
+                    t = time_bias_correction(model, data, batch, repeats, bits)
+                    calib, export = t["calibration pass"], t["export_quant_config (bias correction)"]
+                    rows.append((export / calib, bits, width, size, batch))
+                    print(f"{bits:>4} {width:>5} {size:>4} {batch:>5} {calib * 1e3:9.1f} {export * 1e3:9.1f} "
+                          f"{export / calib:6.2f}x", flush=True)
+    for bits in (8, 16):
+        worst = max(r for r in rows if r[1] == bits)
+        print(f"worst at {bits} bits: {worst[0]:.2f}x (width {worst[2]}, {worst[3]}x{worst[3]}, batch {worst[4]})")
 
 
 def time_fast_finetune(model: nn.Module, images: torch.Tensor, batch: int, repeats: int) -> dict[str, float]:
@@ -108,10 +137,15 @@ def main() -> None:
     p.add_argument("--calib-images", type=int, default=64)
     p.add_argument("--ft-images", type=int, default=256)
     p.add_argument("--ft-repeats", type=int, default=1)
+    p.add_argument("--bc-grid", action="store_true",
+                   help="only the bias-correction ratio, over a grid of widths, sizes, batches and bit widths")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     logging.getLogger("nndct").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")
+    if args.bc_grid:
+        bias_correction_grid(args.calib_images, args.repeats)
+        return
     torch.manual_seed(0)
     model = SmallResNet().eval()
     x = torch.randn(args.batch, 3, 32, 32)

@@ -9,4 +9,5 @@ void register_calib_kernels(pybind11::module_& m);  // bind_calib.cc: diffs/maxm
 void register_table_kernels(pybind11::module_& m);  // bind_tables.cc: sigmoid/tanh table lookups
 void register_lstm_kernels(pybind11::module_& m);   // bind_lstm.cc: LSTM cell time loops
 void register_gru_kernels(pybind11::module_& m);    // bind_gru.cc: GRU cell time loops
+void register_stats_kernels(pybind11::module_& m);  // bind_stats.cc: channel sums, grid extents
 }  // namespace nndct_py

@@ -8,4 +8,5 @@ PYBIND11_MODULE(_kernels, m) {
   nndct_py::register_table_kernels(m);
   nndct_py::register_lstm_kernels(m);
   nndct_py::register_gru_kernels(m);
+  nndct_py::register_stats_kernels(m);
 }

@@ -157,6 +157,8 @@ class CnnPlanRunner:
             fix_pos[name] = self._float_qparams(q.scale, q.zero_point) if q.scale is not None else q.fix_pos
 
         class ProbeRuntime(QuantRuntime):
+            quantize_outputs_in_place = False  # the sink compares y with its quantized value
+
             def output(self, name, y):
                 out = super().output(name, y)
                 if sink is not None:

@@ -10,7 +10,7 @@ does the arithmetic, so the Keras front end can reuse it.
 """
 from __future__ import annotations
 
-from .bias_correction import BiasCorrection, ChannelMeanError, corrected_bias, difference_row_sums
+from .bias_correction import BiasCorrection, ChannelMeanError, corrected_bias
 from .cle import (
     bias_shrink_factor,
     equalization_scales,
@@ -27,7 +27,6 @@ __all__ = [
     "ChannelMeanError",
     "bias_shrink_factor",
     "corrected_bias",
-    "difference_row_sums",
     "equalization_scales",
     "first_layer_ranges",
     "input_channel_ranges",

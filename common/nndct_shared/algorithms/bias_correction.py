@@ -11,43 +11,13 @@ float64, so memory stays one vector per layer however many batches are seen.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BiasCorrection", "ChannelMeanError", "corrected_bias", "difference_row_sums"]
+from nndct_shared.kernels import channel_difference_sums
 
-#: Rows of a difference block one task sums (a few MiB of float64 at CNN output sizes: the block
-#: stays in cache between the subtraction and the sum).
-ROWS_PER_TASK = 4
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-
-
-def difference_row_sums(quantized_rows: np.ndarray, float_rows: np.ndarray, threads: int = 1) -> np.ndarray:
-    """Per-row sums of (quantized - float), the differences taken in float64 (exact for float32
-    inputs): the bits of `np.subtract(q, f, dtype=np.float64).sum(axis=1)`, since every row is
-    summed on its own; computed a few rows at a time (no whole float64 difference in memory) on
-    `threads` threads (numpy releases the GIL in both steps)."""
-    if quantized_rows.shape != float_rows.shape or quantized_rows.ndim != 2:
-        raise ValueError(f"row blocks differ: {quantized_rows.shape} vs {float_rows.shape}")
-    out = np.empty(quantized_rows.shape[0], dtype=np.float64)
-
-    def block(start: int) -> None:
-        rows = slice(start, start + ROWS_PER_TASK)
-        out[rows] = np.subtract(quantized_rows[rows], float_rows[rows], dtype=np.float64).sum(axis=1)
-
-    starts = range(0, quantized_rows.shape[0], ROWS_PER_TASK)
-    if threads <= 1 or len(starts) == 1:
-        for start in starts:
-            block(start)
-    else:
-        pool = _POOLS.get(threads)
-        if pool is None:
-            pool = _POOLS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nndct-bc")
-        list(pool.map(block, starts))
-    return out
+__all__ = ["BiasCorrection", "ChannelMeanError", "corrected_bias"]
 
 
 @dataclass(frozen=True)
@@ -70,23 +40,19 @@ class ChannelMeanError:
         self._count = 0
 
     def update(self, quantized: np.ndarray, reference: np.ndarray) -> None:
-        """Add one batch; both arrays have the same shape (batch first)."""
-        q = np.asarray(quantized, dtype=np.float64)
-        r = np.asarray(reference, dtype=np.float64)
+        """Add one batch; both arrays have the same shape (batch first), float32 or float64, in
+        any layout with the channels on `channel_axis` (NCHW, NHWC, [N, features]): the sums
+        are read from that layout by `kernels.channel_difference_sums` (float64 differences,
+        additions in a fixed order, no copy of the outputs)."""
+        q, r = np.asarray(quantized), np.asarray(reference)
         if q.shape != r.shape:
             raise ValueError(f"output shapes differ: {q.shape} vs {r.shape}")
-        self.update_rows(np.moveaxis(q - r, self.channel_axis, 0).reshape(q.shape[self.channel_axis], -1))
-
-    def update_rows(self, diff: np.ndarray) -> None:
-        """Add one batch given as its (quantized - float) float64 differences, one row per channel
-        (a C-contiguous (channels, values) array, as `update` makes it; a front end that computes
-        the differences faster can hand them over directly, with the same result)."""
-        diff = np.ascontiguousarray(diff, dtype=np.float64)
-        self.update_sums(diff.sum(axis=1), diff.shape[1])
+        channels = q.shape[self.channel_axis]
+        self.update_sums(channel_difference_sums(q, r, self.channel_axis), q.size // channels if channels else 0)
 
     def update_sums(self, batch_sum: np.ndarray, count: int) -> None:
         """Add one batch given as its per-channel sums of (quantized - float) over `count`
-        values per channel (`difference_row_sums`; the same result as `update_rows`)."""
+        values per channel (what `update` adds; a part made elsewhere, e.g. on another rank)."""
         batch_sum = np.asarray(batch_sum, dtype=np.float64)
         if self._sum is None:
             self._sum = batch_sum

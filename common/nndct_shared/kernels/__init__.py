@@ -16,6 +16,7 @@ from .calib import (
 )
 from .fix import fix_codes, fix_codes_per_channel, fix_neuron, fix_neuron_per_channel
 from .histogram import AbsHistogram
+from .stats import channel_difference_sums, grid_extent
 from .methods import METHOD_NAMES, PUBLIC_METHOD_CODES, resolve_method
 from .tables import (
     sigmoid_table,
@@ -38,12 +39,14 @@ __all__ = [
     "METHOD_NAMES",
     "PUBLIC_METHOD_CODES",
     "ZERO_TENSOR_FIX_POS",
+    "channel_difference_sums",
     "diffs_fix_pos",
     "diffs_fix_pos_per_channel",
     "fix_codes",
     "fix_codes_per_channel",
     "fix_neuron",
     "fix_neuron_per_channel",
+    "grid_extent",
     "max_threads",
     "maxmin_fix_pos",
     "maxmin_fix_pos_per_channel",

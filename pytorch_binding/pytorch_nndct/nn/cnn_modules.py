@@ -44,6 +44,10 @@ class NodeModule(nn.Module):
 
     #: The op of the registry this class computes (set on concrete classes).
     op_type: ClassVar[str] = ""
+    #: True when `compute` always returns a new tensor that nothing else holds (not an input, a
+    #: view of one, or a param): a runtime that says so (`quantize_outputs_in_place`) may then
+    #: fake-quantize it in place, saving a copy of every activation.
+    owns_output: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -67,7 +71,11 @@ class NodeModule(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         y = self.compute(*inputs)
         runtime = self.quant_runtime
-        return y if runtime is None else runtime.output(self.node_name, y)
+        if runtime is None:
+            return y
+        if self.owns_output and getattr(runtime, "quantize_outputs_in_place", False):
+            return runtime.output(self.node_name, y, in_place=True)
+        return runtime.output(self.node_name, y)
 
     def param(self, role: str) -> Optional[torch.Tensor]:
         """The param of `role` as the op sees it: fake-quantized when the runtime says so."""
@@ -90,9 +98,31 @@ class Input(NodeModule):
 
 
 class _Weighted(NodeModule):
+    """A layer `op(x, weight) + bias`; `bias_free` computes it without the bias (bias
+    correction's shortcut for layers whose quantized sums are exact, `optim.exact_bias`)."""
+
+    owns_output = True
+    #: The output's channel axis, along which the bias adds.
+    bias_axis: ClassVar[int] = 1
+
     def _make_params(self, weight_shape: tuple[int, ...], bias: bool, out_channels: int) -> None:
         self.weight = nn.Parameter(torch.zeros(weight_shape), requires_grad=False)
         self.bias = nn.Parameter(torch.zeros(out_channels), requires_grad=False) if bias else None
+
+    def op(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x, self.param("weight"), self.param("bias"))
+
+    def bias_free(self, x: torch.Tensor) -> torch.Tensor:
+        """The op with the (runtime's) weight and no bias."""
+        return self.op(x, self.param("weight"), None)
+
+    def output_l1(self, weight: torch.Tensor) -> torch.Tensor:
+        """Per output channel, the float64 sum of |weight| over everything one output value of
+        that channel may read (a bound on its sums of products)."""
+        return weight.detach().abs().to(torch.float64).flatten(1).sum(1)
 
 
 class Linear(_Weighted):
@@ -107,8 +137,10 @@ class Linear(_Weighted):
         super().__init__()
         self._make_params((out_features, in_features), bias, out_features)
 
-    def compute(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.param("weight"), self.param("bias"))
+    bias_axis = -1
+
+    def op(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        return F.linear(x, weight, bias)
 
 
 class _ConvNd(_Weighted):
@@ -131,17 +163,15 @@ class _ConvNd(_Weighted):
 class Conv1d(_ConvNd):
     op_type = "conv1d"
 
-    def compute(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv1d(x, self.param("weight"), self.param("bias"), self.stride, self.padding,
-                        self.dilation, self.groups)
+    def op(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        return F.conv1d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class Conv2d(_ConvNd):
     op_type = "conv2d"
 
-    def compute(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.param("weight"), self.param("bias"), self.stride, self.padding,
-                        self.dilation, self.groups)
+    def op(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(_Weighted):
@@ -163,14 +193,23 @@ class ConvTranspose2d(_Weighted):
         self.dilation, self.groups = dilation, groups
         self._make_params((in_channels, out_channels // groups) + tuple(kernel_size), bias, out_channels)
 
-    def compute(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv_transpose2d(x, self.param("weight"), self.param("bias"), self.stride, self.padding,
-                                  self.output_padding, self.groups, self.dilation)
+    def op(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        return F.conv_transpose2d(x, weight, bias, self.stride, self.padding, self.output_padding, self.groups,
+                                  self.dilation)
+
+    def output_l1(self, weight: torch.Tensor) -> torch.Tensor:
+        # weight [in, out / groups, kh, kw]: output channel g * (out / groups) + j reads the
+        # input channels of group g through weight[group g's rows, j]
+        w = weight.detach().abs().to(torch.float64)
+        per_group = w.reshape(self.groups, w.shape[0] // self.groups, w.shape[1], -1).sum(dim=(1, 3))
+        return per_group.reshape(-1)
 
 
 class Scale(NodeModule):
+    owns_output = True
     """A standalone BatchNorm: `x * weight + bias` per channel along `axis`."""
     op_type = "scale"
+    owns_output = True
 
     @classmethod
     def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
@@ -191,6 +230,7 @@ class Scale(NodeModule):
 
 class ReLU(NodeModule):
     op_type = "relu"
+    owns_output = True
 
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x)
@@ -201,6 +241,7 @@ class ReLU6(NodeModule):
     equalization sets (the registry's relu6 attr `clip`)."""
 
     op_type = "relu6"
+    owns_output = True
 
     @classmethod
     def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
@@ -220,6 +261,7 @@ class ReLU6(NodeModule):
 
 class LeakyReLU(NodeModule):
     op_type = "leaky_relu"
+    owns_output = True
 
     @classmethod
     def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
@@ -235,6 +277,7 @@ class LeakyReLU(NodeModule):
 
 class Sigmoid(NodeModule):
     op_type = "sigmoid"
+    owns_output = True
 
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x)
@@ -242,6 +285,7 @@ class Sigmoid(NodeModule):
 
 class Tanh(NodeModule):
     op_type = "tanh"
+    owns_output = True
 
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(x)
@@ -249,12 +293,14 @@ class Tanh(NodeModule):
 
 class Hardswish(NodeModule):
     op_type = "hardswish"
+    owns_output = True
 
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return F.hardswish(x)
 
 
 class _Pool(NodeModule):
+    owns_output = True
     @classmethod
     def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
         a = node.attrs
@@ -302,6 +348,7 @@ class AvgPool2d(_Pool):
 
 
 class _Adaptive(NodeModule):
+    owns_output = True
     @classmethod
     def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
         return {"output_size": node.attrs["output_size"]}
@@ -341,6 +388,7 @@ class AdaptiveMaxPool2d(_Adaptive):
 
 class _Binary(NodeModule):
     """Two tensors, or one tensor and a constant operand `other` at position `other_index`."""
+    owns_output = True
     @classmethod
     def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
         if "other" in node.params:
@@ -386,6 +434,7 @@ class Mul(_Binary):
 
 class Cat(NodeModule):
     op_type = "concat"
+    owns_output = True
 
     @classmethod
     def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:

@@ -6,9 +6,11 @@ through the network. After calibration, for each weighted node with a bias in to
 order, the per-channel mean of (quantized output - float output) is measured on the calibration
 samples, with the quantized model using the final fix positions and the corrections already
 made upstream, and subtracted from the bias. All layers are done in one pass over the model
-(`layer_walk.LayerWalk`, about three forwards of the recorded samples). The bias fix position is then re-derived, and the
-runtime's bias observer replaced, so quant_info.json records the fix position of the corrected
-bias. The corrections go to `output_dir/bias_corr.pth` for test mode (the flow stages that file
+(`layer_walk.LayerWalk`: a float and a quantized forward of the recorded samples, plus one more
+quantized product per corrected layer, unless its quantized sums are provably exact: then the
+outputs with the old and with the new bias both come from one bias-free product, bit for bit,
+`exact_bias`). The bias fix position is then re-derived, and the runtime's bias observer
+replaced, so quant_info.json records the fix position of the corrected bias. The corrections go to `output_dir/bias_corr.pth` for test mode (the flow stages that file
 together with quant_info.json, `ptq_steps.py`) in vai_q_pytorch 3.x's layout: {node name: list of
 per-output-channel corrections}; the deployed bias is the float bias minus the correction, then
 quantized, so a file the reference wrote for the same model loads here and one written here
@@ -24,7 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from nndct_shared.algorithms import BiasCorrection, ChannelMeanError, corrected_bias, difference_row_sums
+from nndct_shared.algorithms import BiasCorrection, ChannelMeanError, corrected_bias
 from nndct_shared.export_commit import snapshot
 from nndct_shared.messages import error
 from nndct_shared.progress import progress
@@ -41,6 +43,7 @@ from .layer_data import (
     snapshot_params,
     weighted_modules,
 )
+from .exact_bias import ExactProducts
 from .layer_walk import LayerWalk, walk_fits
 from .param_file import load_params, params_bytes, parse_param_file, save_params, sync_graph
 
@@ -71,6 +74,19 @@ def _mean_of_parts(parts: Sequence[ChannelMeanError], axis: int, merge: MergeErr
     return acc.mean()
 
 
+def _error_part(y_quant: torch.Tensor, y_float: torch.Tensor, axis: int) -> ChannelMeanError:
+    """One batch's per-channel error sums, read from the outputs' own layout (no copy of a
+    contiguous CPU output; `ChannelMeanError.update`)."""
+    part = ChannelMeanError(channel_axis=axis)
+    part.update(_array(y_quant), _array(y_float))
+    return part
+
+
+def _array(y: torch.Tensor) -> np.ndarray:
+    y = y.detach().to("cpu")
+    return (y if y.dtype in (torch.float32, torch.float64) else y.to(torch.float32)).contiguous().numpy()
+
+
 def mean_output_error(model: torch.nn.Module, module: Any, batches: Sequence[Batch],
                       quant_runtime: Any, originals: Any, merge: MergeErrors | None = None) -> np.ndarray:
     """Per-channel mean of (quantized - float) output of `module` over `batches` (channel axis 1,
@@ -83,29 +99,14 @@ def mean_output_error(model: torch.nn.Module, module: Any, batches: Sequence[Bat
             _, y_float = layer_io(model, module, batch)
         with run_with(model, quant_runtime):
             _, y_quant = layer_io(model, module, batch)
-        part = ChannelMeanError(channel_axis=axis)
-        part.update(y_quant.to("cpu", torch.float64).numpy(), y_float.to("cpu", torch.float64).numpy())
-        parts.append(part)
+        parts.append(_error_part(y_quant, y_float, axis))
     return _mean_of_parts(parts, axis, merge)
 
 
-def _channel_rows(y: Sequence[torch.Tensor], axis: int) -> list[np.ndarray]:
-    """Each batch's outputs one row per channel, in their float32 (a multi-threaded torch copy)."""
-    return [t.detach().to("cpu").movedim(axis, 0).reshape(t.shape[axis], -1).contiguous().numpy() for t in y]
-
-
-def _channel_error(y_quant: Sequence[torch.Tensor], float_rows: Sequence[np.ndarray], axis: int,
+def _channel_error(y_quant: Sequence[torch.Tensor], y_float: Sequence[torch.Tensor], axis: int,
                    merge: MergeErrors | None) -> np.ndarray:
-    """Per-channel mean of (quantized - float) over the batches, bit for bit as
-    `mean_output_error`: the differences are taken in float64 (exact) from the row layout, and
-    each row is summed exactly as `ChannelMeanError.update` sums it (`difference_row_sums`, a
-    few rows at a time on torch's threads)."""
-    parts = []
-    for q, f in zip(_channel_rows(y_quant, axis), float_rows):
-        part = ChannelMeanError(channel_axis=axis)
-        part.update_sums(difference_row_sums(q, f, torch.get_num_threads()), q.shape[1])
-        parts.append(part)
-    return _mean_of_parts(parts, axis, merge)
+    """`mean_output_error` of outputs already computed (one per batch)."""
+    return _mean_of_parts([_error_part(q, f, axis) for q, f in zip(y_quant, y_float)], axis, merge)
 
 
 def _new_bias(module: Any, error_before: np.ndarray, runtime: Any, fix_pos: dict[str, Any]) -> None:
@@ -153,14 +154,16 @@ def correct_bias(quantizer: Any, batches: Sequence[Batch], merge: MergeErrors | 
         if node.name not in planned or getattr(module, "bias", None) is None:
             return None
         axis = _channel_axis(module)
-        float_rows = _channel_rows(y_float, axis)
-        before = _channel_error(quantize(), float_rows, axis, merge)
+        exact = ExactProducts.of(module, quant_runtime, x_quant)  # one product for both biases
+        y_before = (exact.outputs() if exact is not None else None) or quantize()
+        before = _channel_error(y_before, y_float, axis, merge)
+        del y_before
         _new_bias(module, before, runtime, fix_pos)
         bias = module.param_names["bias"]
         if bias in quant_runtime.fix_pos:
             quant_runtime.fix_pos[bias] = fix_pos[bias]
-        y_quant = quantize()
-        after = _channel_error(y_quant, float_rows, axis, merge) if measure_after else None
+        y_quant = (exact.outputs(reuse=True) if exact is not None else None) or quantize()
+        after = _channel_error(y_quant, y_float, axis, merge) if measure_after else None
         results.append(BiasCorrection(module.node_name, before, after))
         corrected.append(module)
         return y_quant

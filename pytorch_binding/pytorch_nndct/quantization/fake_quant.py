@@ -47,11 +47,12 @@ def _narrow(y: torch.Tensor, bit_width: int, fix_pos: int | torch.Tensor) -> tor
 
 
 def fake_quantize(s: Any, x: torch.Tensor, fix_pos: Any,
-                  channel_fix: torch.Tensor | None = None) -> torch.Tensor:
+                  channel_fix: torch.Tensor | None = None, in_place: bool = False) -> torch.Tensor:
     """`x` on the grid of settings `s` (a `TensorSettings`) and result `fix_pos` (None: `x`).
 
     `channel_fix`: the per-channel fix positions already as a tensor (`fix_position_tensor`),
     which callers that quantize the same weight often keep to save rebuilding it.
+    `in_place`: `x` may be overwritten with the result (done where the C++ kernel applies).
     """
     if fix_pos is None:
         return x
@@ -70,5 +71,5 @@ def fake_quantize(s: Any, x: torch.Tensor, fix_pos: Any,
         fp = channel_fix if channel_fix is not None else fix_position_tensor(fix_pos, x, s.axis)
     else:
         fp = int(fix_pos)
-    y = fix_neuron_torch(x, s.bit_width, fp, s.round_code)
+    y = fix_neuron_torch(x, s.bit_width, fp, s.round_code, in_place)
     return _narrow(y, s.bit_width, fp) if s.narrow_range else y

@@ -43,14 +43,20 @@ def _kernel_applies(x: torch.Tensor, fix_pos: int | torch.Tensor) -> bool:
             and not x.requires_grad and not torch.jit.is_tracing() and not torch.jit.is_scripting())
 
 
-def fix_neuron_torch(x: torch.Tensor, bit_width: int, fix_pos: int | torch.Tensor, method: int) -> torch.Tensor:
+def fix_neuron_torch(x: torch.Tensor, bit_width: int, fix_pos: int | torch.Tensor, method: int,
+                     in_place: bool = False) -> torch.Tensor:
     """`clamp(round(x * 2**fix_pos)) * 2**-fix_pos` in x's dtype (see the module docstring).
 
     `fix_pos` is an int (per tensor) or an int tensor broadcastable to x (per channel).
     `method` is a kernel code from `method_code`. NaN stays NaN; +-inf saturate.
+    `in_place`: the caller owns `x` and lets it be overwritten; a contiguous tensor the C++
+    kernel takes is then quantized in its own memory and returned (the same bits either way).
     """
     if _kernel_applies(x, fix_pos):
         array = x.detach().contiguous().numpy()
+        if in_place and x.is_contiguous():
+            kernels.fix_neuron(array, bit_width, int(fix_pos), CODE_NAMES[method], out=array)
+            return x
         return torch.from_numpy(kernels.fix_neuron(array, bit_width, int(fix_pos), CODE_NAMES[method]))
     return fix_neuron_torch_reference(x, bit_width, fix_pos, method)
 

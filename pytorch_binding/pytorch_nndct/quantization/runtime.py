@@ -110,6 +110,9 @@ class QuantRuntime(CalibrationState):
     """Observers (calib) or fix positions (test) of the quantized tensors of one model (the
     calibration state and its rules are the neutral `CalibrationState`, shared with Keras)."""
 
+    #: Modules that own their output may hand it over to be fake-quantized in place (`output`).
+    quantize_outputs_in_place = True
+
     def __init__(self, settings: Mapping[str, TensorSettings], mode: RunMode, feedback: str | None = None) -> None:
         super().__init__(settings, mode, feedback or default_feedback())
         self.merged_forwards: int | None = None  # set when the ranks' statistics were merged
@@ -128,10 +131,14 @@ class QuantRuntime(CalibrationState):
         self.last_inputs = tuple(t.detach() for t in tensors)
         self.last_batch_size = int(tensors[0].shape[0]) if tensors and tensors[0].dim() else None
 
-    def output(self, name: str, y: torch.Tensor) -> torch.Tensor:
+    def output(self, name: str, y: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+        """The node's output `y` on its grid (and observed, in calib mode). `in_place`: `y` is the
+        module's own new tensor (`NodeModule.owns_output`) and may be overwritten: a plain CPU
+        float tensor then gets its fix without a copy (fewer fresh pages to fault in; a runtime
+        that must see `y` and the result side by side sets `quantize_outputs_in_place` False)."""
         settings = self.settings.get(name)
         if settings is not None:
-            y = self._quantize(settings, y)
+            y = self._quantize(settings, y, in_place)
         self.last_outputs[name] = y.detach()
         return y
 
@@ -141,7 +148,7 @@ class QuantRuntime(CalibrationState):
 
     # --- quantization -----------------------------------------------------------------------
 
-    def _quantize(self, s: TensorSettings, x: torch.Tensor) -> torch.Tensor:
+    def _quantize(self, s: TensorSettings, x: torch.Tensor, in_place: bool = False) -> torch.Tensor:
         if self.mode == RunMode.CALIB:
             fix_pos = self._observe(s, x)
         else:
@@ -151,7 +158,7 @@ class QuantRuntime(CalibrationState):
         channel_fix = None
         if isinstance(fix_pos, tuple) and not isinstance(fix_pos[0], FloatQParams):
             channel_fix = self._per_channel(s, fix_pos, x)
-        return fake_quantize(s, x, fix_pos, channel_fix)
+        return fake_quantize(s, x, fix_pos, channel_fix, in_place)
 
     def _observe(self, s: TensorSettings, x: torch.Tensor) -> Any:
         return self.observe(s, x.detach().to("cpu", torch.float32).numpy())

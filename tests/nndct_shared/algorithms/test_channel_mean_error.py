@@ -11,7 +11,8 @@ import pickle
 import numpy as np
 import pytest
 
-from nndct_shared.algorithms import ChannelMeanError, difference_row_sums
+from nndct_shared.algorithms import ChannelMeanError
+from nndct_shared.kernels import channel_difference_sums
 
 
 @pytest.fixture(scope="module")
@@ -53,20 +54,16 @@ def test_merge_refuses_another_channel_count(output_pairs):
         a.merge(b)
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_row_sums_in_blocks_on_threads_equal_the_whole_difference(threads):
-    """`difference_row_sums` (blocks of rows, several threads) gives the bits of the whole float64
-    difference summed per row, and `update_sums` with it the accumulator of `update_rows`."""
-    rng = np.random.default_rng(7)
-    channels, values = 13, 3 * 4099  # a block count that does not divide, odd row lengths
-    y = (rng.standard_normal((channels, values)) * rng.uniform(0.01, 100.0, (channels, 1))).astype(np.float32)
-    q = (np.round(y * 64.0) / 64.0).astype(np.float32)
-    whole = np.subtract(q, y, dtype=np.float64).sum(axis=1)
-    got = difference_row_sums(q, y, threads)
-    assert got.dtype == np.float64 and np.array_equal(got, whole)
-    by_rows, by_sums = ChannelMeanError(), ChannelMeanError()
-    by_rows.update_rows(np.subtract(q, y, dtype=np.float64))
-    by_sums.update_sums(got, values)
-    assert by_sums.count == by_rows.count and np.array_equal(by_sums.mean(), by_rows.mean())
-    with pytest.raises(ValueError):
-        difference_row_sums(q, y[:, 1:], threads)
+def test_update_reads_the_channel_axis_of_any_layout(output_pairs):
+    """`update` sums each channel from the outputs' own layout: NCHW-like (axis 1) and the
+    same values channels-last (axis -1) give one mean (up to the order of the additions), each
+    exactly `channel_difference_sums` over the values seen."""
+    quantized, reference = output_pairs[1]
+    first, last = ChannelMeanError(1), ChannelMeanError(-1)
+    first.update(quantized, reference)
+    last.update(np.moveaxis(quantized, 1, -1).copy(), np.moveaxis(reference, 1, -1).copy())
+    assert first.count == last.count == quantized.shape[0] * quantized.shape[2]
+    assert first.mean().tobytes() == (channel_difference_sums(quantized, reference, 1) / first.count).tobytes()
+    assert np.allclose(first.mean(), last.mean(), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="shapes differ"):
+        first.update(quantized, reference[:, :, :4])
