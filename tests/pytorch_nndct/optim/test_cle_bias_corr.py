@@ -1,7 +1,6 @@
 """Cross-layer equalization and bias correction on real trained digits models."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -9,8 +8,8 @@ import torch
 
 import models
 from helpers import reference_cle
+from helpers.step_configs import step_config as _config
 from nndct_shared.algorithms import corrected_bias, input_channel_ranges, output_channel_ranges
-from nndct_shared.config import default_config
 from nndct_shared.messages import MissingFileError
 from pytorch_nndct.apis import torch_quantizer
 from pytorch_nndct.optim import BIAS_CORR_FILE, correct_bias, equalize_quantizer, find_cle_pairs
@@ -37,15 +36,6 @@ def _imbalanced(model):
         m.dw.bias.mul_(k)
         m.pw.weight.div_(k.view(1, -1, 1, 1))
     return m
-
-
-def _config(out, cle: bool, bias_corr: bool, bit_width: int = 8) -> str:
-    data = default_config(bit_width, "DPU" if bit_width == 8 else "CPU").to_dict()
-    data["include_cle"], data["include_bias_corr"] = cle, bias_corr
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "config.json"
-    path.write_text(json.dumps(data))
-    return str(path)
 
 
 def _accuracy(model, digits, out, cle: bool, bias_corr: bool = False, bit_width: int = 8) -> float:

@@ -7,14 +7,12 @@ their quantized inputs taken from the quantized model on digits images.
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nndct_shared.config import default_config
+from helpers.step_configs import step_config
 from pytorch_nndct.apis import torch_quantizer
 from pytorch_nndct.optim import correct_bias
 from pytorch_nndct.optim.exact_bias import ExactProducts
@@ -38,18 +36,9 @@ class UpAndAcross(nn.Module):
         return self.fc(x.mean(dim=1))  # [N, 16 rows, 16 features]
 
 
-def _config(out, bit_width: int) -> str:
-    data = default_config(bit_width, "DPU" if bit_width == 8 else "CPU").to_dict()
-    data["include_cle"], data["include_bias_corr"] = False, False
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "config.json"
-    path.write_text(json.dumps(data))
-    return str(path)
-
-
 def _calibrated(model, images, out, bit_width):
     q = torch_quantizer("calib", model, images[:50], output_dir=str(out), bitwidth=bit_width, device=CPU,
-                        quant_config_file=_config(out, bit_width))
+                        quant_config_file=step_config(out, cle=False, bias_corr=False, bit_width=bit_width))
     with torch.no_grad():
         q.quant_model(images[:200])
     return q
