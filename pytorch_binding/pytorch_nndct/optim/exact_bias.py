@@ -25,7 +25,7 @@ import torch
 
 from nndct_shared.kernels import grid_extent
 
-from ..nn.cnn_modules import NodeModule
+from .layer_data import module_with
 
 __all__ = ["ExactProducts"]
 
@@ -52,21 +52,6 @@ def _extent(t: torch.Tensor) -> tuple[int, float, bool]:
     return grid_extent(t.detach().contiguous().numpy())
 
 
-class _Using:
-    """`module` computes with `runtime` inside the block (as `LayerWalk` runs it)."""
-
-    def __init__(self, module: NodeModule, runtime: Any) -> None:
-        self.module, self.runtime = module, runtime
-
-    def __enter__(self) -> NodeModule:
-        self.saved = self.module.quant_runtime
-        self.module.quant_runtime = self.runtime
-        return self.module
-
-    def __exit__(self, *exc: Any) -> None:
-        self.module.quant_runtime = self.saved
-
-
 class ExactProducts:
     """The bias-free quantized products of one layer on every batch, proven exact."""
 
@@ -86,7 +71,7 @@ class ExactProducts:
         if dtype not in _EXACT_STEPS or any(x.dtype != dtype or x.device.type != "cpu" or x.requires_grad
                                             for x in xs):
             return None
-        with _Using(module, runtime), torch.no_grad():
+        with module_with(module, runtime), torch.no_grad():
             weight = module.param("weight")
             if weight.dtype != dtype:
                 return None
@@ -106,7 +91,7 @@ class ExactProducts:
         return cls(module, runtime, products, bits_x + bits_w, max_x, l1, dtype)
 
     def _bias(self) -> torch.Tensor:
-        with _Using(self.module, self.runtime), torch.no_grad():
+        with module_with(self.module, self.runtime), torch.no_grad():
             return self.module.param("bias")
 
     def admits(self, bias: torch.Tensor) -> bool:

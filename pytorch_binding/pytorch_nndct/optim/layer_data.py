@@ -28,7 +28,7 @@ from ..quantization.fake_quant import fake_quantize
 from ..quantization.runtime import QuantRuntime
 from nndct_shared.cnn.settings import TensorSettings, make_observer
 
-__all__ = ["InputRecorder", "WEIGHTED_MODULES", "fixed_runtime", "float_model", "layer_io", "node_modules",
+__all__ = ["InputRecorder", "WEIGHTED_MODULES", "fixed_runtime", "float_model", "layer_io", "module_with", "node_modules",
            "record_inputs", "refresh_fix_pos", "reset_runtime", "run_with", "snapshot_params", "ste_fix",
            "weighted_modules"]
 
@@ -97,6 +97,17 @@ def record_inputs(model: nn.Module, run_fn: Callable[..., Any], run_args: Sequen
     finally:
         recorder.detach()
     return recorder.batches
+
+
+@contextlib.contextmanager
+def module_with(module: NodeModule, runtime: Any) -> Iterator[NodeModule]:
+    """Temporarily give one node module `runtime` (None: float), e.g. to run it alone."""
+    saved = module.quant_runtime
+    module.quant_runtime = runtime
+    try:
+        yield module
+    finally:
+        module.quant_runtime = saved
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ from nndct_shared.graph import Graph, Node
 from nndct_shared.progress import progress
 
 from ..nn.cnn_modules import NodeModule
-from .layer_data import Batch, node_modules
+from .layer_data import Batch, module_with, node_modules
 
 __all__ = ["LayerWalk", "MEMORY_FRACTION", "Visit", "walk_bytes", "walk_fits"]
 
@@ -50,13 +50,8 @@ Visit = Callable[[Node, NodeModule, list[torch.Tensor], list[tuple[torch.Tensor,
 
 
 def _call(module: NodeModule, runtime: Any, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    saved = module.quant_runtime
-    module.quant_runtime = runtime
-    try:
-        with torch.no_grad():
-            return module(*inputs)
-    finally:
-        module.quant_runtime = saved
+    with module_with(module, runtime), torch.no_grad():
+        return module(*inputs)
 
 
 def walk_bytes(graph: Graph, samples: int, bytes_per_value: int = 4) -> int:
