@@ -67,19 +67,26 @@ def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[i
 
 
 def _conv_padding(ctx: CaptureContext, call: LayerCall, sizes: tuple[int, ...], kernel: tuple[int, ...],
-                  stride: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[int, ...]:
+                  stride: tuple[int, ...], dilation: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(before, after) per spatial dim of a conv layer's padding ('valid' or 'same')."""
     padding = call.layer.padding
     if padding == "valid":
-        return (0,) * len(kernel)
+        return [(0, 0)] * len(kernel)
     if padding != "same":
         raise ctx.fail(call, f" (padding='{padding}')")
-    pads = [same_pads(*args) for args in zip(sizes, kernel, stride, dilation)]
-    if any(before != after for before, after in pads):
-        raise ctx.fail(call, f" (padding='same' pads {[list(p) for p in pads]} (before, after) per "
-                             f"spatial dim for input size {list(sizes)}, kernel {list(kernel)} and "
-                             f"strides {list(stride)}; the CNN graph, like torch.nn.Conv, pads both "
-                             "sides equally: use padding='valid' or sizes for which 'same' is symmetric)")
-    return tuple(before for before, _ in pads)
+    return [same_pads(*args) for args in zip(sizes, kernel, stride, dilation)]
+
+
+def _pad_node(ctx: CaptureContext, call: LayerCall, x: Value, pairs: list[tuple[int, int]],
+              suffix: str = "") -> Value:
+    """A constant-zero `pad` node of the spatial dims of channels-last `x` (pairs per spatial
+    dim); as torch's F.pad / nn.ZeroPad2d it carries its own fix."""
+    if x.perm is not None:
+        raise ctx.fail(call, " (it pads a flattened feature map)")
+    shape = (x.keras_shape[0], *(d + b + a for d, (b, a) in zip(x.keras_shape[1:-1], pairs)), x.keras_shape[-1])
+    pads = ((0, 0), (0, 0), *((int(b), int(a)) for b, a in pairs))  # torch order: N, C, spatial
+    return ctx.add(call, "pad", [x], shape, attrs={"pads": pads, "mode": "constant", "value": 0.0}, suffix=suffix,
+                   layer_type="pad" if suffix else None)
 
 
 def _spatial(value: Value) -> tuple[int, ...]:
@@ -190,16 +197,22 @@ def _conv_node(ctx: CaptureContext, call: LayerCall, x: Value, out_shape: tuple[
     return ctx.add(call, f"conv{len(window['kernel'])}d", [x], out_shape, attrs=attrs, params=params, suffix=suffix)
 
 
-def _window(ctx: CaptureContext, call: LayerCall, x: Value) -> dict[str, Any]:
-    """kernel / stride / padding / dilation of a Keras conv layer, in torch order."""
+def _window(ctx: CaptureContext, call: LayerCall, x: Value) -> tuple[dict[str, Any], Value]:
+    """kernel / stride / padding / dilation of a Keras conv layer, in torch order, and the value
+    it reads: `x`, or a `<layer>/pad` node before it where 'same' pads one more element after
+    than before (an even kernel, or a stride on some sizes), which the graph's convs, padding
+    both sides equally as torch.nn.Conv2d, cannot express (the DPU's pad op then does it)."""
     layer = call.layer
     _channels_last(ctx, call)
     n = len(layer.kernel_size)
     _spatial_rank(ctx, call, x, n)
     kernel, stride = _ints(layer.kernel_size, n), _ints(layer.strides, n)
     dilation = _ints(layer.dilation_rate, n)
-    padding = _conv_padding(ctx, call, _spatial(x), kernel, stride, dilation)
-    return {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation}
+    pairs = _conv_padding(ctx, call, _spatial(x), kernel, stride, dilation)
+    if any(before != after for before, after in pairs):
+        x = _pad_node(ctx, call, x, pairs, suffix="/pad")
+        pairs = [(0, 0)] * n
+    return {"kernel": kernel, "stride": stride, "padding": tuple(b for b, _ in pairs), "dilation": dilation}, x
 
 
 def _pointwise_window(n: int) -> dict[str, Any]:
@@ -209,8 +222,8 @@ def _pointwise_window(n: int) -> dict[str, Any]:
 
 @capture_rule(L.Conv1D, L.Conv2D)
 def conv(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> list[Value]:
-    layer, x = call.layer, xs[0]
-    window = _window(ctx, call, x)
+    layer = call.layer
+    window, x = _window(ctx, call, xs[0])
     n = len(window["kernel"])
     k = numpy_of(layer.kernel)                                   # [*K, I/g, O]
     params = {"weight": ctx.param(call, "weight", np.ascontiguousarray(k.transpose(n + 1, n, *range(n))))}
@@ -229,8 +242,8 @@ def _depthwise_weight(k: np.ndarray) -> np.ndarray:
 
 @capture_rule(L.DepthwiseConv1D, L.DepthwiseConv2D)
 def depthwise_conv(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> list[Value]:
-    layer, x = call.layer, xs[0]
-    window = _window(ctx, call, x)
+    layer = call.layer
+    window, x = _window(ctx, call, xs[0])
     params = {"weight": ctx.param(call, "weight", _depthwise_weight(numpy_of(layer.kernel)))}
     _bias(ctx, call, params)
     y = _conv_node(ctx, call, x, ctx.output_shape(call), window, x.keras_shape[-1], params)
@@ -241,8 +254,8 @@ def depthwise_conv(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> lis
 def separable_conv(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> list[Value]:
     """A depthwise conv `<layer>/depthwise` (no bias) then a pointwise 1x1 conv `<layer>` with
     the bias: what Keras computes, as two graph nodes (params `.depthwise.` / `.pointwise.`)."""
-    layer, x = call.layer, xs[0]
-    window = _window(ctx, call, x)
+    layer = call.layer
+    window, x = _window(ctx, call, xs[0])
     n = len(window["kernel"])
     depthwise = _depthwise_weight(numpy_of(layer.depthwise_kernel))
     out_shape = ctx.output_shape(call)
@@ -255,6 +268,17 @@ def separable_conv(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> lis
     _bias(ctx, call, params, "pointwise")
     y = _conv_node(ctx, call, dw, out_shape, _pointwise_window(n), 1, params)
     return [fused_activation(ctx, call, y)]
+
+
+@capture_rule(L.ZeroPadding1D, L.ZeroPadding2D)
+def zero_padding(ctx: CaptureContext, call: LayerCall, xs: list[Value]) -> list[Value]:
+    """Zeros around the spatial dims: a `pad` node (constant 0), as torch's nn.ZeroPad2d."""
+    layer, x = call.layer, xs[0]
+    _channels_last(ctx, call)
+    n = 1 if isinstance(layer, L.ZeroPadding1D) else 2
+    _spatial_rank(ctx, call, x, n)
+    pairs = [tuple(layer.padding)] if n == 1 else [tuple(p) for p in layer.padding]
+    return [_pad_node(ctx, call, x, [(int(b), int(a)) for b, a in pairs])]
 
 
 def transposed_padding(size: int, out: int, kernel: int, stride: int, dilation: int,

@@ -197,10 +197,35 @@ def _single(layer: L.Layer, shape=(8, 8, 3), after=None) -> keras.Model:
     return keras.Model(inp, after(x) if after else x, name="M")
 
 
+def test_zero_padding_and_asymmetric_same_become_pad_nodes():
+    """ZeroPadding1D/2D is a constant-zero pad node; a 'same' conv that pads one more element
+    after than before (stride 2 on an even size, an even kernel) reads a `<layer>/pad` node and
+    pads nothing itself, as torch writes it (F.pad, then the conv)."""
+    inp = keras.Input((8, 8, 3))
+    x = L.ZeroPadding2D(((1, 2), (0, 3)), name="zp")(inp)                       # 11 x 11
+    x = L.Conv2D(4, 3, strides=2, padding="same", name="c")(x)                   # pads (1, 1): 6 x 6
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", name="dw")(x)           # pads (0, 1): 3 x 3
+    x = L.SeparableConv2D(5, 2, padding="same", name="sep")(x)                   # pads (0, 1)
+    graph = _capture(keras.Model(inp, x, name="M")).graph
+    order = [(n.name, n.op_type) for n in graph.topological_order()]
+    assert [op for _, op in order] == ["input", "pad", "conv2d", "pad", "conv2d", "pad", "conv2d", "conv2d"]
+    assert graph.node("M::zp").attrs == {"pads": ((0, 0), (0, 0), (1, 2), (0, 3)), "mode": "constant", "value": 0.0}
+    assert graph.node("M::c").attrs["padding"] == (1, 1) and graph.node("M::c").inputs == ["M::zp"]
+    for layer in ("dw", "sep/depthwise"):
+        pad = graph.node(f"M::{layer.split('/')[0]}/pad")
+        assert pad.attrs["pads"] == ((0, 0), (0, 0), (0, 1), (0, 1))
+        assert graph.node(f"M::{layer}").attrs["padding"] == (0, 0) and graph.node(f"M::{layer}").inputs == [pad.name]
+    assert tuple(graph.tensor("M::dw/pad").shape) == (1, 4, 7, 7)
+    seq = keras.Input((9, 2))
+    y = L.ZeroPadding1D((2, 0), name="zp")(seq)
+    y = L.Conv1D(3, 4, padding="same", name="c")(y)                              # kernel 4 pads (1, 2)
+    graph = _capture(keras.Model(seq, y, name="S")).graph
+    assert graph.node("S::zp").attrs["pads"] == ((0, 0), (0, 0), (2, 0))
+    assert graph.node("S::c/pad").attrs["pads"] == ((0, 0), (0, 0), (1, 2)) and graph.node("S::c").attrs["padding"] == (0,)
+
+
 def test_unsupported_layers_and_layouts_are_refused_naming_the_layer():
     _refused(_single(L.UpSampling2D(name="up")), "up", "UpSampling2D")
-    _refused(_single(L.Conv2D(4, 3, strides=2, padding="same", name="c")), "c", "pads [[0, 1], [0, 1]]")
-    _refused(_single(L.Conv2D(4, 2, padding="same", name="c")), "c", "pads both sides equally")
     _refused(_single(L.Conv1D(4, 3, padding="causal", name="c"), shape=(8, 3)), "c", "causal")
     _refused(_single(L.Conv2DTranspose(4, 3, strides=2, padding="same", name="t")), "t", "asymmetrically")
     _refused(_single(L.Conv2D(4, 3, activation="gelu", name="g")), "g", "activation 'gelu'")

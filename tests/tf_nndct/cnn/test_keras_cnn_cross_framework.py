@@ -2,10 +2,12 @@
 positions (quant_info.json), quant_model outputs (array_equal), xmodels and deploy-check dumps
 byte for byte, names aside.
 
-Three pairs (`twins.py`): the CNN example's network, a residual 2-D net (relu6, separable conv
-with a folded BatchNorm, add, leaky relu, transposed conv, avg / global pools, concat) and a
+Four pairs (`twins.py`): the CNN example's network, a residual 2-D net (relu6, separable conv
+with a folded BatchNorm, add, leaky relu, transposed conv, avg / global pools, concat), a
 1-D net (stride-2 conv, standalone BatchNorm, a 'same' pool in ceil mode, Dense on a
-sequence), each calibrated in both frameworks on the same real images with the default config
+sequence) and a padded net (ZeroPadding2D; 'same' convs, depthwise included, that pad one more
+element after than before, which Keras captures as a pad node before the conv, as torch writes
+them with F.pad), each calibrated in both frameworks on the same real images with the default config
 (cross-layer equalization and bias correction on), then run in test mode.
 
 Names: the graph name is the Keras model's name (= the PyTorch class name here) and parameter
@@ -72,6 +74,7 @@ PAIRS = {
     "digits_net": (twins.DigitsNet, twins.digits_net_keras, lambda n: twins.digits_images(n)),
     "resnet2d": (twins.ResNet2d, twins.resnet2d_keras, lambda n: twins.digits_images(n)),
     "net1d": (twins.Net1d, twins.net1d_keras, lambda n: twins.sequences(n)),
+    "padded": (twins.Padded, twins.padded_keras, lambda n: twins.digits_images(n)),
 }
 
 

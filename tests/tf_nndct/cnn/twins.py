@@ -245,6 +245,49 @@ def net1d_keras(t: Net1d) -> keras.Model:
     return model
 
 
+# --- 4. padded net: ZeroPadding2D, and 'same' convs that pad one more after than before ----------
+
+
+class Padded(nn.Module):
+    """Keras' asymmetric 'same' (a stride 2 on even sizes, an even kernel) as torch writes it: an
+    explicit F.pad before a conv without padding; ZeroPadding2D as nn.ZeroPad2d."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.zero = nn.ZeroPad2d((1, 0, 0, 1))                  # (left, right, top, bottom): 9x9
+        self.stem = nn.Conv2d(1, 8, 2)                          # -> 8x8
+        self.down = nn.Conv2d(8, 8, 3, stride=2)                # 'same' on 8x8 pads (0, 1): -> 4x4
+        self.dw = nn.Conv2d(8, 8, 3, stride=2, groups=8)        # 'same' on 4x4 pads (0, 1): -> 2x2
+        self.even = nn.Conv2d(8, 6, 2)                          # kernel 2 'same' pads (0, 1): 2x2
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.flat = nn.Flatten()
+        self.fc = nn.Linear(6, 10)
+
+    def forward(self, x):
+        x = F.relu(self.stem(self.zero(x)))
+        x = F.relu(self.down(F.pad(x, (0, 1, 0, 1))))
+        x = F.relu(self.dw(F.pad(x, (0, 1, 0, 1))))
+        x = F.relu(self.even(F.pad(x, (0, 1, 0, 1))))
+        return self.fc(self.flat(self.gap(x)))
+
+
+def padded_keras(t: Padded) -> keras.Model:
+    inp = keras.Input((8, 8, 1), name="image")
+    x = L.ZeroPadding2D(((0, 1), (1, 0)), name="zero")(inp)
+    x = L.Conv2D(8, 2, activation="relu", name="stem")(x)
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="down")(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu", name="dw")(x)
+    x = L.Conv2D(6, 2, padding="same", activation="relu", name="even")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dense(10, name="fc")(x)
+    model = keras.Model(inp, x, name="Padded")
+    for name in ("stem", "down", "even"):
+        model.get_layer(name).set_weights(conv_weights(getattr(t, name)))
+    model.get_layer("dw").set_weights(depthwise_weights(t.dw))
+    model.get_layer("fc").set_weights(dense_weights(t.fc))
+    return model
+
+
 def sequences(count: int, seed: int = 0) -> np.ndarray:
     """Sequences of digits rows (real data): [count, 16, 8] (two images, row by row)."""
     images = digits_images(2 * count, start=seed)[..., 0]
