@@ -16,21 +16,20 @@ returns its new quantized outputs, which the nodes after it then read. Values ar
 their last reader. Every node computes exactly what the model's own forward computes on the
 same inputs, so the results are those of the recomputation, bit for bit.
 
-Memory: the live values of both sides for all recorded samples (a ResNet-style model keeps two
-or three at a time). `walk_bytes` estimates the peak from the captured shapes, so that a
-caller can fall back to recomputation when it would not fit (`MEMORY_FRACTION`).
+Memory: the live values of both sides for all recorded samples (`nndct_shared.cnn.walk_memory`
+estimates the peak from the captured shapes, so that a caller can fall back to recomputation
+when it would not fit).
 """
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable, Sequence
-from math import prod
 from typing import Any
 
 import torch
 from torch import nn
 
+from nndct_shared.cnn.walk_memory import MEMORY_FRACTION, walk_bytes, walk_fits
 from nndct_shared.graph import Graph, Node
 from nndct_shared.progress import progress
 
@@ -38,9 +37,6 @@ from ..nn.cnn_modules import NodeModule
 from .layer_data import Batch, module_with, node_modules
 
 __all__ = ["LayerWalk", "MEMORY_FRACTION", "Visit", "walk_bytes", "walk_fits"]
-
-#: A walk may use at most this share of the machine's physical memory (`walk_fits`).
-MEMORY_FRACTION = 0.25
 
 #: visit(node, module, float outputs per batch, quantized inputs per batch, quantize) -> new
 #: quantized outputs per batch, or None to keep the module's quantized outputs as they are;
@@ -52,35 +48,6 @@ Visit = Callable[[Node, NodeModule, list[torch.Tensor], list[tuple[torch.Tensor,
 def _call(module: NodeModule, runtime: Any, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
     with module_with(module, runtime), torch.no_grad():
         return module(*inputs)
-
-
-def walk_bytes(graph: Graph, samples: int, bytes_per_value: int = 4) -> int:
-    """Peak bytes of the values a walk keeps (both sides) for `samples` samples, from the
-    captured shapes (dimension 0 is the batch)."""
-    order = graph.topological_order()
-    readers = Counter(t for node in order for t in node.inputs)
-    live: dict[str, int] = {}
-    peak = 0
-    for node in order:
-        for name in node.outputs:
-            meta = graph.tensor(name)
-            shape = tuple(meta.shape) if meta is not None and meta.shape is not None else ()
-            live[name] = prod(int(d) for d in shape[1:]) if shape else 1
-        peak = max(peak, sum(live.values()))
-        for name in node.inputs:
-            readers[name] -= 1
-            if readers[name] == 0:
-                live.pop(name, None)
-    return 2 * peak * samples * bytes_per_value
-
-
-def walk_fits(graph: Graph, samples: int) -> bool:
-    """True when `walk_bytes` stays within MEMORY_FRACTION of the physical memory."""
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not a POSIX system: assume it fits
-        return True
-    return walk_bytes(graph, samples) <= MEMORY_FRACTION * physical
 
 
 class LayerWalk:
