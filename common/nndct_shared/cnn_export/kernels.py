@@ -37,6 +37,20 @@ def _pad_spatial(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
     return np.pad(x, widths, constant_values=value)
 
 
+def add_bias(products: np.ndarray, bias: np.ndarray | None, axis: int = 1) -> np.ndarray:
+    """A weighted op's float32 result from its float64 bias-free products (`conv_products`,
+    `linear_products`, `conv_transpose_products`): the bias added along `axis` in float64, then
+    one rounding. Bias correction computes a layer for two biases from one product this way,
+    bit for bit what the op computes."""
+    out = products
+    if bias is not None:
+        b = np.asarray(bias, np.float64)
+        if axis % out.ndim != out.ndim - 1:
+            b = b.reshape((1, -1) + (1,) * (out.ndim - 2))
+        out = out + b
+    return f32(out)
+
+
 def conv(
     x: np.ndarray,
     w: np.ndarray,
@@ -48,6 +62,18 @@ def conv(
 ) -> np.ndarray:
     """Grouped convolution: x `[N, C, *S]`, w `[O, C/groups, *K]` (torch layout), explicit
     (before, after) padding per spatial dim. Returns float32 `[N, O, *S_out]`."""
+    return add_bias(conv_products(x, w, stride, pads, dilation, groups), bias, 1)
+
+
+def conv_products(
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: Sequence[int],
+    pads: Pads,
+    dilation: Sequence[int],
+    groups: int = 1,
+) -> np.ndarray:
+    """`conv` without the bias, in float64 (before the rounding)."""
     xd = _pad_spatial(np.asarray(x, np.float64), pads)
     w = np.asarray(w, np.float64)
     nsp = w.ndim - 2
@@ -69,10 +95,7 @@ def conv(
         out = np.einsum("ngcxk,gock->ngox", win, wg, optimize=True)
     else:
         out = np.einsum("ngcxyhw,gochw->ngoxy", win, wg, optimize=True)
-    out = out.reshape((n, o) + out_sp)
-    if bias is not None:
-        out = out + np.asarray(bias, np.float64).reshape((1, o) + (1,) * nsp)
-    return f32(out)
+    return out.reshape((n, o) + out_sp)
 
 
 def dilate_input(x: np.ndarray, stride: Sequence[int]) -> np.ndarray:
@@ -95,6 +118,19 @@ def conv_transpose(
     groups: int = 1,
 ) -> np.ndarray:
     """torch.nn.functional.conv_transpose{1,2}d: w `[C_in, C_out/groups, *K]`."""
+    return add_bias(conv_transpose_products(x, w, stride, padding, output_padding, dilation, groups), bias, 1)
+
+
+def conv_transpose_products(
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    output_padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int = 1,
+) -> np.ndarray:
+    """`conv_transpose` without the bias, in float64 (before the rounding)."""
     w = np.asarray(w, np.float64)
     nsp = w.ndim - 2
     cin, og = w.shape[:2]
@@ -105,8 +141,7 @@ def conv_transpose(
     wg = wg[(slice(None), slice(None)) + (slice(None, None, -1),) * nsp]
     pads = [(dilation[i] * (ksize[i] - 1) - padding[i],
              dilation[i] * (ksize[i] - 1) - padding[i] + output_padding[i]) for i in range(nsp)]
-    return conv(dilate_input(np.asarray(x, np.float64), stride), wg, bias, [1] * nsp, pads,
-                dilation, groups)
+    return conv_products(dilate_input(np.asarray(x, np.float64), stride), wg, [1] * nsp, pads, dilation, groups)
 
 
 def pool_output_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool,
@@ -203,10 +238,12 @@ def adaptive_max_pool(x: np.ndarray, output_size: Sequence[int]) -> np.ndarray:
 
 def linear(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     """x @ w.T + bias over the last dim (w `[out, in]`)."""
-    out = np.asarray(x, np.float64) @ np.asarray(w, np.float64).T
-    if bias is not None:
-        out = out + np.asarray(bias, np.float64)
-    return f32(out)
+    return add_bias(linear_products(x, w), bias, -1)
+
+
+def linear_products(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """`linear` without the bias, in float64 (before the rounding)."""
+    return np.asarray(x, np.float64) @ np.asarray(w, np.float64).T
 
 
 def hardswish(x: np.ndarray) -> np.ndarray:

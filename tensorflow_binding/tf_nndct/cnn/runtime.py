@@ -151,17 +151,22 @@ class GraphRunner:
                 y = xs[0]
             else:
                 xs = [values[t] for t in node.inputs]
-                view = node
-                if node.params:
-                    quantized = {}
-                    for role, t in node.params.items():
-                        data = t.data if params is None else params.get(t.name, t.data)
-                        data = data if runtime is None else runtime.param(t.name, data)
-                        quantized[role] = Tensor(t.name, data=data)
-                    view = Node(node.name, node.op_type, node.attrs, node.inputs, node.outputs, quantized)
-                y = run_node(view, xs, self.out_shape(node, xs[0].shape[0]))
+                y = run_node(self.view(node, runtime, params), xs, self.out_shape(node, xs[0].shape[0]))
             values[node.outputs[0]] = y if runtime is None else runtime.output(node.name, y)
         return values
+
+    @staticmethod
+    def view(node: Node, runtime: QuantRuntime | None, params: Mapping[str, np.ndarray] | None = None) -> Node:
+        """`node` with the params it computes with: `params` overrides by tensor name, and
+        `runtime` (None: float) fake-quantizes them."""
+        if not node.params:
+            return node
+        quantized = {}
+        for role, t in node.params.items():
+            data = t.data if params is None else params.get(t.name, t.data)
+            data = data if runtime is None else runtime.param(t.name, data)
+            quantized[role] = Tensor(t.name, data=data)
+        return Node(node.name, node.op_type, node.attrs, node.inputs, node.outputs, quantized)
 
     def upto(self, name: str) -> list[Node]:
         """The nodes that run before `name` in topological order, `name` included."""

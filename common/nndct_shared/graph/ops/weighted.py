@@ -128,10 +128,22 @@ def _bias_eval(args) -> np.ndarray | None:
 
 
 class _Weighted(OpDef):
+    """`products(x, weight) + bias`: `reference` is `products` (float64, no bias) with the bias
+    added along `bias_axis` and one rounding (`kernels.add_bias`), so a caller that needs the op
+    for several biases (bias correction) computes `products` once, with the op's very bits."""
+
     params = ("weight",)
     optional_params = ("bias",)
     weight_axis = 0
     fusing_producer = True
+    #: the output's channel axis, along which the bias adds
+    bias_axis = 1
+
+    def products(self, node, xs) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def reference(self, node, xs, out_shape, custom) -> np.ndarray:
+        return K.add_bias(self.products(node, xs), param_array(node, "bias"), self.bias_axis)
 
 
 class _Conv(_Weighted):
@@ -147,10 +159,10 @@ class _Conv(_Weighted):
     def check(self, graph, node, in_shape, out_shape) -> None:
         _check_conv(self, node, in_shape, out_shape)
 
-    def reference(self, node, xs, out_shape, custom) -> np.ndarray:
+    def products(self, node, xs) -> np.ndarray:
         a = node.attrs
-        return K.conv(xs[0], param_array(node, "weight"), param_array(node, "bias"), a["stride"],
-                      [(int(p), int(p)) for p in a["padding"]], a["dilation"], int(a["groups"]))
+        return K.conv_products(xs[0], param_array(node, "weight"), a["stride"],
+                               [(int(p), int(p)) for p in a["padding"]], a["dilation"], int(a["groups"]))
 
     def eval_xir(self, op, xs, args, custom) -> np.ndarray:
         return _eval_conv(op, xs[0], args["weights"][0], _bias_eval(args))
@@ -175,8 +187,10 @@ class Linear(_Weighted):
             raise OpContractError(f"bias shape {list(node.params['bias'].data.shape)} is not "
                                   f"[{w.shape[0]}]")
 
-    def reference(self, node, xs, out_shape, custom) -> np.ndarray:
-        return K.linear(xs[0], param_array(node, "weight"), param_array(node, "bias"))
+    bias_axis = -1
+
+    def products(self, node, xs) -> np.ndarray:
+        return K.linear_products(xs[0], param_array(node, "weight"))
 
     def to_xmodel(self, b, node, xs) -> str:
         weight = node.params["weight"].data
@@ -332,11 +346,10 @@ class ConvTranspose2d(_Conv):
 
     nndct_depthwise_op = "nndct_depthwise_conv_transpose_2d"
 
-    def reference(self, node, xs, out_shape, custom) -> np.ndarray:
+    def products(self, node, xs) -> np.ndarray:
         a = node.attrs
-        return K.conv_transpose(xs[0], param_array(node, "weight"), param_array(node, "bias"),
-                                a["stride"], a["padding"], a["output_padding"], a["dilation"],
-                                int(a["groups"]))
+        return K.conv_transpose_products(xs[0], param_array(node, "weight"), a["stride"], a["padding"],
+                                         a["output_padding"], a["dilation"], int(a["groups"]))
 
     def to_xmodel(self, b, node, xs) -> str:
         a = node.attrs
