@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nndct_shared.graph.ops import get_op
+
 __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "Cat", "Conv1d",
     "Conv2d", "ConvTranspose2d", "Custom", "Flatten", "Hardswish", "Input", "LeakyReLU", "Linear",
@@ -102,8 +104,6 @@ class _Weighted(NodeModule):
     correction's shortcut for layers whose quantized sums are exact, `optim.exact_bias`)."""
 
     owns_output = True
-    #: The output's channel axis, along which the bias adds.
-    bias_axis: ClassVar[int] = 1
 
     def _make_params(self, weight_shape: tuple[int, ...], bias: bool, out_channels: int) -> None:
         self.weight = nn.Parameter(torch.zeros(weight_shape), requires_grad=False)
@@ -114,6 +114,11 @@ class _Weighted(NodeModule):
 
     def compute(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x, self.param("weight"), self.param("bias"))
+
+    @property
+    def bias_axis(self) -> int:
+        """The output's channel axis, along which the bias adds (the registry op's)."""
+        return get_op(self.op_type).bias_axis
 
     def bias_free(self, x: torch.Tensor) -> torch.Tensor:
         """The op with the (runtime's) weight and no bias."""
@@ -136,8 +141,6 @@ class Linear(_Weighted):
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         self._make_params((out_features, in_features), bias, out_features)
-
-    bias_axis = -1
 
     def op(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
         return F.linear(x, weight, bias)
@@ -206,7 +209,6 @@ class ConvTranspose2d(_Weighted):
 
 
 class Scale(NodeModule):
-    owns_output = True
     """A standalone BatchNorm: `x * weight + bias` per channel along `axis`."""
     op_type = "scale"
     owns_output = True
@@ -301,6 +303,7 @@ class Hardswish(NodeModule):
 
 class _Pool(NodeModule):
     owns_output = True
+
     @classmethod
     def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
         a = node.attrs
@@ -349,6 +352,7 @@ class AvgPool2d(_Pool):
 
 class _Adaptive(NodeModule):
     owns_output = True
+
     @classmethod
     def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
         return {"output_size": node.attrs["output_size"]}
@@ -389,6 +393,7 @@ class AdaptiveMaxPool2d(_Adaptive):
 class _Binary(NodeModule):
     """Two tensors, or one tensor and a constant operand `other` at position `other_index`."""
     owns_output = True
+
     @classmethod
     def node_args(cls, graph: Any, node: Any) -> dict[str, Any]:
         if "other" in node.params:

@@ -58,8 +58,9 @@ MergeErrors = Callable[[Sequence[ChannelMeanError]], ChannelMeanError]
 
 
 def _channel_axis(module: Any) -> int:
-    """The output's channel axis: 1, the last axis for a linear layer (input [N, L, features])."""
-    return -1 if getattr(module, "op_type", "") == "linear" else 1
+    """The output's channel axis: 1, the last axis for a linear layer (input [N, L, features]);
+    the registry op's `bias_axis`."""
+    return module.bias_axis
 
 
 def _mean_of_parts(parts: Sequence[ChannelMeanError], axis: int, merge: MergeErrors | None) -> np.ndarray:

@@ -52,8 +52,9 @@ def _weighted_params(session: CnnQuantSession) -> dict[str, np.ndarray]:
 
 
 def _channel_axis(op_type: str) -> int:
-    """The output's channel axis: 1, the last axis for a linear layer (as the PyTorch flow)."""
-    return -1 if op_type == "linear" else 1
+    """The output's channel axis: 1, the last axis for a linear layer (the registry op's
+    `bias_axis`, as in the PyTorch flow)."""
+    return find_op(op_type).bias_axis
 
 
 def mean_output_error(runner: GraphRunner, node: str, batches: Sequence[Mapping[str, np.ndarray]],
