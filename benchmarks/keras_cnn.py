@@ -6,7 +6,8 @@ Dense) on `--calib-images` images in batches of `--batch`. Each repeat calibrate
 quantizer, then times the calibration pass and `export_quant_config()` (bias correction on, the
 default); best of `--repeats` after a warm-up, both in the same run, printed as a ratio.
 
-    python benchmarks/keras_cnn.py [--repeats 5] [--batch 64] [--calib-images 64] [--width 32]
+    python benchmarks/keras_cnn.py [--repeats 5] [--batch 64] [--calib-images 64] [--width 32] [--size 32]
+    python benchmarks/keras_cnn.py --grid [--repeats 3]   # widths, sizes and batches; the worst last
 """
 from __future__ import annotations
 
@@ -42,6 +43,27 @@ def small_resnet(width: int, size: int) -> keras.Model:
     return keras.Model(inp, L.Dense(10)(L.GlobalAveragePooling2D()(x)), name="SmallResNet")
 
 
+def time_bias_correction(width: int, size: int, batch: int, images: int, repeats: int) -> tuple[float, float]:
+    """Best of `repeats` (after a warm-up) calibration pass and export_quant_config() seconds,
+    each repeat on a fresh quantizer."""
+    model = small_resnet(width, size)
+    data = np.random.default_rng(width + size).standard_normal((images, size, size, 3)).astype(np.float32)
+    calib, export = [], []
+    for r in range(repeats + 1):
+        with tempfile.TemporaryDirectory() as out:
+            q = tf_quantizer(model, tf.TensorSpec((1, size, size, 3)), "calib", out)
+            start = time.perf_counter()
+            for i in range(0, len(data), batch):
+                q.quant_model(data[i:i + batch])
+            middle = time.perf_counter()
+            q.export_quant_config()
+            end = time.perf_counter()
+        if r:  # the first round warms up
+            calib.append(middle - start)
+            export.append(end - middle)
+    return min(calib), min(export)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
@@ -49,29 +71,22 @@ def main() -> None:
     p.add_argument("--calib-images", type=int, default=64)
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--size", type=int, default=32)
+    p.add_argument("--grid", action="store_true", help="widths 16/24/48, sizes 16/32, batches 1/8/64; the worst last")
     args = p.parse_args()
     logging.getLogger("nndct").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")
-    model = small_resnet(args.width, args.size)
-    images = np.random.default_rng(0).standard_normal((args.calib_images, args.size, args.size, 3)).astype(np.float32)
-    calib, export = [], []
-    for r in range(args.repeats + 1):
-        with tempfile.TemporaryDirectory() as out:
-            q = tf_quantizer(model, tf.TensorSpec((1, args.size, args.size, 3)), "calib", out)
-            start = time.perf_counter()
-            for i in range(0, len(images), args.batch):
-                q.quant_model(images[i:i + args.batch])
-            middle = time.perf_counter()
-            q.export_quant_config()
-            end = time.perf_counter()
-        if r:  # the first round warms up
-            calib.append(middle - start)
-            export.append(end - middle)
-    print(f"Keras SmallResNet width {args.width}, {args.calib_images} images {args.size}x{args.size} "
-          f"(batches of {args.batch}), best of {args.repeats}")
-    print(f"calibration pass                      {min(calib) * 1e3:9.1f} ms")
-    print(f"export_quant_config (bias correction) {min(export) * 1e3:9.1f} ms")
-    print(f"ratio: {min(export) / min(calib):.2f}x")
+    points = ([(w, s, b) for w in (16, 24, 48) for s in (16, 32) for b in (1, 8, 64)] if args.grid
+              else [(args.width, args.size, args.batch)])
+    print(f"Keras SmallResNet, {args.calib_images} images, best of {args.repeats}")
+    print(f"{'width':>5} {'size':>4} {'batch':>5} {'calib ms':>9} {'export ms':>9} {'ratio':>6}")
+    rows = []
+    for width, size, batch in points:
+        calib, export = time_bias_correction(width, size, batch, args.calib_images, args.repeats)
+        rows.append((export / calib, width, size, batch))
+        print(f"{width:>5} {size:>4} {batch:>5} {calib * 1e3:9.1f} {export * 1e3:9.1f} {export / calib:6.2f}x",
+              flush=True)
+    worst = max(rows)
+    print(f"worst: {worst[0]:.2f}x (width {worst[1]}, {worst[2]}x{worst[2]}, batch {worst[3]})")
 
 
 if __name__ == "__main__":
